@@ -1,0 +1,111 @@
+#include "cli/common.h"
+
+#include <signal.h>
+#include <sys/resource.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+
+#include "core/fsutil.h"
+#include "core/timeutil.h"
+
+namespace iotpipe::cli {
+
+std::atomic<bool> g_stop{false};
+
+static void OnSignal(int) {
+  if (g_stop.exchange(true)) std::_Exit(130);  // second Ctrl-C: leave at once
+}
+
+void InstallSignalHandlers() {
+  struct sigaction sa {};
+  sa.sa_handler = OnSignal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+}
+
+void Fail(const std::string& msg, int code) {
+  std::fprintf(stderr, "iotpipe: error: %s\n", msg.c_str());
+  std::exit(code);
+}
+
+void Check(const Status& s, const std::string& context) {
+  if (!s.ok()) Fail(context.empty() ? s.message() : context + ": " + s.message());
+}
+
+void SimArgs::Add(CLI::App* app) {
+  app->add_option("--sensors", sensors, "Number of simulated sensors")->check(CLI::Range(1u, 10000000u));
+  app->add_option("--profile", profile, "Sensor profile: basic (N(25,5), point anomalies) or realistic")
+      ->check(CLI::IsMember({"basic", "realistic"}));
+  app->add_option("--rate", rate, "Events per second overall, or 'max' (default: one reading/s per sensor, real time)");
+  app->add_option("--events", events, "Stop after this many events");
+  app->add_option("--duration", duration, "Span of sensor time to produce: 3600, 90m, 12h, 7d");
+  app->add_option("--seed", seed, "Random seed (the fleet depends only on it)");
+  app->add_option("--start", start, "Sensor time where the run begins (ISO 8601 UTC or epoch seconds)");
+  app->add_option("--malformed-rate", malformed_rate, "Fraction of records replaced by malformed ones")
+      ->check(CLI::Range(0.0, 1.0));
+  app->add_option("--anomaly-rate", anomaly_rate,
+                  "basic: P(point anomaly), default 0.001; realistic: episodes per sensor-hour, default 0.125");
+}
+
+SimSourceOptions SimArgs::Resolve(Clock* clock) const {
+  SimSourceOptions o;
+  o.sim.sensors = sensors;
+  auto prof = ParseProfile(profile);
+  if (!prof.ok()) Fail(prof.status().message(), 2);
+  o.sim.profile = prof.value();
+  o.sim.seed = seed;
+  o.sim.malformed_rate = malformed_rate;
+  o.sim.anomaly_rate = anomaly_rate;
+  o.max_events = events;
+  bool max = rate == "max";
+  double r = 0;
+  if (!max && !rate.empty()) {
+    char* end = nullptr;
+    r = std::strtod(rate.c_str(), &end);
+    if (!end || *end || !(r > 0) || !std::isfinite(r)) Fail("--rate must be a positive number or 'max', got '" + rate + "'", 2);
+  }
+  o.realtime = !max;
+  o.sim.interval_s = (max || rate.empty()) ? 1.0 : static_cast<double>(sensors) / r;
+  int64_t span_us = -1;
+  if (!duration.empty()) {
+    auto d = ParseDurationMicros(duration);
+    if (!d.ok()) Fail("--duration: " + d.status().message(), 2);
+    span_us = d.value();
+    o.max_steps = static_cast<int64_t>(std::ceil(static_cast<double>(span_us) / 1e6 / o.sim.interval_s));
+  }
+  if (!start.empty()) {
+    auto t = ParseTimeMicros(start);
+    if (!t.ok()) Fail("--start: " + t.status().message(), 2);
+    o.sim.start_us = t.value();
+  } else {
+    int64_t now = clock->NowMicros() / 1000000 * 1000000;
+    if (max) {
+      // As fast as possible: end the simulated span at "now" so the data is "the last ..." of it.
+      if (span_us < 0 && events > 0) span_us = static_cast<int64_t>(static_cast<double>(events) / sensors * o.sim.interval_s * 1e6);
+      o.sim.start_us = now - std::max<int64_t>(span_us, 0);
+    } else {
+      o.sim.start_us = now;
+    }
+  }
+  return o;
+}
+
+int64_t PeakRssMb() {
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss / 1024;
+}
+
+void WriteJson(const std::string& path, const std::string& json) {
+  if (path == "-") {
+    std::printf("%s\n", json.c_str());
+    return;
+  }
+  Check(WriteFileAtomic(path, json + "\n"), "writing " + path);
+}
+
+}  // namespace iotpipe::cli

@@ -1,0 +1,64 @@
+// Shared pieces of the subcommands: simulator options, signals, summaries.
+#pragma once
+#include <CLI/CLI.hpp>
+
+#include <atomic>
+#include <string>
+
+#include "core/status.h"
+#include "pipeline/pipeline.h"
+#include "sources/source.h"
+
+namespace iotpipe::cli {
+
+// Set by SIGINT/SIGTERM; every long-running command polls it and shuts down cleanly.
+extern std::atomic<bool> g_stop;
+void InstallSignalHandlers();
+
+// Exit with a clear message (exit code 1, or 2 for bad usage).
+[[noreturn]] void Fail(const std::string& msg, int code = 1);
+void Check(const Status& s, const std::string& context = "");
+
+struct SimArgs {
+  uint32_t sensors = 100;
+  std::string profile = "basic";
+  std::string rate = "";      // events/s overall, or "max"; empty = one reading/s per sensor, real time
+  int64_t events = -1;
+  std::string duration;       // sensor-time span: 3600, 90m, 7d
+  uint64_t seed = 42;
+  std::string start;          // ISO 8601 or epoch seconds
+  double malformed_rate = 0;
+  double anomaly_rate = -1;
+  void Add(CLI::App* app);
+  // Resolves into source options (start time defaults: real time = now; max = now - span).
+  SimSourceOptions Resolve(Clock* clock) const;
+};
+
+int64_t PeakRssMb();
+// Writes JSON text atomically to path ("-" = stdout).
+void WriteJson(const std::string& path, const std::string& json);
+
+void AddRun(CLI::App& app);
+void AddSimulate(CLI::App& app);
+void AddProcess(CLI::App& app);
+void AddQuery(CLI::App& app);
+void AddEvaluate(CLI::App& app);
+
+}  // namespace iotpipe::cli
+
+namespace iotpipe::cli {
+
+struct PipelineArgs {
+  std::string data_dir = "data";
+  std::string detector = "baseline";
+  std::string summary_json;
+  size_t batch_size = 8192;
+  bool quiet = false;
+  bool no_checkpoint = false;
+  void Add(CLI::App* app);
+};
+
+// Runs a pipeline over `source` to completion (or Ctrl-C) and prints the summary. Returns the exit code.
+int RunPipeline(Source* source, const PipelineArgs& args);
+
+}  // namespace iotpipe::cli

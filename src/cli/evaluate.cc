@@ -1,0 +1,30 @@
+// iotpipe evaluate: detection quality of the stored data against its ground-truth labels.
+#include <cstdio>
+
+#include "cli/common.h"
+#include "core/duck.h"
+#include "eval/evaluate.h"
+
+namespace iotpipe::cli {
+
+void AddEvaluate(CLI::App& app) {
+  auto* cmd = app.add_subcommand("evaluate", "Precision/recall/F1 (point and episode), delay, false alarms");
+  auto data_dir = std::make_shared<std::string>("data");
+  auto json = std::make_shared<bool>(false);
+  auto where = std::make_shared<std::string>();
+  cmd->add_option("--data-dir", *data_dir, "Data directory");
+  cmd->add_flag("--json", *json, "Print one JSON object");
+  cmd->add_option("--where", *where, "Restrict rows with an SQL predicate, e.g. \"timestamp > '2024-11-24'\"");
+  cmd->callback([data_dir, json, where] {
+    auto db = Duck::Open("", 0);
+    if (!db.ok()) Fail(db.status().message());
+    Check(CreateDataViews(**db, *data_dir), "opening " + *data_dir);
+    auto rep = Evaluate(**db, "sensor_readings", *where);
+    if (!rep.ok()) Fail("evaluate: " + rep.status().message());
+    if (*json) std::printf("%s\n", rep->ToJson().dump(2).c_str());
+    else std::printf("%s", rep->ToText().c_str());
+    std::exit(0);
+  });
+}
+
+}  // namespace iotpipe::cli

@@ -1,0 +1,20 @@
+// iotpipe: real-time analytics and anomaly detection for IoT sensor streams.
+#include <spdlog/cfg/env.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "cli/common.h"
+#include "cli/registry.h"
+
+int main(int argc, char** argv) {
+  auto logger = spdlog::stderr_color_mt("iotpipe");
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern("[%H:%M:%S.%e] [%^%l%$] %v");
+  spdlog::cfg::load_env_levels();
+  CLI::App app{"iotpipe: real-time analytics and anomaly detection for IoT sensor streams"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("iotpipe ") + IOTPIPE_VERSION);
+  iotpipe::cli::RegisterAll(app);
+  CLI11_PARSE(app, argc, argv);
+  return 0;
+}

@@ -1,0 +1,95 @@
+// The units that flow between stages: raw wire records, decoded readings (columnar), dead letters.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace iotpipe {
+
+// Where a record came from, for acknowledgement after a durable write (Kafka: partition/offset).
+struct Origin {
+  int32_t partition = -1;
+  int64_t offset = -1;
+};
+
+// Raw records as they arrived: one contiguous buffer, record i is data[offsets[i], offsets[i+1]).
+// The buffer keeps kPadding readable bytes past its end so simdjson can parse in place.
+struct RawBatch {
+  static constexpr size_t kPadding = 64;
+  std::string data;
+  std::vector<uint32_t> offsets{0};
+  std::vector<Origin> origins;  // empty, or one per record
+  int64_t sent = 0;             // records the producer counts as sent (== size() normally)
+
+  size_t size() const { return offsets.size() - 1; }
+  std::string_view record(size_t i) const {
+    return std::string_view(data.data() + offsets[i], offsets[i + 1] - offsets[i]);
+  }
+  void Add(std::string_view rec) {
+    data.append(rec);
+    offsets.push_back(static_cast<uint32_t>(data.size()));
+  }
+  // Call when done appending: guarantees the padding simdjson needs.
+  void Seal() {
+    size_t n = data.size();
+    data.append(kPadding, '\0');
+    data.resize(n);  // capacity keeps the padding
+  }
+  void Clear() {
+    data.clear();
+    offsets.assign(1, 0);
+    origins.clear();
+    sent = 0;
+  }
+};
+
+// Decoded readings in columns. sensor/type/model are ids from the pipeline's interners.
+struct ReadingBatch {
+  std::vector<uint32_t> sensor;
+  std::vector<int64_t> ts_us;          // event time, µs since epoch
+  std::vector<double> value;
+  std::vector<uint8_t> gt;             // is_anomaly_ground_truth
+  std::vector<uint16_t> type;          // anomaly_type id; kNoType = NULL
+  std::vector<float> score;            // anomaly_score in [0, 1]
+  std::vector<uint8_t> predicted;      // is_anomaly_predicted
+  std::vector<uint16_t> model;         // model_version id
+  std::vector<Origin> origins;         // empty, or one per row
+  int64_t processing_ts_us = 0;        // stamped when the batch was decoded
+
+  static constexpr uint16_t kNoType = 0xFFFF;
+
+  size_t size() const { return sensor.size(); }
+  void Reserve(size_t n) {
+    sensor.reserve(n); ts_us.reserve(n); value.reserve(n); gt.reserve(n); type.reserve(n);
+    score.reserve(n); predicted.reserve(n); model.reserve(n);
+  }
+  void Clear() {
+    sensor.clear(); ts_us.clear(); value.clear(); gt.clear(); type.clear();
+    score.clear(); predicted.clear(); model.clear(); origins.clear();
+  }
+  void Push(uint32_t s, int64_t t, double v, bool g, uint16_t ty) {
+    sensor.push_back(s); ts_us.push_back(t); value.push_back(v); gt.push_back(g); type.push_back(ty);
+    score.push_back(0.f); predicted.push_back(0); model.push_back(0);
+  }
+};
+
+// A record that could not be decoded: its bytes, why, and when.
+struct DeadLetterBatch {
+  std::vector<std::string> raw;
+  std::vector<std::string> reason;
+  std::vector<Origin> origins;
+  int64_t received_ts_us = 0;
+  size_t size() const { return raw.size(); }
+  void Clear() { raw.clear(); reason.clear(); origins.clear(); }
+};
+
+// What moves from the processor to the sinks.
+struct ProcessedBatch {
+  ReadingBatch readings;
+  DeadLetterBatch dead;
+  int64_t sent = 0;
+  int64_t source_mono_us = 0;  // when the source produced the raw batch (latency accounting)
+};
+
+}  // namespace iotpipe

@@ -1,0 +1,55 @@
+// A thin RAII layer over the DuckDB C API.
+#pragma once
+#include <duckdb.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace iotpipe {
+
+// A materialised query result, every cell as text (nullopt = NULL), with column names and types.
+struct Table {
+  std::vector<std::string> columns;
+  std::vector<duckdb_type> types;
+  std::vector<std::vector<std::optional<std::string>>> rows;
+  // Convenience for single values: row r, column c, as double / int64 / string.
+  double Num(size_t r = 0, size_t c = 0) const;
+  int64_t Int(size_t r = 0, size_t c = 0) const;
+  std::string Str(size_t r = 0, size_t c = 0) const;
+};
+
+class Duck {
+ public:
+  // path empty = in-memory. threads 0 = DuckDB's default.
+  static Result<std::unique_ptr<Duck>> Open(const std::string& path = "", int threads = 0,
+                                            const std::vector<std::pair<std::string, std::string>>& config = {});
+  ~Duck();
+  Duck(const Duck&) = delete;
+  Duck& operator=(const Duck&) = delete;
+
+  Status Exec(const std::string& sql);
+  Result<Table> Query(const std::string& sql);
+  duckdb_connection conn() const { return con_; }
+  void Interrupt() { duckdb_interrupt(con_); }
+
+ private:
+  Duck() = default;
+  duckdb_database db_ = nullptr;
+  duckdb_connection con_ = nullptr;
+};
+
+std::string SqlQuote(const std::string& s);  // 'it''s'
+
+// Creates the views `sensor_readings`, `dead_letters` and `alerts` over the Parquet files under
+// data_dir (empty typed views where no file exists yet).
+Status CreateDataViews(Duck& db, const std::string& data_dir);
+
+// Column definitions of the stored tables (the original design's names plus detection results).
+extern const char* kReadingsSchema;
+extern const char* kDeadLettersSchema;
+
+}  // namespace iotpipe

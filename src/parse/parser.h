@@ -1,0 +1,76 @@
+// Decoding and validation of wire records (simdjson On Demand). Every record ends as a reading or a
+// dead letter with a reason; nothing is dropped.
+#pragma once
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "core/batch.h"
+#include "core/interner.h"
+
+namespace iotpipe {
+
+// Why a record was rejected. The stored reason is "<name>: <detail>".
+enum class Reject : uint8_t {
+  kNone = 0,
+  kEmpty,
+  kOversize,
+  kInvalidJson,
+  kNotAnObject,
+  kMissingField,
+  kWrongType,
+  kNonFiniteValue,
+  kValueOutOfRange,
+  kTimestampOutOfRange,
+  kInvalidSensorId,
+  kTooManySensors,
+  kCount
+};
+std::string_view RejectName(Reject r);
+
+struct ParserOptions {
+  size_t max_record_bytes = 64 * 1024;
+  double max_abs_value = 1e15;
+  double min_timestamp_s = 0;              // 1970-01-01
+  double max_timestamp_s = 4102444800.0;   // 2100-01-01
+  size_t max_sensor_id_bytes = 128;
+};
+
+struct ParsedRecord {
+  std::string_view sensor_id;  // valid until the next parse
+  double timestamp = 0;        // epoch seconds
+  double value = 0;
+  bool gt = false;
+  std::string_view anomaly_type;  // empty if absent or null
+  std::string asset_id;           // optional multivariate grouping
+};
+
+class Parser {
+ public:
+  Parser(Interner* sensors, Interner* types, ParserOptions opt = {});
+  ~Parser();
+  Parser(const Parser&) = delete;
+  Parser& operator=(const Parser&) = delete;
+
+  // Decodes every record of raw: readings are appended to out.readings, rejects to out.dead.
+  // raw must be Seal()ed (padding after its buffer).
+  void Parse(const RawBatch& raw, ProcessedBatch& out);
+
+  // One record. `rec` must be followed by at least 64 readable bytes (RawBatch guarantees it),
+  // or use ParseCopy. On failure returns the reason and fills *detail.
+  Reject ParseOne(std::string_view rec, ParsedRecord* out, std::string* detail);
+  Reject ParseCopy(std::string_view rec, ParsedRecord* out, std::string* detail);
+
+  uint64_t rejected(Reject r) const { return rejected_[static_cast<int>(r)]; }
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  Interner* sensors_;
+  Interner* types_;
+  ParserOptions opt_;
+  uint64_t rejected_[static_cast<int>(Reject::kCount)] = {};
+  std::string copy_;
+};
+
+}  // namespace iotpipe

@@ -1,0 +1,165 @@
+#include "pipeline/pipeline.h"
+
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <thread>
+
+#include "core/queue.h"
+
+namespace iotpipe {
+
+std::string FormatCount(double v) {
+  char buf[32];
+  if (v >= 1e9) std::snprintf(buf, sizeof buf, "%.2fG", v / 1e9);
+  else if (v >= 1e6) std::snprintf(buf, sizeof buf, "%.2fM", v / 1e6);
+  else if (v >= 1e3) std::snprintf(buf, sizeof buf, "%.1fk", v / 1e3);
+  else std::snprintf(buf, sizeof buf, "%.0f", v);
+  return buf;
+}
+
+Pipeline::Pipeline(Source* source, std::shared_ptr<const Detector> det, PipelineOptions opt, Clock* clock)
+    : src_(source), opt_(std::move(opt)), clock_(clock) {
+  proc_ = std::make_unique<Processor>(&dicts_, std::move(det), &m_, clock_);
+}
+
+Pipeline::~Pipeline() = default;
+
+Status Pipeline::Run(const std::atomic<bool>& stop) {
+  auto store_r = ParquetStore::Open(opt_.store, &dicts_.sensors, &dicts_.types, &dicts_.models);
+  if (!store_r.ok()) return store_r.status();
+  auto store = std::move(store_r.value());
+  if (!opt_.checkpoint_path.empty()) {
+    Status s = proc_->LoadCheckpoint(opt_.checkpoint_path);
+    if (s.ok()) spdlog::info("restored detector state of {} sensors from {}", dicts_.sensors.size(), opt_.checkpoint_path);
+    else if (std::filesystem::exists(opt_.checkpoint_path)) spdlog::warn("not restoring detector state: {}", s.message());
+  }
+  Status st = src_->Start();
+  if (!st.ok()) return st;
+
+  BoundedQueue<RawBatch> q_raw(opt_.queue_depth);
+  BoundedQueue<ProcessedBatch> q_done(opt_.queue_depth);
+  BoundedQueue<RawBatch> recycle_raw(opt_.queue_depth * 2 + 4);
+  BoundedQueue<ProcessedBatch> recycle_done(opt_.queue_depth * 2 + 4);
+  std::atomic<bool> failed{false};
+  const int64_t t_start = MonoMicros();
+
+  std::thread source_thread([&] {
+    while (!stop.load() && !failed.load()) {
+      auto rb = recycle_raw.Pop(std::chrono::milliseconds(0));
+      RawBatch b = rb ? std::move(*rb) : RawBatch();
+      PollResult r = src_->Poll(b, opt_.batch_size);
+      if (r == PollResult::kEnd) break;
+      if (r == PollResult::kIdle || b.size() == 0) {
+        recycle_raw.Push(std::move(b));
+        continue;
+      }
+      m_.sent += b.sent;
+      m_.queue_raw = static_cast<int64_t>(q_raw.size());
+      if (!q_raw.Push(std::move(b))) break;
+    }
+    q_raw.Close();
+  });
+
+  std::thread proc_thread([&] {
+    while (true) {
+      auto rb = q_raw.Pop(std::chrono::milliseconds(100));
+      if (!rb) {
+        if (q_raw.closed_and_empty() || failed.load()) break;
+        continue;
+      }
+      auto pb = recycle_done.Pop(std::chrono::milliseconds(0));
+      ProcessedBatch out = pb ? std::move(*pb) : ProcessedBatch();
+      proc_->Process(*rb, out);
+      rb->Clear();
+      recycle_raw.Push(std::move(*rb));
+      m_.queue_processed = static_cast<int64_t>(q_done.size());
+      if (!q_done.Push(std::move(out))) break;
+    }
+    q_done.Close();
+  });
+
+  // The sink runs on this thread.
+  int64_t last_progress = MonoMicros(), last_ckpt = MonoMicros(), last_compact = MonoMicros();
+  int64_t last_sent = 0;
+  auto acked = [&] {
+    m_.stored = static_cast<int64_t>(store->stats().rows);
+    m_.dead_stored = static_cast<int64_t>(store->stats().dead);
+    m_.files = static_cast<int64_t>(store->stats().files);
+    m_.bytes_written = static_cast<int64_t>(store->stats().bytes);
+    src_->Ack(store->readings_offsets(), store->dead_offsets());
+  };
+  auto progress = [&](bool final_line) {
+    int64_t now = MonoMicros();
+    double dt = static_cast<double>(now - last_progress) / 1e6;
+    if (!final_line && (opt_.progress_interval_s <= 0 || dt < opt_.progress_interval_s)) return;
+    int64_t sent = m_.sent.load();
+    double rate = dt > 0 ? static_cast<double>(sent - last_sent) / dt : 0;
+    if (opt_.progress_interval_s > 0 && !final_line) {
+      std::string lag = m_.lag.load() >= 0 ? " | lag " + FormatCount(static_cast<double>(m_.lag.load())) : "";
+      std::fprintf(stderr, "[iotpipe] events %s | %s ev/s | stored %s | dead %s | anomalies %s | queue %lld/%zu%s\n",
+                   FormatCount(static_cast<double>(sent)).c_str(), FormatCount(rate).c_str(),
+                   FormatCount(static_cast<double>(m_.stored.load())).c_str(),
+                   FormatCount(static_cast<double>(m_.dead_stored.load())).c_str(),
+                   FormatCount(static_cast<double>(m_.predicted.load())).c_str(),
+                   static_cast<long long>(m_.queue_raw.load() + m_.queue_processed.load()), opt_.queue_depth * 2,
+                   lag.c_str());
+    }
+    last_progress = now;
+    last_sent = sent;
+  };
+  Status sink_status;
+  while (true) {
+    auto pb = q_done.Pop(std::chrono::milliseconds(50));
+    if (pb) {
+      sink_status = store->Append(*pb);
+      if (!sink_status.ok()) break;
+      if (opt_.on_batch) opt_.on_batch(*pb);
+      recycle_done.Push(std::move(*pb));
+    } else if (q_done.closed_and_empty()) {
+      break;
+    }
+    int64_t now = MonoMicros();
+    size_t before = store->stats().files;
+    sink_status = store->FlushDue(now);
+    if (!sink_status.ok()) break;
+    if (store->stats().files != before) acked();
+    if (now - last_compact > 5000000) {
+      sink_status = store->CompactClosed();
+      if (!sink_status.ok()) break;
+      last_compact = now;
+    }
+    if (!opt_.checkpoint_path.empty() && now - last_ckpt > opt_.checkpoint_interval_s * 1e6) {
+      // The state is owned by the processor thread; a checkpoint taken here is only advisory, so
+      // it is written at shutdown (below) where the processor is idle.
+      last_ckpt = now;
+    }
+    m_.lag = src_->Lag();
+    progress(false);
+  }
+  if (!sink_status.ok()) {
+    failed = true;
+    q_raw.Close();
+    q_done.Close();
+  }
+  source_thread.join();
+  proc_thread.join();
+  // Drain anything left (only when the sink failed is the queue not empty; those rows are not acked).
+  if (sink_status.ok()) {
+    sink_status = store->Flush();
+    if (sink_status.ok()) sink_status = store->CompactClosed();
+    acked();
+  }
+  elapsed_s_ = static_cast<double>(MonoMicros() - t_start) / 1e6;
+  store_stats_ = store->stats();
+  src_->Stop();
+  if (!opt_.checkpoint_path.empty() && sink_status.ok()) {
+    Status s = proc_->SaveCheckpoint(opt_.checkpoint_path);
+    if (!s.ok()) spdlog::warn("cannot save detector state: {}", s.message());
+  }
+  progress(true);
+  return sink_status;
+}
+
+}  // namespace iotpipe

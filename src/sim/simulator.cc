@@ -1,0 +1,193 @@
+#include "sim/simulator.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <numbers>
+
+namespace iotpipe {
+
+Result<Profile> ParseProfile(std::string_view s) {
+  if (s == "basic") return Profile::kBasic;
+  if (s == "realistic") return Profile::kRealistic;
+  return Status::Error("unknown profile '" + std::string(s) + "' (basic|realistic)");
+}
+
+std::string_view AnomalyKindName(AnomalyKind k) {
+  switch (k) {
+    case AnomalyKind::kNone: return "none";
+    case AnomalyKind::kSpike: return "spike";
+    case AnomalyKind::kDrop: return "drop";
+    case AnomalyKind::kLevelShift: return "level_shift";
+    case AnomalyKind::kDrift: return "drift";
+    case AnomalyKind::kStuck: return "stuck";
+    case AnomalyKind::kNoiseBurst: return "noise_burst";
+    case AnomalyKind::kPatternBreak: return "pattern_break";
+  }
+  return "none";
+}
+
+const std::vector<std::string_view>& FleetSimulator::MalformedKinds() {
+  static const std::vector<std::string_view> k = {
+      "invalid_json", "missing_field", "wrong_type", "non_finite_value", "value_out_of_range",
+      "not_an_object", "oversize", "invalid_sensor_id", "timestamp_out_of_range"};
+  return k;
+}
+
+FleetSimulator::FleetSimulator(const SimConfig& cfg) : cfg_(cfg) {
+  if (cfg_.anomaly_rate < 0) cfg_.anomaly_rate = cfg_.profile == Profile::kBasic ? 0.001 : 1.0 / 8.0;
+  sensors_.resize(cfg_.sensors);
+  Rng fleet(Mix(cfg_.seed, 0xF1EE7));
+  for (uint32_t i = 0; i < cfg_.sensors; i++) {
+    Sensor& s = sensors_[i];
+    s.offset_s = fleet.Uniform() * cfg_.interval_s;
+    s.sigma = fleet.Uniform(0.2, 1.0);
+    s.base = fleet.Uniform(10, 40);
+    s.amp = fleet.Uniform(3, 8) * s.sigma;
+    s.phase = fleet.Uniform(0, 2 * std::numbers::pi);
+    s.phi = fleet.Uniform(0.5, 0.9);
+    s.rng.Seed(Mix(Mix(cfg_.seed, i + 1), static_cast<uint64_t>(cfg_.start_us)));
+    s.last_value = s.base;
+  }
+  order_.resize(cfg_.sensors);
+  for (uint32_t i = 0; i < cfg_.sensors; i++) order_[i] = i;
+  std::sort(order_.begin(), order_.end(),
+            [&](uint32_t a, uint32_t b) { return sensors_[a].offset_s < sensors_[b].offset_s; });
+  mal_rng_.Seed(Mix(cfg_.seed, 0xBAD));
+}
+
+int64_t FleetSimulator::NextDueMicros() const {
+  if (sensors_.empty()) return cfg_.start_us;
+  const Sensor& s = sensors_[order_[pos_]];
+  return cfg_.start_us + static_cast<int64_t>(std::llround((step_ * cfg_.interval_s + s.offset_s) * 1e6));
+}
+
+SimReading FleetSimulator::Next() {
+  uint32_t id = order_[pos_];
+  Sensor& s = sensors_[id];
+  SimReading r;
+  r.sensor = id;
+  double jitter = (s.rng.Uniform() - 0.5) * 0.1 * cfg_.interval_s;
+  double t = (step_ * cfg_.interval_s + s.offset_s + jitter);
+  // Millisecond resolution, as devices report.
+  r.ts_us = cfg_.start_us + static_cast<int64_t>(std::llround(t * 1e3)) * 1000;
+  r.value = Generate(s, step_, &r.kind);
+  if (++pos_ == cfg_.sensors) {
+    pos_ = 0;
+    step_++;
+  }
+  return r;
+}
+
+double FleetSimulator::Generate(Sensor& s, int64_t step, AnomalyKind* kind) {
+  Rng& g = s.rng;
+  if (cfg_.profile == Profile::kBasic) {
+    // The original design's model exactly: N(25, 5); with p = 0.001 an anomaly drawn uniform(50, 100).
+    if (g.Bernoulli(cfg_.anomaly_rate)) {
+      *kind = AnomalyKind::kSpike;
+      return std::round(g.Uniform(50, 100) * 1000) / 1000;
+    }
+    *kind = AnomalyKind::kNone;
+    return std::round(g.Normal(25, 5) * 1000) / 1000;
+  }
+  // Realistic: baseline + daily cycle + AR(1) noise, with labelled anomaly episodes.
+  const double day = 86400.0;
+  double t_s = static_cast<double>(cfg_.start_us) / 1e6 + step * cfg_.interval_s + s.offset_s;
+  double w = 2 * std::numbers::pi * t_s / day;
+  double innov = std::sqrt(1 - s.phi * s.phi) * s.sigma;
+  double noise_mult = 1.0;
+  if (s.ep_left == 0) {
+    s.ep = AnomalyKind::kNone;
+    double p_start = cfg_.anomaly_rate * cfg_.interval_s / 3600.0;
+    if (g.Bernoulli(p_start)) {
+      s.ep = static_cast<AnomalyKind>(1 + g.Below(kNumAnomalyKinds - 1));
+      double per_step = 1.0 / cfg_.interval_s;
+      auto len = [&](double lo_s, double hi_s) {
+        return std::max<int64_t>(1, static_cast<int64_t>(g.Uniform(lo_s, hi_s) * per_step));
+      };
+      double sign = g.Bernoulli(0.5) ? 1 : -1;
+      switch (s.ep) {
+        case AnomalyKind::kSpike: s.ep_len = 1; s.ep_mag = g.Uniform(6, 12) * s.sigma; break;
+        case AnomalyKind::kDrop: s.ep_len = 1; s.ep_mag = -g.Uniform(6, 12) * s.sigma; break;
+        case AnomalyKind::kLevelShift: s.ep_len = len(120, 900); s.ep_mag = sign * g.Uniform(3, 6) * s.sigma; break;
+        case AnomalyKind::kDrift: s.ep_len = len(600, 3600); s.ep_mag = sign * g.Uniform(4, 8) * s.sigma; break;
+        case AnomalyKind::kStuck: s.ep_len = len(120, 900); s.stuck_value = s.last_value; break;
+        case AnomalyKind::kNoiseBurst: s.ep_len = len(60, 600); s.ep_mag = g.Uniform(4, 8); break;
+        case AnomalyKind::kPatternBreak: s.ep_len = len(600, 3600); s.ep_mag = g.Uniform(0.6, 1.0) * std::numbers::pi; break;
+        default: break;
+      }
+      s.ep_left = s.ep_len;
+    }
+  }
+  double cycle_phase = s.phase;
+  double offset = 0;
+  AnomalyKind k = s.ep_left > 0 ? s.ep : AnomalyKind::kNone;
+  int64_t done = s.ep_len - s.ep_left;  // steps into the episode
+  switch (k) {
+    case AnomalyKind::kSpike:
+    case AnomalyKind::kDrop:
+    case AnomalyKind::kLevelShift: offset = s.ep_mag; break;
+    case AnomalyKind::kDrift: offset = s.ep_mag * static_cast<double>(done + 1) / static_cast<double>(s.ep_len); break;
+    case AnomalyKind::kNoiseBurst: noise_mult = s.ep_mag; break;
+    case AnomalyKind::kPatternBreak: cycle_phase += s.ep_mag; break;
+    default: break;
+  }
+  s.ar = s.phi * s.ar + innov * g.Normal();
+  double v = s.base + s.amp * std::sin(w + cycle_phase) + s.ar * noise_mult + offset;
+  if (k == AnomalyKind::kStuck) v = s.stuck_value;
+  if (s.ep_left > 0) s.ep_left--;
+  v = std::round(v * 1000) / 1000;
+  if (k != AnomalyKind::kStuck) s.last_value = v;
+  *kind = k;
+  return v;
+}
+
+static void AppendDouble(std::string& out, double v) {
+  char buf[32];
+  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, r.ptr);
+}
+
+bool FleetSimulator::Encode(const SimReading& r, RawBatch& out) {
+  std::string& s = scratch_;
+  s.clear();
+  bool malformed = cfg_.malformed_rate > 0 && mal_rng_.Bernoulli(cfg_.malformed_rate);
+  double ts = static_cast<double>(r.ts_us) / 1e6;
+  if (!malformed) {
+    s.append("{\"sensor_id\": \"sensor_");
+    char buf[16];
+    auto p = std::to_chars(buf, buf + sizeof buf, r.sensor);
+    s.append(buf, p.ptr);
+    s.append("\", \"timestamp\": ");
+    AppendDouble(s, ts);
+    s.append(", \"value\": ");
+    AppendDouble(s, r.value);
+    if (r.kind == AnomalyKind::kNone) {
+      s.append(", \"is_anomaly_ground_truth\": false}");
+    } else {
+      s.append(", \"is_anomaly_ground_truth\": true, \"anomaly_type\": \"");
+      s.append(AnomalyKindName(r.kind));
+      s.append("\"}");
+    }
+    out.Add(s);
+    return true;
+  }
+  std::string id = SensorName(r.sensor);
+  std::string tss;
+  AppendDouble(tss, ts);
+  switch (mal_rng_.Below(MalformedKinds().size())) {
+    case 0: s = "{\"sensor_id\": \"" + id + "\", \"timestamp\": " + tss + ", \"val"; break;  // truncated
+    case 1: s = "{\"sensor_id\": \"" + id + "\", \"timestamp\": " + tss + ", \"is_anomaly_ground_truth\": false}"; break;
+    case 2: s = "{\"sensor_id\": \"" + id + "\", \"timestamp\": " + tss + ", \"value\": \"25.1\", \"is_anomaly_ground_truth\": false}"; break;
+    case 3: s = "{\"sensor_id\": \"" + id + "\", \"timestamp\": " + tss + ", \"value\": NaN, \"is_anomaly_ground_truth\": false}"; break;
+    case 4: s = "{\"sensor_id\": \"" + id + "\", \"timestamp\": " + tss + ", \"value\": 1e400, \"is_anomaly_ground_truth\": false}"; break;
+    case 5: s = "[\"" + id + "\", " + tss + ", 25.0, false]"; break;
+    case 6: s = "{\"sensor_id\": \"" + id + "\", \"timestamp\": " + tss + ", \"value\": 25.0, \"is_anomaly_ground_truth\": false, \"pad\": \"" + std::string(70000, 'x') + "\"}"; break;
+    case 7: s = "{\"sensor_id\": \"\", \"timestamp\": " + tss + ", \"value\": 25.0, \"is_anomaly_ground_truth\": false}"; break;
+    default: s = "{\"sensor_id\": \"" + id + "\", \"timestamp\": -5, \"value\": 25.0, \"is_anomaly_ground_truth\": false}"; break;
+  }
+  out.Add(s);
+  return false;
+}
+
+}  // namespace iotpipe

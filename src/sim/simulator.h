@@ -1,0 +1,81 @@
+// A fleet of simulated sensors with labelled anomalies. Deterministic for a given seed: the fleet's
+// parameters depend only on the seed; the readings on the seed and the start time.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/batch.h"
+#include "core/status.h"
+#include "sim/rng.h"
+
+namespace iotpipe {
+
+enum class Profile { kBasic, kRealistic };
+Result<Profile> ParseProfile(std::string_view s);
+
+// Anomaly types the simulator injects (names are the stored `anomaly_type` values).
+enum class AnomalyKind : uint8_t { kNone = 0, kSpike, kDrop, kLevelShift, kDrift, kStuck, kNoiseBurst, kPatternBreak };
+constexpr int kNumAnomalyKinds = 8;
+std::string_view AnomalyKindName(AnomalyKind k);
+
+struct SimConfig {
+  uint32_t sensors = 100;
+  Profile profile = Profile::kBasic;
+  uint64_t seed = 42;
+  int64_t start_us = 0;           // sensor time of step 0
+  double interval_s = 1.0;        // each sensor reads about once per interval
+  double anomaly_rate = -1;       // basic: P(point anomaly) (default 0.001);
+                                  // realistic: episodes per sensor-hour (default 1/8)
+  double malformed_rate = 0;      // P(a record is replaced by a malformed one)
+};
+
+struct SimReading {
+  uint32_t sensor;
+  int64_t ts_us;
+  double value;
+  AnomalyKind kind;  // kNone = normal
+};
+
+class FleetSimulator {
+ public:
+  explicit FleetSimulator(const SimConfig& cfg);
+
+  const SimConfig& config() const { return cfg_; }
+  // The next reading in (approximate) time order; steps through sensors by phase within each interval.
+  SimReading Next();
+  // Sensor time at which the next reading is due (for real-time pacing).
+  int64_t NextDueMicros() const;
+  int64_t step() const { return step_; }
+  // Appends the wire record for r (or a malformed one, chosen with malformed_rate) to out.
+  // Returns true if the record is well-formed.
+  bool Encode(const SimReading& r, RawBatch& out);
+  static std::string SensorName(uint32_t i) { return "sensor_" + std::to_string(i); }
+
+  // Reason names of the malformed records the simulator can emit (for tests).
+  static const std::vector<std::string_view>& MalformedKinds();
+
+ private:
+  struct Sensor {
+    // Fleet parameters (seed only).
+    double base, amp, phase, sigma, phi, offset_s;
+    // Stream state.
+    Rng rng;
+    double ar = 0;
+    AnomalyKind ep = AnomalyKind::kNone;
+    int64_t ep_left = 0, ep_len = 0;
+    double ep_mag = 0, stuck_value = 0, last_value = 0;
+  };
+  double Generate(Sensor& s, int64_t step, AnomalyKind* kind);
+
+  SimConfig cfg_;
+  std::vector<Sensor> sensors_;
+  std::vector<uint32_t> order_;  // sensors sorted by phase offset
+  int64_t step_ = 0;
+  uint32_t pos_ = 0;
+  Rng mal_rng_;
+  std::string scratch_;
+};
+
+}  // namespace iotpipe

@@ -1,0 +1,148 @@
+#include "sim/simulator.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+
+#include "core/interner.h"
+#include "parse/parser.h"
+
+namespace iotpipe {
+namespace {
+
+SimConfig Basic(uint32_t n, uint64_t seed = 7) {
+  SimConfig c;
+  c.sensors = n;
+  c.seed = seed;
+  c.start_us = 1732406400LL * 1000000;
+  return c;
+}
+
+TEST(Simulator, BasicProfileIsNormal25And5WithRareSpikes) {
+  FleetSimulator sim(Basic(100));
+  double sum = 0, sum2 = 0;
+  int64_t n = 0, anomalies = 0;
+  for (int i = 0; i < 500000; i++) {
+    SimReading r = sim.Next();
+    if (r.kind != AnomalyKind::kNone) {
+      anomalies++;
+      EXPECT_EQ(r.kind, AnomalyKind::kSpike);
+      EXPECT_GE(r.value, 50.0);
+      EXPECT_LE(r.value, 100.0);
+      continue;
+    }
+    sum += r.value;
+    sum2 += r.value * r.value;
+    n++;
+  }
+  double mean = sum / n, sd = std::sqrt(sum2 / n - mean * mean);
+  EXPECT_NEAR(mean, 25.0, 0.05);
+  EXPECT_NEAR(sd, 5.0, 0.05);
+  // p = 0.001 over 500k readings: 500 expected, sd ~22.
+  EXPECT_GT(anomalies, 400);
+  EXPECT_LT(anomalies, 600);
+}
+
+TEST(Simulator, EachSensorReadsAboutOncePerSecondInTimeOrder) {
+  FleetSimulator sim(Basic(50));
+  std::map<uint32_t, int64_t> last;
+  int64_t prev_ts = 0;
+  for (int i = 0; i < 5000; i++) {
+    SimReading r = sim.Next();
+    if (last.count(r.sensor)) {
+      int64_t gap = r.ts_us - last[r.sensor];
+      EXPECT_GT(gap, 850000);
+      EXPECT_LT(gap, 1150000);
+    }
+    last[r.sensor] = r.ts_us;
+    EXPECT_GT(r.ts_us, prev_ts - 200000);  // jitter only
+    prev_ts = r.ts_us;
+  }
+}
+
+TEST(Simulator, SameSeedSameStreamDifferentSeedDifferent) {
+  FleetSimulator a(Basic(20, 1)), b(Basic(20, 1)), c(Basic(20, 2));
+  bool differs = false;
+  for (int i = 0; i < 10000; i++) {
+    SimReading x = a.Next(), y = b.Next(), z = c.Next();
+    ASSERT_EQ(x.ts_us, y.ts_us);
+    ASSERT_EQ(x.value, y.value);
+    ASSERT_EQ(x.kind, y.kind);
+    differs |= x.value != z.value;
+  }
+  EXPECT_TRUE(differs);
+}
+
+TEST(Simulator, RealisticProfileLabelsEveryEpisodeType) {
+  SimConfig c = Basic(200);
+  c.profile = Profile::kRealistic;
+  c.anomaly_rate = 2.0;  // episodes per sensor-hour, to see all types quickly
+  FleetSimulator sim(c);
+  std::map<AnomalyKind, int64_t> counts;
+  std::map<uint32_t, double> stuck_value;
+  for (int i = 0; i < 200 * 3600; i++) {
+    SimReading r = sim.Next();
+    counts[r.kind]++;
+    if (r.kind == AnomalyKind::kStuck) {
+      if (stuck_value.count(r.sensor)) {
+        EXPECT_EQ(stuck_value[r.sensor], r.value);
+      }
+      stuck_value[r.sensor] = r.value;
+    } else {
+      stuck_value.erase(r.sensor);
+    }
+  }
+  for (int k = 1; k < kNumAnomalyKinds; k++)
+    EXPECT_GT(counts[static_cast<AnomalyKind>(k)], 0) << AnomalyKindName(static_cast<AnomalyKind>(k));
+  EXPECT_GT(counts[AnomalyKind::kNone], counts[AnomalyKind::kDrift]);
+}
+
+TEST(Simulator, EncodedRecordsParseBackExactly) {
+  Interner sensors(1000), types(16);
+  Parser parser(&sensors, &types);
+  SimConfig c = Basic(10);
+  c.anomaly_rate = 0.05;
+  FleetSimulator sim(c);
+  RawBatch raw;
+  std::vector<SimReading> truth;
+  for (int i = 0; i < 2000; i++) {
+    truth.push_back(sim.Next());
+    ASSERT_TRUE(sim.Encode(truth.back(), raw));
+  }
+  raw.Seal();
+  ProcessedBatch out;
+  parser.Parse(raw, out);
+  ASSERT_EQ(out.dead.size(), 0u);
+  ASSERT_EQ(out.readings.size(), truth.size());
+  for (size_t i = 0; i < truth.size(); i++) {
+    EXPECT_EQ(sensors.Name(out.readings.sensor[i]), FleetSimulator::SensorName(truth[i].sensor));
+    EXPECT_EQ(out.readings.ts_us[i], truth[i].ts_us);
+    EXPECT_EQ(out.readings.value[i], truth[i].value);
+    EXPECT_EQ(out.readings.gt[i] != 0, truth[i].kind != AnomalyKind::kNone);
+    if (truth[i].kind != AnomalyKind::kNone) {
+      EXPECT_EQ(types.Name(out.readings.type[i]), AnomalyKindName(truth[i].kind));
+    }
+  }
+}
+
+TEST(Simulator, MalformedRecordsAreAllRejectedWithTheirReason) {
+  Interner sensors(1000), types(16);
+  Parser parser(&sensors, &types);
+  SimConfig c = Basic(10);
+  c.malformed_rate = 1.0;
+  FleetSimulator sim(c);
+  RawBatch raw;
+  for (int i = 0; i < 500; i++) EXPECT_FALSE(sim.Encode(sim.Next(), raw));
+  raw.Seal();
+  ProcessedBatch out;
+  parser.Parse(raw, out);
+  EXPECT_EQ(out.readings.size(), 0u);
+  ASSERT_EQ(out.dead.size(), 500u);
+  std::map<std::string, int> reasons;
+  for (auto& r : out.dead.reason) reasons[r.substr(0, r.find(':'))]++;
+  for (auto k : FleetSimulator::MalformedKinds()) EXPECT_GT(reasons[std::string(k)], 0) << k;
+}
+
+}  // namespace
+}  // namespace iotpipe

@@ -1,0 +1,451 @@
+#include "sinks/parquet_store.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <filesystem>
+#include <regex>
+#include <sstream>
+
+#include "core/clock.h"
+#include "core/fsutil.h"
+#include "core/timeutil.h"
+
+namespace fs = std::filesystem;
+
+namespace iotpipe {
+
+namespace {
+constexpr int kReadingCols = 9;
+const duckdb_type kReadingTypes[kReadingCols] = {
+    DUCKDB_TYPE_VARCHAR, DUCKDB_TYPE_TIMESTAMP, DUCKDB_TYPE_DOUBLE, DUCKDB_TYPE_BOOLEAN, DUCKDB_TYPE_VARCHAR,
+    DUCKDB_TYPE_TIMESTAMP, DUCKDB_TYPE_BOOLEAN, DUCKDB_TYPE_FLOAT, DUCKDB_TYPE_VARCHAR};
+
+// kafka-<topic>-p<partition>-o<first>-<last>.parquet
+const std::regex& KafkaName() {
+  static const std::regex re(R"(^kafka-(.+)-p(\d+)-o(\d+)-(\d+)\.parquet$)");
+  return re;
+}
+
+bool PidAlive(const std::string& name) {
+  // Temporary names end in ".<pid>.tmp" / ".<pid>.manifest".
+  auto dot2 = name.rfind('.');
+  if (dot2 == std::string::npos) return false;
+  auto dot1 = name.rfind('.', dot2 - 1);
+  if (dot1 == std::string::npos) return false;
+  long pid = std::strtol(name.substr(dot1 + 1, dot2 - dot1 - 1).c_str(), nullptr, 10);
+  if (pid <= 0) return false;
+  if (pid == getpid()) return true;
+  return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM;
+}
+}  // namespace
+
+struct ParquetStore::Part {
+  bool dead = false;
+  int64_t hour = 0;
+  int32_t kpart = -1;
+  std::string table;
+  std::string dir;
+  duckdb_appender app = nullptr;
+  duckdb_data_chunk chunk = nullptr;
+  idx_t n = 0;
+  size_t rows = 0;
+  int64_t first_mono = 0;
+  int64_t first_off = INT64_MAX, last_off = -1;
+  // Column pointers of the current chunk (readings).
+  duckdb_vector vec[kReadingCols] = {};
+  int64_t* ts = nullptr;
+  double* val = nullptr;
+  bool* gt = nullptr;
+  int64_t* pts = nullptr;
+  bool* pred = nullptr;
+  float* score = nullptr;
+  uint64_t* type_valid = nullptr;
+
+  void Bind() {
+    for (int c = 0; c < kReadingCols; c++) vec[c] = duckdb_data_chunk_get_vector(chunk, c);
+    ts = static_cast<int64_t*>(duckdb_vector_get_data(vec[1]));
+    val = static_cast<double*>(duckdb_vector_get_data(vec[2]));
+    gt = static_cast<bool*>(duckdb_vector_get_data(vec[3]));
+    pts = static_cast<int64_t*>(duckdb_vector_get_data(vec[5]));
+    pred = static_cast<bool*>(duckdb_vector_get_data(vec[6]));
+    score = static_cast<float*>(duckdb_vector_get_data(vec[7]));
+    duckdb_vector_ensure_validity_writable(vec[4]);
+    type_valid = duckdb_vector_get_validity(vec[4]);
+  }
+};
+
+Result<std::unique_ptr<ParquetStore>> ParquetStore::Open(const StoreOptions& opt, const Interner* sensors,
+                                                         const Interner* types, const Interner* models) {
+  std::unique_ptr<ParquetStore> s(new ParquetStore());
+  s->opt_ = opt;
+  s->sensors_ = sensors;
+  s->types_ = types;
+  s->models_ = models;
+  for (const char* sub : {"sensor_readings", "dead_letters"}) {
+    Status st = MakeDirs(opt.data_dir + "/" + sub);
+    if (!st.ok()) return st;
+    st = Recover(opt.data_dir + "/" + sub);
+    if (!st.ok()) return st;
+  }
+  auto db = Duck::Open("", opt.duck_threads, {{"preserve_insertion_order", "true"}});
+  if (!db.ok()) return db.status();
+  s->db_ = std::move(db.value());
+  std::ostringstream id;
+  id << std::hex << RealClock::Get()->NowMicros() << "-" << std::dec << getpid();
+  s->run_id_ = id.str();
+  if (!opt.kafka_topic.empty()) {
+    ScanOffsets(opt.data_dir + "/sensor_readings", opt.kafka_topic, &s->readings_hw_);
+    ScanOffsets(opt.data_dir + "/dead_letters", opt.kafka_topic, &s->dead_hw_);
+  }
+  return s;
+}
+
+ParquetStore::~ParquetStore() {
+  for (auto& [k, p] : parts_) {
+    if (p->chunk) duckdb_destroy_data_chunk(&p->chunk);
+    if (p->app) duckdb_appender_destroy(&p->app);
+  }
+}
+
+void ParquetStore::ScanOffsets(const std::string& dir, const std::string& topic, OffsetMap* out) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return;
+  std::smatch m;
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    std::string name = it->path().filename().string();
+    if (!std::regex_match(name, m, KafkaName()) || m[1].str() != topic) continue;
+    int32_t p = std::stoi(m[2].str());
+    int64_t last = std::stoll(m[4].str());
+    auto [pos, inserted] = out->emplace(p, last);
+    if (!inserted) pos->second = std::max(pos->second, last);
+  }
+}
+
+Status ParquetStore::Recover(const std::string& dir) {
+  std::error_code ec;
+  std::vector<fs::path> manifests, temps;
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    std::string name = it->path().filename().string();
+    if (name.size() < 2 || name[0] != '.') continue;
+    if (name.ends_with(".manifest") && !PidAlive(name)) manifests.push_back(it->path());
+    if (name.ends_with(".tmp") && !PidAlive(name)) temps.push_back(it->path());
+  }
+  for (const auto& m : manifests) {
+    auto text = ReadFile(m.string());
+    if (text.ok()) {
+      std::istringstream in(text.value());
+      std::string output, line;
+      std::getline(in, output);
+      bool done = !output.empty() && fs::exists(m.parent_path() / output, ec);
+      while (std::getline(in, line)) {
+        // The compacted file exists: finish by removing its inputs. Otherwise keep them.
+        if (done && !line.empty()) fs::remove(m.parent_path() / line, ec);
+      }
+    }
+    fs::remove(m, ec);
+    Status s = FsyncPath(m.parent_path().string());
+    if (!s.ok()) return s;
+  }
+  for (const auto& t : temps) fs::remove(t, ec);
+  return Status::OK();
+}
+
+ParquetStore::Part* ParquetStore::GetPart(bool dead, int64_t hour, int32_t kpart) {
+  auto key = std::make_tuple(dead, hour, kpart);
+  auto it = parts_.find(key);
+  if (it == parts_.end()) {
+    auto p = std::make_unique<Part>();
+    p->dead = dead;
+    p->hour = hour;
+    p->kpart = kpart;
+    p->table = std::string(dead ? "buf_d_" : "buf_r_") + std::to_string(parts_.size());
+    p->dir = opt_.data_dir + (dead ? "/dead_letters/" : "/sensor_readings/") + HourPartition(hour);
+    it = parts_.emplace(key, std::move(p)).first;
+  }
+  Part* p = it->second.get();
+  if (!p->app) {
+    Status s = db_->Exec("CREATE OR REPLACE TABLE " + p->table + " (" +
+                         (dead ? kDeadLettersSchema : kReadingsSchema) + ")");
+    if (!s.ok()) return nullptr;
+    if (duckdb_appender_create(db_->conn(), nullptr, p->table.c_str(), &p->app) != DuckDBSuccess) return nullptr;
+    if (!dead) {
+      duckdb_logical_type lt[kReadingCols];
+      for (int c = 0; c < kReadingCols; c++) lt[c] = duckdb_create_logical_type(kReadingTypes[c]);
+      p->chunk = duckdb_create_data_chunk(lt, kReadingCols);
+      for (int c = 0; c < kReadingCols; c++) duckdb_destroy_logical_type(&lt[c]);
+      p->Bind();
+      p->n = 0;
+    }
+    p->first_mono = MonoMicros();
+  }
+  return p;
+}
+
+Status ParquetStore::Append(const ProcessedBatch& b) {
+  Status s = AppendReadings(b.readings);
+  if (!s.ok()) return s;
+  return AppendDead(b.dead);
+}
+
+Status ParquetStore::AppendReadings(const ReadingBatch& b) {
+  const size_t n = b.size();
+  if (n == 0) return Status::OK();
+  const bool with_origin = !b.origins.empty();
+  const idx_t cap = duckdb_vector_size();
+  Part* p = nullptr;
+  int64_t cur_hour = INT64_MIN;
+  int32_t cur_kpart = INT32_MIN;
+  const std::string* model_names = nullptr;
+  (void)model_names;
+  for (size_t i = 0; i < n; i++) {
+    int32_t kpart = with_origin ? b.origins[i].partition : -1;
+    if (with_origin) {
+      auto hw = readings_hw_.find(kpart);
+      if (hw != readings_hw_.end() && b.origins[i].offset <= hw->second) continue;  // already stored
+    }
+    int64_t hour = HourIndex(b.ts_us[i]);
+    if (hour != cur_hour || kpart != cur_kpart || !p || !p->app) {
+      p = GetPart(false, hour, kpart);
+      if (!p) return Status::Error("cannot create buffer table for partition " + HourPartition(hour));
+      cur_hour = hour;
+      cur_kpart = kpart;
+    }
+    const idx_t r = p->n;
+    const std::string& sid = sensors_->Name(b.sensor[i]);
+    duckdb_vector_assign_string_element_len(p->vec[0], r, sid.data(), sid.size());
+    p->ts[r] = b.ts_us[i];
+    p->val[r] = b.value[i];
+    p->gt[r] = b.gt[i] != 0;
+    if (b.type[i] == ReadingBatch::kNoType) {
+      duckdb_validity_set_row_invalid(p->type_valid, r);
+    } else {
+      duckdb_validity_set_row_valid(p->type_valid, r);
+      const std::string& t = types_->Name(b.type[i]);
+      duckdb_vector_assign_string_element_len(p->vec[4], r, t.data(), t.size());
+    }
+    p->pts[r] = b.processing_ts_us;
+    p->pred[r] = b.predicted[i] != 0;
+    p->score[r] = b.score[i];
+    const std::string& mv = models_->Name(b.model[i]);
+    duckdb_vector_assign_string_element_len(p->vec[8], r, mv.data(), mv.size());
+    if (with_origin) {
+      p->first_off = std::min(p->first_off, b.origins[i].offset);
+      p->last_off = std::max(p->last_off, b.origins[i].offset);
+    }
+    max_event_us_ = std::max(max_event_us_, b.ts_us[i]);
+    p->rows++;
+    buffered_++;
+    if (++p->n == cap) {
+      duckdb_data_chunk_set_size(p->chunk, p->n);
+      if (duckdb_append_data_chunk(p->app, p->chunk) != DuckDBSuccess)
+        return Status::Error(std::string("duckdb append: ") + duckdb_appender_error(p->app));
+      duckdb_data_chunk_reset(p->chunk);
+      p->Bind();
+      p->n = 0;
+    }
+    if (p->rows >= opt_.max_rows) {
+      Status s = FlushPart(p);
+      if (!s.ok()) return s;
+      p = nullptr;
+    }
+  }
+  return Status::OK();
+}
+
+Status ParquetStore::AppendDead(const DeadLetterBatch& d) {
+  const size_t n = d.size();
+  if (n == 0) return Status::OK();
+  const bool with_origin = !d.origins.empty();
+  int64_t hour = HourIndex(d.received_ts_us);
+  for (size_t i = 0; i < n; i++) {
+    int32_t kpart = with_origin ? d.origins[i].partition : -1;
+    if (with_origin) {
+      auto hw = dead_hw_.find(kpart);
+      if (hw != dead_hw_.end() && d.origins[i].offset <= hw->second) continue;
+    }
+    Part* p = GetPart(true, hour, kpart);
+    if (!p) return Status::Error("cannot create dead-letter buffer table");
+    duckdb_append_timestamp(p->app, duckdb_timestamp{d.received_ts_us});
+    duckdb_append_varchar_length(p->app, d.reason[i].data(), d.reason[i].size());
+    duckdb_append_blob(p->app, d.raw[i].data(), d.raw[i].size());
+    if (with_origin) {
+      std::string src = "kafka:" + opt_.kafka_topic;
+      duckdb_append_varchar_length(p->app, src.data(), src.size());
+      duckdb_append_int32(p->app, kpart);
+      duckdb_append_int64(p->app, d.origins[i].offset);
+      p->first_off = std::min(p->first_off, d.origins[i].offset);
+      p->last_off = std::max(p->last_off, d.origins[i].offset);
+    } else {
+      duckdb_append_varchar(p->app, "embedded");
+      duckdb_append_null(p->app);
+      duckdb_append_null(p->app);
+    }
+    if (duckdb_appender_end_row(p->app) != DuckDBSuccess)
+      return Status::Error(std::string("duckdb append: ") + duckdb_appender_error(p->app));
+    p->rows++;
+    buffered_++;
+  }
+  return Status::OK();
+}
+
+Status ParquetStore::FlushPart(Part* p) {
+  if (!p->app) return Status::OK();
+  if (p->chunk) {
+    if (p->n > 0) {
+      duckdb_data_chunk_set_size(p->chunk, p->n);
+      if (duckdb_append_data_chunk(p->app, p->chunk) != DuckDBSuccess)
+        return Status::Error(std::string("duckdb append: ") + duckdb_appender_error(p->app));
+    }
+    duckdb_destroy_data_chunk(&p->chunk);
+    p->chunk = nullptr;
+    p->n = 0;
+  }
+  if (duckdb_appender_close(p->app) != DuckDBSuccess)
+    return Status::Error(std::string("duckdb appender: ") + duckdb_appender_error(p->app));
+  duckdb_appender_destroy(&p->app);
+  p->app = nullptr;
+  if (p->rows > 0) {
+    if (!dirs_made_.count(p->dir)) {
+      Status s = MakeDirs(p->dir);
+      if (!s.ok()) return s;
+      dirs_made_[p->dir] = true;
+    }
+    std::string name;
+    if (p->kpart >= 0 && !opt_.kafka_topic.empty()) {
+      name = "kafka-" + opt_.kafka_topic + "-p" + std::to_string(p->kpart) + "-o" + std::to_string(p->first_off) +
+             "-" + std::to_string(p->last_off) + ".parquet";
+    } else {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%06llu", static_cast<unsigned long long>(seq_++));
+      name = "part-" + run_id_ + "-" + buf + ".parquet";
+    }
+    std::string final_path = p->dir + "/" + name;
+    std::string tmp = p->dir + "/." + name + "." + std::to_string(getpid()) + ".tmp";
+    Status s = db_->Exec("COPY " + p->table + " TO " + SqlQuote(tmp) + " (FORMAT parquet, COMPRESSION " +
+                         opt_.compression + ", ROW_GROUP_SIZE 122880)");
+    if (!s.ok()) return Status::Error("writing " + tmp + ": " + s.message());
+    s = CommitFile(tmp, final_path);
+    if (!s.ok()) return s;
+    std::error_code ec;
+    stats_.bytes += fs::file_size(final_path, ec);
+    stats_.files++;
+    (p->dead ? stats_.dead : stats_.rows) += p->rows;
+    if (p->kpart >= 0 && p->last_off >= 0) {
+      auto& hw = p->dead ? dead_hw_ : readings_hw_;
+      auto [pos, inserted] = hw.emplace(p->kpart, p->last_off);
+      if (!inserted) pos->second = std::max(pos->second, p->last_off);
+    }
+  }
+  Status s = db_->Exec("DROP TABLE " + p->table);
+  if (!s.ok()) return s;
+  buffered_ -= p->rows;
+  p->rows = 0;
+  p->first_off = INT64_MAX;
+  p->last_off = -1;
+  return Status::OK();
+}
+
+Status ParquetStore::FlushDue(int64_t now_mono_us) {
+  for (auto& [k, p] : parts_) {
+    if (p->app && p->rows > 0 && now_mono_us - p->first_mono >= opt_.max_delay_us) {
+      Status s = FlushPart(p.get());
+      if (!s.ok()) return s;
+    }
+  }
+  return Status::OK();
+}
+
+Status ParquetStore::Flush() {
+  for (auto& [k, p] : parts_) {
+    Status s = FlushPart(p.get());
+    if (!s.ok()) return s;
+  }
+  return Status::OK();
+}
+
+Status ParquetStore::CompactClosed(int64_t grace_us) {
+  if (max_event_us_ == INT64_MIN) return Status::OK();
+  const int64_t closed_before = HourIndex(max_event_us_ - grace_us);
+  std::vector<std::tuple<bool, int64_t, int32_t>> done;
+  std::map<std::string, bool> dirs;
+  for (auto& [k, p] : parts_) {
+    if (p->dead || p->hour >= closed_before || p->app) continue;
+    dirs[p->dir] = true;
+    done.push_back(k);
+  }
+  for (auto& [dir, _] : dirs) {
+    Status s = CompactDir(dir);
+    if (!s.ok()) return s;
+  }
+  for (auto& k : done) parts_.erase(k);
+  return Status::OK();
+}
+
+Status ParquetStore::CompactDir(const std::string& dir) {
+  std::error_code ec;
+  std::map<std::string, std::vector<std::string>> groups;  // source partition -> files
+  std::map<std::string, std::pair<int64_t, int64_t>> ranges;
+  std::smatch m;
+  for (auto& e : fs::directory_iterator(dir, ec)) {
+    std::string name = e.path().filename().string();
+    if (name[0] == '.' || !name.ends_with(".parquet")) continue;
+    std::string key;
+    if (std::regex_match(name, m, KafkaName())) {
+      key = "kafka-" + m[1].str() + "-p" + m[2].str();
+      auto [pos, inserted] = ranges.emplace(key, std::make_pair(std::stoll(m[3].str()), std::stoll(m[4].str())));
+      if (!inserted) {
+        pos->second.first = std::min<int64_t>(pos->second.first, std::stoll(m[3].str()));
+        pos->second.second = std::max<int64_t>(pos->second.second, std::stoll(m[4].str()));
+      }
+    }
+    groups[key].push_back(name);
+  }
+  for (auto& [key, files] : groups) {
+    if (files.size() < 2) continue;
+    std::sort(files.begin(), files.end());
+    std::string out;
+    if (key.empty()) {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%06llu", static_cast<unsigned long long>(seq_++));
+      out = "part-" + run_id_ + "-c" + buf + ".parquet";
+    } else {
+      out = key + "-o" + std::to_string(ranges[key].first) + "-" + std::to_string(ranges[key].second) + ".parquet";
+      // A compacted Kafka file may take the name of one of its inputs; write under a distinct name.
+      if (std::find(files.begin(), files.end(), out) != files.end()) continue;
+    }
+    std::string pid = std::to_string(getpid());
+    std::string manifest_text = out + "\n";
+    std::string list;
+    for (auto& f : files) {
+      manifest_text += f + "\n";
+      if (!list.empty()) list += ", ";
+      list += SqlQuote(dir + "/" + f);
+    }
+    std::string manifest = dir + "/.compact-" + out + "." + pid + ".manifest";
+    Status s = WriteFileAtomic(manifest, manifest_text);
+    if (!s.ok()) return s;
+    std::string tmp = dir + "/." + out + "." + pid + ".tmp";
+    s = db_->Exec("COPY (SELECT * FROM read_parquet([" + list + "], hive_partitioning = false)) TO " + SqlQuote(tmp) +
+                  " (FORMAT parquet, COMPRESSION " + opt_.compression + ", ROW_GROUP_SIZE 122880)");
+    if (!s.ok()) {
+      fs::remove(tmp, ec);
+      fs::remove(manifest, ec);
+      return Status::Error("compacting " + dir + ": " + s.message());
+    }
+    s = CommitFile(tmp, dir + "/" + out);
+    if (!s.ok()) return s;
+    for (auto& f : files) fs::remove(dir + "/" + f, ec);
+    s = FsyncPath(dir);
+    if (!s.ok()) return s;
+    fs::remove(manifest, ec);
+    stats_.compactions++;
+  }
+  return Status::OK();
+}
+
+}  // namespace iotpipe

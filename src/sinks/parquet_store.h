@@ -1,0 +1,92 @@
+// Durable, partitioned Parquet storage through DuckDB.
+//
+// Rows are appended (columnar, via DuckDB data chunks) to an in-memory table per partition
+// (event hour x source partition) and flushed by size or age: COPY to a hidden temporary file,
+// fsync, rename, fsync the directory. A file is visible only once complete, so queries never see
+// a partial file and a crash leaves at most an unreferenced temporary file (removed on open).
+//
+// File names: embedded runs write part-<run>-<seq>.parquet; Kafka sources write
+// kafka-<topic>-p<partition>-o<first>-<last>.parquet, so the highest durable offset of every
+// partition can be recovered from the names alone (the Kafka Connect HDFS/S3 sink rule).
+// Closed hour partitions are compacted into one file per source partition, crash-safely.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/batch.h"
+#include "core/duck.h"
+#include "core/interner.h"
+#include "core/status.h"
+
+namespace iotpipe {
+
+struct StoreOptions {
+  std::string data_dir = "data";
+  size_t max_rows = 1000000;          // flush a partition at this many buffered rows
+  int64_t max_delay_us = 1000000;     // ... or when its oldest buffered row is this old
+  std::string compression = "zstd";
+  std::string kafka_topic;            // set by the Kafka source: names files by offsets
+  int duck_threads = 1;
+};
+
+struct StoreStats {
+  uint64_t rows = 0, dead = 0, files = 0, bytes = 0, compactions = 0;
+};
+
+// Per Kafka partition, the highest offset durably stored (by file names), or -1.
+using OffsetMap = std::map<int32_t, int64_t>;
+
+class ParquetStore {
+ public:
+  static Result<std::unique_ptr<ParquetStore>> Open(const StoreOptions& opt, const Interner* sensors,
+                                                    const Interner* types, const Interner* models);
+  ~ParquetStore();
+
+  // Buffers readings and dead letters; flushes partitions that are full.
+  Status Append(const ProcessedBatch& b);
+  // Flushes partitions older than max_delay (call periodically).
+  Status FlushDue(int64_t now_mono_us);
+  // Writes every buffered row durably. After it returns OK, all appended rows are on disk.
+  Status Flush();
+  // Compacts hour partitions whose hour ended at least `grace_us` before the newest event time seen.
+  Status CompactClosed(int64_t grace_us = 10 * 60 * 1000000LL);
+  // Compacts one partition directory now (tests, tools).
+  Status CompactDir(const std::string& dir);
+
+  size_t buffered_rows() const { return buffered_; }
+  const StoreStats& stats() const { return stats_; }
+  // Highest offsets durably stored per Kafka partition (readings and dead letters separately).
+  const OffsetMap& readings_offsets() const { return readings_hw_; }
+  const OffsetMap& dead_offsets() const { return dead_hw_; }
+  // Scans a data directory's file names for Kafka offsets.
+  static void ScanOffsets(const std::string& dir, const std::string& topic, OffsetMap* out);
+  // Finishes interrupted compactions and removes temporary files left by a crash.
+  static Status Recover(const std::string& dir);
+
+ private:
+  struct Part;
+  ParquetStore() = default;
+  Status AppendReadings(const ReadingBatch& b);
+  Status AppendDead(const DeadLetterBatch& d);
+  Part* GetPart(bool dead, int64_t hour, int32_t kpart);
+  Status FlushPart(Part* p);
+
+  StoreOptions opt_;
+  std::unique_ptr<Duck> db_;
+  const Interner* sensors_ = nullptr;
+  const Interner* types_ = nullptr;
+  const Interner* models_ = nullptr;
+  std::map<std::tuple<bool, int64_t, int32_t>, std::unique_ptr<Part>> parts_;
+  std::string run_id_;
+  uint64_t seq_ = 0;
+  size_t buffered_ = 0;
+  int64_t max_event_us_ = INT64_MIN;
+  StoreStats stats_;
+  OffsetMap readings_hw_, dead_hw_;
+  std::map<std::string, bool> dirs_made_;
+};
+
+}  // namespace iotpipe

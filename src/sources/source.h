@@ -1,0 +1,72 @@
+// Sources hand out raw records in batches and learn, through Ack, which ones are durable.
+// A source never loses a record it handed out: failed records are routed, not dropped.
+#pragma once
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "core/batch.h"
+#include "core/clock.h"
+#include "core/status.h"
+#include "sim/simulator.h"
+#include "sinks/parquet_store.h"
+
+namespace iotpipe {
+
+enum class PollResult { kData, kIdle, kEnd };
+
+class Source {
+ public:
+  virtual ~Source() = default;
+  virtual Status Start() { return Status::OK(); }
+  // Appends up to max records to out (which is Clear()ed first). kIdle: nothing right now.
+  virtual PollResult Poll(RawBatch& out, size_t max) = 0;
+  // Records up to these offsets (per Kafka partition) are durably stored.
+  virtual void Ack(const OffsetMap& readings, const OffsetMap& dead) {}
+  virtual void Stop() {}
+  virtual std::string Describe() const = 0;
+  // Consumer lag in records, if known (-1 otherwise).
+  virtual int64_t Lag() const { return -1; }
+};
+
+// The embedded source: a simulated fleet, paced by a clock or as fast as possible.
+struct SimSourceOptions {
+  SimConfig sim;
+  bool realtime = false;        // pace by the clock (rate finite) or as fast as possible (max)
+  int64_t max_events = -1;      // stop after this many records (-1: no limit)
+  int64_t max_steps = -1;       // stop after this many readings per sensor (from --duration)
+};
+
+class SimSource final : public Source {
+ public:
+  SimSource(const SimSourceOptions& opt, Clock* clock);
+  PollResult Poll(RawBatch& out, size_t max) override;
+  std::string Describe() const override;
+  int64_t sent() const { return sent_; }
+  int64_t malformed() const { return malformed_; }
+
+ private:
+  SimSourceOptions opt_;
+  Clock* clock_;
+  FleetSimulator sim_;
+  int64_t sent_ = 0, malformed_ = 0;
+};
+
+// JSON lines from a file or standard input ("-").
+class FileSource final : public Source {
+ public:
+  explicit FileSource(std::string path) : path_(std::move(path)) {}
+  Status Start() override;
+  PollResult Poll(RawBatch& out, size_t max) override;
+  std::string Describe() const override { return "file:" + path_; }
+  ~FileSource() override;
+
+ private:
+  std::string path_;
+  FILE* f_ = nullptr;
+  bool own_ = false;
+  char* line_ = nullptr;
+  size_t cap_ = 0;
+};
+
+}  // namespace iotpipe
