@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/batch.h"
+#include "core/interner.h"
 #include "core/status.h"
 
 namespace iotpipe {
@@ -57,6 +58,11 @@ class Detector {
   virtual size_t state_bytes() const = 0;
   // Scores rows [0, batch.size()) in order, updating their sensors' state; writes score and predicted.
   virtual void ScoreBatch(ReadingBatch& batch, StateStore& store) const = 0;
+  // Called by the processor, on its thread, before this detector scores its first batch there: the
+  // pipeline's sensor names (for detectors with per-sensor parameters, e.g. a model's scaler) and its
+  // model-version table (for detectors that record a different model_version per row). The processor
+  // fills batch.model with version() before ScoreBatch; a detector may overwrite it per row.
+  virtual void Bind(const Interner* sensors, Interner* models) const {}
 };
 
 // A detector that scores one point at a time from its sensor's state alone.
@@ -71,5 +77,13 @@ class PointDetector : public Detector {
 // Registry of detectors by name (baseline, and those the eval/ML issues add).
 std::vector<std::string> DetectorNames();
 Result<std::unique_ptr<Detector>> MakeDetector(std::string_view name);
+
+// Where model-based detectors (lstm, auto, ensemble) find their model.
+struct DetectorOptions {
+  std::string model_dir = "models";
+  std::string model = "production";  // a version (v3) or an alias (production, shadow)
+  int threads = 1;                    // inference threads
+};
+Result<std::unique_ptr<Detector>> MakeDetector(std::string_view name, const DetectorOptions& opt);
 
 }  // namespace iotpipe

@@ -1,12 +1,24 @@
 #include "detect/baseline.h"
 #include "detect/detector.h"
+#include "detect/lstm.h"
+#include "ml/registry.h"
 
 namespace iotpipe {
 
-std::vector<std::string> DetectorNames() { return {"baseline"}; }
+std::vector<std::string> DetectorNames() { return {"baseline", "lstm", "auto", "ensemble"}; }
 
-Result<std::unique_ptr<Detector>> MakeDetector(std::string_view name) {
+Result<std::unique_ptr<Detector>> MakeDetector(std::string_view name) { return MakeDetector(name, DetectorOptions{}); }
+
+Result<std::unique_ptr<Detector>> MakeDetector(std::string_view name, const DetectorOptions& opt) {
   if (name == "baseline") return std::unique_ptr<Detector>(std::make_unique<BaselineDetector>());
+  auto mode = ParseLstmMode(name);
+  if (mode.ok()) {
+    auto dir = ml::Registry(opt.model_dir).Resolve(opt.model);
+    if (!dir.ok()) return Status::Error("detector " + std::string(name) + ": " + dir.status().message());
+    auto d = LstmDetector::Load(dir.value(), mode.value(), opt.threads);
+    if (!d.ok()) return d.status();
+    return std::unique_ptr<Detector>(std::move(d.value()));
+  }
   return Status::Error("unknown detector '" + std::string(name) + "'");
 }
 

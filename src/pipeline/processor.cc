@@ -11,6 +11,7 @@ Processor::Processor(Dictionaries* dicts, std::shared_ptr<const Detector> det, P
   det_ = std::move(det);
   state_ = StateStore(det_->state_bytes());
   model_id_ = static_cast<uint16_t>(dicts_->models.Intern(det_->version()));
+  det_->Bind(&dicts_->sensors, &dicts_->models);
 }
 
 void Processor::SetDetector(std::shared_ptr<const Detector> det) {
@@ -32,6 +33,7 @@ void Processor::Process(const RawBatch& raw, ProcessedBatch& out) {
       det_ = std::move(pending_);
       pending_.reset();
       model_id_ = static_cast<uint16_t>(dicts_->models.Intern(det_->version()));
+      det_->Bind(&dicts_->sensors, &dicts_->models);
     }
   }
   int64_t t0 = MonoMicros();
@@ -42,8 +44,8 @@ void Processor::Process(const RawBatch& raw, ProcessedBatch& out) {
   out.dead.received_ts_us = out.readings.processing_ts_us;
   parser_.Parse(raw, out);
   ReadingBatch& b = out.readings;
-  det_->ScoreBatch(b, state_);
   std::fill(b.model.begin(), b.model.end(), model_id_);
+  det_->ScoreBatch(b, state_);
   int64_t pred = 0, truth = 0, tp = 0;
   for (size_t i = 0, n = b.size(); i < n; i++) {
     pred += b.predicted[i];
@@ -98,9 +100,11 @@ Status Processor::LoadCheckpoint(const std::string& path) {
   std::string magic, name, version, dims;
   if (!line(&magic) || magic != "IOTPCKP1" || !line(&name) || !line(&version) || !line(&dims))
     return Status::Error("checkpoint " + path + " is not an iotpipe checkpoint");
-  if (name != det_->name() || version != det_->version())
+  // Detectors with the same name share a state layout (the rule SetDetector uses), so a checkpoint
+  // written by another version of the same detector (e.g. before a model promotion) is restored.
+  if (name != det_->name())
     return Status::Error("checkpoint " + path + " was written by " + name + " " + version + ", not " +
-                         std::string(det_->version()));
+                         std::string(det_->name()));
   size_t stride = 0;
   uint64_t n = 0;
   if (std::sscanf(dims.c_str(), "%zu %lu", &stride, &n) != 2 || stride != state_.stride())

@@ -1,0 +1,420 @@
+#include "ml/train.h"
+
+#include <duckdb.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <numeric>
+#include <random>
+
+#include "core/duck.h"
+#include "core/timeutil.h"
+#include "ml/forward.h"
+
+namespace iotpipe::ml {
+
+namespace {
+
+struct AeNet : torch::nn::Module {
+  torch::nn::LSTM enc{nullptr}, dec{nullptr};
+  torch::nn::Linear out{nullptr};
+  int window, hidden;
+  AeNet(int w, int h) : window(w), hidden(h) {
+    enc = register_module("enc", torch::nn::LSTM(torch::nn::LSTMOptions(1, h).batch_first(true)));
+    dec = register_module("dec", torch::nn::LSTM(torch::nn::LSTMOptions(h, h).batch_first(true)));
+    out = register_module("out", torch::nn::Linear(h, 1));
+  }
+  // x: [B, T] -> reconstruction [B, T]
+  torch::Tensor forward(const torch::Tensor& x) {
+    auto e = enc->forward(x.unsqueeze(-1));
+    torch::Tensor z = std::get<0>(std::get<1>(e))[-1];  // [B, H]
+    torch::Tensor din = z.unsqueeze(1).expand({z.size(0), window, hidden}).contiguous();
+    auto d = dec->forward(din);
+    return out->forward(std::get<0>(d)).squeeze(-1);
+  }
+};
+
+std::vector<float> ToVec(const torch::Tensor& t) {
+  torch::Tensor c = t.detach().to(torch::kFloat).contiguous().view({-1});
+  return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+}
+
+LstmAeWeights Export(AeNet& net) {
+  LstmAeWeights w;
+  w.window = net.window;
+  w.hidden = net.hidden;
+  auto ep = net.enc->named_parameters(), dp = net.dec->named_parameters(), op = net.out->named_parameters();
+  w.enc_wih = ToVec(ep["weight_ih_l0"]);
+  w.enc_whh = ToVec(ep["weight_hh_l0"]);
+  w.enc_b = ToVec(ep["bias_ih_l0"] + ep["bias_hh_l0"]);
+  w.dec_wih = ToVec(dp["weight_ih_l0"]);
+  w.dec_whh = ToVec(dp["weight_hh_l0"]);
+  w.dec_b = ToVec(dp["bias_ih_l0"] + dp["bias_hh_l0"]);
+  w.out_w = ToVec(op["weight"]);
+  w.out_b = ToVec(op["bias"])[0];
+  return w;
+}
+
+void Import(AeNet& net, const LstmAeWeights& w) {
+  torch::NoGradGuard ng;
+  const int64_t H = w.hidden, G = 4 * H;
+  auto set = [](torch::Tensor p, const std::vector<float>& v) {
+    p.copy_(torch::from_blob(const_cast<float*>(v.data()), p.sizes(), torch::kFloat));
+  };
+  auto ep = net.enc->named_parameters(), dp = net.dec->named_parameters(), op = net.out->named_parameters();
+  set(ep["weight_ih_l0"], w.enc_wih);
+  set(ep["weight_hh_l0"], w.enc_whh);
+  set(ep["bias_ih_l0"], w.enc_b);
+  ep["bias_hh_l0"].zero_();
+  set(dp["weight_ih_l0"], w.dec_wih);
+  set(dp["weight_hh_l0"], w.dec_whh);
+  set(dp["bias_ih_l0"], w.dec_b);
+  dp["bias_hh_l0"].zero_();
+  set(op["weight"], w.out_w);
+  op["bias"].fill_(w.out_b);
+  (void)G;
+}
+
+std::string Bar(double frac, int width = 24) {
+  int n = static_cast<int>(std::lround(std::clamp(frac, 0.0, 1.0) * width));
+  return std::string(static_cast<size_t>(n), '#') + std::string(static_cast<size_t>(width - n), '.');
+}
+
+// Typed streaming of a DuckDB result: columns (int32 sensor idx, int64 epoch µs, double value, bool gt).
+struct Row4 {
+  std::vector<int32_t> idx;
+  std::vector<int64_t> ts;
+  std::vector<double> val;
+  std::vector<uint8_t> gt;
+};
+
+Status FetchRows(Duck& db, const std::string& sql, Row4& out) {
+  duckdb_result res;
+  if (duckdb_query(db.conn(), sql.c_str(), &res) != DuckDBSuccess) {
+    std::string m = duckdb_result_error(&res) ? duckdb_result_error(&res) : "unknown error";
+    duckdb_destroy_result(&res);
+    return Status::Error(m);
+  }
+  while (true) {
+    duckdb_data_chunk ch = duckdb_fetch_chunk(res);
+    if (!ch) break;
+    idx_t n = duckdb_data_chunk_get_size(ch);
+    auto* a = static_cast<int32_t*>(duckdb_vector_get_data(duckdb_data_chunk_get_vector(ch, 0)));
+    auto* b = static_cast<int64_t*>(duckdb_vector_get_data(duckdb_data_chunk_get_vector(ch, 1)));
+    auto* c = static_cast<double*>(duckdb_vector_get_data(duckdb_data_chunk_get_vector(ch, 2)));
+    auto* d = static_cast<bool*>(duckdb_vector_get_data(duckdb_data_chunk_get_vector(ch, 3)));
+    for (idx_t i = 0; i < n; i++) {
+      out.idx.push_back(a[i]);
+      out.ts.push_back(b[i]);
+      out.val.push_back(c[i]);
+      out.gt.push_back(d[i] ? 1 : 0);
+    }
+    duckdb_destroy_data_chunk(&ch);
+  }
+  duckdb_destroy_result(&res);
+  return Status::OK();
+}
+
+std::string TsLit(int64_t us) { return "make_timestamp(" + std::to_string(us) + "::BIGINT)"; }
+
+}  // namespace
+
+void MakeWindows(const std::vector<float>& v, int window, int stride, int32_t sensor, WindowSet& out) {
+  out.window = window;
+  if (window <= 0 || stride <= 0 || v.size() < static_cast<size_t>(window)) return;
+  for (size_t s = 0; s + static_cast<size_t>(window) <= v.size(); s += static_cast<size_t>(stride)) {
+    out.x.insert(out.x.end(), v.begin() + static_cast<std::ptrdiff_t>(s),
+                 v.begin() + static_cast<std::ptrdiff_t>(s) + window);
+    out.sensor.push_back(sensor);
+  }
+}
+
+std::string NextVersion(const std::string& model_dir) {
+  int best = 0;
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator(model_dir, ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    std::string n = it->path().filename().string();
+    if (n.size() > 1 && n[0] == 'v' && std::all_of(n.begin() + 1, n.end(), ::isdigit))
+      best = std::max(best, std::atoi(n.c_str() + 1));
+  }
+  return "v" + std::to_string(best + 1);
+}
+
+LstmAeWeights TorchInitWeights(int window, int hidden, uint64_t seed) {
+  torch::manual_seed(seed);
+  AeNet net(window, hidden);
+  return Export(net);
+}
+
+std::vector<float> TorchReconstruct(const LstmAeWeights& w, const std::vector<float>& x, size_t n) {
+  torch::NoGradGuard ng;
+  AeNet net(w.window, w.hidden);
+  Import(net, w);
+  torch::Tensor in = torch::from_blob(const_cast<float*>(x.data()), {static_cast<int64_t>(n), w.window}, torch::kFloat);
+  return ToVec(net.forward(in));
+}
+
+Result<LstmAeWeights> FitWeights(const WindowSet& train, const WindowSet& val, const TrainOptions& opt,
+                                 int* epochs_run, double* best_val) {
+  if (train.size() == 0) return Status::Error("no training windows");
+  torch::manual_seed(opt.seed);
+  torch::set_num_threads(std::max(1, opt.threads));
+  AeNet net(opt.window, opt.hidden);
+  torch::optim::Adam adam(net.parameters(), torch::optim::AdamOptions(opt.lr));
+  const int64_t T = opt.window, N = static_cast<int64_t>(train.size());
+  torch::Tensor X = torch::from_blob(const_cast<float*>(train.x.data()), {N, T}, torch::kFloat).clone();
+  // Validation loss on at most 4,096 windows (early stopping only; thresholds use all of them).
+  int64_t NV = std::min<int64_t>(static_cast<int64_t>(val.size()), 4096);
+  torch::Tensor XV;
+  if (NV > 0) XV = torch::from_blob(const_cast<float*>(val.x.data()), {NV, T}, torch::kFloat).clone();
+  std::mt19937_64 rng(opt.seed ^ 0x5EEDULL);
+  std::vector<int64_t> perm(static_cast<size_t>(N));
+  std::iota(perm.begin(), perm.end(), 0);
+  double best = 1e30;
+  LstmAeWeights best_w = Export(net);
+  int bad = 0, run = 0;
+  auto t0 = std::chrono::steady_clock::now();
+  const int64_t nb = (N + opt.batch - 1) / opt.batch;
+  for (int ep = 0; ep < opt.epochs; ep++) {
+    std::shuffle(perm.begin(), perm.end(), rng);
+    torch::Tensor idx = torch::from_blob(perm.data(), {N}, torch::kLong);
+    double sum = 0;
+    net.train();
+    for (int64_t b = 0; b < nb; b++) {
+      torch::Tensor xb = X.index_select(0, idx.slice(0, b * opt.batch, std::min(N, (b + 1) * opt.batch)));
+      adam.zero_grad();
+      torch::Tensor loss = torch::mse_loss(net.forward(xb), xb);
+      loss.backward();
+      torch::nn::utils::clip_grad_norm_(net.parameters(), 1.0);
+      adam.step();
+      sum += loss.item<double>();
+      if (opt.progress && (b % 16 == 0 || b + 1 == nb)) {
+        double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        double done = (ep + static_cast<double>(b + 1) / static_cast<double>(nb)) / opt.epochs;
+        std::fprintf(stderr, "\r[train] epoch %d/%d [%s] loss %.5f | ETA %.0fs   ", ep + 1, opt.epochs,
+                     Bar(static_cast<double>(b + 1) / static_cast<double>(nb)).c_str(), sum / static_cast<double>(b + 1),
+                     done > 0 ? el / done - el : 0.0);
+      }
+    }
+    run = ep + 1;
+    double vl = sum / static_cast<double>(nb);
+    if (NV > 0) {
+      torch::NoGradGuard ng;
+      net.eval();
+      vl = torch::mse_loss(net.forward(XV), XV).item<double>();
+    }
+    if (opt.progress)
+      std::fprintf(stderr, "\r[train] epoch %d/%d loss %.5f val %.5f%s\n", ep + 1, opt.epochs, sum / static_cast<double>(nb), vl,
+                   vl < best ? " *" : "");
+    if (vl < best - 1e-6) {
+      best = vl;
+      best_w = Export(net);
+      bad = 0;
+    } else if (++bad >= opt.patience) {
+      if (opt.progress) std::fprintf(stderr, "[train] early stop: no improvement for %d epochs\n", opt.patience);
+      break;
+    }
+  }
+  if (epochs_run) *epochs_run = run;
+  if (best_val) *best_val = best;
+  return best_w;
+}
+
+Result<TrainReport> Train(const TrainOptions& opt) {
+  auto t_start = std::chrono::steady_clock::now();
+  TrainReport rep;
+  if (opt.window < 4 || opt.window > 256) return Status::Error("--window must be in [4, 256]");
+  if (opt.hidden < 16 || opt.hidden > 128 || opt.hidden % 16) return Status::Error("--hidden must be a multiple of 16 in [16, 128]");
+  auto dbr = Duck::Open("", std::max(1, opt.threads));
+  if (!dbr.ok()) return dbr.status();
+  Duck& db = **dbr;
+  Status s = CreateDataViews(db, opt.data_dir);
+  if (!s.ok()) return s;
+  int64_t from = opt.from_us, to = opt.to_us;
+  if (to == 0) {
+    auto t = db.Query("SELECT epoch_us(max(timestamp)) FROM sensor_readings");
+    if (!t.ok()) return t.status();
+    if (t->rows.empty() || !t->rows[0][0]) return Status::Error("no stored readings under " + opt.data_dir);
+    to = t->Int() + 1;
+    from = to - opt.since_us;
+  }
+  if (to <= from) return Status::Error("empty training span");
+  const int64_t split = from + (to - from) * 4 / 5;
+  const std::string normal = opt.keep_anomalies ? "true" : "NOT coalesce(is_anomaly_ground_truth, false)";
+  s = db.Exec("CREATE TEMP TABLE sensors AS SELECT sensor_id, (row_number() OVER (ORDER BY sensor_id) - 1)::INTEGER AS idx, "
+              "count(*) AS n, avg(value) AS mean, stddev_pop(value) AS sd FROM sensor_readings WHERE timestamp >= " +
+              TsLit(from) + " AND timestamp < " + TsLit(split) + " AND " + normal + " GROUP BY sensor_id");
+  if (!s.ok()) return Status::Error("scaler query: " + s.message());
+  auto sens = db.Query("SELECT sensor_id, mean, sd, n FROM sensors ORDER BY idx");
+  if (!sens.ok()) return sens.status();
+  Model m;
+  for (size_t r = 0; r < sens->rows.size(); r++) {
+    m.scaler.names.push_back(sens->Str(r, 0));
+    double mean = sens->Num(r, 1);
+    m.scaler.mean.push_back(mean);
+    m.scaler.std.push_back(Scaler::FloorStd(sens->Num(r, 2), mean));
+    rep.rows += sens->Int(r, 3);
+  }
+  m.scaler.Reindex();
+  const size_t S = m.scaler.size();
+  if (S == 0) return Status::Error("no normal readings in the training span " + FormatIsoMicros(from) + " .. " + FormatIsoMicros(split));
+  rep.sensors = S;
+  auto fp = db.Query("SELECT count(*), bit_xor(hash(sensor_id, timestamp, value)) FROM sensor_readings WHERE timestamp >= " +
+                     TsLit(from) + " AND timestamp < " + TsLit(to));
+  if (!fp.ok()) return fp.status();
+  const std::string fingerprint = Sha256Hex(fp->Str(0, 0) + ":" + fp->Str(0, 1)).substr(0, 16);
+
+  // Stretches: one random stretch of 4 windows (at one reading/s: 4*window seconds + margin) per slice.
+  std::mt19937_64 rng(opt.seed * 0x9E3779B97F4A7C15ULL + 7);
+  const int64_t stretch_us = static_cast<int64_t>(opt.window) * 4 * 1000000 + 2000000;
+  auto read_stretches = [&](int64_t a, int64_t b, int count, int stride, bool train, WindowSet& out) -> Status {
+    out.window = opt.window;
+    if (b - a <= stretch_us || count <= 0) return Status::OK();
+    const int64_t slice = (b - a) / count;
+    size_t per_stretch_cap = train ? std::max<size_t>(1, opt.max_windows / (static_cast<size_t>(count) * S) + 1) : SIZE_MAX;
+    for (int k = 0; k < count; k++) {
+      int64_t lo = a + slice * k, hi = std::max(lo + 1, lo + slice - stretch_us);
+      int64_t st = lo + static_cast<int64_t>(rng() % static_cast<uint64_t>(hi - lo));
+      Row4 rows;
+      Status s2 = FetchRows(db, "SELECT s.idx, epoch_us(r.timestamp), r.value, coalesce(r.is_anomaly_ground_truth, false) "
+                                "FROM sensor_readings r JOIN sensors s USING (sensor_id) WHERE r.timestamp >= " + TsLit(st) +
+                                " AND r.timestamp < " + TsLit(st + stretch_us) + " ORDER BY 1, 2", rows);
+      if (!s2.ok()) return Status::Error("reading windows: " + s2.message());
+      size_t i = 0;
+      while (i < rows.idx.size()) {
+        size_t j = i;
+        while (j < rows.idx.size() && rows.idx[j] == rows.idx[i]) j++;
+        const int32_t sid = rows.idx[i];
+        std::vector<float> v;
+        std::vector<uint8_t> g;
+        for (size_t q = i; q < j; q++) {
+          v.push_back(static_cast<float>((rows.val[q] - m.scaler.mean[sid]) / m.scaler.std[sid]));
+          g.push_back(rows.gt[q]);
+        }
+        // Window starts: all (every `stride`) for validation, a few random ones for training.
+        std::vector<size_t> starts;
+        if (v.size() >= static_cast<size_t>(opt.window)) {
+          size_t last = v.size() - static_cast<size_t>(opt.window);
+          for (size_t st2 = 0; st2 <= last; st2 += static_cast<size_t>(stride)) starts.push_back(st2);
+          if (train) {
+            std::shuffle(starts.begin(), starts.end(), rng);
+            if (starts.size() > per_stretch_cap) starts.resize(per_stretch_cap);
+          }
+        }
+        for (size_t st2 : starts) {
+          bool anomalous = false;
+          for (int t = 0; t < opt.window; t++) anomalous |= g[st2 + static_cast<size_t>(t)] != 0;
+          if (anomalous && !opt.keep_anomalies) continue;
+          out.x.insert(out.x.end(), v.begin() + static_cast<std::ptrdiff_t>(st2),
+                       v.begin() + static_cast<std::ptrdiff_t>(st2) + opt.window);
+          out.sensor.push_back(sid);
+        }
+        i = j;
+      }
+      if (opt.progress)
+        std::fprintf(stderr, "\r[train] reading %s windows: stretch %d/%d, %zu windows   ", train ? "training" : "validation",
+                     k + 1, count, out.size());
+    }
+    if (opt.progress) std::fprintf(stderr, "\n");
+    return Status::OK();
+  };
+  WindowSet train, val;
+  s = read_stretches(from, split, opt.segments, 1, true, train);
+  if (!s.ok()) return s;
+  s = read_stretches(split, to, opt.val_segments, 4, false, val);
+  if (!s.ok()) return s;
+  if (train.size() > opt.max_windows) {  // deterministic cap
+    train.x.resize(opt.max_windows * static_cast<size_t>(opt.window));
+    train.sensor.resize(opt.max_windows);
+  }
+  if (train.size() < 16) return Status::Error("too few training windows (" + std::to_string(train.size()) + "); need more data");
+  if (val.size() == 0) return Status::Error("no validation windows in the last 20 % of the span");
+  rep.train_windows = train.size();
+  rep.val_windows = val.size();
+  // Validation windows are shuffled deterministically so the early-stopping subset covers all sensors.
+  {
+    std::vector<size_t> order(val.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::shuffle(order.begin(), order.end(), rng);
+    WindowSet v2;
+    v2.window = val.window;
+    for (size_t o : order) {
+      v2.x.insert(v2.x.end(), val.x.begin() + static_cast<std::ptrdiff_t>(o * static_cast<size_t>(opt.window)),
+                  val.x.begin() + static_cast<std::ptrdiff_t>((o + 1) * static_cast<size_t>(opt.window)));
+      v2.sensor.push_back(val.sensor[o]);
+    }
+    val = std::move(v2);
+  }
+  if (opt.progress)
+    std::fprintf(stderr, "[train] %zu sensors, %zu training windows, %zu validation windows (window %d, hidden %d)\n", S,
+                 train.size(), val.size(), opt.window, opt.hidden);
+  auto w = FitWeights(train, val, opt, &rep.epochs_run, &rep.best_val_loss);
+  if (!w.ok()) return w.status();
+  m.weights = std::move(w.value());
+
+  // Calibrate on every validation window with the fast forward pass (the one that will score).
+  LstmAeForward fwd(m.weights);
+  std::vector<float> ew(val.size()), el(val.size());
+  fwd.Errors(val.x.data(), val.size(), ew.data(), el.data(), opt.threads);
+  std::vector<std::vector<float>> by_w(S), by_l(S);
+  for (size_t i = 0; i < val.size(); i++) {
+    by_w[static_cast<size_t>(val.sensor[i])].push_back(ew[i]);
+    by_l[static_cast<size_t>(val.sensor[i])].push_back(el[i]);
+  }
+  m.thresholds = Calibrate(by_w, by_l, opt.quantile, opt.margin, opt.min_windows);
+  auto sample = [&](std::vector<float> v) {
+    std::sort(v.begin(), v.end());
+    if (v.size() > 20000) {
+      std::vector<float> s2;
+      for (size_t i = 0; i < 20000; i++) s2.push_back(v[i * v.size() / 20000]);
+      v = std::move(s2);
+    }
+    return v;
+  };
+  m.val_errors = sample(ew);
+  m.val_last = sample(el);
+  std::vector<float> sorted = m.val_errors;
+
+  m.version = opt.version.empty() ? NextVersion(opt.model_dir) : opt.version;
+  m.config = {{"window", opt.window}, {"hidden", opt.hidden}, {"epochs", opt.epochs}, {"patience", opt.patience},
+              {"batch", opt.batch}, {"lr", opt.lr}, {"seed", opt.seed}, {"threads", opt.threads},
+              {"max_windows", opt.max_windows}, {"segments", opt.segments}, {"val_segments", opt.val_segments},
+              {"keep_anomalies", opt.keep_anomalies}, {"architecture", "lstm-ae: LSTM(1->H) encoder, last h repeated, LSTM(H->H) decoder, Linear(H->1)"}};
+  auto q = [&](double p) { return Quantile(sorted, p); };
+  rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+  m.card = {{"version", m.version},
+            {"created", FormatIsoMicros(std::chrono::duration_cast<std::chrono::microseconds>(
+                                            std::chrono::system_clock::now().time_since_epoch()).count())},
+            {"code_version", IOTPIPE_VERSION},
+            {"training_window", {{"from", FormatIsoMicros(from)}, {"to", FormatIsoMicros(to)}, {"split", FormatIsoMicros(split)}}},
+            {"data_dir", opt.data_dir},
+            {"rows", rep.rows},
+            {"data_fingerprint", fingerprint},
+            {"sensors", S},
+            {"train_windows", train.size()},
+            {"val_windows", val.size()},
+            {"subsampling", "one random stretch of 4 windows per slice of the span (" + std::to_string(opt.segments) +
+                                " slices), a few random windows per sensor and stretch, capped at " + std::to_string(opt.max_windows)},
+            {"epochs_run", rep.epochs_run},
+            {"best_val_loss", rep.best_val_loss},
+            {"train_seconds", rep.seconds},
+            {"params", m.weights.NumParams()},
+            {"flops_per_window", m.weights.FlopsPerWindow()},
+            {"validation_error", {{"mean", std::accumulate(ew.begin(), ew.end(), 0.0) / static_cast<double>(ew.size())},
+                                  {"p50", q(0.5)}, {"p90", q(0.9)}, {"p99", q(0.99)}, {"p999", q(0.999)}, {"max", sorted.back()}}},
+            {"thresholds", {{"rule", m.thresholds.ToJson()["rule"]}, {"global_win", m.thresholds.global_win},
+                            {"global_last", m.thresholds.global_last}, {"quantile", opt.quantile}, {"margin", opt.margin}}},
+            {"evaluation", nlohmann::json::object()}};
+  s = m.Save(opt.model_dir);
+  if (!s.ok()) return s;
+  rep.version = m.version;
+  rep.dir = opt.model_dir + "/" + m.version;
+  return rep;
+}
+
+}  // namespace iotpipe::ml

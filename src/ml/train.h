@@ -1,0 +1,78 @@
+// Training an LSTM autoencoder from stored readings (LibTorch is confined to train.cc).
+//
+// Data: readings in [from, to) are read through DuckDB (view sensor_readings). The scaler (per-sensor
+// mean/std) uses every normal row of the first 80 % of the span (the training part); the last 20 % is
+// validation, so the split is by time. Windows are `window` consecutive readings of one sensor.
+// Subsampling (so a week of 1,000 sensors trains in minutes on 2 cores): the span is cut into
+// `segments` equal slices, one random stretch of 4 windows' length is read in each slice for all
+// sensors, and from each stretch `windows_per_stretch` windows are taken at random offsets; the
+// total is capped at max_windows. Validation reads `val_segments` stretches and takes every 4th window.
+// Windows that contain a row labelled anomalous are dropped unless keep_anomalies.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "ml/model.h"
+
+namespace iotpipe::ml {
+
+struct TrainOptions {
+  std::string data_dir = "data";
+  std::string model_dir = "models";
+  int64_t from_us = 0, to_us = 0;  // span; to_us == 0: derived from `since_us` and the newest row
+  int64_t since_us = 7LL * 86400 * 1000000;
+  int window = 32;
+  int hidden = 32;
+  int epochs = 15;
+  int patience = 3;
+  int batch = 256;
+  double lr = 3e-3;
+  uint64_t seed = 1;
+  int threads = 2;
+  size_t max_windows = 40000;
+  int segments = 96, val_segments = 32;
+  bool keep_anomalies = false;
+  double quantile = 0.9995, margin = 1.5;
+  int min_windows = 200;
+  bool progress = true;
+  std::string version;  // empty: next free vN
+};
+
+struct TrainReport {
+  std::string version, dir;
+  size_t train_windows = 0, val_windows = 0, sensors = 0;
+  int64_t rows = 0;
+  int epochs_run = 0;
+  double best_val_loss = 0, seconds = 0;
+};
+
+// Windows in memory: n x window scaled floats, with their scaler index and whether the window holds
+// a labelled anomaly.
+struct WindowSet {
+  int window = 0;
+  std::vector<float> x;
+  std::vector<int32_t> sensor;
+  size_t size() const { return sensor.size(); }
+};
+
+// Slides windows over one sensor's consecutive values (already scaled): windows start every `stride`.
+void MakeWindows(const std::vector<float>& values, int window, int stride, int32_t sensor, WindowSet& out);
+
+Result<TrainReport> Train(const TrainOptions& opt);
+
+// Trains on windows already in memory (used by Train and by tests). Deterministic for opt.seed.
+Result<LstmAeWeights> FitWeights(const WindowSet& train, const WindowSet& val, const TrainOptions& opt,
+                                 int* epochs_run = nullptr, double* best_val = nullptr);
+
+// LibTorch reference forward pass (for the equivalence test): n windows -> n x window reconstructions.
+std::vector<float> TorchReconstruct(const LstmAeWeights& w, const std::vector<float>& x, size_t n);
+// Random weights as PyTorch would initialise them, for a seed.
+LstmAeWeights TorchInitWeights(int window, int hidden, uint64_t seed);
+
+// Next free version name in a model directory: v1, v2, ...
+std::string NextVersion(const std::string& model_dir);
+
+}  // namespace iotpipe::ml
