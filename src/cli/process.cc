@@ -1,5 +1,6 @@
 // iotpipe process: the processor on a JSON-lines stream (file or stdin).
 #include "cli/common.h"
+#include "cli/kafka_cli.h"
 
 namespace iotpipe::cli {
 
@@ -7,9 +8,18 @@ void AddProcess(CLI::App& app) {
   auto* cmd = app.add_subcommand("process", "Process a JSON-lines stream: decode, detect, store");
   auto input = std::make_shared<std::string>("-");
   auto pa = std::make_shared<PipelineArgs>();
+  auto source = std::make_shared<std::string>("file");
+  auto ka = std::make_shared<KafkaArgs>();
+  cmd->add_option("--source", *source, "Where records come from: file (see --input) or kafka")
+      ->check(CLI::IsMember({"file", "kafka"}));
   cmd->add_option("--input", *input, "JSON-lines file, or - for standard input");
+  ka->AddConsumer(cmd);
   pa->Add(cmd);
-  cmd->callback([input, pa] {
+  cmd->callback([input, pa, source, ka] {
+    if (*source == "kafka") {
+      KafkaSource src(ka->SourceOptions());
+      std::exit(RunPipeline(&src, *pa));
+    }
     FileSource src(*input);
     std::exit(RunPipeline(&src, *pa));
   });

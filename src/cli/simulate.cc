@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "cli/common.h"
+#include "cli/kafka_cli.h"
 
 namespace iotpipe::cli {
 
@@ -12,14 +13,30 @@ void AddSimulate(CLI::App& app) {
   auto sim = std::make_shared<SimArgs>();
   auto output = std::make_shared<std::string>("stdout");
   auto path = std::make_shared<std::string>();
+  auto ka = std::make_shared<KafkaArgs>();
   sim->Add(cmd);
-  cmd->add_option("--output", *output, "Where records go: stdout or jsonl (a file, see --path)")
-      ->check(CLI::IsMember({"stdout", "jsonl"}));
+  cmd->add_option("--output", *output, "Where records go: stdout, jsonl (a file, see --path) or kafka")
+      ->check(CLI::IsMember({"stdout", "jsonl", "kafka"}));
+  ka->AddProducer(cmd);
   cmd->add_option("--path", *path, "Output file for --output jsonl");
-  cmd->callback([sim, output, path] {
+  cmd->callback([sim, output, path, ka] {
     SimSourceOptions so = sim->Resolve(RealClock::Get());
     if (so.max_events < 0 && so.max_steps < 0 && !so.realtime)
       Fail("--rate max needs --events or --duration", 2);
+    if (*output == "kafka") {
+      InstallSignalHandlers();
+      ProduceStats st;
+      Check(ProduceSimToKafka(so, *ka, g_stop, &st, true), "kafka");
+      std::fprintf(stderr,
+                   "[iotpipe] produced %lld records (%lld malformed) to %s on %s in %.2f s = %s rec/s; "
+                   "delivered %lld, failed %lld%s%s\n",
+                   static_cast<long long>(st.produced), static_cast<long long>(st.malformed), ka->topic.c_str(),
+                   ka->brokers.c_str(), st.elapsed_s,
+                   FormatCount(st.elapsed_s > 0 ? static_cast<double>(st.produced) / st.elapsed_s : 0).c_str(),
+                   static_cast<long long>(st.delivered), static_cast<long long>(st.failed),
+                   st.failed ? ": " : "", st.first_error.c_str());
+      std::exit(st.failed || st.delivered != st.produced ? 1 : 0);
+    }
     FILE* out = stdout;
     std::string tmp;
     if (*output == "jsonl") {

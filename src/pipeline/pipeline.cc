@@ -2,8 +2,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <condition_variable>
 #include <cstdio>
 #include <filesystem>
+#include <mutex>
 #include <thread>
 
 #include "core/queue.h"
@@ -27,6 +29,7 @@ Pipeline::Pipeline(Source* source, std::shared_ptr<const Detector> det, Pipeline
 Pipeline::~Pipeline() = default;
 
 Status Pipeline::Run(const std::atomic<bool>& stop) {
+  src_->BindStore(opt_.store);
   auto store_r = ParquetStore::Open(opt_.store, &dicts_.sensors, &dicts_.types, &dicts_.models);
   if (!store_r.ok()) return store_r.status();
   auto store = std::move(store_r.value());
@@ -35,8 +38,25 @@ Status Pipeline::Run(const std::atomic<bool>& stop) {
     if (s.ok()) spdlog::info("restored detector state of {} sensors from {}", dicts_.sensors.size(), opt_.checkpoint_path);
     else if (std::filesystem::exists(opt_.checkpoint_path)) spdlog::warn("not restoring detector state: {}", s.message());
   }
+  // Drain handshake (Source::SetDrain): the source thread, blocked inside Poll, waits until the
+  // sink has appended every batch pushed so far and flushed it durably.
+  std::atomic<int64_t> pushed{0}, appended{0};
+  std::mutex drain_mu;
+  std::condition_variable drain_cv;
+  int64_t drain_req = 0, drain_done = 0;
+  bool sink_gone = false;
+  src_->SetDrain([&]() -> bool {
+    std::unique_lock<std::mutex> l(drain_mu);
+    if (sink_gone) return false;
+    const int64_t gen = ++drain_req;
+    drain_cv.wait(l, [&] { return drain_done >= gen || sink_gone; });
+    return drain_done >= gen;
+  });
   Status st = src_->Start();
-  if (!st.ok()) return st;
+  if (!st.ok()) {
+    src_->SetDrain(nullptr);
+    return st;
+  }
 
   BoundedQueue<RawBatch> q_raw(opt_.queue_depth);
   BoundedQueue<ProcessedBatch> q_done(opt_.queue_depth);
@@ -57,6 +77,7 @@ Status Pipeline::Run(const std::atomic<bool>& stop) {
       }
       m_.sent += b.sent;
       m_.queue_raw = static_cast<int64_t>(q_raw.size());
+      pushed++;
       if (!q_raw.Push(std::move(b))) break;
     }
     q_raw.Close();
@@ -115,8 +136,10 @@ Status Pipeline::Run(const std::atomic<bool>& stop) {
     if (pb) {
       sink_status = store->Append(*pb);
       if (!sink_status.ok()) break;
+      src_->OnBatch(*pb, dicts_);
       if (opt_.on_batch) opt_.on_batch(*pb);
       recycle_done.Push(std::move(*pb));
+      appended++;
     } else if (q_done.closed_and_empty()) {
       break;
     }
@@ -135,8 +158,23 @@ Status Pipeline::Run(const std::atomic<bool>& stop) {
       // it is written at shutdown (below) where the processor is idle.
       last_ckpt = now;
     }
+    {
+      std::lock_guard<std::mutex> l(drain_mu);
+      if (drain_req > drain_done && appended.load() == pushed.load()) {
+        sink_status = store->Flush();
+        if (!sink_status.ok()) break;
+        acked();
+        drain_done = drain_req;
+        drain_cv.notify_all();
+      }
+    }
     m_.lag = src_->Lag();
     progress(false);
+  }
+  {
+    std::lock_guard<std::mutex> l(drain_mu);
+    sink_gone = true;
+    drain_cv.notify_all();
   }
   if (!sink_status.ok()) {
     failed = true;
@@ -154,6 +192,7 @@ Status Pipeline::Run(const std::atomic<bool>& stop) {
   elapsed_s_ = static_cast<double>(MonoMicros() - t_start) / 1e6;
   store_stats_ = store->stats();
   src_->Stop();
+  src_->SetDrain(nullptr);
   if (!opt_.checkpoint_path.empty() && sink_status.ok()) {
     Status s = proc_->SaveCheckpoint(opt_.checkpoint_path);
     if (!s.ok()) spdlog::warn("cannot save detector state: {}", s.message());

@@ -7,7 +7,10 @@
 #include <cerrno>
 #include <filesystem>
 #include <regex>
+#include <set>
 #include <sstream>
+
+#include <spdlog/spdlog.h>
 
 #include "core/clock.h"
 #include "core/fsutil.h"
@@ -97,8 +100,10 @@ Result<std::unique_ptr<ParquetStore>> ParquetStore::Open(const StoreOptions& opt
   id << std::hex << RealClock::Get()->NowMicros() << "-" << std::dec << getpid();
   s->run_id_ = id.str();
   if (!opt.kafka_topic.empty()) {
-    ScanOffsets(opt.data_dir + "/sensor_readings", opt.kafka_topic, &s->readings_hw_);
-    ScanOffsets(opt.data_dir + "/dead_letters", opt.kafka_topic, &s->dead_hw_);
+    // Only committed offsets count: a file above its partition's marker is not durable yet.
+    s->readings_hw_ = ReadKafkaMarkers(opt.data_dir, opt.kafka_topic);
+    s->dead_hw_ = s->readings_hw_;
+    s->committed_ = s->readings_hw_;
   }
   return s;
 }
@@ -108,6 +113,91 @@ ParquetStore::~ParquetStore() {
     if (p->chunk) duckdb_destroy_data_chunk(&p->chunk);
     if (p->app) duckdb_appender_destroy(&p->app);
   }
+}
+
+std::string ParquetStore::KafkaMarkerPath(const std::string& data_dir, const std::string& topic, int32_t kpart) {
+  return data_dir + "/_offsets/" + topic + "-p" + std::to_string(kpart);
+}
+
+OffsetMap ParquetStore::ReadKafkaMarkers(const std::string& data_dir, const std::string& topic) {
+  OffsetMap out;
+  std::error_code ec;
+  const std::string prefix = topic + "-p";
+  for (auto it = fs::directory_iterator(data_dir + "/_offsets", ec); !ec && it != fs::directory_iterator();
+       it.increment(ec)) {
+    std::string name = it->path().filename().string();
+    if (!name.starts_with(prefix)) continue;
+    std::string num = name.substr(prefix.size());
+    if (num.empty() || num.find_first_not_of("0123456789") != std::string::npos) continue;
+    auto text = ReadFile(it->path().string());
+    if (!text.ok()) continue;
+    char* end = nullptr;
+    long long v = std::strtoll(text.value().c_str(), &end, 10);
+    if (end == text.value().c_str()) continue;
+    out[std::stoi(num)] = v;
+  }
+  return out;
+}
+
+Result<int64_t> ParquetStore::RecoverKafkaPartition(const std::string& data_dir, const std::string& topic,
+                                                    int32_t kpart) {
+  int64_t marker = -1;
+  auto text = ReadFile(KafkaMarkerPath(data_dir, topic, kpart));
+  if (text.ok()) {
+    char* end = nullptr;
+    long long v = std::strtoll(text.value().c_str(), &end, 10);
+    if (end == text.value().c_str()) return Status::Error("corrupt commit marker " + KafkaMarkerPath(data_dir, topic, kpart));
+    marker = v;
+  }
+  std::error_code ec;
+  std::smatch m;
+  for (const char* sub : {"/sensor_readings", "/dead_letters"}) {
+    std::string dir = data_dir + sub;
+    if (!fs::is_directory(dir, ec)) continue;
+    std::vector<fs::path> doomed;
+    for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
+         it.increment(ec)) {
+      std::string name = it->path().filename().string();
+      if (!std::regex_match(name, m, KafkaName()) || m[1].str() != topic || std::stoi(m[2].str()) != kpart) continue;
+      int64_t first = std::stoll(m[3].str()), last = std::stoll(m[4].str());
+      if (first > marker) {
+        doomed.push_back(it->path());
+      } else if (last > marker) {
+        spdlog::warn("{} straddles the commit marker {} of partition {}; kept", name, marker, kpart);
+      }
+    }
+    for (auto& f : doomed) {
+      if (!fs::remove(f, ec) || ec) return Status::Error("cannot remove uncommitted " + f.string() + ": " + ec.message());
+      Status s = FsyncPath(f.parent_path().string());
+      if (!s.ok()) return s;
+    }
+  }
+  return marker;
+}
+
+Status ParquetStore::FlushKafkaPartition(int32_t kpart) {
+  for (auto& [k, p] : parts_) {
+    if (p->kpart != kpart) continue;
+    Status s = FlushPart(p.get());
+    if (!s.ok()) return s;
+  }
+  auto am = appended_max_.find(kpart);
+  if (am == appended_max_.end()) return Status::OK();
+  auto c = committed_.find(kpart);
+  if (c != committed_.end() && c->second >= am->second) return Status::OK();
+  std::string dir = opt_.data_dir + "/_offsets";
+  if (!dirs_made_.count(dir)) {
+    Status s = MakeDirs(dir);
+    if (!s.ok()) return s;
+    dirs_made_[dir] = true;
+  }
+  Status s = WriteFileAtomic(KafkaMarkerPath(opt_.data_dir, opt_.kafka_topic, kpart),
+                             std::to_string(am->second) + "\n");
+  if (!s.ok()) return s;
+  committed_[kpart] = am->second;
+  readings_hw_[kpart] = am->second;
+  dead_hw_[kpart] = am->second;
+  return Status::OK();
 }
 
 void ParquetStore::ScanOffsets(const std::string& dir, const std::string& topic, OffsetMap* out) {
@@ -189,7 +279,18 @@ ParquetStore::Part* ParquetStore::GetPart(bool dead, int64_t hour, int32_t kpart
 Status ParquetStore::Append(const ProcessedBatch& b) {
   Status s = AppendReadings(b.readings);
   if (!s.ok()) return s;
-  return AppendDead(b.dead);
+  s = AppendDead(b.dead);
+  if (!s.ok() || !kafka()) return s;
+  // Kafka mode flushes a partition only between batches, once all of a batch's rows (readings
+  // and dead letters, which are not in offset order with each other) are buffered.
+  std::set<int32_t> full;
+  for (auto& [k, p] : parts_)
+    if (p->app && p->rows >= opt_.max_rows) full.insert(p->kpart);
+  for (int32_t kp : full) {
+    s = FlushKafkaPartition(kp);
+    if (!s.ok()) return s;
+  }
+  return Status::OK();
 }
 
 Status ParquetStore::AppendReadings(const ReadingBatch& b) {
@@ -236,6 +337,8 @@ Status ParquetStore::AppendReadings(const ReadingBatch& b) {
     if (with_origin) {
       p->first_off = std::min(p->first_off, b.origins[i].offset);
       p->last_off = std::max(p->last_off, b.origins[i].offset);
+      auto [am, ins] = appended_max_.emplace(kpart, b.origins[i].offset);
+      if (!ins) am->second = std::max(am->second, b.origins[i].offset);
     }
     max_event_us_ = std::max(max_event_us_, b.ts_us[i]);
     p->rows++;
@@ -248,7 +351,7 @@ Status ParquetStore::AppendReadings(const ReadingBatch& b) {
       p->Bind();
       p->n = 0;
     }
-    if (p->rows >= opt_.max_rows) {
+    if (p->rows >= opt_.max_rows && !kafka()) {
       Status s = FlushPart(p);
       if (!s.ok()) return s;
       p = nullptr;
@@ -280,6 +383,8 @@ Status ParquetStore::AppendDead(const DeadLetterBatch& d) {
       duckdb_append_int64(p->app, d.origins[i].offset);
       p->first_off = std::min(p->first_off, d.origins[i].offset);
       p->last_off = std::max(p->last_off, d.origins[i].offset);
+      auto [am, ins] = appended_max_.emplace(kpart, d.origins[i].offset);
+      if (!ins) am->second = std::max(am->second, d.origins[i].offset);
     } else {
       duckdb_append_varchar(p->app, "embedded");
       duckdb_append_null(p->app);
@@ -335,7 +440,7 @@ Status ParquetStore::FlushPart(Part* p) {
     stats_.bytes += fs::file_size(final_path, ec);
     stats_.files++;
     (p->dead ? stats_.dead : stats_.rows) += p->rows;
-    if (p->kpart >= 0 && p->last_off >= 0) {
+    if (p->kpart >= 0 && p->last_off >= 0 && !kafka()) {
       auto& hw = p->dead ? dead_hw_ : readings_hw_;
       auto [pos, inserted] = hw.emplace(p->kpart, p->last_off);
       if (!inserted) pos->second = std::max(pos->second, p->last_off);
@@ -351,6 +456,16 @@ Status ParquetStore::FlushPart(Part* p) {
 }
 
 Status ParquetStore::FlushDue(int64_t now_mono_us) {
+  if (kafka()) {
+    std::set<int32_t> due;
+    for (auto& [k, p] : parts_)
+      if (p->app && p->rows > 0 && now_mono_us - p->first_mono >= opt_.max_delay_us) due.insert(p->kpart);
+    for (int32_t kp : due) {
+      Status s = FlushKafkaPartition(kp);
+      if (!s.ok()) return s;
+    }
+    return Status::OK();
+  }
   for (auto& [k, p] : parts_) {
     if (p->app && p->rows > 0 && now_mono_us - p->first_mono >= opt_.max_delay_us) {
       Status s = FlushPart(p.get());
@@ -361,6 +476,16 @@ Status ParquetStore::FlushDue(int64_t now_mono_us) {
 }
 
 Status ParquetStore::Flush() {
+  if (kafka()) {
+    std::set<int32_t> kps;
+    for (auto& [k, p] : parts_) kps.insert(p->kpart);
+    for (auto& [kp, off] : appended_max_) kps.insert(kp);
+    for (int32_t kp : kps) {
+      Status s = FlushKafkaPartition(kp);
+      if (!s.ok()) return s;
+    }
+    return Status::OK();
+  }
   for (auto& [k, p] : parts_) {
     Status s = FlushPart(p.get());
     if (!s.ok()) return s;
@@ -380,7 +505,12 @@ Status ParquetStore::CompactClosed(int64_t grace_us) {
   }
   for (auto& [dir, _] : dirs) {
     Status s = CompactDir(dir);
-    if (!s.ok()) return s;
+    if (!s.ok()) {
+      // Several processors of one group may share a data directory and race to compact it;
+      // a failed compaction leaves its inputs in place, so it is not fatal.
+      if (!kafka()) return s;
+      spdlog::warn("{}", s.message());
+    }
   }
   for (auto& k : done) parts_.erase(k);
   return Status::OK();
@@ -391,11 +521,20 @@ Status ParquetStore::CompactDir(const std::string& dir) {
   std::map<std::string, std::vector<std::string>> groups;  // source partition -> files
   std::map<std::string, std::pair<int64_t, int64_t>> ranges;
   std::smatch m;
+  // Kafka mode: only committed files of partitions this store writes are merged.
+  const OffsetMap markers = kafka() ? ReadKafkaMarkers(opt_.data_dir, opt_.kafka_topic) : OffsetMap();
   for (auto& e : fs::directory_iterator(dir, ec)) {
     std::string name = e.path().filename().string();
     if (name[0] == '.' || !name.ends_with(".parquet")) continue;
     std::string key;
     if (std::regex_match(name, m, KafkaName())) {
+      if (kafka()) {
+        int32_t kp = std::stoi(m[2].str());
+        auto mk = markers.find(kp);
+        if (m[1].str() != opt_.kafka_topic || !appended_max_.count(kp) || mk == markers.end() ||
+            std::stoll(m[4].str()) > mk->second)
+          continue;
+      }
       key = "kafka-" + m[1].str() + "-p" + m[2].str();
       auto [pos, inserted] = ranges.emplace(key, std::make_pair(std::stoll(m[3].str()), std::stoll(m[4].str())));
       if (!inserted) {

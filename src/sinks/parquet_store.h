@@ -9,6 +9,13 @@
 // kafka-<topic>-p<partition>-o<first>-<last>.parquet, so the highest durable offset of every
 // partition can be recovered from the names alone (the Kafka Connect HDFS/S3 sink rule).
 // Closed hour partitions are compacted into one file per source partition, crash-safely.
+//
+// Kafka mode (exactly once): the files of one Kafka partition are flushed together (every hour,
+// readings and dead letters), and only then is the partition's commit marker
+// data/_offsets/<topic>-p<P> (the last offset handled) written atomically. A file whose first
+// offset is above the marker was written but never committed: RecoverKafkaPartition deletes it when
+// the partition is (re)assigned, and consumption resumes at marker + 1. Compaction only merges
+// committed files. So a crash at any point neither loses nor duplicates a row.
 #pragma once
 #include <cstdint>
 #include <map>
@@ -61,6 +68,15 @@ class ParquetStore {
   // Highest offsets durably stored per Kafka partition (readings and dead letters separately).
   const OffsetMap& readings_offsets() const { return readings_hw_; }
   const OffsetMap& dead_offsets() const { return dead_hw_; }
+  // Kafka mode: flushes every buffered row of one Kafka partition, then commits its marker.
+  Status FlushKafkaPartition(int32_t kpart);
+  // Kafka mode: the committed marker of each partition (-1 none), read from data_dir/_offsets.
+  static OffsetMap ReadKafkaMarkers(const std::string& data_dir, const std::string& topic);
+  static std::string KafkaMarkerPath(const std::string& data_dir, const std::string& topic, int32_t kpart);
+  // Kafka mode, on partition assignment: deletes files of (topic, kpart) written after the last
+  // commit marker and returns the marker (-1: nothing committed; consume from the beginning).
+  static Result<int64_t> RecoverKafkaPartition(const std::string& data_dir, const std::string& topic,
+                                               int32_t kpart);
   // Scans a data directory's file names for Kafka offsets.
   static void ScanOffsets(const std::string& dir, const std::string& topic, OffsetMap* out);
   // Finishes interrupted compactions and removes temporary files left by a crash.
@@ -73,6 +89,7 @@ class ParquetStore {
   Status AppendDead(const DeadLetterBatch& d);
   Part* GetPart(bool dead, int64_t hour, int32_t kpart);
   Status FlushPart(Part* p);
+  bool kafka() const { return !opt_.kafka_topic.empty(); }
 
   StoreOptions opt_;
   std::unique_ptr<Duck> db_;
@@ -86,6 +103,8 @@ class ParquetStore {
   int64_t max_event_us_ = INT64_MIN;
   StoreStats stats_;
   OffsetMap readings_hw_, dead_hw_;
+  OffsetMap appended_max_;     // Kafka mode: highest offset appended per partition
+  OffsetMap committed_;        // Kafka mode: markers written by this store
   std::map<std::string, bool> dirs_made_;
 };
 

@@ -2,6 +2,7 @@
 // A source never loses a record it handed out: failed records are routed, not dropped.
 #pragma once
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -14,6 +15,7 @@
 namespace iotpipe {
 
 enum class PollResult { kData, kIdle, kEnd };
+struct Dictionaries;
 
 class Source {
  public:
@@ -25,8 +27,16 @@ class Source {
   virtual void Ack(const OffsetMap& readings, const OffsetMap& dead) {}
   virtual void Stop() {}
   virtual std::string Describe() const = 0;
-  // Consumer lag in records, if known (-1 otherwise).
+  // Consumer lag in records, if known (-1 otherwise). Called from another thread.
   virtual int64_t Lag() const { return -1; }
+  // The pipeline hands the source a function that blocks until every record handed out so far is
+  // durably stored and acknowledged (false if the pipeline is failing). Call it only from Poll's
+  // thread (e.g. a Kafka partition revocation, so that the next owner starts after our last row).
+  virtual void SetDrain(std::function<bool()> drain) {}
+  // Lets the source adapt the store (e.g. Kafka names files by offsets) before it is opened.
+  virtual void BindStore(StoreOptions& store) {}
+  // Called on the sink thread after each batch is appended (dead-letter and anomaly topics).
+  virtual void OnBatch(const ProcessedBatch& b, const Dictionaries& dicts) {}
 };
 
 // The embedded source: a simulated fleet, paced by a clock or as fast as possible.

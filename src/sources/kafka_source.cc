@@ -1,0 +1,319 @@
+#include "sources/kafka_source.h"
+
+#include <librdkafka/rdkafka.h>
+#include <spdlog/spdlog.h>
+
+#include <cinttypes>
+#include <cstdio>
+
+#include "core/clock.h"
+#include "pipeline/processor.h"
+#include "sinks/parquet_store.h"
+
+namespace iotpipe {
+
+KafkaSource::KafkaSource(KafkaSourceOptions opt) : opt_(std::move(opt)) {
+  if (opt_.dlq_topic.empty()) opt_.dlq_topic = opt_.topic + ".dlq";
+}
+
+KafkaSource::~KafkaSource() {
+  drain_ = nullptr;
+  Stop();
+}
+
+void KafkaSource::BindStore(StoreOptions& store) {
+  store.kafka_topic = opt_.topic;
+  opt_.data_dir = store.data_dir;
+}
+
+std::string KafkaSource::Describe() const {
+  return "kafka:" + opt_.brokers + "/" + opt_.topic + " group " + opt_.group;
+}
+
+void KafkaSource::RebalanceCb(rd_kafka_t* rk, int err, rd_kafka_topic_partition_list_t* parts, void* opaque) {
+  auto* self = static_cast<KafkaSource*>(opaque);
+  if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+    self->OnAssign(parts);
+  } else {
+    self->OnRevoke(parts);
+  }
+}
+
+void KafkaSource::OnAssign(rd_kafka_topic_partition_list_t* parts) {
+  rebalances_++;
+  std::string desc;
+  for (int i = 0; i < parts->cnt; i++) {
+    auto& tp = parts->elems[i];
+    // Files written after the last commit marker were never committed: remove them, resume after it.
+    auto marker = ParquetStore::RecoverKafkaPartition(opt_.data_dir, opt_.topic, tp.partition);
+    if (!marker.ok()) {
+      error_ = marker.status();
+      spdlog::error("kafka: recovering partition {}: {}", tp.partition, error_.message());
+      tp.offset = RD_KAFKA_OFFSET_END;  // consume nothing; Poll ends the run with the error
+      continue;
+    }
+    tp.offset = marker.value() >= 0 ? marker.value() + 1 : RD_KAFKA_OFFSET_BEGINNING;
+    desc += (desc.empty() ? "" : ", ") + std::to_string(tp.partition) + "@" +
+            (marker.value() >= 0 ? std::to_string(marker.value() + 1) : std::string("start"));
+  }
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    for (int i = 0; i < parts->cnt; i++) assigned_.insert(parts->elems[i].partition);
+  }
+  spdlog::info("kafka: assigned {} partition(s) of {}: {}", parts->cnt, opt_.topic, desc);
+  rd_kafka_assign(rk_, parts);
+  last_activity_us_ = MonoMicros();
+}
+
+void KafkaSource::OnRevoke(rd_kafka_topic_partition_list_t* parts) {
+  rebalances_++;
+  std::set<int32_t> gone;
+  for (int i = 0; i < parts->cnt; i++) gone.insert(parts->elems[i].partition);
+  // Records of revoked partitions in the batch being filled are not handed out: drop them.
+  if (cur_ && !cur_->origins.empty()) {
+    RawBatch keep;
+    for (size_t i = 0; i < cur_->size(); i++) {
+      if (gone.count(cur_->origins[i].partition)) continue;
+      keep.Add(cur_->record(i));
+      keep.origins.push_back(cur_->origins[i]);
+    }
+    *cur_ = std::move(keep);
+  }
+  // Everything handed out before is flushed and its marker written before the partition moves on.
+  bool drained = drain_ ? drain_() : false;
+  if (!drained && drain_) spdlog::warn("kafka: pipeline not drained before revocation");
+  if (drained && !opt_.data_dir.empty()) CommitToKafka(ParquetStore::ReadKafkaMarkers(opt_.data_dir, opt_.topic), true);
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    for (int32_t p : gone) {
+      assigned_.erase(p);
+      lag_by_part_.erase(p);
+    }
+  }
+  spdlog::info("kafka: revoked {} partition(s)", parts->cnt);
+  rd_kafka_assign(rk_, nullptr);
+}
+
+Status KafkaSource::Start() {
+  if (rk_) return Status::OK();
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  char err[512];
+  std::vector<std::pair<std::string, std::string>> kv = {
+      {"bootstrap.servers", opt_.brokers},
+      {"group.id", opt_.group},
+      {"client.id", "iotpipe-processor"},
+      {"auto.offset.reset", "earliest"},
+      {"enable.auto.commit", "false"},
+      {"enable.auto.offset.store", "false"},
+      {"enable.partition.eof", "false"},
+      {"session.timeout.ms", std::to_string(opt_.session_timeout_ms)},
+      {"heartbeat.interval.ms", std::to_string(std::max(500, opt_.session_timeout_ms / 10))},
+      {"max.poll.interval.ms", "300000"},
+      {"queued.max.messages.kbytes", std::to_string(opt_.fetch_queue_kb)},
+      {"fetch.max.bytes", "52428800"},
+      {"fetch.wait.max.ms", "100"},
+      {"reconnect.backoff.max.ms", "1000"},
+      {"log_level", "3"},
+  };
+  if (!opt_.instance_id.empty()) kv.emplace_back("group.instance.id", opt_.instance_id);
+  for (auto& [k, v] : kv) {
+    if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
+      rd_kafka_conf_destroy(conf);
+      return Status::Error("kafka setting " + k + ": " + err);
+    }
+  }
+  rd_kafka_conf_set_opaque(conf, this);
+  rd_kafka_conf_set_rebalance_cb(
+      conf, [](rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts, void* opaque) {
+        RebalanceCb(rk, static_cast<int>(err), parts, opaque);
+      });
+  rk_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+  if (!rk_) {
+    rd_kafka_conf_destroy(conf);
+    return Status::Error(std::string("kafka consumer: ") + err);
+  }
+  rd_kafka_poll_set_consumer(rk_);
+  // The topic must exist to be consumed; its partition count comes from whoever created it.
+  auto n = KafkaPartitionCount(opt_.brokers, opt_.topic);
+  if (!n.ok()) return Status::Error(n.status().message() + " (create it with `iotpipe simulate --output kafka`)");
+  rd_kafka_topic_partition_list_t* sub = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(sub, opt_.topic.c_str(), RD_KAFKA_PARTITION_UA);
+  rd_kafka_resp_err_t e = rd_kafka_subscribe(rk_, sub);
+  rd_kafka_topic_partition_list_destroy(sub);
+  if (e) return Status::Error(std::string("kafka subscribe: ") + rd_kafka_err2str(e));
+  if (opt_.dlq_topic != "-" || opt_.anomalies_topic != "-") {
+    for (const std::string& t : {opt_.dlq_topic, opt_.anomalies_topic}) {
+      if (t == "-") continue;
+      Status s = EnsureKafkaTopic(opt_.brokers, t, n.value());
+      if (!s.ok()) return s;
+    }
+    KafkaProducerOptions po;
+    po.brokers = opt_.brokers;
+    po.client_id = "iotpipe-processor-side";
+    po.linger_ms = 50;
+    auto p = KafkaProducer::Create(po);
+    if (!p.ok()) return p.status();
+    producer_ = std::move(p.value());
+  }
+  last_activity_us_ = MonoMicros();
+  spdlog::info("kafka: consuming {} from {} as group {}", opt_.topic, opt_.brokers, opt_.group);
+  return Status::OK();
+}
+
+PollResult KafkaSource::Poll(RawBatch& out, size_t max) {
+  out.Clear();
+  if (!rk_ || closed_) return PollResult::kEnd;
+  if (!error_.ok()) return PollResult::kEnd;
+  cur_ = &out;
+  int timeout = 100;
+  while (out.size() < max) {
+    rd_kafka_message_t* m = rd_kafka_consumer_poll(rk_, timeout);
+    timeout = 0;
+    if (!m) break;
+    if (m->err) {
+      if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+        spdlog::debug("kafka consumer: {}", rd_kafka_message_errstr(m));
+      rd_kafka_message_destroy(m);
+      continue;
+    }
+    out.Add(std::string_view(static_cast<const char*>(m->payload), m->payload ? m->len : 0));
+    out.origins.push_back(Origin{m->partition, m->offset});
+    rd_kafka_message_destroy(m);
+  }
+  cur_ = nullptr;
+  int64_t now = MonoMicros();
+  if (now - last_lag_us_ > 500000) {
+    UpdateLag();
+    last_lag_us_ = now;
+  }
+  if (producer_) producer_->Poll(0);
+  if (out.size() > 0) {
+    last_activity_us_ = now;
+    out.sent = static_cast<int64_t>(out.size());
+    out.Seal();
+    return PollResult::kData;
+  }
+  if (!error_.ok()) return PollResult::kEnd;
+  if (opt_.exit_when_idle_s > 0 && static_cast<double>(now - last_activity_us_) / 1e6 >= opt_.exit_when_idle_s)
+    return PollResult::kEnd;
+  return PollResult::kIdle;
+}
+
+void KafkaSource::UpdateLag() {
+  std::set<int32_t> parts = assigned();
+  if (parts.empty()) {
+    lag_ = 0;
+    return;
+  }
+  rd_kafka_topic_partition_list_t* l = rd_kafka_topic_partition_list_new(static_cast<int>(parts.size()));
+  for (int32_t p : parts) rd_kafka_topic_partition_list_add(l, opt_.topic.c_str(), p);
+  rd_kafka_position(rk_, l);
+  std::map<int32_t, int64_t> lags;
+  int64_t total = 0;
+  bool known = false;
+  for (int i = 0; i < l->cnt; i++) {
+    int64_t lo = -1, hi = -1;
+    if (rd_kafka_get_watermark_offsets(rk_, opt_.topic.c_str(), l->elems[i].partition, &lo, &hi) ||
+        hi < 0)
+      continue;
+    int64_t pos = l->elems[i].offset >= 0 ? l->elems[i].offset : lo;
+    int64_t lag = std::max<int64_t>(0, hi - pos);
+    lags[l->elems[i].partition] = lag;
+    total += lag;
+    known = true;
+  }
+  rd_kafka_topic_partition_list_destroy(l);
+  std::lock_guard<std::mutex> g(mu_);
+  lag_by_part_ = std::move(lags);
+  lag_ = known ? total : -1;
+}
+
+std::map<int32_t, int64_t> KafkaSource::LagByPartition() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return lag_by_part_;
+}
+
+std::set<int32_t> KafkaSource::assigned() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return assigned_;
+}
+
+void KafkaSource::CommitToKafka(const OffsetMap& markers, bool sync) {
+  if (!rk_) return;
+  rd_kafka_topic_partition_list_t* l = rd_kafka_topic_partition_list_new(static_cast<int>(markers.size()));
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    for (auto& [p, off] : markers) {
+      if (off < 0 || !assigned_.count(p)) continue;
+      auto c = kafka_committed_.find(p);
+      if (c != kafka_committed_.end() && c->second >= off) continue;
+      rd_kafka_topic_partition_list_add(l, opt_.topic.c_str(), p)->offset = off + 1;
+      kafka_committed_[p] = off;
+    }
+  }
+  if (l->cnt > 0) {
+    rd_kafka_resp_err_t e = rd_kafka_commit(rk_, l, sync ? 0 : 1);
+    if (e && sync) spdlog::debug("kafka commit: {}", rd_kafka_err2str(e));
+  }
+  rd_kafka_topic_partition_list_destroy(l);
+}
+
+void KafkaSource::Ack(const OffsetMap& readings, const OffsetMap& dead) {
+  // In Kafka mode both maps are the store's commit markers: durable. Tell Kafka (informational).
+  (void)dead;
+  CommitToKafka(readings, false);
+}
+
+void KafkaSource::OnBatch(const ProcessedBatch& b, const Dictionaries& dicts) {
+  if (!producer_) return;
+  if (opt_.dlq_topic != "-") {
+    const auto& d = b.dead;
+    for (size_t i = 0; i < d.size(); i++) {
+      std::vector<KafkaHeader> h = {{"reason", d.reason[i]}, {"source_topic", opt_.topic}};
+      if (!d.origins.empty()) {
+        h.push_back({"source_partition", std::to_string(d.origins[i].partition)});
+        h.push_back({"source_offset", std::to_string(d.origins[i].offset)});
+      }
+      Status s = producer_->Produce(opt_.dlq_topic, {}, d.raw[i], h);
+      if (!s.ok()) spdlog::warn("{}", s.message());
+    }
+  }
+  if (opt_.anomalies_topic != "-") {
+    const auto& r = b.readings;
+    char buf[512];
+    for (size_t i = 0; i < r.size(); i++) {
+      if (!r.predicted[i]) continue;
+      const std::string& sid = dicts.sensors.Name(r.sensor[i]);
+      const std::string& model = dicts.models.Name(r.model[i]);
+      int n = std::snprintf(buf, sizeof buf,
+                            "{\"sensor_id\":\"%s\",\"timestamp\":%.6f,\"value\":%.17g,\"anomaly_score\":%.6f,"
+                            "\"model_version\":\"%s\",\"is_anomaly_ground_truth\":%s}",
+                            sid.c_str(), static_cast<double>(r.ts_us[i]) / 1e6, r.value[i],
+                            static_cast<double>(r.score[i]), model.c_str(), r.gt[i] ? "true" : "false");
+      if (n <= 0 || n >= static_cast<int>(sizeof buf)) continue;
+      Status s = producer_->Produce(opt_.anomalies_topic, sid, std::string_view(buf, static_cast<size_t>(n)));
+      if (!s.ok()) spdlog::warn("{}", s.message());
+    }
+  }
+  producer_->Poll(0);
+}
+
+void KafkaSource::Stop() {
+  if (!rk_ || closed_) return;
+  closed_ = true;
+  // Close leaves the group (revocation: the drain hook is a no-op by now, everything is flushed).
+  if (!opt_.data_dir.empty()) CommitToKafka(ParquetStore::ReadKafkaMarkers(opt_.data_dir, opt_.topic), true);
+  drain_ = nullptr;
+  rd_kafka_consumer_close(rk_);
+  rd_kafka_destroy(rk_);
+  rk_ = nullptr;
+  if (producer_) {
+    if (!producer_->Flush(10000)) spdlog::warn("kafka: side topics not fully delivered at shutdown");
+    if (producer_->failed() > 0)
+      spdlog::warn("kafka: {} dead-letter/anomaly records failed delivery: {}", producer_->failed(),
+                   producer_->first_error());
+    producer_.reset();
+  }
+}
+
+}  // namespace iotpipe
