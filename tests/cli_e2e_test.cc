@@ -1,0 +1,155 @@
+// End-to-end tests of the CLI: the binary as a user runs it.
+#include <signal.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "test_util.h"
+
+namespace fs = std::filesystem;
+using iotpipe::testing::Bin;
+using iotpipe::testing::Query;
+using iotpipe::testing::Sh;
+using iotpipe::testing::TempDir;
+
+namespace {
+
+// The acceptance run: every record accounted for, query agrees, partitions exist, no temp files.
+TEST(CliE2E, RunAccountsForEveryRecordAndQueryAgrees) {
+  TempDir d("e2e_run");
+  std::string summary = d.str() + "/summary.json";
+  auto r = Sh(Bin() + " run --sensors 1000 --events 2000000 --rate max --malformed-rate 0.001 --quiet --data-dir " +
+              d.str() + "/data --summary-json " + summary);
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::ifstream f(summary);
+  auto s = nlohmann::json::parse(f);
+  for (const char* k : {"sent", "stored", "dead_letter", "events_per_s", "elapsed_s", "peak_rss_mb", "true_anomalies",
+                        "predicted_anomalies", "precision", "recall", "f1"})
+    EXPECT_TRUE(s.contains(k)) << k;
+  EXPECT_EQ(s["sent"].get<int64_t>(), 2000000);
+  EXPECT_EQ(s["stored"].get<int64_t>() + s["dead_letter"].get<int64_t>(), s["sent"].get<int64_t>());
+  EXPECT_GT(s["dead_letter"].get<int64_t>(), 1000);
+  EXPECT_GE(s["f1"].get<double>(), 0.95) << "baseline on the basic profile";
+  auto rows = Query(d.str() + "/data", "select count(*) as n from sensor_readings");
+  EXPECT_EQ(rows[0]["n"].get<int64_t>(), s["stored"].get<int64_t>());
+  rows = Query(d.str() + "/data", "select count(*) as n from dead_letters");
+  EXPECT_EQ(rows[0]["n"].get<int64_t>(), s["dead_letter"].get<int64_t>());
+  rows = Query(d.str() + "/data", "select count(*) as n from (select distinct sensor_id, timestamp from sensor_readings)");
+  EXPECT_EQ(rows[0]["n"].get<int64_t>(), s["stored"].get<int64_t>()) << "no duplicates";
+  bool has_partition = false;
+  for (auto& e : fs::recursive_directory_iterator(d.path / "data")) {
+    std::string name = e.path().filename().string();
+    EXPECT_FALSE(name.ends_with(".tmp")) << e.path();
+    EXPECT_FALSE(name.ends_with(".manifest")) << e.path();
+    if (e.is_regular_file() && e.path().string().find("/sensor_readings/date=") != std::string::npos &&
+        e.path().parent_path().filename().string().starts_with("hour="))
+      has_partition = true;
+  }
+  EXPECT_TRUE(has_partition);
+  // Every malformed kind has its reason.
+  rows = Query(d.str() + "/data", "select distinct split_part(reason, ':', 1) as r from dead_letters order by 1");
+  EXPECT_GE(rows.size(), 8u) << rows.dump();
+}
+
+TEST(CliE2E, EvaluateReportsTheDocumentedKeys) {
+  TempDir d("e2e_eval");
+  ASSERT_EQ(Sh(Bin() + " run --sensors 50 --profile realistic --duration 2h --rate max --quiet --data-dir " + d.str()).code, 0);
+  auto r = Sh(Bin() + " evaluate --json --data-dir " + d.str());
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  for (const char* k : {"point_precision", "point_recall", "point_f1", "episode_recall", "episode_f1",
+                        "false_alarms_per_sensor_day", "by_type"})
+    EXPECT_TRUE(j.contains(k)) << k;
+  EXPECT_GT(j["episodes"].get<int64_t>(), 0);
+  EXPECT_GE(j["by_type"].size(), 3u);
+  EXPECT_TRUE(j["by_type"].begin().value().contains("episode_recall"));
+  auto t = Sh(Bin() + " evaluate --data-dir " + d.str());
+  EXPECT_EQ(t.code, 0);
+  EXPECT_NE(t.out.find("overall"), std::string::npos);
+}
+
+TEST(CliE2E, SimulateThenProcessFromAFileAndFromStdin) {
+  TempDir d("e2e_proc");
+  std::string jsonl = d.str() + "/in.jsonl";
+  auto s = Sh(Bin() + " simulate --sensors 20 --events 20000 --rate max --seed 3 --malformed-rate 0.01 --output jsonl --path " + jsonl);
+  ASSERT_EQ(s.code, 0) << s.err;
+  auto a = Sh(Bin() + " process --quiet --input " + jsonl + " --data-dir " + d.str() + "/a --summary-json -");
+  ASSERT_EQ(a.code, 0) << a.err;
+  auto ja = nlohmann::json::parse(a.out);
+  EXPECT_EQ(ja["sent"].get<int64_t>(), 20000);
+  EXPECT_EQ(ja["stored"].get<int64_t>() + ja["dead_letter"].get<int64_t>(), 20000);
+  auto b = Sh("cat " + jsonl + " | " + Bin() + " process --quiet --input - --data-dir " + d.str() + "/b --summary-json -");
+  ASSERT_EQ(b.code, 0) << b.err;
+  auto jb = nlohmann::json::parse(b.out);
+  EXPECT_EQ(jb["stored"], ja["stored"]);
+  EXPECT_EQ(jb["dead_letter"], ja["dead_letter"]);
+  // Same seed, same stream: the simulator is reproducible.
+  auto s2 = Sh(Bin() + " simulate --sensors 20 --events 20000 --rate max --seed 3 --malformed-rate 0.01 --start " +
+               "1732406400 --output stdout | md5sum");
+  auto s3 = Sh(Bin() + " simulate --sensors 20 --events 20000 --rate max --seed 3 --malformed-rate 0.01 --start " +
+               "1732406400 --output stdout | md5sum");
+  EXPECT_EQ(s2.out, s3.out);
+}
+
+TEST(CliE2E, QueryIsReadOnlyAndFormatsOutput) {
+  TempDir d("e2e_query");
+  ASSERT_EQ(Sh(Bin() + " run --sensors 5 --events 500 --rate max --quiet --data-dir " + d.str()).code, 0);
+  auto csv = Sh(Bin() + " query --format csv --data-dir " + d.str() + " \"select count(*) as n from sensor_readings\"");
+  EXPECT_EQ(csv.out, "n\n500\n");
+  auto table = Sh(Bin() + " query --data-dir " + d.str() + " \"select 1 as x\"");
+  EXPECT_NE(table.out.find("| x |"), std::string::npos) << table.out;
+  for (const char* bad : {"delete from sensor_readings", "create table t(x int)", "copy (select 1) to '/tmp/x.csv'",
+                          "attach '/tmp/x.db'", "select 1; select 2"}) {
+    auto r = Sh(Bin() + " query --data-dir " + d.str() + " \"" + bad + "\"");
+    EXPECT_NE(r.code, 0) << bad;
+    EXPECT_NE(r.err.find("error"), std::string::npos) << bad << ": " << r.err;
+  }
+  auto syntax = Sh(Bin() + " query --data-dir " + d.str() + " \"selec 1\"");
+  EXPECT_NE(syntax.code, 0);
+  // An empty data directory still has queryable (empty) views.
+  auto empty = Sh(Bin() + " query --format csv --data-dir " + d.str() + "/none \"select count(*) as n from sensor_readings\"");
+  EXPECT_EQ(empty.code, 0) << empty.err;
+  EXPECT_EQ(empty.out, "n\n0\n");
+}
+
+TEST(CliE2E, BadArgumentsGiveClearErrors) {
+  EXPECT_NE(Sh(Bin() + " run --rate fast --events 1").code, 0);
+  EXPECT_NE(Sh(Bin() + " run --profile weird --events 1").code, 0);
+  EXPECT_NE(Sh(Bin() + " run --duration 7x --rate max").code, 0);
+  EXPECT_NE(Sh(Bin() + " run --start yesterday --events 1 --rate max").code, 0);
+  EXPECT_NE(Sh(Bin() + " run --detector nope --events 1 --rate max").code, 0);
+  EXPECT_NE(Sh(Bin() + " process --input /nonexistent/file.jsonl --data-dir /tmp/iotpipe_never").code, 0);
+  auto r = Sh(Bin() + " run --rate fast --events 1");
+  EXPECT_NE(r.err.find("--rate"), std::string::npos) << r.err;
+}
+
+// SIGINT during a real-time run: the pipeline drains and flushes; nothing sent is lost.
+TEST(CliE2E, SigintFlushesEverything) {
+  TempDir d("e2e_sigint");
+  std::string summary = d.str() + "/s.json";
+  std::string cmd = Bin() + " run --sensors 200 --rate 2000 --quiet --data-dir " + d.str() + "/data --summary-json " + summary;
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    execl("/bin/sh", "sh", "-c", ("exec " + cmd + " 2>/dev/null").c_str(), nullptr);
+    _exit(127);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  kill(pid, SIGINT);
+  int st = 0;
+  waitpid(pid, &st, 0);
+  ASSERT_TRUE(WIFEXITED(st));
+  EXPECT_EQ(WEXITSTATUS(st), 0);
+  std::ifstream f(summary);
+  auto s = nlohmann::json::parse(f);
+  EXPECT_GT(s["sent"].get<int64_t>(), 1000);
+  EXPECT_EQ(s["stored"].get<int64_t>() + s["dead_letter"].get<int64_t>(), s["sent"].get<int64_t>());
+  auto rows = Query(d.str() + "/data", "select count(*) as n from sensor_readings");
+  EXPECT_EQ(rows[0]["n"].get<int64_t>(), s["stored"].get<int64_t>());
+  // The detector state was checkpointed for the next run.
+  EXPECT_TRUE(fs::exists(d.path / "data/state/detector-baseline.ckpt"));
+}
+
+}  // namespace
