@@ -43,6 +43,7 @@ void AddSimulate(CLI::App& app);
 void AddProcess(CLI::App& app);
 void AddQuery(CLI::App& app);
 void AddEvaluate(CLI::App& app);
+void AddNab(CLI::App& app);       // nab.cc
 
 }  // namespace iotpipe::cli
 

@@ -12,6 +12,7 @@ inline void RegisterAll(CLI::App& app) {
   AddProcess(app);
   AddQuery(app);
   AddEvaluate(app);
+  AddNab(app);
 }
 
 }  // namespace iotpipe::cli

@@ -1,3 +1,4 @@
+#include "detect/adaptive.h"
 #include "detect/baseline.h"
 #include "detect/detector.h"
 #include "detect/lstm.h"
@@ -5,12 +6,13 @@
 
 namespace iotpipe {
 
-std::vector<std::string> DetectorNames() { return {"baseline", "lstm", "auto", "ensemble"}; }
+std::vector<std::string> DetectorNames() { return {"baseline", "adaptive", "lstm", "auto", "ensemble"}; }
 
 Result<std::unique_ptr<Detector>> MakeDetector(std::string_view name) { return MakeDetector(name, DetectorOptions{}); }
 
 Result<std::unique_ptr<Detector>> MakeDetector(std::string_view name, const DetectorOptions& opt) {
   if (name == "baseline") return std::unique_ptr<Detector>(std::make_unique<BaselineDetector>());
+  if (name == "adaptive") return std::unique_ptr<Detector>(std::make_unique<AdaptiveDetector>());
   auto mode = ParseLstmMode(name);
   if (mode.ok()) {
     auto dir = ml::Registry(opt.model_dir).Resolve(opt.model);

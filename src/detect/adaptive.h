@@ -1,0 +1,50 @@
+// The adaptive detector: an ensemble of cheap streaming scores, calibrated on-line, with alert suppression.
+// Ideas from the NAB leaders, kept O(1) in time and state per sensor:
+//  - spatial novelty (Numenta HTM's NAB detector): a value beyond the range seen so far, by a margin;
+//  - level: |x - EWMA mean| / EWMA sd (winsorised learning, so outliers don't poison it);
+//  - change: |x - previous| / EWMA sd of differences (spikes, steps);
+//  - shift: |fast mean - slow mean| / slow sd (level shifts and drifts, CUSUM-like);
+//  - calibration (HTM's anomaly likelihood): each score is compared with its own long-run distribution
+//    (EWMA mean and sd of the score), so a sensor whose scores are always high stops alerting;
+//  - suppression (CAD OSE / ARTime): once it has alerted, a sensor's severity must exceed its recent
+//    peak (decaying with a half-life) to score high again: one alert per episode, not one per point.
+// The first `warmup` readings only learn (NAB's probation period is at least this long on every file).
+#pragma once
+#include "detect/detector.h"
+
+namespace iotpipe {
+
+struct AdaptiveParams {
+  int warmup = 150;
+  double alpha_slow = 0.004;    // slow mean / variance (level reference)
+  double alpha_fast = 0.12;     // fast mean (shift)
+  double alpha_diff = 0.01;     // variance of first differences
+  double z_level = 5.0;         // level z-score at severity 1
+  double z_change = 6.0;        // change z-score at severity 1
+  double z_shift = 3.0;         // shift z-score at severity 1
+  double spatial_margin = 0.05; // fraction of the seen range beyond it that is novel
+  double alpha_cal = 0.002;     // weight of the score-distribution calibration
+  double cal_weight = 0.5;      // how much calibration lowers habitual scores
+  double peak_half_life = 400;  // readings for the suppression peak to halve
+  double suppress = 0.35;       // severity multiplier while below the recent peak
+};
+
+class AdaptiveDetector final : public PointDetector {
+ public:
+  struct State {
+    double mean, var, fast, last, dvar, lo, hi, cal_mean, cal_var, peak;
+    uint32_t n, pad;
+  };
+  explicit AdaptiveDetector(AdaptiveParams p = {}) : p_(p) {}
+  std::string_view name() const override { return "adaptive"; }
+  std::string_view version() const override { return "adaptive-v1"; }
+  size_t state_bytes() const override { return sizeof(State); }
+  void InitState(std::byte* st) const override;
+  double Update(std::byte* st, int64_t ts_us, double value) const override;
+  const AdaptiveParams& params() const { return p_; }
+
+ private:
+  AdaptiveParams p_;
+};
+
+}  // namespace iotpipe
