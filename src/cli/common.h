@@ -43,7 +43,10 @@ void AddSimulate(CLI::App& app);
 void AddProcess(CLI::App& app);
 void AddQuery(CLI::App& app);
 void AddEvaluate(CLI::App& app);
-void AddNab(CLI::App& app);       // nab.cc
+void AddTrain(CLI::App& app);     // ml_cmd.cc
+void AddModels(CLI::App& app);
+void AddScore(CLI::App& app);
+void AddMonitor(CLI::App& app);
 
 }  // namespace iotpipe::cli
 
@@ -56,10 +59,14 @@ struct PipelineArgs {
   size_t batch_size = 8192;
   bool quiet = false;
   bool no_checkpoint = false;
+  std::string model_dir = "models";    // lstm/auto/ensemble detectors
+  std::string model = "production";    // version, or alias (watched: promotions hot-swap)
   void Add(CLI::App* app);
 };
 
 // Runs a pipeline over `source` to completion (or Ctrl-C) and prints the summary. Returns the exit code.
 int RunPipeline(Source* source, const PipelineArgs& args);
+// Watches args.model (an alias) and hot-swaps the processor's detector on promotion; null if n/a.
+std::shared_ptr<void> StartModelWatcher(Pipeline& p, const PipelineArgs& args);
 
 }  // namespace iotpipe::cli

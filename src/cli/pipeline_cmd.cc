@@ -19,10 +19,15 @@ void PipelineArgs::Add(CLI::App* app) {
   app->add_option("--batch-size", batch_size, "Records per batch between stages")->check(CLI::Range(1, 1 << 20));
   app->add_flag("--quiet", quiet, "No progress line");
   app->add_flag("--no-checkpoint", no_checkpoint, "Neither restore nor save detector state");
+  app->add_option("--model-dir", model_dir, "Model registry directory (lstm/auto/ensemble detectors)");
+  app->add_option("--model", model, "Model version or alias; an alias is watched and promotions hot-swap");
 }
 
 int RunPipeline(Source* source, const PipelineArgs& args) {
-  auto det = MakeDetector(args.detector);
+  DetectorOptions dopt;
+  dopt.model_dir = args.model_dir;
+  dopt.model = args.model;
+  auto det = MakeDetector(args.detector, dopt);
   if (!det.ok()) Fail(det.status().message(), 2);
   PipelineOptions po;
   po.batch_size = args.batch_size;
@@ -32,7 +37,9 @@ int RunPipeline(Source* source, const PipelineArgs& args) {
   std::shared_ptr<const Detector> d(std::move(det.value()));
   Pipeline p(source, d, po, RealClock::Get());
   InstallSignalHandlers();
+  auto model_watcher = StartModelWatcher(p, args);
   Status s = p.Run(g_stop);
+  model_watcher.reset();
   auto& m = p.metrics();
   const auto& st = p.store_stats();
   int64_t sent = m.sent.load(), stored = static_cast<int64_t>(st.rows), dead = static_cast<int64_t>(st.dead);

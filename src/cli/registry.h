@@ -12,7 +12,10 @@ inline void RegisterAll(CLI::App& app) {
   AddProcess(app);
   AddQuery(app);
   AddEvaluate(app);
-  AddNab(app);
+  AddTrain(app);
+  AddModels(app);
+  AddScore(app);
+  AddMonitor(app);
 }
 
 }  // namespace iotpipe::cli
