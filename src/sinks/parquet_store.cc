@@ -253,7 +253,7 @@ ParquetStore::Part* ParquetStore::GetPart(bool dead, int64_t hour, int32_t kpart
     p->dead = dead;
     p->hour = hour;
     p->kpart = kpart;
-    p->table = std::string(dead ? "buf_d_" : "buf_r_") + std::to_string(parts_.size());
+    p->table = std::string(dead ? "buf_d_" : "buf_r_") + std::to_string(table_seq_++);  // unique: parts come and go
     p->dir = opt_.data_dir + (dead ? "/dead_letters/" : "/sensor_readings/") + HourPartition(hour);
     it = parts_.emplace(key, std::move(p)).first;
   }

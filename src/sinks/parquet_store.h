@@ -99,6 +99,7 @@ class ParquetStore {
   std::map<std::tuple<bool, int64_t, int32_t>, std::unique_ptr<Part>> parts_;
   std::string run_id_;
   uint64_t seq_ = 0;
+  uint64_t table_seq_ = 0;
   size_t buffered_ = 0;
   int64_t max_event_us_ = INT64_MIN;
   StoreStats stats_;

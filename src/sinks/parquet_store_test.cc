@@ -130,6 +130,22 @@ TEST_F(StoreTest, CompactionMergesClosedHoursIntoOneFileAndKeepsEveryRow) {
   EXPECT_EQ(store->stats().compactions, 1u);
 }
 
+// Regression: compaction drops closed partitions' buffers while others are active; new buffers must
+// never reuse the name of a live buffer table.
+TEST_F(StoreTest, AppendsContinueAfterCompactionWhileOtherPartitionsAreBuffered) {
+  auto store = Open();
+  for (int i = 0; i < 3; i++) {
+    ASSERT_TRUE(store->Append(Batch(10, kT0 + i * 10 * 1000000LL)).ok());
+    ASSERT_TRUE(store->Flush().ok());
+  }
+  ASSERT_TRUE(store->Append(Batch(10, kT0 + 2 * 3600 * 1000000LL)).ok());  // buffered, hour 02
+  ASSERT_TRUE(store->CompactClosed().ok());
+  ASSERT_TRUE(store->Append(Batch(10, kT0 + 3 * 3600 * 1000000LL)).ok());  // new buffer, hour 03
+  ASSERT_TRUE(store->Append(Batch(10, kT0 + 2 * 3600 * 1000000LL + 100 * 1000000LL)).ok());
+  ASSERT_TRUE(store->Flush().ok());
+  EXPECT_EQ(Count("select count(*) from sensor_readings"), 60);
+}
+
 TEST_F(StoreTest, RecoveryFinishesAnInterruptedCompactionAndDropsTemporaryFiles) {
   {
     auto store = Open();
