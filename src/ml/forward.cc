@@ -114,6 +114,7 @@ IOTP_AVX2 static inline void Gates2(const float* WT, int H, int G, const float* 
                                    const float* base0, const float* base1, float* out0, float* out1) {
   for (int gb = 0; gb < G; gb += 64) {
     __m256 a[8], b[8];
+#pragma GCC unroll 8
     for (int j = 0; j < 8; j++) {
       a[j] = _mm256_loadu_ps(base0 + gb + 8 * j);
       b[j] = _mm256_loadu_ps(base1 + gb + 8 * j);
@@ -121,12 +122,14 @@ IOTP_AVX2 static inline void Gates2(const float* WT, int H, int G, const float* 
     for (int k = 0; k < H; k++) {
       const __m256 x0 = _mm256_broadcast_ss(in0 + k), x1 = _mm256_broadcast_ss(in1 + k);
       const float* w = WT + static_cast<size_t>(k) * G + gb;
+#pragma GCC unroll 8
       for (int j = 0; j < 8; j++) {
         const __m256 wv = _mm256_loadu_ps(w + 8 * j);
         a[j] = _mm256_fmadd_ps(x0, wv, a[j]);
         b[j] = _mm256_fmadd_ps(x1, wv, b[j]);
       }
     }
+#pragma GCC unroll 8
     for (int j = 0; j < 8; j++) {
       _mm256_storeu_ps(out0 + gb + 8 * j, a[j]);
       _mm256_storeu_ps(out1 + gb + 8 * j, b[j]);
