@@ -1,0 +1,420 @@
+// Kafka integration tests against a real broker (scripts/kafka; `make test` starts it and sets
+// IOTPIPE_KAFKA_BROKERS). Without a broker they skip, unless IOTPIPE_REQUIRE_KAFKA=1 (then fail).
+// Each test uses its own topic, group and data directory, and runs the real `iotpipe` binary.
+#include <gtest/gtest.h>
+#include <librdkafka/rdkafka.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/duck.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string Env(const char* k) {
+  const char* v = std::getenv(k);
+  return v ? v : "";
+}
+
+#define REQUIRE_KAFKA()                                                                            \
+  do {                                                                                             \
+    if (Env("IOTPIPE_KAFKA_BROKERS").empty()) {                                                    \
+      if (Env("IOTPIPE_REQUIRE_KAFKA") == "1") FAIL() << "IOTPIPE_REQUIRE_KAFKA=1 but no broker";  \
+      GTEST_SKIP() << "IOTPIPE_KAFKA_BROKERS unset (scripts/kafka start)";                         \
+    }                                                                                              \
+  } while (0)
+
+std::string Unique(const std::string& base) {
+  static int n = 0;
+  auto t = std::chrono::system_clock::now().time_since_epoch().count();
+  return base + "-" + std::to_string(getpid()) + "-" + std::to_string(t % 100000000) + "-" + std::to_string(n++);
+}
+
+std::string SourceDir() {
+  std::string s = Env("IOTPIPE_SOURCE_DIR");
+  return s.empty() ? IOTPIPE_SOURCE_DIR : s;
+}
+
+// A child process running a command, output to a log file; killed (group) if still running at the end.
+class Child {
+ public:
+  Child(const std::vector<std::string>& argv, const std::string& log, const std::vector<std::string>& env = {}) {
+    pid_ = fork();
+    if (pid_ == 0) {
+      setpgid(0, 0);
+      FILE* f = std::fopen(log.c_str(), "ab");
+      if (f) {
+        dup2(fileno(f), 1);
+        dup2(fileno(f), 2);
+      }
+      for (auto& e : env) putenv(const_cast<char*>(e.c_str()));
+      std::vector<char*> a;
+      for (auto& s : argv) a.push_back(const_cast<char*>(s.c_str()));
+      a.push_back(nullptr);
+      execvp(a[0], a.data());
+      _exit(127);
+    }
+  }
+  ~Child() {
+    if (pid_ > 0 && rc_ == kRunning) {
+      kill(-pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+  // Exit code, -signal, or kRunning on timeout (then it is killed).
+  int Wait(double timeout_s) {
+    auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
+    while (rc_ == kRunning) {
+      int st = 0;
+      pid_t r = waitpid(pid_, &st, WNOHANG);
+      if (r == pid_) {
+        rc_ = WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
+        break;
+      }
+      if (std::chrono::steady_clock::now() > end) {
+        kill(-pid_, SIGKILL);
+        waitpid(pid_, nullptr, 0);
+        rc_ = kTimeout;
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return rc_;
+  }
+  void Kill(int sig = SIGKILL) { kill(pid_, sig); }
+  static constexpr int kRunning = -1000, kTimeout = -1001;
+
+ private:
+  pid_t pid_ = -1;
+  int rc_ = kRunning;
+};
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+bool WaitForText(const std::string& path, const std::string& text, double timeout_s, size_t occurrences = 1) {
+  auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
+  while (std::chrono::steady_clock::now() < end) {
+    std::string s = ReadAll(path);
+    size_t n = 0, pos = 0;
+    while ((pos = s.find(text, pos)) != std::string::npos) {
+      n++;
+      pos += text.size();
+    }
+    if (n >= occurrences) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return false;
+}
+
+class KafkaTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    brokers_ = Env("IOTPIPE_KAFKA_BROKERS");
+    dir_ = fs::temp_directory_path() / Unique("iotpipe-kafka");
+    fs::create_directories(dir_);
+    topic_ = Unique("it");
+    group_ = Unique("g");
+    // Another engineer's HTTP server may be on by default; these processes must not fight for a port.
+    static int has_http = -1;
+    if (has_http < 0) {
+      std::string help = (dir_ / "help.txt").string();
+      Child c({IOTPIPE_BIN, "process", "--help"}, help);
+      c.Wait(30);
+      has_http = ReadAll(help).find("--http") != std::string::npos;
+    }
+    if (has_http) extra_ = {"--http", "off"};
+  }
+  void TearDown() override {
+    if (!HasFailure()) {
+      std::error_code ec;
+      fs::remove_all(dir_, ec);
+    } else {
+      std::fprintf(stderr, "kept %s for inspection\n", dir_.c_str());
+    }
+  }
+  std::string Log(const std::string& name) const { return (dir_ / (name + ".log")).string(); }
+  std::string Data() const { return (dir_ / "data").string(); }
+
+  std::vector<std::string> Simulate(int64_t events, const std::string& rate = "max", double malformed = 0,
+                                    int partitions = 6, const std::string& topic = "") const {
+    return {IOTPIPE_BIN, "simulate", "--output", "kafka", "--brokers", brokers_, "--topic",
+            topic.empty() ? topic_ : topic, "--partitions", std::to_string(partitions), "--sensors", "1000",
+            "--rate", rate, "--events", std::to_string(events), "--malformed-rate", std::to_string(malformed),
+            "--seed", "7"};
+  }
+  std::vector<std::string> Process(double idle_s, const std::vector<std::string>& more = {}) const {
+    std::vector<std::string> a = {IOTPIPE_BIN, "process", "--source", "kafka", "--brokers", brokers_,
+                                  "--topic", topic_, "--group", group_, "--data-dir", Data(),
+                                  "--exit-when-idle", std::to_string(idle_s), "--no-checkpoint"};
+    a.insert(a.end(), extra_.begin(), extra_.end());
+    a.insert(a.end(), more.begin(), more.end());
+    return a;
+  }
+
+  struct Counts {
+    int64_t stored = 0, distinct = 0, dead = 0;
+  };
+  Counts Count() const {
+    Counts c;
+    auto db = iotpipe::Duck::Open();
+    EXPECT_TRUE(db.ok());
+    auto has = [](const std::string& d) {
+      std::error_code ec;
+      for (auto it = fs::recursive_directory_iterator(d, ec); !ec && it != fs::recursive_directory_iterator(); ++it)
+        if (it->path().extension() == ".parquet" && it->path().filename().string()[0] != '.') return true;
+      return false;
+    };
+    std::string r = Data() + "/sensor_readings", d = Data() + "/dead_letters";
+    if (has(r)) {
+      auto t = db.value()->Query("SELECT count(*), count(DISTINCT (sensor_id, timestamp)) FROM read_parquet(" +
+                                 iotpipe::SqlQuote(r + "/**/*.parquet") + ", hive_partitioning = false)");
+      EXPECT_TRUE(t.ok()) << t.status().message();
+      if (t.ok()) {
+        c.stored = t.value().Int(0, 0);
+        c.distinct = t.value().Int(0, 1);
+      }
+    }
+    if (has(d)) {
+      auto t = db.value()->Query("SELECT count(*) FROM read_parquet(" + iotpipe::SqlQuote(d + "/**/*.parquet") +
+                                 ", hive_partitioning = false)");
+      EXPECT_TRUE(t.ok()) << t.status().message();
+      if (t.ok()) c.dead = t.value().Int(0, 0);
+    }
+    return c;
+  }
+  void ExpectExact(int64_t produced) {
+    Counts c = Count();
+    EXPECT_EQ(c.stored + c.dead, produced) << "stored " << c.stored << " dead " << c.dead;
+    EXPECT_EQ(c.distinct, c.stored) << "duplicate (sensor_id, timestamp) rows";
+  }
+
+  std::string brokers_, topic_, group_;
+  fs::path dir_;
+  std::vector<std::string> extra_;
+};
+
+// Reads a whole topic (all partitions, from the beginning) until it is quiet; counts records and
+// those carrying a header `header`.
+std::pair<int64_t, int64_t> ConsumeAll(const std::string& brokers, const std::string& topic, const std::string& header) {
+  char err[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  rd_kafka_conf_set(conf, "bootstrap.servers", brokers.c_str(), err, sizeof err);
+  rd_kafka_conf_set(conf, "group.id", Unique("reader").c_str(), err, sizeof err);
+  rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", err, sizeof err);
+  rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof err);
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+  rd_kafka_poll_set_consumer(rk);
+  rd_kafka_topic_partition_list_t* l = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(l, topic.c_str(), RD_KAFKA_PARTITION_UA);
+  rd_kafka_subscribe(rk, l);
+  rd_kafka_topic_partition_list_destroy(l);
+  int64_t n = 0, with = 0;
+  auto quiet_since = std::chrono::steady_clock::now();
+  auto deadline = quiet_since + std::chrono::seconds(90);
+  while (std::chrono::steady_clock::now() < deadline &&
+         std::chrono::steady_clock::now() - quiet_since < std::chrono::seconds(n ? 3 : 20)) {
+    rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, 200);
+    if (!m) continue;
+    if (!m->err) {
+      n++;
+      quiet_since = std::chrono::steady_clock::now();
+      rd_kafka_headers_t* h = nullptr;
+      const void* v = nullptr;
+      size_t sz = 0;
+      if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+          rd_kafka_header_get_last(h, header.c_str(), &v, &sz) == RD_KAFKA_RESP_ERR_NO_ERROR && sz > 0)
+        with++;
+    }
+    rd_kafka_message_destroy(m);
+  }
+  rd_kafka_consumer_close(rk);
+  rd_kafka_destroy(rk);
+  return {n, with};
+}
+
+TEST_F(KafkaTest, MillionRecordsStoredExactlyOnce) {
+  REQUIRE_KAFKA();
+  const int64_t n = 1000000;
+  Child sim(Simulate(n, "max", 0.001), Log("simulate"));
+  ASSERT_EQ(sim.Wait(300), 0) << ReadAll(Log("simulate"));
+  Child proc(Process(4), Log("process"));
+  ASSERT_EQ(proc.Wait(400), 0) << ReadAll(Log("process"));
+  ExpectExact(n);
+  Counts c = Count();
+  EXPECT_GT(c.dead, 500);   // ~0.1% malformed
+  EXPECT_LT(c.dead, 1500);
+  // Every partition committed a marker.
+  int markers = 0;
+  for (auto& e : fs::directory_iterator(Data() + "/_offsets")) markers += e.path().filename().string().starts_with(topic_);
+  EXPECT_EQ(markers, 6);
+}
+
+TEST_F(KafkaTest, SigkilledRepeatedlyWhileProducingLosesAndDuplicatesNothing) {
+  REQUIRE_KAFKA();
+  const int64_t n = 400000;
+  // Create the topic first so the processor can subscribe while the producer runs.
+  Child sim0(Simulate(1000, "max", 0.01, 6), Log("simulate0"));
+  ASSERT_EQ(sim0.Wait(120), 0) << ReadAll(Log("simulate0"));
+  Child sim(Simulate(n - 1000, "20000", 0.01, 6), Log("simulate"));
+  std::mt19937 rng(12345);
+  std::uniform_int_distribution<int> ms(1200, 4000);
+  int kills = 0;
+  for (int i = 0; i < 6; i++) {
+    std::string log = Log("process-" + std::to_string(i));
+    // Static membership: the restarted member takes its partitions back without waiting for a timeout.
+    Child proc(Process(0, {"--instance-id", "p0", "--quiet"}), log);
+    ASSERT_TRUE(WaitForText(log, "assigned", 60)) << ReadAll(log);
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms(rng)));
+    proc.Kill(SIGKILL);
+    EXPECT_EQ(proc.Wait(30), -SIGKILL) << ReadAll(log);
+    kills++;
+  }
+  ASSERT_EQ(sim.Wait(300), 0) << ReadAll(Log("simulate"));
+  Child last(Process(5, {"--instance-id", "p0", "--quiet"}), Log("process-last"));
+  ASSERT_EQ(last.Wait(300), 0) << ReadAll(Log("process-last"));
+  EXPECT_GE(kills, 5);
+  ExpectExact(n);
+}
+
+TEST_F(KafkaTest, TwoProcessorsInOneGroupOneKilledTotalsExact) {
+  REQUIRE_KAFKA();
+  const int64_t n = 300000;
+  Child sim(Simulate(n, "max", 0.001, 6), Log("simulate"));
+  ASSERT_EQ(sim.Wait(300), 0) << ReadAll(Log("simulate"));
+  Child a(Process(25, {"--quiet"}), Log("a"));
+  ASSERT_TRUE(WaitForText(Log("a"), "assigned", 60)) << ReadAll(Log("a"));
+  Child b(Process(25, {"--quiet"}), Log("b"));
+  // b joins: a rebalance hands b some partitions (a is revoked and re-assigned).
+  ASSERT_TRUE(WaitForText(Log("b"), "assigned", 60)) << ReadAll(Log("b"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  b.Kill(SIGKILL);
+  EXPECT_EQ(b.Wait(30), -SIGKILL);
+  // a takes over b's partitions once b's session expires, and finishes everything.
+  ASSERT_EQ(a.Wait(300), 0) << ReadAll(Log("a"));
+  EXPECT_GE(ReadAll(Log("a")).find("assigned") != std::string::npos, true);
+  ExpectExact(n);
+}
+
+TEST_F(KafkaTest, MalformedRecordsReachBothDeadLetterOutputs) {
+  REQUIRE_KAFKA();
+  const int64_t n = 20000;
+  Child sim(Simulate(n, "max", 0.02, 3), Log("simulate"));
+  ASSERT_EQ(sim.Wait(120), 0) << ReadAll(Log("simulate"));
+  Child proc(Process(3), Log("process"));
+  ASSERT_EQ(proc.Wait(120), 0) << ReadAll(Log("process"));
+  ExpectExact(n);
+  Counts c = Count();
+  EXPECT_GT(c.dead, 200);
+  auto [dlq, with_reason] = ConsumeAll(brokers_, topic_ + ".dlq", "reason");
+  EXPECT_EQ(dlq, c.dead);
+  EXPECT_EQ(with_reason, dlq);
+  // Reasons are stored with the dead letters too.
+  auto db = iotpipe::Duck::Open();
+  auto t = db.value()->Query("SELECT count(*) FROM read_parquet(" +
+                             iotpipe::SqlQuote(Data() + "/dead_letters/**/*.parquet") +
+                             ", hive_partitioning = false) WHERE coalesce(length(reason), 0) = 0");
+  ASSERT_TRUE(t.ok()) << t.status().message();
+  EXPECT_EQ(t.value().Int(0, 0), 0);
+}
+
+TEST_F(KafkaTest, ThirdPartyKafkaPythonRecordAcceptedUnchanged) {
+  REQUIRE_KAFKA();
+  std::string py = SourceDir() + "/.deps/pyvenv/bin/python";
+  if (!fs::exists(py)) {
+    if (Env("IOTPIPE_REQUIRE_KAFKA") == "1") FAIL() << py << " missing (scripts/deps installs kafka-python)";
+    GTEST_SKIP() << py << " missing";
+  }
+  std::string script = (dir_ / "produce.py").string();
+  std::ofstream(script) << R"PY(
+import json, sys
+from kafka import KafkaProducer
+from kafka.admin import KafkaAdminClient, NewTopic
+brokers, topic = sys.argv[1], sys.argv[2]
+admin = KafkaAdminClient(bootstrap_servers=brokers)
+admin.create_topics([NewTopic(name=topic, num_partitions=2, replication_factor=1)])
+admin.close()
+# The original design's producer: JSON values, no key.
+p = KafkaProducer(bootstrap_servers=brokers, value_serializer=lambda v: json.dumps(v).encode("utf-8"))
+for i in range(100):
+    p.send(topic, {"sensor_id": "sensor_%d" % (i % 10), "timestamp": 1732406400.123 + i,
+                   "value": 25.3 + i, "is_anomaly_ground_truth": i == 50})
+p.flush()
+p.close()
+)PY";
+  Child c({py, script, brokers_, topic_}, Log("python"));
+  ASSERT_EQ(c.Wait(120), 0) << ReadAll(Log("python"));
+  Child proc(Process(3), Log("process"));
+  ASSERT_EQ(proc.Wait(120), 0) << ReadAll(Log("process"));
+  Counts n = Count();
+  EXPECT_EQ(n.stored, 100);
+  EXPECT_EQ(n.dead, 0);
+  auto db = iotpipe::Duck::Open();
+  auto t = db.value()->Query("SELECT value, is_anomaly_ground_truth, epoch_ms(timestamp) FROM read_parquet(" +
+                             iotpipe::SqlQuote(Data() + "/sensor_readings/**/*.parquet") +
+                             ", hive_partitioning = false) WHERE sensor_id = 'sensor_0' ORDER BY timestamp LIMIT 6");
+  ASSERT_TRUE(t.ok()) << t.status().message();
+  ASSERT_EQ(t.value().rows.size(), 6u);
+  EXPECT_DOUBLE_EQ(t.value().Num(5, 0), 25.3 + 50);
+  EXPECT_EQ(t.value().Str(5, 1), "true");
+  EXPECT_EQ(t.value().Int(5, 2), 1732406400123LL + 50000);
+}
+
+// A private broker (own port and data) is stopped and started while the producer and the
+// processor run: both recover by themselves and nothing is lost or duplicated.
+TEST_F(KafkaTest, BrokerRestartWhileRunningBothRecover) {
+  REQUIRE_KAFKA();
+  const int port = 20000 + static_cast<int>(getpid() % 5000) * 2;
+  std::string home = (dir_ / "broker").string();
+  std::vector<std::string> env = {"IOTPIPE_KAFKA_HOME=" + home, "IOTPIPE_KAFKA_PORT=" + std::to_string(port),
+                                  "IOTPIPE_KAFKA_HEAP=384m"};
+  std::string script = SourceDir() + "/scripts/kafka";
+  struct BrokerGuard {
+    std::string script;
+    std::vector<std::string> env;
+    std::string log;
+    ~BrokerGuard() { Child({script, "stop"}, log, env).Wait(60); }
+  } guard{script, env, Log("broker")};
+  {
+    Child start({script, "start"}, Log("broker"), env);
+    ASSERT_EQ(start.Wait(180), 0) << ReadAll(Log("broker"));
+  }
+  brokers_ = "127.0.0.1:" + std::to_string(port);
+  const int64_t n = 200000;
+  Child sim0(Simulate(1000, "max", 0, 4), Log("simulate0"));
+  ASSERT_EQ(sim0.Wait(120), 0) << ReadAll(Log("simulate0"));
+  Child sim(Simulate(n - 1000, "20000", 0, 4), Log("simulate"));
+  Child proc(Process(20, {"--quiet"}), Log("process"));
+  ASSERT_TRUE(WaitForText(Log("process"), "assigned", 60)) << ReadAll(Log("process"));
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  {
+    Child stop({script, "stop"}, Log("broker"), env);
+    ASSERT_EQ(stop.Wait(60), 0);
+  }
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  {
+    Child start({script, "start"}, Log("broker"), env);
+    ASSERT_EQ(start.Wait(180), 0) << ReadAll(Log("broker"));
+  }
+  ASSERT_EQ(sim.Wait(300), 0) << ReadAll(Log("simulate"));
+  ASSERT_EQ(proc.Wait(300), 0) << ReadAll(Log("process"));
+  ExpectExact(n);
+}
+
+}  // namespace
