@@ -6,6 +6,7 @@
 #include <string>
 
 #include "core/status.h"
+#include "cli/serve.h"
 #include "pipeline/pipeline.h"
 #include "sources/source.h"
 
@@ -61,6 +62,7 @@ struct PipelineArgs {
   bool no_checkpoint = false;
   std::string model_dir = "models";    // lstm/auto/ensemble detectors
   std::string model = "production";    // version, or alias (watched: promotions hot-swap)
+  ServeArgs serve;  // --http, --http-token, --web-dir, --alert-webhook ...
   void Add(CLI::App* app);
 };
 

@@ -21,6 +21,7 @@ void PipelineArgs::Add(CLI::App* app) {
   app->add_flag("--no-checkpoint", no_checkpoint, "Neither restore nor save detector state");
   app->add_option("--model-dir", model_dir, "Model registry directory (lstm/auto/ensemble detectors)");
   app->add_option("--model", model, "Model version or alias; an alias is watched and promotions hot-swap");
+  serve.Add(app);
 }
 
 int RunPipeline(Source* source, const PipelineArgs& args) {
@@ -35,7 +36,10 @@ int RunPipeline(Source* source, const PipelineArgs& args) {
   po.progress_interval_s = args.quiet ? 0 : 2.0;
   if (!args.no_checkpoint) po.checkpoint_path = args.data_dir + "/state/detector-" + args.detector + ".ckpt";
   std::shared_ptr<const Detector> d(std::move(det.value()));
+  Serving serving(args.serve, args.data_dir);  // HTTP API, dashboard, alerts
+  serving.Attach(po);
   Pipeline p(source, d, po, RealClock::Get());
+  Check(serving.Start(p));
   InstallSignalHandlers();
   auto model_watcher = StartModelWatcher(p, args);
   Status s = p.Run(g_stop);
@@ -71,6 +75,7 @@ int RunPipeline(Source* source, const PipelineArgs& args) {
                static_cast<long long>(m.predicted.load()), prec, rec, F1(prec, rec),
                static_cast<long long>(PeakRssMb()));
   if (!args.summary_json.empty()) WriteJson(args.summary_json, j.dump(2));
+  serving.Finish(g_stop);  // stores open alerts, drains the webhook, --http-linger
   if (!s.ok()) {
     std::fprintf(stderr, "iotpipe: error: %s\n", s.message().c_str());
     return 1;

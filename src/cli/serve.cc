@@ -1,0 +1,135 @@
+#include "cli/serve.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <thread>
+
+#include "core/clock.h"
+#include "http/server.h"
+#include "sinks/alerts.h"
+
+namespace iotpipe::cli {
+
+namespace fs = std::filesystem;
+
+void ServeArgs::Add(CLI::App* app) {
+  app->add_option("--http", http, "Serve the dashboard, API and /metrics on HOST:PORT, or 'off' (default 127.0.0.1:8080; "
+                  "when that default is busy the run goes on without it)");
+  app->add_option("--http-token", http_token,
+                  "Bearer token required by the API (mandatory when --http is not a loopback address)");
+  app->add_option("--web-dir", web_dir, "Dashboard files (default: the source tree's web/)");
+  app->add_option("--http-linger", http_linger_s, "Keep serving this many seconds after the pipeline ends (Ctrl-C ends it)");
+  app->add_option("--alert-webhook", alert_webhook, "POST alert events as JSON to this http:// URL");
+  app->add_option("--alert-quiet", alert_quiet_s, "Seconds of event time without anomalies before an alert may close");
+  app->add_option("--alert-close-after", alert_close_after, "Consecutive normal readings that close an alert")
+      ->check(CLI::Range(1, 1000000));
+}
+
+static std::string ExeDir() {
+  std::error_code ec;
+  auto p = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string(".") : p.parent_path().string();
+}
+
+// web/ beside the sources (a build tree), else ../web from the binary, else ./web.
+static std::string FindWebDir(const std::string& given) {
+  if (!given.empty()) return given;
+  std::vector<std::string> c;
+  if (const char* env = std::getenv("IOTPIPE_SOURCE_DIR")) c.push_back(std::string(env) + "/web");
+#ifdef IOTPIPE_SOURCE_DIR
+  c.push_back(std::string(IOTPIPE_SOURCE_DIR) + "/web");
+#endif
+  c.push_back(ExeDir() + "/../web");
+  c.push_back("web");
+  for (auto& d : c)
+    if (fs::exists(d + "/index.html")) return d;
+  return c.front();
+}
+
+static std::string FindUplotDir(const std::string& web_dir) {
+  std::vector<std::string> c = {web_dir + "/../.deps/node/node_modules/uplot/dist"};
+#ifdef IOTPIPE_SOURCE_DIR
+  c.push_back(std::string(IOTPIPE_SOURCE_DIR) + "/.deps/node/node_modules/uplot/dist");
+#endif
+  for (auto& d : c)
+    if (fs::exists(d + "/uPlot.iife.min.js")) return d;
+  return c.front();
+}
+
+Serving::Serving(const ServeArgs& args, const std::string& data_dir) : args_(args), data_dir_(data_dir) {}
+
+Serving::~Serving() {
+  if (server_) server_->Stop();
+}
+
+void Serving::Attach(PipelineOptions& po) {
+  auto prev = po.on_batch;
+  po.on_batch = [this, prev](const ProcessedBatch& b) {
+    if (prev) prev(b);
+    if (live_) live_->OnBatch(b);
+    if (alerts_) alerts_->OnBatch(b.readings);
+  };
+}
+
+Status Serving::Start(Pipeline& p) {
+  pipeline_ = &p;
+  const bool given = !args_.http.empty();
+  auto listen = http::ParseListen(given ? args_.http : "127.0.0.1:8080");
+  if (!listen.ok()) return listen.status();
+  AlertOptions ao;
+  ao.quiet_period_s = args_.alert_quiet_s;
+  ao.close_after_normal = args_.alert_close_after;
+  ao.webhook_url = args_.alert_webhook;
+  ao.data_dir = data_dir_;
+  if (!ao.webhook_url.empty()) {
+    std::string a, b;
+    Status s = SplitHttpUrl(ao.webhook_url, &a, &b);
+    if (!s.ok()) return Status::Error("--alert-webhook: " + s.message());
+  }
+  alerts_ = std::make_unique<AlertManager>(ao, &p.dicts().sensors, &p.dicts().types, &p.dicts().models);
+  if (!listen.value()) return Status::OK();  // --http off
+  live_ = std::make_unique<http::LiveView>(&p.dicts());
+  http::ServerOptions so;
+  so.host = listen.value()->first;
+  so.port = listen.value()->second;
+  so.token = args_.http_token;
+  so.web_dir = FindWebDir(args_.web_dir);
+  so.uplot_dir = FindUplotDir(so.web_dir);
+  so.data_dir = data_dir_;
+  if (!fs::exists(so.web_dir + "/index.html")) spdlog::warn("dashboard files not found in {} (use --web-dir)", so.web_dir);
+  if (!fs::exists(so.uplot_dir + "/uPlot.iife.min.js"))
+    spdlog::warn("uPlot not found in {} (run scripts/deps): charts will not draw", so.uplot_dir);
+  http::ServerDeps deps;
+  deps.metrics = &p.metrics();
+  deps.live = live_.get();
+  deps.processor = &p.processor();
+  deps.alerts = alerts_.get();
+  deps.pipeline_state = [this] { return done_.load() ? std::string("done") : std::string("running"); };
+  server_ = std::make_unique<http::Server>(so, deps);
+  Status s = server_->Start();
+  if (!s.ok()) {
+    server_.reset();
+    live_.reset();
+    if (given) return s;
+    spdlog::warn("{}; going on without the dashboard", s.message());
+    return Status::OK();
+  }
+  std::fprintf(stderr, "[iotpipe] dashboard: %s  (metrics: %smetrics)\n", server_->url().c_str(), server_->url().c_str());
+  return Status::OK();
+}
+
+void Serving::Finish(const std::atomic<bool>& stop) {
+  done_ = true;
+  if (alerts_) alerts_->Stop(5);
+  if (server_ && args_.http_linger_s > 0) {
+    int64_t end = MonoMicros() + static_cast<int64_t>(args_.http_linger_s * 1e6);
+    while (!stop.load() && MonoMicros() < end) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  if (server_) server_->Stop();
+}
+
+}  // namespace iotpipe::cli

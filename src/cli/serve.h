@@ -1,0 +1,54 @@
+// The HTTP server and alerts around a pipeline run (`run` and `process`): flags, wiring, lifetime.
+#pragma once
+#include <CLI/CLI.hpp>
+
+#include <memory>
+#include <string>
+
+#include "core/status.h"
+#include "pipeline/pipeline.h"
+
+namespace iotpipe {
+class AlertManager;
+namespace http {
+class LiveView;
+class Server;
+}  // namespace http
+}  // namespace iotpipe
+
+namespace iotpipe::cli {
+
+struct ServeArgs {
+  std::string http;                     // HOST:PORT, or off; empty = 127.0.0.1:8080, skipped if busy
+  std::string http_token;
+  std::string web_dir;                  // default: <source dir>/web
+  double http_linger_s = 0;             // keep serving this long after the pipeline ends
+  std::string alert_webhook;
+  double alert_quiet_s = 30;
+  int alert_close_after = 10;
+  void Add(CLI::App* app);
+};
+
+// Owns the live view, the alert manager and the server of one pipeline run.
+class Serving {
+ public:
+  Serving(const ServeArgs& args, const std::string& data_dir);
+  ~Serving();
+  // Before the Pipeline is built: chains the live view and alerts into po.on_batch.
+  void Attach(PipelineOptions& po);
+  // After the Pipeline is built, before Run: starts the server (fails on a bad bind).
+  Status Start(Pipeline& p);
+  // After Run: stores open alerts, drains the webhook, lingers if asked, stops the server.
+  void Finish(const std::atomic<bool>& stop);
+
+ private:
+  ServeArgs args_;
+  std::string data_dir_;
+  Pipeline* pipeline_ = nullptr;
+  std::unique_ptr<http::LiveView> live_;
+  std::unique_ptr<AlertManager> alerts_;
+  std::unique_ptr<http::Server> server_;
+  std::atomic<bool> done_{false};
+};
+
+}  // namespace iotpipe::cli

@@ -1,0 +1,877 @@
+#include "http/server.h"
+
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <climits>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "core/clock.h"
+#include "core/query_guard.h"
+#include "core/timeutil.h"
+#include "detect/detector.h"
+#include "parse/parser.h"
+#include "pipeline/processor.h"
+#include "sinks/alerts.h"
+
+namespace iotpipe::http {
+
+using json = nlohmann::json;
+
+// ---------------------------------------------------------------------------------------------
+// Listen address
+
+bool IsLoopback(const std::string& host) {
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+Result<std::optional<std::pair<std::string, int>>> ParseListen(const std::string& spec) {
+  using R = std::optional<std::pair<std::string, int>>;
+  if (spec == "off" || spec == "none" || spec == "false") return R{};
+  std::string host = "127.0.0.1", port_s = spec;
+  if (!spec.empty() && spec[0] == '[') {
+    size_t close = spec.find(']');
+    if (close == std::string::npos || close + 1 >= spec.size() || spec[close + 1] != ':')
+      return Status::Error("--http: expected [ipv6]:port, got '" + spec + "'");
+    host = spec.substr(1, close - 1);
+    port_s = spec.substr(close + 2);
+  } else if (size_t colon = spec.rfind(':'); colon != std::string::npos) {
+    if (colon > 0) host = spec.substr(0, colon);
+    port_s = spec.substr(colon + 1);
+  }
+  char* end = nullptr;
+  long port = std::strtol(port_s.c_str(), &end, 10);
+  if (port_s.empty() || !end || *end || port < 0 || port > 65535)
+    return Status::Error("--http: expected HOST:PORT or 'off', got '" + spec + "'");
+  return R{std::make_pair(host, static_cast<int>(port))};
+}
+
+// ---------------------------------------------------------------------------------------------
+// LiveView
+
+LiveView::LiveView(const Dictionaries* dicts, size_t per_sensor, size_t max_sensors, size_t max_anomalies)
+    : dicts_(dicts), per_sensor_(std::max<size_t>(per_sensor, 1)), max_sensors_(max_sensors),
+      max_anomalies_(max_anomalies) {}
+
+void LiveView::OnBatch(const ProcessedBatch& pb) {
+  const ReadingBatch& b = pb.readings;
+  const size_t n = b.size();
+  std::lock_guard<std::mutex> g(mu_);
+  for (size_t i = 0; i < n; i++) {
+    uint32_t s = b.sensor[i];
+    if (b.predicted[i]) {
+      uint16_t ty = b.type[i];
+      size_t slot = ty == ReadingBatch::kNoType ? 256 : std::min<size_t>(ty, 255);
+      if (by_type_.size() <= slot) by_type_.resize(257, 0);
+      by_type_[slot]++;
+      anomalies_.push_back(LiveAnomaly{++seq_, s, b.ts_us[i], b.value[i], b.score[i], ty, b.model[i]});
+      if (anomalies_.size() > max_anomalies_) anomalies_.pop_front();
+    }
+    if (s >= max_sensors_) continue;
+    if (s >= rings_.size()) rings_.resize(s + 1);
+    auto& r = rings_[s];
+    if (!r) {
+      r = std::make_unique<Ring>();
+      r->pts.reserve(std::min<size_t>(per_sensor_, 64));
+    }
+    LivePoint p{b.ts_us[i], b.value[i], b.score[i], b.predicted[i], b.gt[i]};
+    if (r->pts.size() < per_sensor_) {
+      r->pts.push_back(p);
+    } else {
+      r->pts[r->head] = p;
+      r->head = (r->head + 1) % per_sensor_;
+    }
+    r->readings++;
+    r->anomalies += b.predicted[i];
+  }
+}
+
+std::vector<LiveView::SensorInfo> LiveView::Sensors() const {
+  std::vector<SensorInfo> out;
+  std::lock_guard<std::mutex> g(mu_);
+  for (size_t s = 0; s < rings_.size(); s++) {
+    const auto& r = rings_[s];
+    if (!r || r->pts.empty()) continue;
+    const LivePoint& last = r->pts[(r->head + r->pts.size() - 1) % r->pts.size()];
+    out.push_back(SensorInfo{dicts_->sensors.Name(static_cast<uint32_t>(s)), r->readings, r->anomalies, last.ts_us,
+                             last.value, last.score});
+  }
+  return out;
+}
+
+std::vector<LivePoint> LiveView::Readings(const std::string& sensor, int64_t from_us, int64_t to_us,
+                                          int64_t* oldest_us) const {
+  std::vector<LivePoint> out;
+  *oldest_us = INT64_MAX;
+  std::lock_guard<std::mutex> g(mu_);
+  // Names are looked up by scanning the ids we hold rings for (the interner's map is writer-only).
+  for (size_t s = 0; s < rings_.size(); s++) {
+    const auto& r = rings_[s];
+    if (!r || r->pts.empty() || dicts_->sensors.Name(static_cast<uint32_t>(s)) != sensor) continue;
+    size_t n = r->pts.size();
+    for (size_t k = 0; k < n; k++) {
+      const LivePoint& p = r->pts[(r->head + k) % n];
+      *oldest_us = std::min(*oldest_us, p.ts_us);
+      if (p.ts_us >= from_us && p.ts_us <= to_us) out.push_back(p);
+    }
+    break;
+  }
+  std::sort(out.begin(), out.end(), [](const LivePoint& a, const LivePoint& b) { return a.ts_us < b.ts_us; });
+  return out;
+}
+
+std::vector<LiveAnomaly> LiveView::Anomalies(int64_t since_us, int64_t after_seq, size_t limit) const {
+  std::vector<LiveAnomaly> out;
+  std::lock_guard<std::mutex> g(mu_);
+  for (auto it = anomalies_.rbegin(); it != anomalies_.rend() && out.size() < limit; ++it) {
+    if (it->seq <= after_seq) break;
+    if (it->ts_us >= since_us) out.push_back(*it);
+  }
+  std::reverse(out.begin(), out.end());
+  return out;
+}
+
+std::vector<std::pair<std::string, int64_t>> LiveView::AnomaliesByType() const {
+  std::vector<std::pair<std::string, int64_t>> out;
+  std::lock_guard<std::mutex> g(mu_);
+  for (size_t i = 0; i < by_type_.size(); i++) {
+    if (!by_type_[i]) continue;
+    out.emplace_back(i == 256 ? std::string("none") : dicts_->types.Name(static_cast<uint32_t>(i)), by_type_[i]);
+  }
+  return out;
+}
+
+std::vector<std::pair<std::string, int64_t>> LiveView::AnomaliesBySensor(size_t limit) const {
+  std::vector<std::pair<std::string, int64_t>> out;
+  std::lock_guard<std::mutex> g(mu_);
+  for (size_t s = 0; s < rings_.size() && out.size() < limit; s++)
+    if (rings_[s] && rings_[s]->anomalies)
+      out.emplace_back(dicts_->sensors.Name(static_cast<uint32_t>(s)), rings_[s]->anomalies);
+  return out;
+}
+
+int64_t LiveView::anomaly_seq() const {
+  std::lock_guard<std::mutex> g(mu_);
+  return seq_;
+}
+
+// ---------------------------------------------------------------------------------------------
+// QueryService
+
+Result<std::unique_ptr<QueryService>> QueryService::Open(const std::string& data_dir, size_t row_limit,
+                                                         double timeout_s, size_t max_bytes) {
+  std::unique_ptr<QueryService> q(new QueryService());
+  std::error_code ec;
+  std::filesystem::create_directories(data_dir, ec);
+  auto abs = std::filesystem::weakly_canonical(std::filesystem::absolute(data_dir, ec), ec).string();
+  if (abs.empty()) return Status::Error("query: cannot resolve data dir '" + data_dir + "'");
+  q->data_dir_ = abs;
+  q->row_limit_ = row_limit;
+  q->timeout_s_ = timeout_s;
+  q->max_bytes_ = max_bytes;
+  auto db = Duck::Open("", 1, {{"autoinstall_known_extensions", "false"}, {"autoload_known_extensions", "false"}});
+  if (!db.ok()) return db.status();
+  q->db_ = std::move(db.value());
+  // Only the data directory is reachable; then lock the configuration so SQL cannot undo it.
+  for (std::string sql : {"SET allowed_directories = [" + SqlQuote(abs + "/") + "]", std::string("SET enable_external_access = false"),
+                          std::string("SET memory_limit = '1GB'"), std::string("SET lock_configuration = true")}) {
+    Status s = q->db_->Exec(sql);
+    if (!s.ok()) return Status::Error("query: " + sql + ": " + s.message());
+  }
+  Status s = CreateDataViews(*q->db_, abs);
+  if (!s.ok()) return s;
+  q->views_mono_ = MonoMicros();
+  return q;
+}
+
+Result<Table> QueryService::WithTimeout(const std::string& sql) {
+  // Fresh views at most every 2 s (new files, compactions); retry once if a file vanished.
+  if (MonoMicros() - views_mono_ > 2000000) {
+    Status s = CreateDataViews(*db_, data_dir_);
+    if (!s.ok()) return s;
+    views_mono_ = MonoMicros();
+  }
+  std::mutex m;
+  std::condition_variable cv;
+  bool done = false, fired = false;
+  std::thread watchdog([&] {
+    std::unique_lock<std::mutex> lk(m);
+    if (!cv.wait_for(lk, std::chrono::microseconds(static_cast<int64_t>(timeout_s_ * 1e6)), [&] { return done; })) {
+      fired = true;
+      db_->Interrupt();
+    }
+  });
+  auto t = db_->Query(sql);
+  if (!t.ok() && t.status().message().find("No files found") != std::string::npos) {
+    Status s = CreateDataViews(*db_, data_dir_);
+    views_mono_ = MonoMicros();
+    if (s.ok()) t = db_->Query(sql);
+  }
+  {
+    std::lock_guard<std::mutex> lk(m);
+    done = true;
+  }
+  cv.notify_all();
+  watchdog.join();
+  if (fired && !t.ok()) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.3g", timeout_s_);
+    return Status::Error(std::string("query refused: exceeded the time limit of ") + buf + " s and was interrupted");
+  }
+  return t;
+}
+
+Result<Table> QueryService::Internal(const std::string& sql) {
+  std::lock_guard<std::mutex> g(mu_);
+  return WithTimeout(sql);
+}
+
+static const char* StatementName(duckdb_statement_type t) {
+  switch (t) {
+    case DUCKDB_STATEMENT_TYPE_INSERT: return "INSERT";
+    case DUCKDB_STATEMENT_TYPE_UPDATE: return "UPDATE";
+    case DUCKDB_STATEMENT_TYPE_DELETE: return "DELETE";
+    case DUCKDB_STATEMENT_TYPE_CREATE: return "CREATE";
+    case DUCKDB_STATEMENT_TYPE_DROP: return "DROP";
+    case DUCKDB_STATEMENT_TYPE_ALTER: return "ALTER";
+    case DUCKDB_STATEMENT_TYPE_COPY: return "COPY";
+    case DUCKDB_STATEMENT_TYPE_ATTACH: return "ATTACH";
+    case DUCKDB_STATEMENT_TYPE_DETACH: return "DETACH";
+    case DUCKDB_STATEMENT_TYPE_LOAD: return "INSTALL/LOAD";
+    case DUCKDB_STATEMENT_TYPE_SET: return "SET";
+    case DUCKDB_STATEMENT_TYPE_PRAGMA: return "PRAGMA";
+    case DUCKDB_STATEMENT_TYPE_EXPORT: return "EXPORT";
+    case DUCKDB_STATEMENT_TYPE_TRANSACTION: return "transaction";
+    case DUCKDB_STATEMENT_TYPE_CALL: return "CALL";
+    case DUCKDB_STATEMENT_TYPE_VACUUM: return "VACUUM";
+    case DUCKDB_STATEMENT_TYPE_VARIABLE_SET: return "SET VARIABLE";
+    default: return nullptr;
+  }
+}
+
+Result<QueryService::Answer> QueryService::Run(const std::string& sql_in) {
+  std::string sql = sql_in;
+  if (sql.size() > max_bytes_)
+    return Status::Error("query refused: " + std::to_string(sql.size()) + " bytes is longer than the limit of " +
+                         std::to_string(max_bytes_));
+  while (!sql.empty() && (std::isspace(static_cast<unsigned char>(sql.back())) || sql.back() == ';')) sql.pop_back();
+  if (sql.empty()) return Status::Error("query refused: empty");
+  // Statements that are never reads, named by their first word (before DuckDB binds them, which
+  // could otherwise report a file permission error first). The guard below is the authority.
+  {
+    size_t b = 0;
+    while (b < sql.size() && (std::isspace(static_cast<unsigned char>(sql[b])) || sql[b] == '(')) b++;
+    size_t e = b;
+    while (e < sql.size() && std::isalpha(static_cast<unsigned char>(sql[e]))) e++;
+    std::string w = sql.substr(b, e - b);
+    std::transform(w.begin(), w.end(), w.begin(), [](unsigned char c) { return std::toupper(c); });
+    static const char* kNever[] = {"COPY", "ATTACH", "DETACH", "INSTALL", "LOAD", "FORCE", "INSERT", "UPDATE", "DELETE",
+                                   "CREATE", "DROP", "ALTER", "SET", "RESET", "PRAGMA", "EXPORT", "IMPORT", "CALL",
+                                   "VACUUM", "CHECKPOINT", "BEGIN", "COMMIT", "ROLLBACK", "ABORT", "USE", "TRUNCATE",
+                                   "MERGE", "UPSERT", "REPLACE"};
+    for (const char* k : kNever)
+      if (w == k) return Status::Error("query refused: " + w + " statements are not allowed (read-only: SELECT only)");
+  }
+  std::lock_guard<std::mutex> g(mu_);
+  // Name the kind of statement refused (the guard below is the authority).
+  duckdb_extracted_statements stmts = nullptr;
+  idx_t n = duckdb_extract_statements(db_->conn(), sql.c_str(), &stmts);
+  if (n == 1) {
+    duckdb_prepared_statement ps = nullptr;
+    if (duckdb_prepare_extracted_statement(db_->conn(), stmts, 0, &ps) == DuckDBSuccess) {
+      const char* kind = StatementName(duckdb_prepared_statement_type(ps));
+      duckdb_destroy_prepare(&ps);
+      duckdb_destroy_extracted(&stmts);
+      if (kind) return Status::Error(std::string("query refused: ") + kind + " statements are not allowed (read-only: SELECT only)");
+    } else {
+      std::string err = duckdb_prepare_error(ps) ? duckdb_prepare_error(ps) : "cannot prepare";
+      duckdb_destroy_prepare(&ps);
+      duckdb_destroy_extracted(&stmts);
+      if (err.find("Permission Error") != std::string::npos)
+        return Status::Error("query refused: only the data directory can be read (" + err.substr(0, err.find('\n')) + ")");
+      return Status::Error("SQL error: " + err);
+    }
+  } else {
+    duckdb_destroy_extracted(&stmts);
+  }
+  Status guard = CheckReadOnly(*db_, sql);
+  if (!guard.ok()) return Status::Error("query refused: " + guard.message());
+  // A row limit without materialising more: wrap SELECTs; EXPLAIN output is small.
+  std::string lower = sql.substr(0, 16);
+  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+  bool is_explain = lower.rfind("explain", 0) == 0;
+  std::string run = is_explain ? sql : "SELECT * FROM (\n" + sql + "\n) AS q LIMIT " + std::to_string(row_limit_ + 1);
+  auto t = WithTimeout(run);
+  if (!t.ok()) {
+    const std::string m = t.status().message();
+    if (m.find("Permission Error") != std::string::npos)
+      return Status::Error("query refused: only the data directory can be read (" + m.substr(0, m.find('\n')) + ")");
+    return t.status();
+  }
+  Answer a;
+  a.table = std::move(t.value());
+  if (a.table.rows.size() > row_limit_) {
+    a.table.rows.resize(row_limit_);
+    a.truncated = true;
+  }
+  return a;
+}
+
+static bool IsNumericType(duckdb_type t) {
+  switch (t) {
+    case DUCKDB_TYPE_TINYINT: case DUCKDB_TYPE_SMALLINT: case DUCKDB_TYPE_INTEGER: case DUCKDB_TYPE_BIGINT:
+    case DUCKDB_TYPE_UTINYINT: case DUCKDB_TYPE_USMALLINT: case DUCKDB_TYPE_UINTEGER: case DUCKDB_TYPE_UBIGINT:
+    case DUCKDB_TYPE_FLOAT: case DUCKDB_TYPE_DOUBLE: case DUCKDB_TYPE_HUGEINT: case DUCKDB_TYPE_DECIMAL:
+      return true;
+    default:
+      return false;
+  }
+}
+
+static json TableJson(const Table& t) {
+  json cols = json::array(), rows = json::array();
+  for (auto& c : t.columns) cols.push_back(c);
+  for (auto& row : t.rows) {
+    json r = json::array();
+    for (size_t c = 0; c < row.size(); c++) {
+      if (!row[c]) r.push_back(nullptr);
+      else if (t.types[c] == DUCKDB_TYPE_BOOLEAN) r.push_back(*row[c] == "true");
+      else if (IsNumericType(t.types[c])) {
+        char* end = nullptr;
+        double v = std::strtod(row[c]->c_str(), &end);
+        if (end && !*end && std::isfinite(v)) r.push_back(v);
+        else r.push_back(*row[c]);
+      } else r.push_back(*row[c]);
+    }
+    rows.push_back(std::move(r));
+  }
+  return json{{"columns", cols}, {"rows", rows}};
+}
+
+std::string TableToJson(const Table& t) { return TableJson(t).dump(-1, ' ', false, json::error_handler_t::replace); }
+
+// ---------------------------------------------------------------------------------------------
+// Prometheus text exposition
+
+namespace {
+
+class Prom {
+ public:
+  void Family(const std::string& name, const char* type, const std::string& help) {
+    out_ += "# HELP " + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+  }
+  void Sample(const std::string& name, double v, const std::string& labels = "") {
+    out_ += name;
+    if (!labels.empty()) out_ += "{" + labels + "}";
+    out_ += " " + Num(v) + "\n";
+  }
+  void Simple(const std::string& name, const char* type, const std::string& help, double v) {
+    Family(name, type, help);
+    Sample(name, v);
+  }
+  void Hist(const std::string& name, const std::string& help, const Histogram& h) {
+    Family(name, "histogram", help);
+    uint64_t acc = 0;
+    // Report every 2nd bucket boundary (4 per decade) up to the last non-empty one, then +Inf.
+    int last = 0;
+    for (int i = 0; i < Histogram::kBuckets; i++)
+      if (h.bucket(i)) last = i;
+    for (int i = 0; i < Histogram::kBuckets; i++) {
+      acc += h.bucket(i);
+      if (i % 2 == 1 && i <= last + 2) Sample(name + "_bucket", static_cast<double>(acc), "le=\"" + Num(Histogram::UpperBound(i)) + "\"");
+    }
+    Sample(name + "_bucket", static_cast<double>(acc), "le=\"+Inf\"");
+    Sample(name + "_sum", h.sum());
+    Sample(name + "_count", static_cast<double>(acc));
+  }
+  static std::string Label(const std::string& k, const std::string& v) {
+    std::string e;
+    for (char c : v) {
+      if (c == '\\') e += "\\\\";
+      else if (c == '"') e += "\\\"";
+      else if (c == '\n') e += "\\n";
+      else e += c;
+    }
+    return k + "=\"" + e + "\"";
+  }
+  static std::string Num(double v) {
+    if (std::isnan(v)) return "NaN";
+    if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+    if (v == std::floor(v) && std::fabs(v) < 1e15) return std::to_string(static_cast<int64_t>(v));
+    char buf[40];
+    std::snprintf(buf, sizeof buf, "%.9g", v);
+    return buf;
+  }
+  std::string& str() { return out_; }
+
+ private:
+  std::string out_;
+};
+
+std::string ReadWholeFile(const std::string& path, bool* ok) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) {
+    *ok = false;
+    return {};
+  }
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  *ok = true;
+  return ss.str();
+}
+
+int64_t ParseTimeParam(const httplib::Request& req, const char* key, int64_t dflt, std::string* err) {
+  if (!req.has_param(key)) return dflt;
+  auto v = req.get_param_value(key);
+  if (v.empty()) return dflt;
+  auto t = ParseTimeMicros(v);
+  if (!t.ok()) {
+    *err = std::string(key) + ": " + t.status().message();
+    return dflt;
+  }
+  return t.value();
+}
+
+void SendJson(httplib::Response& res, const json& j, int status = 200) {
+  res.status = status;
+  res.set_header("Cache-Control", "no-store");
+  res.set_content(j.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+}
+
+void SendError(httplib::Response& res, int status, const std::string& msg) { SendJson(res, json{{"error", msg}}, status); }
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Server
+
+Server::Server(ServerOptions opt, ServerDeps deps) : opt_(std::move(opt)), deps_(std::move(deps)) {}
+
+Server::~Server() { Stop(); }
+
+std::string Server::url() const {
+  std::string h = opt_.host.find(':') != std::string::npos ? "[" + opt_.host + "]" : opt_.host;
+  if (h == "0.0.0.0") h = "127.0.0.1";
+  return "http://" + h + ":" + std::to_string(port_) + "/";
+}
+
+std::string Server::MetricsText() const {
+  Prom p;
+  const PipelineMetrics& m = *deps_.metrics;
+  p.Simple("iotpipe_records_received_total", "counter", "Records the source handed to the pipeline.", static_cast<double>(m.sent.load()));
+  p.Simple("iotpipe_received_bytes_total", "counter", "Bytes of raw records received.", static_cast<double>(m.received_bytes.load()));
+  p.Simple("iotpipe_readings_decoded_total", "counter", "Records decoded into readings.", static_cast<double>(m.parsed.load()));
+  p.Family("iotpipe_records_rejected_total", "counter", "Records rejected into the dead-letter store, by reason.");
+  for (int r = 1; r < static_cast<int>(Reject::kCount) && r < static_cast<int>(m.rejected_by_reason.size()); r++)
+    p.Sample("iotpipe_records_rejected_total", static_cast<double>(m.rejected_by_reason[r].load()),
+             Prom::Label("reason", std::string(RejectName(static_cast<Reject>(r)))));
+  p.Simple("iotpipe_readings_stored_total", "counter", "Readings durably written to Parquet.", static_cast<double>(m.stored.load()));
+  p.Simple("iotpipe_dead_letters_stored_total", "counter", "Dead letters durably written.", static_cast<double>(m.dead_stored.load()));
+  p.Simple("iotpipe_files_written_total", "counter", "Parquet files committed.", static_cast<double>(m.files.load()));
+  p.Simple("iotpipe_written_bytes_total", "counter", "Bytes of Parquet committed.", static_cast<double>(m.bytes_written.load()));
+  p.Simple("iotpipe_anomalies_predicted_total", "counter", "Readings the detector flagged.", static_cast<double>(m.predicted.load()));
+  p.Simple("iotpipe_anomalies_ground_truth_total", "counter", "Readings labelled anomalous by the producer.", static_cast<double>(m.truth.load()));
+  p.Simple("iotpipe_anomalies_true_positive_total", "counter", "Flagged readings that were labelled anomalous.", static_cast<double>(m.tp.load()));
+  if (deps_.live) {
+    p.Family("iotpipe_anomalies_by_type_total", "counter", "Flagged readings by labelled anomaly type (none = unlabelled).");
+    for (auto& [t, n] : deps_.live->AnomaliesByType()) p.Sample("iotpipe_anomalies_by_type_total", static_cast<double>(n), Prom::Label("type", t));
+    p.Family("iotpipe_sensor_anomalies_total", "counter", "Flagged readings per sensor (sensors held in memory).");
+    for (auto& [s, n] : deps_.live->AnomaliesBySensor(5000)) p.Sample("iotpipe_sensor_anomalies_total", static_cast<double>(n), Prom::Label("sensor", s));
+  }
+  p.Family("iotpipe_queue_depth", "gauge", "Batches waiting between stages.");
+  p.Sample("iotpipe_queue_depth", static_cast<double>(m.queue_raw.load()), "queue=\"raw\"");
+  p.Sample("iotpipe_queue_depth", static_cast<double>(m.queue_processed.load()), "queue=\"processed\"");
+  p.Simple("iotpipe_consumer_lag_records", "gauge", "Records behind the head of the source (-1: not applicable).", static_cast<double>(m.lag.load()));
+  p.Simple("iotpipe_sensors", "gauge", "Distinct sensors seen.", static_cast<double>(m.sensors.load()));
+  p.Hist("iotpipe_batch_processing_seconds", "Decode and score time per batch.", m.batch_seconds);
+  p.Hist("iotpipe_end_to_end_latency_seconds", "Stored time minus event time, per row.", m.e2e_seconds);
+  p.Hist("iotpipe_flush_seconds", "Durable write time per flush.", m.flush_seconds);
+  if (deps_.processor) {
+    auto d = deps_.processor->detector();
+    p.Family("iotpipe_model_info", "gauge", "The detector in use (value 1).");
+    p.Sample("iotpipe_model_info", 1, Prom::Label("detector", std::string(d->name())) + "," + Prom::Label("version", std::string(d->version())));
+  }
+  if (deps_.alerts) {
+    const AlertCounters& a = deps_.alerts->counters();
+    p.Simple("iotpipe_alerts_opened_total", "counter", "Alerts opened (including suppressed ones of flapping sensors).", static_cast<double>(a.opened.load()));
+    p.Simple("iotpipe_alerts_closed_total", "counter", "Alerts closed after enough normal readings.", static_cast<double>(a.closed.load()));
+    p.Simple("iotpipe_alerts_folded_total", "counter", "Anomalies folded into an open alert (deduplicated).", static_cast<double>(a.folded.load()));
+    p.Simple("iotpipe_alerts_suppressed_total", "counter", "Alert opens suppressed because the sensor is flapping.", static_cast<double>(a.suppressed.load()));
+    p.Simple("iotpipe_alerts_flapping_total", "counter", "Sensors reported as flapping.", static_cast<double>(a.flapping.load()));
+    p.Simple("iotpipe_alerts_open", "gauge", "Alerts open now.", static_cast<double>(a.open_now.load()));
+    p.Family("iotpipe_alert_deliveries_total", "counter", "Webhook deliveries by outcome.");
+    p.Sample("iotpipe_alert_deliveries_total", static_cast<double>(a.webhook_sent.load()), "outcome=\"sent\"");
+    p.Sample("iotpipe_alert_deliveries_total", static_cast<double>(a.webhook_failed.load()), "outcome=\"failed\"");
+    p.Sample("iotpipe_alert_deliveries_total", static_cast<double>(a.webhook_dropped.load()), "outcome=\"dropped\"");
+    p.Simple("iotpipe_alert_delivery_retries_total", "counter", "Webhook attempts after the first.", static_cast<double>(a.webhook_retries.load()));
+    p.Simple("iotpipe_alerts_stored_total", "counter", "Alerts written to Parquet.", static_cast<double>(a.stored.load()));
+  }
+  p.Simple("iotpipe_http_requests_total", "counter", "HTTP requests served.", static_cast<double>(requests_.load()));
+  p.Simple("iotpipe_start_time_seconds", "gauge", "When this process started serving (Unix time).", static_cast<double>(start_us_) / 1e6);
+  return std::move(p.str());
+}
+
+void Server::Publish(const std::string& event, const std::string& data) {
+  {
+    std::lock_guard<std::mutex> g(bus_mu_);
+    bus_.emplace_back(++bus_seq_, "event: " + event + "\ndata: " + data + "\n\n");
+    while (bus_.size() > 512) bus_.pop_front();
+  }
+  bus_cv_.notify_all();
+}
+
+void Server::Tick() {
+  const PipelineMetrics& m = *deps_.metrics;
+  int64_t last_t = MonoMicros(), last_sent = m.sent.load(), last_stored = m.stored.load(), last_pred = m.predicted.load();
+  int64_t last_seq = deps_.live ? deps_.live->anomaly_seq() : 0;
+  int64_t last_alert_n = deps_.alerts ? deps_.alerts->counters().events.load() : 0;
+  while (!stopping_.load()) {
+    {
+      std::unique_lock<std::mutex> lk(bus_mu_);
+      bus_cv_.wait_for(lk, std::chrono::microseconds(static_cast<int64_t>(opt_.tick_s * 1e6)), [&] { return stopping_.load(); });
+    }
+    if (stopping_.load()) break;
+    int64_t now = MonoMicros();
+    double dt = static_cast<double>(now - last_t) / 1e6;
+    if (dt <= 0) continue;
+    int64_t sent = m.sent.load(), stored = m.stored.load(), pred = m.predicted.load();
+    Tick1 t{RealClock::Get()->NowMicros(), static_cast<double>(sent - last_sent) / dt,
+            static_cast<double>(stored - last_stored) / dt, static_cast<double>(m.lag.load()),
+            static_cast<double>(m.queue_raw.load() + m.queue_processed.load()), static_cast<double>(pred - last_pred) / dt};
+    last_t = now;
+    last_sent = sent;
+    last_stored = stored;
+    last_pred = pred;
+    json stats = {{"t", static_cast<double>(t.t_us) / 1e6}, {"events_per_s", t.events_per_s}, {"stored_per_s", t.stored_per_s},
+                  {"lag", t.lag}, {"queue", t.queue}, {"anomalies_per_s", t.anomalies_per_s},
+                  {"sent", sent}, {"stored", stored}, {"dead_letters", m.dead_stored.load()}, {"anomalies", pred},
+                  {"sensors", m.sensors.load()}};
+    {
+      std::lock_guard<std::mutex> g(bus_mu_);
+      history_.push_back(t);
+      while (history_.size() > 900) history_.pop_front();
+    }
+    Publish("stats", stats.dump());
+    if (deps_.live) {
+      auto an = deps_.live->Anomalies(INT64_MIN, last_seq, 100);
+      for (auto& a : an) {
+        last_seq = std::max(last_seq, a.seq);
+        const auto* d = deps_.live->dicts();
+        json j = {{"seq", a.seq}, {"sensor_id", d->sensors.Name(a.sensor)}, {"t", static_cast<double>(a.ts_us) / 1e6},
+                  {"timestamp", FormatIsoMicros(a.ts_us)}, {"value", a.value}, {"score", a.score},
+                  {"anomaly_type", a.type == ReadingBatch::kNoType ? json(nullptr) : json(d->types.Name(a.type))},
+                  {"model_version", d->models.Name(a.model)}};
+        Publish("anomaly", j.dump(-1, ' ', false, json::error_handler_t::replace));
+      }
+      last_seq = std::max(last_seq, deps_.live->anomaly_seq());  // skip what did not fit
+    }
+    if (deps_.alerts) {
+      int64_t n = deps_.alerts->counters().events.load();
+      if (n > last_alert_n) {
+        for (auto& e : deps_.alerts->Recent(static_cast<size_t>(std::min<int64_t>(n - last_alert_n, 100)))) Publish("alert", e.ToJson());
+        last_alert_n = n;
+      }
+    }
+  }
+}
+
+static std::string GuessMime(const std::string& path) {
+  auto ends = [&](const char* s) {
+    size_t n = std::strlen(s);
+    return path.size() >= n && path.compare(path.size() - n, n, s) == 0;
+  };
+  if (ends(".html")) return "text/html; charset=utf-8";
+  if (ends(".js")) return "text/javascript; charset=utf-8";
+  if (ends(".css")) return "text/css; charset=utf-8";
+  if (ends(".png")) return "image/png";
+  if (ends(".svg")) return "image/svg+xml";
+  return "application/octet-stream";
+}
+
+void Server::Routes() {
+  auto& s = *srv_;
+  const std::string token = opt_.token;
+  s.set_pre_routing_handler([this, token](const httplib::Request& req, httplib::Response& res) {
+    requests_++;
+    if (token.empty()) return httplib::Server::HandlerResponse::Unhandled;
+    bool needs = req.path.rfind("/api/", 0) == 0 || req.path == "/metrics" || req.method != "GET";
+    if (!needs) return httplib::Server::HandlerResponse::Unhandled;
+    std::string auth = req.get_header_value("Authorization");
+    bool ok = auth == "Bearer " + token || (req.path == "/api/stream" && req.get_param_value("token") == token);
+    if (ok) return httplib::Server::HandlerResponse::Unhandled;
+    res.set_header("WWW-Authenticate", "Bearer");
+    SendError(res, 401, "missing or wrong bearer token (Authorization: Bearer <token>)");
+    return httplib::Server::HandlerResponse::Handled;
+  });
+
+  auto file = [](const std::string& path) {
+    return [path](const httplib::Request&, httplib::Response& res) {
+      bool ok = false;
+      std::string body = ReadWholeFile(path, &ok);
+      if (!ok) {
+        SendError(res, 404, "not installed: " + path + " (run scripts/deps, or pass --web-dir)");
+        return;
+      }
+      res.set_header("Cache-Control", "no-cache");
+      res.set_content(body, GuessMime(path));
+    };
+  };
+  s.Get("/", file(opt_.web_dir + "/index.html"));
+  s.Get("/index.html", file(opt_.web_dir + "/index.html"));
+  s.Get("/app.js", file(opt_.web_dir + "/app.js"));
+  s.Get("/style.css", file(opt_.web_dir + "/style.css"));
+  s.Get("/vendor/uPlot.iife.min.js", file(opt_.uplot_dir + "/uPlot.iife.min.js"));
+  s.Get("/vendor/uPlot.min.css", file(opt_.uplot_dir + "/uPlot.min.css"));
+
+  s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    res.set_content(MetricsText(), "text/plain; version=0.0.4; charset=utf-8");
+  });
+
+  s.Get("/api/health", [this](const httplib::Request&, httplib::Response& res) {
+    const PipelineMetrics& m = *deps_.metrics;
+    std::string state = deps_.pipeline_state ? deps_.pipeline_state() : "running";
+    SendJson(res, json{{"status", "ok"}, {"pipeline", state}, {"version", IOTPIPE_VERSION},
+                       {"uptime_s", static_cast<double>(RealClock::Get()->NowMicros() - start_us_) / 1e6},
+                       {"sent", m.sent.load()}, {"stored", m.stored.load()}, {"dead_letters", m.dead_stored.load()},
+                       {"lag", m.lag.load()}, {"queue", m.queue_raw.load() + m.queue_processed.load()},
+                       {"query", query_ != nullptr}});
+  });
+
+  s.Get("/api/sensors", [this](const httplib::Request&, httplib::Response& res) {
+    json arr = json::array();
+    if (deps_.live)
+      for (auto& si : deps_.live->Sensors())
+        arr.push_back(json{{"sensor_id", si.id}, {"readings", si.readings}, {"anomalies", si.anomalies},
+                           {"last_t", static_cast<double>(si.last_ts_us) / 1e6}, {"last_value", si.last_value},
+                           {"last_score", si.last_score}});
+    SendJson(res, json{{"sensors", arr}, {"total_seen", deps_.metrics->sensors.load()}});
+  });
+
+  s.Get(R"(/api/sensors/([^/]+)/readings)", [this](const httplib::Request& req, httplib::Response& res) {
+    std::string id = req.matches[1];
+    std::string err;
+    int64_t from = ParseTimeParam(req, "from", INT64_MIN, &err), to = ParseTimeParam(req, "to", INT64_MAX, &err);
+    if (!err.empty()) return SendError(res, 400, err);
+    if (from > to) return SendError(res, 400, "from is after to");
+    int64_t oldest = INT64_MAX;
+    std::vector<LivePoint> pts;
+    if (deps_.live) pts = deps_.live->Readings(id, from, to, &oldest);
+    size_t from_disk = 0;
+    // Older than what memory holds: read the stored data (only when a start was asked for).
+    if (from != INT64_MIN && from < oldest && query_) {
+      int64_t upto = std::min(to, oldest == INT64_MAX ? to : oldest - 1);
+      std::string sql =
+          "SELECT epoch_us(timestamp), value, anomaly_score, is_anomaly_predicted, is_anomaly_ground_truth "
+          "FROM sensor_readings WHERE sensor_id = " + SqlQuote(id) + " AND timestamp >= make_timestamp(" +
+          std::to_string(from) + "::BIGINT)" +
+          (upto == INT64_MAX ? std::string() : " AND timestamp <= make_timestamp(" + std::to_string(upto) + "::BIGINT)") +
+          " ORDER BY timestamp LIMIT 20000";
+      auto t = query_->Internal(sql);
+      if (t.ok()) {
+        std::vector<LivePoint> old;
+        for (size_t r = 0; r < t->rows.size(); r++)
+          old.push_back(LivePoint{t->Int(r, 0), t->Num(r, 1), static_cast<float>(t->Num(r, 2)),
+                                  static_cast<uint8_t>(t->Str(r, 3) == "true"), static_cast<uint8_t>(t->Str(r, 4) == "true")});
+        from_disk = old.size();
+        old.insert(old.end(), pts.begin(), pts.end());
+        pts.swap(old);
+      } else {
+        spdlog::warn("http: readings history: {}", t.status().message());
+      }
+    }
+    json t = json::array(), v = json::array(), sc = json::array(), pr = json::array(), gt = json::array();
+    for (auto& p : pts) {
+      t.push_back(static_cast<double>(p.ts_us) / 1e6);
+      v.push_back(p.value);
+      sc.push_back(p.score);
+      pr.push_back(p.predicted);
+      gt.push_back(p.gt);
+    }
+    SendJson(res, json{{"sensor_id", id}, {"t", t}, {"value", v}, {"score", sc}, {"predicted", pr}, {"ground_truth", gt},
+                       {"threshold", kScoreThreshold}, {"from_memory", pts.size() - from_disk}, {"from_disk", from_disk}});
+  });
+
+  s.Get("/api/anomalies", [this](const httplib::Request& req, httplib::Response& res) {
+    std::string err;
+    int64_t since = ParseTimeParam(req, "since", INT64_MIN, &err);
+    if (!err.empty()) return SendError(res, 400, err);
+    int64_t after = req.has_param("after") ? std::atoll(req.get_param_value("after").c_str()) : 0;
+    size_t limit = req.has_param("limit") ? static_cast<size_t>(std::max(1LL, std::atoll(req.get_param_value("limit").c_str()))) : 200;
+    json arr = json::array();
+    int64_t last = 0;
+    if (deps_.live) {
+      const auto* d = deps_.live->dicts();
+      for (auto& a : deps_.live->Anomalies(since, after, std::min<size_t>(limit, 2000))) {
+        arr.push_back(json{{"seq", a.seq}, {"sensor_id", d->sensors.Name(a.sensor)}, {"t", static_cast<double>(a.ts_us) / 1e6},
+                           {"timestamp", FormatIsoMicros(a.ts_us)}, {"value", a.value}, {"score", a.score},
+                           {"anomaly_type", a.type == ReadingBatch::kNoType ? json(nullptr) : json(d->types.Name(a.type))},
+                           {"model_version", d->models.Name(a.model)}});
+        last = a.seq;
+      }
+    }
+    SendJson(res, json{{"anomalies", arr}, {"last_seq", last}});
+  });
+
+  s.Get("/api/alerts", [this](const httplib::Request&, httplib::Response& res) {
+    json arr = json::array();
+    if (deps_.alerts)
+      for (auto& e : deps_.alerts->Recent(200)) arr.push_back(json::parse(e.ToJson()));
+    SendJson(res, json{{"alerts", arr}});
+  });
+
+  s.Get("/api/stats/history", [this](const httplib::Request&, httplib::Response& res) {
+    json t = json::array(), ev = json::array(), st = json::array(), lag = json::array(), q = json::array(), an = json::array();
+    {
+      std::lock_guard<std::mutex> g(bus_mu_);
+      for (auto& h : history_) {
+        t.push_back(static_cast<double>(h.t_us) / 1e6);
+        ev.push_back(h.events_per_s);
+        st.push_back(h.stored_per_s);
+        lag.push_back(h.lag);
+        q.push_back(h.queue);
+        an.push_back(h.anomalies_per_s);
+      }
+    }
+    SendJson(res, json{{"t", t}, {"events_per_s", ev}, {"stored_per_s", st}, {"lag", lag}, {"queue", q}, {"anomalies_per_s", an}});
+  });
+
+  s.Get("/api/models", [this](const httplib::Request&, httplib::Response& res) {
+    json j = {{"available", DetectorNames()}, {"threshold", kScoreThreshold}};
+    if (deps_.processor) {
+      auto d = deps_.processor->detector();
+      j["in_use"] = {{"detector", std::string(d->name())}, {"version", std::string(d->version())}};
+      std::lock_guard<std::mutex> g(model_mu_);
+      j["can_rollback"] = prev_detector_ != nullptr;
+      if (prev_detector_) j["previous"] = {{"detector", std::string(prev_detector_->name())}, {"version", std::string(prev_detector_->version())}};
+    }
+    j["can_promote"] = deps_.processor != nullptr;
+    j["token_required"] = !opt_.token.empty();
+    SendJson(res, j);
+  });
+
+  // Promote: swap in a detector by name (hot swap, takes effect from the next batch).
+  s.Post("/api/models/promote", [this](const httplib::Request& req, httplib::Response& res) {
+    if (!deps_.processor) return SendError(res, 501, "no pipeline attached");
+    json body = json::parse(req.body, nullptr, false);
+    if (body.is_discarded() || !body.is_object() || !body.contains("detector") || !body["detector"].is_string())
+      return SendError(res, 400, "expected JSON {\"detector\": \"<name>\"}");
+    auto d = MakeDetector(body["detector"].get<std::string>());
+    if (!d.ok()) return SendError(res, 400, d.status().message());
+    std::shared_ptr<const Detector> nd(std::move(d.value()));
+    std::lock_guard<std::mutex> g(model_mu_);
+    prev_detector_ = deps_.processor->detector();
+    deps_.processor->SetDetector(nd);
+    spdlog::info("http: promoted detector {} ({})", nd->name(), nd->version());
+    SendJson(res, json{{"in_use", {{"detector", std::string(nd->name())}, {"version", std::string(nd->version())}}}});
+  });
+
+  s.Post("/api/models/rollback", [this](const httplib::Request&, httplib::Response& res) {
+    if (!deps_.processor) return SendError(res, 501, "no pipeline attached");
+    std::lock_guard<std::mutex> g(model_mu_);
+    if (!prev_detector_) return SendError(res, 409, "nothing to roll back to");
+    auto cur = deps_.processor->detector();
+    deps_.processor->SetDetector(prev_detector_);
+    spdlog::info("http: rolled back to detector {} ({})", prev_detector_->name(), prev_detector_->version());
+    json j = {{"in_use", {{"detector", std::string(prev_detector_->name())}, {"version", std::string(prev_detector_->version())}}}};
+    prev_detector_ = cur;
+    SendJson(res, j);
+  });
+
+  s.Post("/api/query", [this](const httplib::Request& req, httplib::Response& res) {
+    if (!query_) return SendError(res, 503, "query service unavailable");
+    std::string sql = req.body;
+    auto ct = req.get_header_value("Content-Type");
+    if (ct.rfind("application/json", 0) == 0) {
+      json body = json::parse(req.body, nullptr, false);
+      if (body.is_discarded() || !body.is_object() || !body.contains("sql") || !body["sql"].is_string())
+        return SendError(res, 400, "expected JSON {\"sql\": \"SELECT ...\"}");
+      sql = body["sql"].get<std::string>();
+    }
+    auto a = query_->Run(sql);
+    if (!a.ok()) {
+      const std::string m = a.status().message();
+      return SendError(res, m.rfind("query refused", 0) == 0 ? 403 : 400, m);
+    }
+    json j = TableJson(a->table);
+    j["truncated"] = a->truncated;
+    j["row_limit"] = opt_.query_row_limit;
+    SendJson(res, j);
+  });
+
+  s.Get("/api/stream", [this](const httplib::Request&, httplib::Response& res) {
+    if (sse_clients_.load() >= static_cast<int>(opt_.max_sse_clients))
+      return SendError(res, 503, "too many live streams open");
+    sse_clients_++;
+    int64_t start_seq;
+    {
+      std::lock_guard<std::mutex> g(bus_mu_);
+      start_seq = bus_seq_;
+    }
+    auto last = std::make_shared<int64_t>(start_seq);
+    res.set_header("Cache-Control", "no-store");
+    res.set_header("X-Accel-Buffering", "no");
+    res.set_chunked_content_provider(
+        "text/event-stream",
+        [this, last](size_t, httplib::DataSink& sink) {
+          std::string out;
+          {
+            std::unique_lock<std::mutex> lk(bus_mu_);
+            bus_cv_.wait_for(lk, std::chrono::milliseconds(500), [&] { return stopping_.load() || bus_seq_ > *last; });
+            if (stopping_.load()) return false;
+            for (auto& [seq, text] : bus_)
+              if (seq > *last) out += text;
+            *last = bus_seq_;
+          }
+          if (out.empty()) out = ": keep-alive\n\n";
+          return sink.write(out.data(), out.size());
+        },
+        [this](bool) { sse_clients_--; });
+  });
+}
+
+Status Server::Start() {
+  start_us_ = RealClock::Get()->NowMicros();
+  if (!IsLoopback(opt_.host) && opt_.token.empty())
+    return Status::Error("--http " + opt_.host + " is not a loopback address: it needs --http-token");
+  if (!opt_.data_dir.empty()) {
+    auto q = QueryService::Open(opt_.data_dir, opt_.query_row_limit, opt_.query_timeout_s, opt_.query_max_bytes);
+    if (q.ok()) query_ = std::move(q.value());
+    else spdlog::warn("http: query endpoint disabled: {}", q.status().message());
+  }
+  srv_ = std::make_unique<httplib::Server>();
+  srv_->set_keep_alive_max_count(100);
+  srv_->set_keep_alive_timeout(2);  // bounds how long Stop waits for idle browser connections
+  srv_->set_read_timeout(5, 0);
+  srv_->set_write_timeout(5, 0);
+  srv_->set_payload_max_length(1 << 20);
+  Routes();
+  if (opt_.port == 0) {
+    port_ = srv_->bind_to_any_port(opt_.host);
+    if (port_ <= 0) return Status::Error("http: cannot bind " + opt_.host);
+  } else {
+    if (!srv_->bind_to_port(opt_.host, opt_.port))
+      return Status::Error("http: cannot bind " + opt_.host + ":" + std::to_string(opt_.port) + " (in use? try --http 127.0.0.1:0 or --http off)");
+    port_ = opt_.port;
+  }
+  listen_thread_ = std::thread([this] { srv_->listen_after_bind(); });
+  tick_thread_ = std::thread([this] { Tick(); });
+  // Bound already: connections queue in the backlog until the loop accepts them.
+  for (int i = 0; i < 200 && !srv_->is_running(); i++) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  return Status::OK();
+}
+
+void Server::Stop() {
+  if (stopping_.exchange(true)) return;
+  bus_cv_.notify_all();
+  if (srv_) srv_->stop();
+  if (listen_thread_.joinable()) listen_thread_.join();
+  if (tick_thread_.joinable()) tick_thread_.join();
+}
+
+}  // namespace iotpipe::http

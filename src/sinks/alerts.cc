@@ -1,0 +1,295 @@
+#include "sinks/alerts.h"
+
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "core/clock.h"
+#include "core/duck.h"
+#include "core/fsutil.h"
+#include "core/timeutil.h"
+
+namespace iotpipe {
+
+namespace {
+constexpr size_t kRecent = 500;
+}
+
+Status SplitHttpUrl(const std::string& url, std::string* shp, std::string* path) {
+  const std::string scheme = "http://";
+  if (url.rfind(scheme, 0) != 0) return Status::Error("webhook URL must start with http://, got '" + url + "'");
+  size_t slash = url.find('/', scheme.size());
+  std::string hostport = url.substr(scheme.size(), slash == std::string::npos ? std::string::npos : slash - scheme.size());
+  if (hostport.empty()) return Status::Error("webhook URL has no host: '" + url + "'");
+  *shp = scheme + hostport;
+  *path = slash == std::string::npos ? "/" : url.substr(slash);
+  return Status::OK();
+}
+
+std::string AlertEvent::ToJson() const {
+  nlohmann::json j = {{"event", kind},
+                      {"alert_id", alert.alert_id},
+                      {"sensor_id", alert.sensor_id},
+                      {"opened", FormatIsoMicros(alert.opened_us)},
+                      {"last_anomaly", FormatIsoMicros(alert.last_anomaly_us)},
+                      {"points", alert.points},
+                      {"max_score", alert.max_score},
+                      {"anomaly_type", alert.anomaly_type.empty() ? nlohmann::json(nullptr) : nlohmann::json(alert.anomaly_type)},
+                      {"model_version", alert.model_version},
+                      {"state", alert.state}};
+  j["closed"] = alert.closed_us >= 0 ? nlohmann::json(FormatIsoMicros(alert.closed_us)) : nlohmann::json(nullptr);
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+AlertManager::AlertManager(AlertOptions opt, const Interner* sensors, const Interner* types, const Interner* models)
+    : opt_(std::move(opt)), sensors_(sensors), types_(types), models_(models) {
+  run_id_ = std::to_string(RealClock::Get()->NowMicros() / 1000);
+  last_store_mono_ = MonoMicros();
+  if (!opt_.webhook_url.empty()) {
+    Status s = SplitHttpUrl(opt_.webhook_url, &wh_host_, &wh_path_);
+    if (!s.ok()) {
+      spdlog::error("alerts: {}; webhook delivery disabled", s.message());
+    } else {
+      wh_thread_ = std::thread([this] { WebhookLoop(); });
+    }
+  }
+}
+
+AlertManager::~AlertManager() { Stop(0); }
+
+void AlertManager::AddSink(std::function<void(const AlertEvent&)> sink) { sinks_.push_back(std::move(sink)); }
+
+void AlertManager::OnBatch(const ReadingBatch& b) {
+  const size_t n = b.size();
+  for (size_t i = 0; i < n; i++) {
+    uint32_t sid = b.sensor[i];
+    if (sid >= st_.size()) {
+      if (!b.predicted[i]) continue;  // a sensor never flagged needs no state
+      st_.resize(std::max<size_t>(sid + 1, st_.size() * 3 / 2));
+    }
+    SensorState& s = st_[sid];
+    const int64_t ts = b.ts_us[i];
+    if (b.predicted[i]) {
+      s.last_anomaly_us = ts;
+      if (s.open) {
+        s.alert.points++;
+        s.alert.last_anomaly_us = ts;
+        s.alert.max_score = std::max(s.alert.max_score, b.score[i]);
+        if (s.alert.anomaly_type.empty() && b.type[i] != ReadingBatch::kNoType) s.alert.anomaly_type = types_->Name(b.type[i]);
+        s.normal_run = 0;
+        c_.folded++;
+        continue;
+      }
+      // Open a new alert, unless the sensor is flapping.
+      while (!s.opens.empty() && ts - s.opens.front() > static_cast<int64_t>(opt_.flap_window_s * 1e6)) s.opens.pop_front();
+      if (s.flapping && s.opens.empty()) s.flapping = false;  // quiet for a whole window
+      s.opens.push_back(ts);
+      s.open = true;
+      s.normal_run = 0;
+      Alert& a = s.alert;
+      a = Alert{};
+      a.sensor_id = sensors_->Name(sid);
+      a.alert_id = a.sensor_id + "-" + std::to_string(ts);
+      a.opened_us = ts;
+      a.last_anomaly_us = ts;
+      a.points = 1;
+      a.max_score = b.score[i];
+      if (b.type[i] != ReadingBatch::kNoType) a.anomaly_type = types_->Name(b.type[i]);
+      a.model_version = models_->Name(b.model[i]);
+      a.state = "open";
+      c_.opened++;
+      c_.open_now++;
+      if (s.flapping) {
+        c_.suppressed++;
+      } else if (opt_.flap_opens > 0 && s.opens.size() >= static_cast<size_t>(opt_.flap_opens)) {
+        s.flapping = true;
+        c_.flapping++;
+        Emit("flapping", a);
+      } else {
+        Emit("open", a);
+      }
+    } else if (s.open) {
+      s.normal_run++;
+      if (s.normal_run >= opt_.close_after_normal &&
+          ts - s.last_anomaly_us >= static_cast<int64_t>(opt_.quiet_period_s * 1e6)) {
+        s.open = false;
+        s.alert.closed_us = ts;
+        s.alert.state = "closed";
+        c_.closed++;
+        c_.open_now--;
+        if (!s.flapping) Emit("close", s.alert);
+        if (!opt_.data_dir.empty()) to_store_.push_back(s.alert);
+      }
+    }
+  }
+  if (!to_store_.empty()) {
+    Status s = StoreDue(false);
+    if (!s.ok()) spdlog::warn("alerts: storing failed: {}", s.message());
+  }
+}
+
+void AlertManager::Emit(const std::string& kind, const Alert& a) {
+  AlertEvent ev{kind, a};
+  bool log = opt_.log;
+  if (log) {
+    int64_t now = MonoMicros();
+    if (now - log_window_mono_ > 1000000) {
+      log_window_mono_ = now;
+      log_in_window_ = 0;
+    }
+    log = log_in_window_++ < opt_.log_per_s;
+  }
+  if (log)
+    spdlog::info("alert {}: sensor {} since {} ({} points, max score {:.3f}, type {}, model {})", kind, a.sensor_id,
+                 FormatIsoMicros(a.opened_us), a.points, a.max_score, a.anomaly_type.empty() ? "-" : a.anomaly_type,
+                 a.model_version);
+  if (wh_thread_.joinable()) {
+    std::lock_guard<std::mutex> g(wh_mu_);
+    if (wh_q_.size() >= opt_.webhook_queue) {
+      c_.webhook_dropped++;
+    } else {
+      wh_q_.push_back(ev.ToJson());
+      wh_cv_.notify_one();
+    }
+  }
+  for (auto& f : sinks_) f(ev);
+  std::lock_guard<std::mutex> g(recent_mu_);
+  recent_.push_back(std::move(ev));
+  if (recent_.size() > kRecent) recent_.pop_front();
+  c_.events++;
+}
+
+bool AlertManager::PostOnce(const std::string& body) {
+  httplib::Client cli(wh_host_);
+  auto to = std::chrono::microseconds(static_cast<int64_t>(opt_.webhook_timeout_s * 1e6));
+  cli.set_connection_timeout(to);
+  cli.set_read_timeout(to);
+  cli.set_write_timeout(to);
+  auto res = cli.Post(wh_path_, body, "application/json");
+  return res && res->status >= 200 && res->status < 300;
+}
+
+void AlertManager::WebhookLoop() {
+  std::unique_lock<std::mutex> lk(wh_mu_);
+  while (true) {
+    wh_cv_.wait(lk, [&] { return wh_stop_ || !wh_q_.empty(); });
+    if (wh_q_.empty()) return;  // stopping and drained
+    if (wh_stop_ && MonoMicros() > wh_deadline_mono_) {
+      c_.webhook_dropped += static_cast<int64_t>(wh_q_.size());
+      wh_q_.clear();
+      return;
+    }
+    std::string body = std::move(wh_q_.front());
+    wh_q_.pop_front();
+    lk.unlock();
+    bool ok = false;
+    double delay = opt_.webhook_backoff_s;
+    for (int attempt = 0; attempt <= opt_.webhook_retries; attempt++) {
+      if (attempt > 0) {
+        c_.webhook_retries++;
+        std::unique_lock<std::mutex> l2(wh_mu_);
+        // Backoff, cut short only by a stop whose drain deadline has passed.
+        wh_cv_.wait_for(l2, std::chrono::microseconds(static_cast<int64_t>(delay * 1e6)),
+                        [&] { return wh_stop_ && MonoMicros() > wh_deadline_mono_; });
+        if (wh_stop_ && MonoMicros() > wh_deadline_mono_) break;
+        delay *= 2;
+      }
+      if (PostOnce(body)) {
+        ok = true;
+        break;
+      }
+    }
+    if (ok) c_.webhook_sent++;
+    else c_.webhook_failed++;
+    lk.lock();
+  }
+}
+
+Status AlertManager::StoreDue(bool force) {
+  if (to_store_.empty() || opt_.data_dir.empty()) return Status::OK();
+  int64_t now = MonoMicros();
+  if (!force && now - last_store_mono_ < static_cast<int64_t>(opt_.store_interval_s * 1e6)) return Status::OK();
+  last_store_mono_ = now;
+  std::vector<Alert> items;
+  items.swap(to_store_);
+  std::map<int64_t, std::vector<const Alert*>> by_day;
+  for (auto& a : items) {
+    int64_t day = a.opened_us >= 0 ? a.opened_us / 86400000000LL : (a.opened_us - 86399999999LL) / 86400000000LL;
+    by_day[day].push_back(&a);
+  }
+  auto db = Duck::Open("", 1);
+  if (!db.ok()) {
+    c_.store_errors++;
+    return db.status();
+  }
+  for (auto& [day, list] : by_day) {
+    int y;
+    unsigned m, d;
+    CivilFromDays(day, &y, &m, &d);
+    char date[32];
+    std::snprintf(date, sizeof date, "date=%04d-%02u-%02u", y, m, d);
+    std::string dir = opt_.data_dir + "/alerts/" + date;
+    Status s = MakeDirs(dir);
+    if (!s.ok()) {
+      c_.store_errors++;
+      return s;
+    }
+    std::string values;
+    auto str = [](const std::string& v) { return v.empty() ? std::string("NULL") : SqlQuote(v); };
+    for (const Alert* a : list) {
+      if (!values.empty()) values += ", ";
+      values += "(" + SqlQuote(a->alert_id) + ", " + SqlQuote(a->sensor_id) + ", make_timestamp(" +
+                std::to_string(a->opened_us) + "::BIGINT), " +
+                (a->closed_us >= 0 ? "make_timestamp(" + std::to_string(a->closed_us) + "::BIGINT)" : std::string("NULL")) +
+                ", " + std::to_string(a->points) + ", " + std::to_string(a->max_score) + ", " + str(a->anomaly_type) +
+                ", " + str(a->model_version) + ", " + SqlQuote(a->state) + ")";
+    }
+    std::string name = "alerts-" + run_id_ + "-" + std::to_string(file_seq_++) + ".parquet";
+    std::string tmp = dir + "/." + name + ".tmp", fin = dir + "/" + name;
+    s = (*db)->Exec(
+        "COPY (SELECT alert_id::VARCHAR AS alert_id, sensor_id::VARCHAR AS sensor_id, opened::TIMESTAMP AS opened, "
+        "closed::TIMESTAMP AS closed, points::BIGINT AS points, max_score::FLOAT AS max_score, "
+        "anomaly_type::VARCHAR AS anomaly_type, model_version::VARCHAR AS model_version, state::VARCHAR AS state "
+        "FROM (VALUES " + values + ") t(alert_id, sensor_id, opened, closed, points, max_score, anomaly_type, "
+        "model_version, state)) TO " + SqlQuote(tmp) + " (FORMAT parquet)");
+    if (s.ok()) s = CommitFile(tmp, fin);
+    if (!s.ok()) {
+      std::remove(tmp.c_str());
+      c_.store_errors++;
+      return s;
+    }
+    c_.stored += static_cast<int64_t>(list.size());
+  }
+  return Status::OK();
+}
+
+void AlertManager::Stop(double drain_s) {
+  if (stopped_) return;
+  stopped_ = true;
+  if (!opt_.data_dir.empty()) {
+    for (auto& s : st_)
+      if (s.open) to_store_.push_back(s.alert);
+    Status st = StoreDue(true);
+    if (!st.ok()) spdlog::warn("alerts: storing failed: {}", st.message());
+  }
+  if (wh_thread_.joinable()) {
+    {
+      std::lock_guard<std::mutex> g(wh_mu_);
+      wh_stop_ = true;
+      wh_deadline_mono_ = MonoMicros() + static_cast<int64_t>(drain_s * 1e6);
+    }
+    wh_cv_.notify_all();
+    wh_thread_.join();
+  }
+}
+
+std::vector<AlertEvent> AlertManager::Recent(size_t max) const {
+  std::lock_guard<std::mutex> g(recent_mu_);
+  size_t n = std::min(max, recent_.size());
+  return std::vector<AlertEvent>(recent_.end() - static_cast<std::ptrdiff_t>(n), recent_.end());
+}
+
+}  // namespace iotpipe
