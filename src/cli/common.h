@@ -44,6 +44,8 @@ void AddSimulate(CLI::App& app);
 void AddProcess(CLI::App& app);
 void AddQuery(CLI::App& app);
 void AddEvaluate(CLI::App& app);
+void AddNab(CLI::App& app);       // nab.cc
+void AddSkab(CLI::App& app);      // skab.cc
 void AddTrain(CLI::App& app);     // ml_cmd.cc
 void AddModels(CLI::App& app);
 void AddScore(CLI::App& app);

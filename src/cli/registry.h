@@ -12,6 +12,8 @@ inline void RegisterAll(CLI::App& app) {
   AddProcess(app);
   AddQuery(app);
   AddEvaluate(app);
+  AddNab(app);
+  AddSkab(app);
   AddTrain(app);
   AddModels(app);
   AddScore(app);

@@ -6,10 +6,7 @@
 
 namespace iotpipe {
 
-void AdaptiveDetector::InitState(std::byte* st) const {
-  State s{};
-  std::memcpy(st, &s, sizeof s);
-}
+void AdaptiveDetector::InitState(std::byte* st) const { std::memset(st, 0, state_bytes()); }
 
 double AdaptiveDetector::Update(std::byte* raw, int64_t, double x) const {
   State s;
@@ -22,6 +19,20 @@ double AdaptiveDetector::Update(std::byte* raw, int64_t, double x) const {
     std::memcpy(raw, &s, sizeof s);
     return 0;
   }
+  // Sequence context of the last three value bins, over the range seen so far.
+  double novel = 0;
+  if (p_.ctx_weight > 0) {
+    uint8_t* table = reinterpret_cast<uint8_t*>(raw + sizeof(State));
+    const double span = s.hi - s.lo;
+    const int bin = span > 0 ? std::clamp(static_cast<int>((x - s.lo) / span * kBins), 0, kBins - 1) : 0;
+    const uint32_t key = ((static_cast<uint32_t>(s.b2) * kBins + s.b1) * kBins + bin) * 2654435761u;
+    uint8_t& cnt = table[(key >> 20) % kTable];
+    novel = cnt == 0 ? 1.0 : 0.0;
+    if (cnt < 255) cnt++;
+    s.b2 = s.b1;
+    s.b1 = static_cast<uint16_t>(bin);
+  }
+  const double nov_fast = s.nov_fast + p_.alpha_ctx_fast * (novel - s.nov_fast);
   const bool warm = s.n >= static_cast<uint32_t>(p_.warmup);
   const double range = s.hi - s.lo;
   // Resolution floors: a constant or quantised sensor can't have a zero spread.
@@ -36,7 +47,9 @@ double AdaptiveDetector::Update(std::byte* raw, int64_t, double x) const {
     const double r_level = z / p_.z_level;
     const double r_change = std::fabs(d) / dsd / p_.z_change;
     const double r_shift = std::fabs(fast - s.mean) / sd / p_.z_shift;
-    double r = std::max({r_level, r_change, r_shift});
+    const double base = std::max(s.nov_slow, 0.002);
+    const double r_ctx = p_.ctx_weight * (nov_fast - base) / std::sqrt(base * (1 - base) * p_.alpha_ctx_fast) / p_.z_ctx;
+    double r = std::max({r_level, r_change, r_shift, r_ctx});
     // Calibration against this sensor's own score distribution.
     const double typical = s.cal_mean + 3.0 * std::sqrt(std::max(s.cal_var, 0.0));
     const double cal = std::pow(std::max(typical, 1.0), p_.cal_weight);
@@ -72,6 +85,8 @@ double AdaptiveDetector::Update(std::byte* raw, int64_t, double x) const {
   const double d2 = s.dvar > 0 ? std::min(d * d, 50.0 * s.dvar) : d * d;
   s.dvar += ad * (d2 - s.dvar);
   s.fast = fast;
+  s.nov_fast = nov_fast;
+  s.nov_slow += (warm ? p_.alpha_ctx_slow : 1.0 / (s.n + 1)) * (novel - s.nov_slow);
   s.last = x;
   s.lo = std::min(s.lo, x);
   s.hi = std::max(s.hi, x);

@@ -1,0 +1,180 @@
+#include "eval/skab.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+
+#include "core/timeutil.h"
+#include "detect/detector.h"
+#include "detect/pca.h"
+
+namespace iotpipe::skab {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::vector<std::string> Split(const std::string& line, char sep) {
+  std::vector<std::string> out;
+  size_t s = 0;
+  while (true) {
+    size_t e = line.find(sep, s);
+    out.push_back(line.substr(s, e == std::string::npos ? std::string::npos : e - s));
+    if (e == std::string::npos) break;
+    s = e + 1;
+  }
+  return out;
+}
+
+bool ParseNum(const std::string& s, double* v) {
+  char* end = nullptr;
+  *v = std::strtod(s.c_str(), &end);
+  return !s.empty() && end && *end == '\0' && std::isfinite(*v);
+}
+
+}  // namespace
+
+Result<Experiment> ReadExperiment(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Status::Error("cannot open " + path);
+  std::string line;
+  if (!std::getline(in, line)) return Status::Error(path + ": empty file");
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  auto head = Split(line, ';');
+  int ai = -1;
+  std::vector<int> chan;
+  Experiment e;
+  e.name = fs::path(path).filename().string();
+  for (size_t i = 0; i < head.size(); i++) {
+    if (head[i] == "anomaly") ai = static_cast<int>(i);
+    else if (i > 0 && head[i] != "changepoint") {
+      chan.push_back(static_cast<int>(i));
+      e.channels.push_back(head[i]);
+    }
+  }
+  if (head.empty() || head[0] != "datetime") return Status::Error(path + ": first column is not 'datetime'");
+  if (ai < 0) return Status::Error(path + ": no 'anomaly' column");
+  if (chan.empty()) return Status::Error(path + ": no sensor columns");
+  int64_t lineno = 1;
+  while (std::getline(in, line)) {
+    lineno++;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty()) continue;
+    auto cols = Split(line, ';');
+    const std::string where = path + ":" + std::to_string(lineno);
+    if (cols.size() != head.size()) return Status::Error(where + ": expected " + std::to_string(head.size()) + " fields");
+    auto t = ParseTimeMicros(cols[0]);
+    if (!t.ok()) return Status::Error(where + ": " + t.status().message());
+    std::vector<double> row(chan.size());
+    for (size_t c = 0; c < chan.size(); c++)
+      if (!ParseNum(cols[chan[c]], &row[c])) return Status::Error(where + ": '" + cols[chan[c]] + "' is not a number");
+    double a;
+    if (!ParseNum(cols[ai], &a) || (a != 0 && a != 1)) return Status::Error(where + ": anomaly must be 0 or 1");
+    e.ts_us.push_back(*t);
+    e.rows.push_back(std::move(row));
+    e.anomaly.push_back(a == 1);
+  }
+  if (e.rows.size() <= kTrainRows)
+    return Status::Error(path + ": needs more than " + std::to_string(kTrainRows) + " rows");
+  return e;
+}
+
+Result<std::vector<std::string>> ListExperiments(const std::string& dir) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return Status::Error("not a directory: " + dir);
+  std::vector<std::string> out;
+  for (auto it = fs::recursive_directory_iterator(dir, ec); it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (ec) break;
+    if (!it->is_regular_file() || it->path().extension() != ".csv") continue;
+    std::ifstream in(it->path());
+    std::string head;
+    std::getline(in, head);
+    if (head.find(";anomaly") == std::string::npos) continue;  // anomaly-free.csv: training data only
+    out.push_back(it->path().string());
+  }
+  if (ec) return Status::Error("listing " + dir + ": " + ec.message());
+  // Numeric file names (0.csv, 1.csv, ... 10.csv) sort by number within a directory.
+  std::sort(out.begin(), out.end(), [](const std::string& a, const std::string& b) {
+    fs::path pa(a), pb(b);
+    if (pa.parent_path() != pb.parent_path()) return pa.parent_path() < pb.parent_path();
+    std::string sa = pa.stem().string(), sb = pb.stem().string();
+    if (sa.size() != sb.size()) return sa.size() < sb.size();
+    return sa < sb;
+  });
+  return out;
+}
+
+std::vector<std::string> DetectorNames() {
+  std::vector<std::string> out{"pca"};
+  for (const auto& n : iotpipe::DetectorNames()) {
+    auto d = MakeDetector(n);
+    if (d.ok() && dynamic_cast<const PointDetector*>(d->get())) out.push_back(n);
+  }
+  return out;
+}
+
+Result<std::vector<uint8_t>> Predict(const std::string& detector, const Experiment& e) {
+  const size_t n = e.rows.size(), d = e.channels.size();
+  std::vector<uint8_t> pred;
+  pred.reserve(n - kTrainRows);
+  if (detector == "pca") {
+    PcaDetector pca;
+    std::vector<std::vector<double>> train(e.rows.begin(), e.rows.begin() + kTrainRows);
+    Status st = pca.Fit(train);
+    if (!st.ok()) return st;
+    double state = 0;
+    for (size_t i = kTrainRows; i < n; i++) pred.push_back(pca.Update(&state, e.rows[i].data(), nullptr) >= 1.0);
+    return pred;
+  }
+  auto det = MakeDetector(detector);
+  if (!det.ok()) return det.status();
+  // One sensor per channel, streamed through the pipeline's ScoreBatch: the training rows warm it up.
+  StateStore store((*det)->state_bytes());
+  ReadingBatch b;
+  for (size_t i = 0; i < n; i++) {
+    b.Clear();
+    for (size_t c = 0; c < d; c++)
+      b.Push(static_cast<uint32_t>(c), e.ts_us[i], e.rows[i][c], false, ReadingBatch::kNoType);
+    (*det)->ScoreBatch(b, store);
+    if (i < kTrainRows) continue;
+    bool any = false;
+    for (size_t c = 0; c < d; c++) any |= b.predicted[c] != 0;
+    pred.push_back(any);
+  }
+  return pred;
+}
+
+nlohmann::json Report::ToJson() const {
+  return {{"detector", detector}, {"files", files}, {"rows", rows}, {"tp", tp}, {"fp", fp}, {"fn", fn},
+          {"tn", tn}, {"precision", precision}, {"recall", recall}, {"f1", f1}};
+}
+
+Result<Report> Run(const std::string& dir, const std::string& detector, size_t max_files) {
+  auto files = ListExperiments(dir);
+  if (!files.ok()) return files.status();
+  if (files->empty()) return Status::Error("no labelled SKAB experiments under " + dir);
+  if (max_files > 0 && files->size() > max_files) files->resize(max_files);
+  Report r;
+  r.detector = detector;
+  for (const auto& f : *files) {
+    auto e = ReadExperiment(f);
+    if (!e.ok()) return e.status();
+    auto p = Predict(detector, *e);
+    if (!p.ok()) return p.status();
+    for (size_t i = 0; i < p->size(); i++) {
+      const bool y = e->anomaly[kTrainRows + i], yh = (*p)[i];
+      r.tp += y && yh;
+      r.fp += !y && yh;
+      r.fn += y && !yh;
+      r.tn += !y && !yh;
+    }
+    r.rows += static_cast<int64_t>(p->size());
+    r.files++;
+  }
+  r.precision = r.tp + r.fp > 0 ? static_cast<double>(r.tp) / (r.tp + r.fp) : 0.0;
+  r.recall = r.tp + r.fn > 0 ? static_cast<double>(r.tp) / (r.tp + r.fn) : 0.0;
+  r.f1 = r.precision + r.recall > 0 ? 2 * r.precision * r.recall / (r.precision + r.recall) : 0.0;
+  return r;
+}
+
+}  // namespace iotpipe::skab
