@@ -123,6 +123,17 @@ Status KafkaSource::Start() {
     }
   }
   rd_kafka_conf_set_opaque(conf, this);
+  // Broker trouble (down, restarting, unreachable): logged (at most every 5 s), and the idle timer
+  // of --exit-when-idle restarts, so a run never ends just because the broker was away.
+  rd_kafka_conf_set_error_cb(conf, [](rd_kafka_t*, int err, const char* reason, void* opaque) {
+    auto* self = static_cast<KafkaSource*>(opaque);
+    int64_t now = MonoMicros();
+    self->last_activity_us_ = now;
+    if (now - self->last_error_log_us_ > 5000000) {
+      self->last_error_log_us_ = now;
+      spdlog::warn("kafka: {} ({}); retrying", reason, rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err)));
+    }
+  });
   rd_kafka_conf_set_rebalance_cb(
       conf, [](rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts, void* opaque) {
         RebalanceCb(rk, static_cast<int>(err), parts, opaque);
@@ -194,8 +205,14 @@ PollResult KafkaSource::Poll(RawBatch& out, size_t max) {
     return PollResult::kData;
   }
   if (!error_.ok()) return PollResult::kEnd;
-  if (opt_.exit_when_idle_s > 0 && static_cast<double>(now - last_activity_us_) / 1e6 >= opt_.exit_when_idle_s)
+  if (opt_.exit_when_idle_s > 0 && static_cast<double>(now - last_activity_us_) / 1e6 >= opt_.exit_when_idle_s) {
+    // Idle only counts while the broker answers and nothing is left to read.
+    if (BrokerHasMore()) {
+      last_activity_us_ = MonoMicros();
+      return PollResult::kIdle;
+    }
     return PollResult::kEnd;
+  }
   return PollResult::kIdle;
 }
 
@@ -226,6 +243,33 @@ void KafkaSource::UpdateLag() {
   std::lock_guard<std::mutex> g(mu_);
   lag_by_part_ = std::move(lags);
   lag_ = known ? total : -1;
+}
+
+bool KafkaSource::BrokerHasMore() {
+  std::set<int32_t> parts = assigned();
+  if (parts.empty()) {
+    // Not in the group yet (or the broker is away): ask the broker whether the topic is there.
+    auto n = KafkaPartitionCount(opt_.brokers, opt_.topic, 2000);
+    return !n.ok();
+  }
+  rd_kafka_topic_partition_list_t* l = rd_kafka_topic_partition_list_new(static_cast<int>(parts.size()));
+  for (int32_t p : parts) rd_kafka_topic_partition_list_add(l, opt_.topic.c_str(), p);
+  rd_kafka_position(rk_, l);
+  const OffsetMap markers = ParquetStore::ReadKafkaMarkers(opt_.data_dir, opt_.topic);
+  bool more = false;
+  for (int i = 0; i < l->cnt && !more; i++) {
+    int64_t lo = -1, hi = -1;
+    if (rd_kafka_query_watermark_offsets(rk_, opt_.topic.c_str(), l->elems[i].partition, &lo, &hi, 3000)) {
+      more = true;  // the broker does not answer: not idle, waiting for it
+    } else {
+      // Nothing consumed yet from this partition: it starts after its commit marker.
+      auto mk = markers.find(l->elems[i].partition);
+      int64_t pos = l->elems[i].offset >= 0 ? l->elems[i].offset : (mk != markers.end() ? mk->second + 1 : lo);
+      more = hi > pos;
+    }
+  }
+  rd_kafka_topic_partition_list_destroy(l);
+  return more;
 }
 
 std::map<int32_t, int64_t> KafkaSource::LagByPartition() const {

@@ -66,6 +66,7 @@ class KafkaSource final : public Source {
   void OnAssign(rd_kafka_topic_partition_list_t* parts);
   void OnRevoke(rd_kafka_topic_partition_list_t* parts);
   void UpdateLag();
+  bool BrokerHasMore();  // records left to read, or the broker does not answer
   void CommitToKafka(const OffsetMap& markers, bool sync);
 
   KafkaSourceOptions opt_;
@@ -79,7 +80,7 @@ class KafkaSource final : public Source {
   OffsetMap kafka_committed_;
   std::atomic<int64_t> lag_{-1};
   std::atomic<int64_t> rebalances_{0};
-  int64_t last_activity_us_ = 0, last_lag_us_ = 0;
+  int64_t last_activity_us_ = 0, last_lag_us_ = 0, last_error_log_us_ = 0;
   Status error_;
   bool closed_ = false;
 };
