@@ -20,7 +20,7 @@ namespace {
 TEST(CliE2E, RunAccountsForEveryRecordAndQueryAgrees) {
   TempDir d("e2e_run");
   std::string summary = d.str() + "/summary.json";
-  auto r = Sh(Bin() + " run --sensors 1000 --events 2000000 --rate max --malformed-rate 0.001 --quiet --data-dir " +
+  auto r = Sh(Bin() + " run --http off --sensors 1000 --events 2000000 --rate max --malformed-rate 0.001 --quiet --data-dir " +
               d.str() + "/data --summary-json " + summary);
   ASSERT_EQ(r.code, 0) << r.err;
   std::ifstream f(summary);
@@ -55,7 +55,7 @@ TEST(CliE2E, RunAccountsForEveryRecordAndQueryAgrees) {
 
 TEST(CliE2E, EvaluateReportsTheDocumentedKeys) {
   TempDir d("e2e_eval");
-  ASSERT_EQ(Sh(Bin() + " run --sensors 50 --profile realistic --duration 2h --rate max --quiet --data-dir " + d.str()).code, 0);
+  ASSERT_EQ(Sh(Bin() + " run --http off --sensors 50 --profile realistic --duration 2h --rate max --quiet --data-dir " + d.str()).code, 0);
   auto r = Sh(Bin() + " evaluate --json --data-dir " + d.str());
   ASSERT_EQ(r.code, 0) << r.err;
   auto j = nlohmann::json::parse(r.out);
@@ -75,12 +75,12 @@ TEST(CliE2E, SimulateThenProcessFromAFileAndFromStdin) {
   std::string jsonl = d.str() + "/in.jsonl";
   auto s = Sh(Bin() + " simulate --sensors 20 --events 20000 --rate max --seed 3 --malformed-rate 0.01 --output jsonl --path " + jsonl);
   ASSERT_EQ(s.code, 0) << s.err;
-  auto a = Sh(Bin() + " process --quiet --input " + jsonl + " --data-dir " + d.str() + "/a --summary-json -");
+  auto a = Sh(Bin() + " process --http off --quiet --input " + jsonl + " --data-dir " + d.str() + "/a --summary-json -");
   ASSERT_EQ(a.code, 0) << a.err;
   auto ja = nlohmann::json::parse(a.out);
   EXPECT_EQ(ja["sent"].get<int64_t>(), 20000);
   EXPECT_EQ(ja["stored"].get<int64_t>() + ja["dead_letter"].get<int64_t>(), 20000);
-  auto b = Sh("cat " + jsonl + " | " + Bin() + " process --quiet --input - --data-dir " + d.str() + "/b --summary-json -");
+  auto b = Sh("cat " + jsonl + " | " + Bin() + " process --http off --quiet --input - --data-dir " + d.str() + "/b --summary-json -");
   ASSERT_EQ(b.code, 0) << b.err;
   auto jb = nlohmann::json::parse(b.out);
   EXPECT_EQ(jb["stored"], ja["stored"]);
@@ -95,7 +95,7 @@ TEST(CliE2E, SimulateThenProcessFromAFileAndFromStdin) {
 
 TEST(CliE2E, QueryIsReadOnlyAndFormatsOutput) {
   TempDir d("e2e_query");
-  ASSERT_EQ(Sh(Bin() + " run --sensors 5 --events 500 --rate max --quiet --data-dir " + d.str()).code, 0);
+  ASSERT_EQ(Sh(Bin() + " run --http off --sensors 5 --events 500 --rate max --quiet --data-dir " + d.str()).code, 0);
   auto csv = Sh(Bin() + " query --format csv --data-dir " + d.str() + " \"select count(*) as n from sensor_readings\"");
   EXPECT_EQ(csv.out, "n\n500\n");
   auto table = Sh(Bin() + " query --data-dir " + d.str() + " \"select 1 as x\"");
@@ -129,14 +129,24 @@ TEST(CliE2E, BadArgumentsGiveClearErrors) {
 TEST(CliE2E, SigintFlushesEverything) {
   TempDir d("e2e_sigint");
   std::string summary = d.str() + "/s.json";
-  std::string cmd = Bin() + " run --sensors 200 --rate 2000 --quiet --data-dir " + d.str() + "/data --summary-json " + summary;
+  std::string cmd = Bin() + " run --http off --sensors 200 --rate 2000 --quiet --data-dir " + d.str() + "/data --summary-json " + summary;
   pid_t pid = fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {
     execl("/bin/sh", "sh", "-c", ("exec " + cmd + " 2>/dev/null").c_str(), nullptr);
     _exit(127);
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  // Wait until the pipeline has durably written something (start-up can be slow on a loaded machine).
+  auto readings = d.path / "data" / "sensor_readings";
+  for (int i = 0; i < 600; i++) {
+    bool any = false;
+    std::error_code ec;
+    for (auto it = fs::recursive_directory_iterator(readings, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
+      any |= it->path().extension() == ".parquet";
+    if (any) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
   kill(pid, SIGINT);
   int st = 0;
   waitpid(pid, &st, 0);

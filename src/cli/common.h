@@ -44,6 +44,7 @@ void AddSimulate(CLI::App& app);
 void AddProcess(CLI::App& app);
 void AddQuery(CLI::App& app);
 void AddEvaluate(CLI::App& app);
+void AddBench(CLI::App& app);
 void AddNab(CLI::App& app);       // nab.cc
 void AddSkab(CLI::App& app);      // skab.cc
 void AddTrain(CLI::App& app);     // ml_cmd.cc
@@ -62,6 +63,7 @@ struct PipelineArgs {
   size_t batch_size = 8192;
   bool quiet = false;
   bool no_checkpoint = false;
+  std::string cpus;           // pin the process to these CPUs, e.g. "0" or "0,1"
   std::string model_dir = "models";    // lstm/auto/ensemble detectors
   std::string model = "production";    // version, or alias (watched: promotions hot-swap)
   ServeArgs serve;  // --http, --http-token, --web-dir, --alert-webhook ...

@@ -7,6 +7,7 @@
 #include "cli/registry.h"
 
 int main(int argc, char** argv) {
+  iotpipe::cli::InstallSignalHandlers();  // first: a Ctrl-C during start-up must still drain cleanly
   auto logger = spdlog::stderr_color_mt("iotpipe");
   spdlog::set_default_logger(logger);
   spdlog::set_pattern("[%H:%M:%S.%e] [%^%l%$] %v");

@@ -1,3 +1,5 @@
+#include <sched.h>
+
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
@@ -19,12 +21,31 @@ void PipelineArgs::Add(CLI::App* app) {
   app->add_option("--batch-size", batch_size, "Records per batch between stages")->check(CLI::Range(1, 1 << 20));
   app->add_flag("--quiet", quiet, "No progress line");
   app->add_flag("--no-checkpoint", no_checkpoint, "Neither restore nor save detector state");
+  app->add_option("--cpus", cpus, "Pin the process to these CPUs (comma-separated ids), e.g. 0");
   app->add_option("--model-dir", model_dir, "Model registry directory (lstm/auto/ensemble detectors)");
   app->add_option("--model", model, "Model version or alias; an alias is watched and promotions hot-swap");
   serve.Add(app);
 }
 
+static void PinCpus(const std::string& list) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  size_t pos = 0;
+  while (pos < list.size()) {
+    size_t comma = list.find(',', pos);
+    std::string id = list.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    char* end = nullptr;
+    long c = std::strtol(id.c_str(), &end, 10);
+    if (id.empty() || *end || c < 0 || c >= CPU_SETSIZE) Fail("--cpus: bad CPU id '" + id + "'", 2);
+    CPU_SET(static_cast<int>(c), &set);
+    if (comma == std::string::npos) break;
+    pos = comma + 1;
+  }
+  if (sched_setaffinity(0, sizeof set, &set) != 0) Fail("--cpus: cannot pin to " + list);
+}
+
 int RunPipeline(Source* source, const PipelineArgs& args) {
+  if (!args.cpus.empty()) PinCpus(args.cpus);  // before any thread starts: threads inherit it
   DetectorOptions dopt;
   dopt.model_dir = args.model_dir;
   dopt.model = args.model;

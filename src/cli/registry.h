@@ -12,6 +12,7 @@ inline void RegisterAll(CLI::App& app) {
   AddProcess(app);
   AddQuery(app);
   AddEvaluate(app);
+  AddBench(app);
   AddNab(app);
   AddSkab(app);
   AddTrain(app);

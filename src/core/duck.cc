@@ -118,7 +118,8 @@ Status CreateDataViews(Duck& db, const std::string& data_dir) {
     std::string sql;
     if (HasParquet(dir)) {
       sql = "CREATE OR REPLACE VIEW " + std::string(v.name) + " AS SELECT * FROM read_parquet(" +
-            SqlQuote(dir + "/**/*.parquet") + ", hive_partitioning = true, union_by_name = true)";
+            SqlQuote(dir + "/**/*.parquet") + ", hive_partitioning = true, union_by_name = true" +
+            (std::string(v.name) == "alerts" ? "" : ", hive_types = {'date': DATE, 'hour': INTEGER}") + ")";
     } else {
       // An empty view with the stored schema (plus the partition columns), so queries still bind.
       // Build "SELECT NULL::T AS c, ..." from the schema text.
@@ -133,7 +134,7 @@ Status CreateDataViews(Duck& db, const std::string& data_dir) {
         if (comma == std::string::npos) break;
         pos = comma + 2;
       }
-      cols += ", NULL::DATE AS date, NULL::BIGINT AS hour";
+      cols += ", NULL::DATE AS date, NULL::INTEGER AS hour";
       sql = "CREATE OR REPLACE VIEW " + std::string(v.name) + " AS SELECT " + cols + " WHERE false";
     }
     Status s = db.Exec(sql);

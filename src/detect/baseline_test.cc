@@ -46,8 +46,9 @@ TEST(Baseline, StuckAndNoiseBurstAreFlagged) {
   EXPECT_TRUE(stuck);
   for (int i = 0; i < 500; i++) d.Update(st.data(), i, rng.Normal(20, 1));
   int burst = 0;
-  for (int i = 0; i < 100; i++) burst += d.Update(st.data(), i, rng.Normal(20, 3)) >= 1.0;
-  EXPECT_GT(burst, 30);
+  // The simulator's bursts multiply the noise by 4 to 8.
+  for (int i = 0; i < 100; i++) burst += d.Update(st.data(), i, rng.Normal(20, 5)) >= 1.0;
+  EXPECT_GT(burst, 50);
 }
 
 TEST(Baseline, SensorsDoNotShareState) {

@@ -115,6 +115,29 @@ Reject Parser::ParseOne(std::string_view rec, ParsedRecord* out, std::string* de
     return Reject::kInvalidJson;
   }
   if (dt != od::json_type::object) {
+    // On Demand classifies by the first byte: make sure the scalar/array is valid JSON at all.
+    bool valid = false;
+    switch (dt) {
+      case od::json_type::null: { bool b = false; valid = doc.is_null().get(b) == sj::SUCCESS && b; break; }
+      case od::json_type::boolean: { bool b; valid = doc.get_bool().get(b) == sj::SUCCESS; break; }
+      case od::json_type::number: { double d; valid = doc.get_double().get(d) == sj::SUCCESS; break; }
+      case od::json_type::string: { std::string_view v; valid = doc.get_string().get(v) == sj::SUCCESS; break; }
+      case od::json_type::array: {
+        od::array arr;
+        size_t n;
+        valid = doc.get_array().get(arr) == sj::SUCCESS;
+        for (auto el : arr) {  // walking the elements consumes the array
+          if (el.error()) { valid = false; break; }
+        }
+        (void)n;
+        break;
+      }
+      default: break;
+    }
+    if (!valid || !doc.current_location().error()) {
+      *detail = "not a JSON document";
+      return Reject::kInvalidJson;
+    }
     *detail = std::string("top level is ") + TypeName(dt) + ", expected an object";
     return Reject::kNotAnObject;
   }

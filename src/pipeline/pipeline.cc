@@ -30,6 +30,7 @@ Pipeline::~Pipeline() = default;
 
 Status Pipeline::Run(const std::atomic<bool>& stop) {
   src_->BindStore(opt_.store);
+  if (!opt_.store.e2e_latency) opt_.store.e2e_latency = &m_.e2e_seconds;
   auto store_r = ParquetStore::Open(opt_.store, &dicts_.sensors, &dicts_.types, &dicts_.models);
   if (!store_r.ok()) return store_r.status();
   auto store = std::move(store_r.value());

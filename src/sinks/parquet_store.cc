@@ -57,6 +57,7 @@ struct ParquetStore::Part {
   size_t rows = 0;
   int64_t first_mono = 0;
   int64_t first_off = INT64_MAX, last_off = -1;
+  std::vector<int64_t> latency_samples;  // event times of every kLatencySample-th row (e2e latency)
   // Column pointers of the current chunk (readings).
   duckdb_vector vec[kReadingCols] = {};
   int64_t* ts = nullptr;
@@ -341,6 +342,7 @@ Status ParquetStore::AppendReadings(const ReadingBatch& b) {
       if (!ins) am->second = std::max(am->second, b.origins[i].offset);
     }
     max_event_us_ = std::max(max_event_us_, b.ts_us[i]);
+    if (opt_.e2e_latency && (p->rows % kLatencySample) == 0) p->latency_samples.push_back(b.ts_us[i]);
     p->rows++;
     buffered_++;
     if (++p->n == cap) {
@@ -436,6 +438,13 @@ Status ParquetStore::FlushPart(Part* p) {
     if (!s.ok()) return Status::Error("writing " + tmp + ": " + s.message());
     s = CommitFile(tmp, final_path);
     if (!s.ok()) return s;
+    if (opt_.e2e_latency) {
+      // Stored time - event time, for the sampled rows of this file.
+      const int64_t now = RealClock::Get()->NowMicros();
+      for (int64_t t : p->latency_samples)
+        opt_.e2e_latency->Observe(static_cast<double>(std::max<int64_t>(now - t, 0)) / 1e6, kLatencySample);
+    }
+    p->latency_samples.clear();
     std::error_code ec;
     stats_.bytes += fs::file_size(final_path, ec);
     stats_.files++;

@@ -26,6 +26,7 @@
 #include "core/batch.h"
 #include "core/duck.h"
 #include "core/interner.h"
+#include "core/metrics.h"
 #include "core/status.h"
 
 namespace iotpipe {
@@ -37,6 +38,7 @@ struct StoreOptions {
   std::string compression = "zstd";
   std::string kafka_topic;            // set by the Kafka source: names files by offsets
   int duck_threads = 1;
+  Histogram* e2e_latency = nullptr;   // if set: observes (stored time - event time) of sampled rows
 };
 
 struct StoreStats {
@@ -48,6 +50,7 @@ using OffsetMap = std::map<int32_t, int64_t>;
 
 class ParquetStore {
  public:
+  static constexpr size_t kLatencySample = 16;
   static Result<std::unique_ptr<ParquetStore>> Open(const StoreOptions& opt, const Interner* sensors,
                                                     const Interner* types, const Interner* models);
   ~ParquetStore();

@@ -1,0 +1,505 @@
+#include "http/server.h"
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include "core/clock.h"
+#include "detect/detector.h"
+#include "pipeline/pipeline.h"
+#include "sinks/alerts.h"
+#include "sources/source.h"
+
+namespace iotpipe::http {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+// ---- A strict Prometheus text-format (0.0.4) checker -----------------------------------------
+// Every sample belongs to a family declared by # HELP and # TYPE before it; families are contiguous
+// and declared once; names and label names are valid; label values are properly escaped; no series
+// repeats; counters end in _total; histograms have increasing le, cumulative buckets, a +Inf bucket
+// equal to _count, and _sum. Returns the samples ("name{labels}" -> value) or fails the test.
+struct Parsed {
+  std::map<std::string, double> samples;
+  std::map<std::string, std::string> types;
+};
+
+bool ParseValue(const std::string& s, double* v) {
+  if (s == "NaN") { *v = NAN; return true; }
+  if (s == "+Inf") { *v = INFINITY; return true; }
+  if (s == "-Inf") { *v = -INFINITY; return true; }
+  char* end = nullptr;
+  *v = std::strtod(s.c_str(), &end);
+  return !s.empty() && end && !*end;
+}
+
+::testing::AssertionResult CheckPrometheus(const std::string& text, Parsed* out) {
+  static const std::regex name_re("[a-zA-Z_:][a-zA-Z0-9_:]*"), label_re("[a-zA-Z_][a-zA-Z0-9_]*");
+  if (text.empty() || text.back() != '\n') return ::testing::AssertionFailure() << "must end with a newline";
+  std::istringstream in(text);
+  std::string line, family, ftype;
+  std::set<std::string> declared, helped;
+  int lineno = 0;
+  // Histogram state of the current family, per label set without le.
+  std::map<std::string, std::pair<double, double>> hist_last;  // key -> (last le, last count)
+  std::map<std::string, double> hist_inf;
+  auto fail = [&](const std::string& m) { return ::testing::AssertionFailure() << "line " << lineno << ": " << m << ": " << line; };
+  while (std::getline(in, line)) {
+    lineno++;
+    if (line.empty()) return fail("empty line");
+    if (line[0] == '#') {
+      std::istringstream ls(line);
+      std::string hash, kw, name;
+      ls >> hash >> kw >> name;
+      if (hash != "#" || (kw != "HELP" && kw != "TYPE")) return fail("unknown comment form");
+      if (!std::regex_match(name, name_re)) return fail("bad metric name");
+      if (kw == "HELP") {
+        if (!helped.insert(name).second) return fail("HELP repeated");
+        continue;
+      }
+      std::string type, extra;
+      ls >> type >> extra;
+      if (!extra.empty()) return fail("trailing text after TYPE");
+      if (type != "counter" && type != "gauge" && type != "histogram" && type != "summary" && type != "untyped")
+        return fail("bad type");
+      if (!declared.insert(name).second) return fail("family declared twice");
+      if (!helped.count(name)) return fail("TYPE without HELP before it");
+      if (type == "counter" && name.size() < 6) return fail("counter name too short");
+      if (type == "counter" && name.compare(name.size() - 6, 6, "_total") != 0) return fail("counter not ending in _total");
+      family = name;
+      ftype = type;
+      out->types[name] = type;
+      hist_last.clear();
+      hist_inf.clear();
+      continue;
+    }
+    // name{labels} value
+    size_t i = 0;
+    while (i < line.size() && line[i] != '{' && line[i] != ' ') i++;
+    std::string name = line.substr(0, i);
+    if (!std::regex_match(name, name_re)) return fail("bad sample name");
+    std::string base = name;
+    if (ftype == "histogram") {
+      for (const char* suf : {"_bucket", "_sum", "_count"}) {
+        std::string s(suf);
+        if (name.size() > s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0 && name.substr(0, name.size() - s.size()) == family) base = family;
+      }
+    }
+    if (base != family) return fail("sample outside its family (" + family + ")");
+    std::vector<std::pair<std::string, std::string>> labels;
+    if (i < line.size() && line[i] == '{') {
+      i++;
+      while (i < line.size() && line[i] != '}') {
+        size_t eq = line.find('=', i);
+        if (eq == std::string::npos) return fail("label without =");
+        std::string ln = line.substr(i, eq - i);
+        if (!std::regex_match(ln, label_re)) return fail("bad label name");
+        i = eq + 1;
+        if (i >= line.size() || line[i] != '"') return fail("label value not quoted");
+        i++;
+        std::string v;
+        while (i < line.size() && line[i] != '"') {
+          if (line[i] == '\\') {
+            if (i + 1 >= line.size()) return fail("dangling escape");
+            char e = line[i + 1];
+            if (e != '\\' && e != '"' && e != 'n') return fail("bad escape");
+            v += e == 'n' ? '\n' : e;
+            i += 2;
+          } else {
+            v += line[i++];
+          }
+        }
+        if (i >= line.size()) return fail("unterminated label value");
+        i++;
+        for (auto& [k, _] : labels)
+          if (k == ln) return fail("label repeated");
+        labels.emplace_back(ln, v);
+        if (i < line.size() && line[i] == ',') i++;
+        else if (i < line.size() && line[i] != '}') return fail("expected , or }");
+      }
+      if (i >= line.size()) return fail("unterminated labels");
+      i++;
+    }
+    if (i >= line.size() || line[i] != ' ') return fail("expected one space before the value");
+    std::string rest = line.substr(i + 1);
+    std::string vs = rest.substr(0, rest.find(' '));
+    double v;
+    if (!ParseValue(vs, &v)) return fail("bad value");
+    if (ftype == "counter" && !(v >= 0)) return fail("negative counter");
+    std::string key = name + "{";
+    std::string key_no_le = name.substr(0, name.rfind('_')) + "{";
+    std::string le;
+    for (auto& [k, val] : labels) {
+      key += k + "=" + val + ",";
+      if (k == "le") le = val;
+      else key_no_le += k + "=" + val + ",";
+    }
+    key += "}";
+    if (!out->samples.emplace(key, v).second) return fail("series repeated");
+    if (ftype == "histogram") {
+      if (name == family + "_bucket") {
+        double lev;
+        if (!ParseValue(le, &lev)) return fail("bucket without a numeric le");
+        auto it = hist_last.find(key_no_le);
+        if (it != hist_last.end()) {
+          if (!(lev > it->second.first)) return fail("le not increasing");
+          if (v < it->second.second) return fail("bucket counts not cumulative");
+        }
+        hist_last[key_no_le] = {lev, v};
+        if (std::isinf(lev)) hist_inf[key_no_le] = v;
+      } else if (name == family + "_count") {
+        if (!hist_inf.count(key_no_le)) return fail("_count without a +Inf bucket");
+        if (hist_inf[key_no_le] != v) return fail("+Inf bucket differs from _count");
+      }
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
+
+TEST(PromChecker, RejectsMalformedText) {
+  Parsed p;
+  EXPECT_FALSE(CheckPrometheus("x_total 1\n", &p));                                     // no TYPE
+  EXPECT_FALSE(CheckPrometheus("# HELP x h\n# TYPE x counter\nx 1\n", &p));              // counter without _total
+  EXPECT_FALSE(CheckPrometheus("# HELP a_total h\n# TYPE a_total counter\na_total{l=\"x} 1\n", &p));
+  EXPECT_FALSE(CheckPrometheus("# HELP g h\n# TYPE g gauge\ng 1\ng 2\n", &p));             // repeated series
+  EXPECT_FALSE(CheckPrometheus("# HELP h h\n# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\nh_sum 1\nh_count 1\n", &p));
+  EXPECT_FALSE(CheckPrometheus("# HELP g h\n# TYPE g gauge\ng 1", &p));                   // no final newline
+  EXPECT_TRUE(CheckPrometheus("# HELP g h\n# TYPE g gauge\ng{a=\"q\\\"\\n\"} 1.5\n", &p));
+}
+
+// ---- listen address ----------------------------------------------------------------------------
+TEST(Listen, ParsesAddresses) {
+  auto a = ParseListen("127.0.0.1:8080");
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a.value()->first, "127.0.0.1");
+  EXPECT_EQ(a.value()->second, 8080);
+  EXPECT_EQ(ParseListen(":9000").value()->first, "127.0.0.1");
+  EXPECT_EQ(ParseListen("9001").value()->second, 9001);
+  EXPECT_EQ(ParseListen("[::1]:80").value()->first, "::1");
+  EXPECT_FALSE(ParseListen("off").value().has_value());
+  EXPECT_FALSE(ParseListen("host:port").ok());
+  EXPECT_FALSE(ParseListen("1.2.3.4:70000").ok());
+  EXPECT_TRUE(IsLoopback("127.0.0.1"));
+  EXPECT_FALSE(IsLoopback("0.0.0.0"));
+}
+
+// ---- fixtures: a finished in-process pipeline with its data dir ----------------------------------
+fs::path TempDir(const std::string& tag) {
+  auto d = fs::temp_directory_path() / ("iotpipe-http-" + tag + "-" + std::to_string(getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+struct RanPipeline {
+  fs::path dir;
+  std::unique_ptr<SimSource> src;
+  std::unique_ptr<Pipeline> p;
+  std::unique_ptr<LiveView> live;
+  std::unique_ptr<AlertManager> alerts;
+  explicit RanPipeline(const std::string& tag, int64_t events = 20000, double malformed = 0.01) {
+    dir = TempDir(tag);
+    SimSourceOptions so;
+    so.sim.sensors = 50;
+    so.sim.malformed_rate = malformed;
+    so.sim.anomaly_rate = 0.01;
+    so.sim.start_us = 1732406400LL * 1000000;
+    so.max_events = events;
+    so.realtime = false;
+    src = std::make_unique<SimSource>(so, RealClock::Get());
+    auto det = MakeDetector("baseline");
+    EXPECT_TRUE(det.ok());
+    PipelineOptions po;
+    po.store.data_dir = dir.string();
+    po.progress_interval_s = 0;
+    po.batch_size = 1000;
+    po.on_batch = [this](const ProcessedBatch& b) {
+      live->OnBatch(b);
+      alerts->OnBatch(b.readings);
+    };
+    p = std::make_unique<Pipeline>(src.get(), std::shared_ptr<const Detector>(std::move(det.value())), po, RealClock::Get());
+    live = std::make_unique<LiveView>(&p->dicts(), 100, 1000);
+    AlertOptions ao;
+    ao.log = false;
+    alerts = std::make_unique<AlertManager>(ao, &p->dicts().sensors, &p->dicts().types, &p->dicts().models);
+    std::atomic<bool> stop{false};
+    Status s = p->Run(stop);
+    EXPECT_TRUE(s.ok()) << s.message();
+  }
+  ~RanPipeline() {
+    alerts.reset();
+    p.reset();
+    fs::remove_all(dir);
+  }
+  ServerDeps Deps() {
+    ServerDeps d;
+    d.metrics = &p->metrics();
+    d.live = live.get();
+    d.processor = &p->processor();
+    d.alerts = alerts.get();
+    return d;
+  }
+};
+
+ServerOptions LocalOptions(const fs::path& data) {
+  ServerOptions o;
+  o.port = 0;
+  o.data_dir = data.string();
+  o.tick_s = 0.05;
+  return o;
+}
+
+// ---- /metrics ---------------------------------------------------------------------------------
+TEST(Metrics, StrictTextFormatAndCountersAgreeWithTheRun) {
+  RanPipeline rp("metrics");
+  Server srv(LocalOptions(rp.dir), rp.Deps());
+  ASSERT_TRUE(srv.Start().ok());
+  httplib::Client cli("127.0.0.1", srv.port());
+  auto res = cli.Get("/metrics");
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200);
+  EXPECT_NE(res->get_header_value("Content-Type").find("text/plain; version=0.0.4"), std::string::npos);
+  Parsed p;
+  ASSERT_TRUE(CheckPrometheus(res->body, &p)) << res->body.substr(0, 2000);
+  const auto& st = rp.p->store_stats();
+  EXPECT_EQ(p.samples["iotpipe_records_received_total{}"], 20000);
+  EXPECT_EQ(p.samples["iotpipe_readings_stored_total{}"], static_cast<double>(st.rows));
+  EXPECT_EQ(p.samples["iotpipe_dead_letters_stored_total{}"], static_cast<double>(st.dead));
+  EXPECT_EQ(st.rows + st.dead, 20000u);
+  EXPECT_GT(st.dead, 0u);
+  double rejected = 0;
+  for (auto& [k, v] : p.samples)
+    if (k.rfind("iotpipe_records_rejected_total{", 0) == 0) rejected += v;
+  EXPECT_EQ(rejected, static_cast<double>(st.dead));
+  EXPECT_EQ(p.samples["iotpipe_anomalies_predicted_total{}"], static_cast<double>(rp.p->metrics().predicted.load()));
+  double by_type = 0;
+  for (auto& [k, v] : p.samples)
+    if (k.rfind("iotpipe_anomalies_by_type_total{", 0) == 0) by_type += v;
+  EXPECT_EQ(by_type, p.samples["iotpipe_anomalies_predicted_total{}"]);
+  EXPECT_EQ(p.types["iotpipe_batch_processing_seconds"], "histogram");
+  EXPECT_GT(p.samples["iotpipe_batch_processing_seconds_count{}"], 0);
+  EXPECT_EQ(p.samples["iotpipe_alerts_opened_total{}"], static_cast<double>(rp.alerts->counters().opened.load()));
+  EXPECT_EQ(p.samples["iotpipe_model_info{detector=baseline,version=" + std::string(rp.p->processor().detector()->version()) + ",}"], 1);
+  srv.Stop();
+}
+
+// ---- REST ---------------------------------------------------------------------------------------
+TEST(Api, SensorsReadingsAnomaliesModelsHealth) {
+  RanPipeline rp("api");
+  Server srv(LocalOptions(rp.dir), rp.Deps());
+  ASSERT_TRUE(srv.Start().ok());
+  httplib::Client cli("127.0.0.1", srv.port());
+
+  auto h = cli.Get("/api/health");
+  ASSERT_TRUE(h);
+  EXPECT_EQ(json::parse(h->body)["status"], "ok");
+
+  auto s = cli.Get("/api/sensors");
+  ASSERT_TRUE(s);
+  auto sj = json::parse(s->body);
+  ASSERT_EQ(sj["sensors"].size(), 50u);
+  std::string id = sj["sensors"][0]["sensor_id"];
+
+  // Recent readings come from memory (ring of 100 per sensor here).
+  auto r = cli.Get("/api/sensors/" + id + "/readings");
+  ASSERT_TRUE(r);
+  auto rj = json::parse(r->body);
+  EXPECT_EQ(rj["t"].size(), 100u);
+  EXPECT_EQ(rj["from_disk"], 0);
+  EXPECT_EQ(rj["threshold"], kScoreThreshold);
+  // Asking from the start of the run also reads the older ones from the stored Parquet.
+  auto r2 = cli.Get("/api/sensors/" + id + "/readings?from=1732406400");
+  ASSERT_TRUE(r2);
+  auto r2j = json::parse(r2->body);
+  EXPECT_GT(r2j["from_disk"].get<int>(), 0);
+  EXPECT_GT(r2j["t"].size(), rj["t"].size());
+  auto& t = r2j["t"];
+  for (size_t i = 1; i < t.size(); i++) ASSERT_LT(t[i - 1].get<double>(), t[i].get<double>());
+  EXPECT_EQ(cli.Get("/api/sensors/" + id + "/readings?from=yesterday")->status, 400);
+
+  auto a = cli.Get("/api/anomalies?limit=5");
+  ASSERT_TRUE(a);
+  auto aj = json::parse(a->body);
+  EXPECT_EQ(aj["anomalies"].size(), 5u);
+  EXPECT_TRUE(aj["anomalies"][0].contains("model_version"));
+  EXPECT_TRUE(aj["anomalies"][0].contains("anomaly_type"));
+
+  auto m = cli.Get("/api/models");
+  ASSERT_TRUE(m);
+  auto mj = json::parse(m->body);
+  EXPECT_EQ(mj["in_use"]["detector"], "baseline");
+  EXPECT_EQ(mj["can_rollback"], false);
+  // Promote and roll back (hot swap through the processor).
+  auto pr = cli.Post("/api/models/promote", R"({"detector":"baseline"})", "application/json");
+  ASSERT_TRUE(pr);
+  EXPECT_EQ(pr->status, 200);
+  EXPECT_EQ(cli.Post("/api/models/promote", R"({"detector":"nope"})", "application/json")->status, 400);
+  EXPECT_EQ(cli.Post("/api/models/rollback", "", "application/json")->status, 200);
+  srv.Stop();
+}
+
+TEST(Api, TokenIsRequiredWhenSetAndForNonLoopbackBinds) {
+  RanPipeline rp("token", 2000, 0);
+  ServerOptions o = LocalOptions(rp.dir);
+  o.host = "0.0.0.0";
+  {
+    Server srv(o, rp.Deps());
+    Status s = srv.Start();
+    ASSERT_FALSE(s.ok());
+    EXPECT_NE(s.message().find("--http-token"), std::string::npos);
+  }
+  o.host = "127.0.0.1";
+  o.token = "s3cret";
+  Server srv(o, rp.Deps());
+  ASSERT_TRUE(srv.Start().ok());
+  httplib::Client cli("127.0.0.1", srv.port());
+  EXPECT_EQ(cli.Get("/api/health")->status, 401);
+  EXPECT_EQ(cli.Get("/metrics")->status, 401);
+  EXPECT_EQ(cli.Post("/api/query", "select 1", "text/plain")->status, 401);
+  EXPECT_EQ(cli.Post("/api/models/rollback", "", "application/json")->status, 401);
+  httplib::Headers auth = {{"Authorization", "Bearer s3cret"}};
+  EXPECT_EQ(cli.Get("/api/health", auth)->status, 200);
+  EXPECT_EQ(cli.Get("/api/health", {{"Authorization", "Bearer wrong"}})->status, 401);
+  EXPECT_EQ(cli.Post("/api/query", auth, "select 1 as one", "text/plain")->status, 200);
+  srv.Stop();
+}
+
+TEST(Api, ServerSentEventsCarryPerSecondFigures) {
+  RanPipeline rp("sse", 2000, 0);
+  Server srv(LocalOptions(rp.dir), rp.Deps());
+  ASSERT_TRUE(srv.Start().ok());
+  httplib::Client cli("127.0.0.1", srv.port());
+  cli.set_read_timeout(10, 0);
+  std::string got;
+  auto res = cli.Get("/api/stream", [&](const char* data, size_t n) {
+    got.append(data, n);
+    return got.find("event: stats") == std::string::npos;  // stop once a stats event arrived
+  });
+  size_t at = got.find("event: stats\ndata: ");
+  ASSERT_NE(at, std::string::npos) << got;
+  std::string data = got.substr(at + 19, got.find('\n', at + 19) - at - 19);
+  auto j = json::parse(data);
+  EXPECT_EQ(j["sent"], 2000);
+  EXPECT_TRUE(j.contains("events_per_s"));
+  srv.Stop();
+}
+
+// ---- POST /api/query: read-only, limited, data dir only ---------------------------------------------
+class QueryTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { rp_ = new RanPipeline("query", 5000, 0.01); }
+  static void TearDownTestSuite() {
+    delete rp_;
+    rp_ = nullptr;
+  }
+  void SetUp() override {
+    auto q = QueryService::Open(rp_->dir.string(), 100, 0.5, 2000);
+    ASSERT_TRUE(q.ok()) << q.status().message();
+    q_ = std::move(q.value());
+  }
+  std::string Refusal(const std::string& sql) {
+    auto r = q_->Run(sql);
+    return r.ok() ? std::string("ACCEPTED") : r.status().message();
+  }
+  static RanPipeline* rp_;
+  std::unique_ptr<QueryService> q_;
+};
+RanPipeline* QueryTest::rp_ = nullptr;
+
+TEST_F(QueryTest, AnswersSelectsOverTheData) {
+  auto r = q_->Run("select count(*) as n from sensor_readings;");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->table.Int(0, 0), static_cast<int64_t>(rp_->p->store_stats().rows));
+  auto d = q_->Run("select reason from dead_letters -- trailing comment");
+  ASSERT_TRUE(d.ok()) << d.status().message();
+  EXPECT_GT(d->table.rows.size(), 0u);
+  EXPECT_TRUE(q_->Run("explain select * from sensor_readings").ok());
+}
+
+TEST_F(QueryTest, RowLimitTruncates) {
+  auto r = q_->Run("select * from sensor_readings");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->table.rows.size(), 100u);
+  EXPECT_TRUE(r->truncated);
+  auto s = q_->Run("select * from range(100)");
+  ASSERT_TRUE(s.ok());
+  EXPECT_FALSE(s->truncated);
+}
+
+TEST_F(QueryTest, RefusesWrites) {
+  EXPECT_NE(Refusal("create table t as select 1").find("CREATE statements are not allowed"), std::string::npos);
+  EXPECT_NE(Refusal("insert into sensor_readings select * from sensor_readings").find("refused"), std::string::npos);
+  EXPECT_NE(Refusal("delete from sensor_readings").find("refused"), std::string::npos);
+  EXPECT_NE(Refusal("drop view sensor_readings").find("DROP"), std::string::npos);
+  EXPECT_NE(Refusal("select 1; drop view alerts").find("only one statement"), std::string::npos);
+}
+
+TEST_F(QueryTest, RefusesCopy) {
+  std::string to = (rp_->dir / "out.csv").string();
+  EXPECT_NE(Refusal("copy (select 1) to '" + to + "'").find("COPY statements are not allowed"), std::string::npos);
+  EXPECT_NE(Refusal("copy sensor_readings to '/tmp/x.parquet'").find("refused"), std::string::npos);
+  EXPECT_FALSE(fs::exists(to));
+}
+
+TEST_F(QueryTest, RefusesAttachInstallLoadSetPragma) {
+  EXPECT_NE(Refusal("attach '" + (rp_->dir / "x.duckdb").string() + "' as x").find("ATTACH statements are not allowed"),
+            std::string::npos);
+  EXPECT_NE(Refusal("install httpfs").find("refused"), std::string::npos);
+  EXPECT_NE(Refusal("load httpfs").find("refused"), std::string::npos);
+  EXPECT_NE(Refusal("set enable_external_access = true").find("refused"), std::string::npos);
+  EXPECT_NE(Refusal("pragma version").find("refused"), std::string::npos);
+}
+
+TEST_F(QueryTest, RefusesFileReadingFunctionsOutsideTheDataDir) {
+  for (std::string sql : std::vector<std::string>{"select * from read_csv('/etc/passwd')", "select * from read_text('/etc/hostname')",
+                          "select * from '/etc/passwd'", "select * from glob('/etc/*')",
+                          "select * from read_parquet('/tmp/elsewhere/*.parquet')",
+                          "select * from read_json_auto('/proc/self/environ')",
+                          "select * from read_parquet('" + rp_->dir.string() + "/../x.parquet')"}) {
+    std::string m = Refusal(sql);
+    EXPECT_NE(m, "ACCEPTED") << sql;
+    EXPECT_EQ(m.find("root:"), std::string::npos) << m;  // nothing of the file leaks into the message
+    if (sql.find("read_") != std::string::npos || sql.find("glob") != std::string::npos) {
+      EXPECT_NE(m.find("query refused: only the data directory can be read"), std::string::npos) << sql << " -> " << m;
+    }
+  }
+}
+
+TEST_F(QueryTest, RefusesOverLongQueries) {
+  std::string big = "select " + std::string(3000, '1');
+  EXPECT_NE(Refusal(big).find("longer than the limit"), std::string::npos);
+  // Running longer than the time limit (0.5 s here): interrupted, with a clear message.
+  std::string m = Refusal("select count(*) from range(1000000000000) a, range(10) b where a.range + b.range < 0");
+  EXPECT_NE(m.find("exceeded the time limit"), std::string::npos) << m;
+  // The service still works after an interrupted query.
+  EXPECT_TRUE(q_->Run("select 42").ok());
+}
+
+TEST_F(QueryTest, HttpEndpointMapsRefusalsTo403) {
+  Server srv(LocalOptions(rp_->dir), rp_->Deps());
+  ASSERT_TRUE(srv.Start().ok());
+  httplib::Client cli("127.0.0.1", srv.port());
+  auto ok = cli.Post("/api/query", R"({"sql":"select count(*) as n from sensor_readings"})", "application/json");
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->status, 200);
+  auto j = json::parse(ok->body);
+  EXPECT_EQ(j["columns"][0], "n");
+  auto bad = cli.Post("/api/query", R"({"sql":"copy sensor_readings to '/tmp/x.csv'"})", "application/json");
+  EXPECT_EQ(bad->status, 403);
+  EXPECT_NE(json::parse(bad->body)["error"].get<std::string>().find("COPY"), std::string::npos);
+  EXPECT_EQ(cli.Post("/api/query", R"({"nope":1})", "application/json")->status, 400);
+  EXPECT_EQ(cli.Post("/api/query", "select from where", "text/plain")->status, 400);
+  srv.Stop();
+}
+
+}  // namespace
+}  // namespace iotpipe::http
