@@ -92,6 +92,7 @@ void KafkaSource::OnRevoke(rd_kafka_topic_partition_list_t* parts) {
   }
   spdlog::info("kafka: revoked {} partition(s)", parts->cnt);
   rd_kafka_assign(rk_, nullptr);
+  last_activity_us_ = MonoMicros();  // e.g. membership lost while the broker was away: wait to rejoin
 }
 
 Status KafkaSource::Start() {
@@ -248,9 +249,11 @@ void KafkaSource::UpdateLag() {
 bool KafkaSource::BrokerHasMore() {
   std::set<int32_t> parts = assigned();
   if (parts.empty()) {
-    // Not in the group yet (or the broker is away): ask the broker whether the topic is there.
+    // Not in the group (yet, or again after the broker was away): idle only if the broker answers
+    // and every partition of the topic is committed up to its end (by this or other processors).
     auto n = KafkaPartitionCount(opt_.brokers, opt_.topic, 2000);
-    return !n.ok();
+    if (!n.ok()) return true;
+    for (int32_t p = 0; p < n.value(); p++) parts.insert(p);
   }
   rd_kafka_topic_partition_list_t* l = rd_kafka_topic_partition_list_new(static_cast<int>(parts.size()));
   for (int32_t p : parts) rd_kafka_topic_partition_list_add(l, opt_.topic.c_str(), p);
