@@ -400,7 +400,7 @@ TEST_F(KafkaTest, BrokerRestartWhileRunningBothRecover) {
   Child sim0(Simulate(1000, "max", 0, 4), Log("simulate0"));
   ASSERT_EQ(sim0.Wait(120), 0) << ReadAll(Log("simulate0"));
   Child sim(Simulate(n - 1000, "20000", 0, 4), Log("simulate"));
-  Child proc(Process(20, {"--quiet"}), Log("process"));
+  Child proc(Process(45, {"--quiet"}), Log("process"));  // the idempotent producer may need a while after the restart
   ASSERT_TRUE(WaitForText(Log("process"), "assigned", 60)) << ReadAll(Log("process"));
   std::this_thread::sleep_for(std::chrono::seconds(2));
   {
