@@ -301,7 +301,10 @@ Result<QueryService::Answer> QueryService::Run(const std::string& sql_in) {
     duckdb_destroy_extracted(&stmts);
   }
   Status guard = CheckReadOnly(*db_, sql);
-  if (!guard.ok()) return Status::Error("query refused: " + guard.message());
+  if (!guard.ok()) {
+    if (guard.message().rfind("SQL error", 0) == 0) return guard;  // a syntax error, not a refusal (HTTP 400)
+    return Status::Error("query refused: " + guard.message());
+  }
   // A row limit without materialising more: wrap SELECTs; EXPLAIN output is small.
   std::string lower = sql.substr(0, 16);
   std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
