@@ -1,18 +1,20 @@
 #include "detect/adaptive.h"
 #include "detect/baseline.h"
+#include "detect/likelihood.h"
 #include "detect/detector.h"
 #include "detect/lstm.h"
 #include "ml/registry.h"
 
 namespace iotpipe {
 
-std::vector<std::string> DetectorNames() { return {"baseline", "adaptive", "lstm", "auto", "ensemble"}; }
+std::vector<std::string> DetectorNames() { return {"baseline", "adaptive", "likelihood", "lstm", "auto", "ensemble"}; }
 
 Result<std::unique_ptr<Detector>> MakeDetector(std::string_view name) { return MakeDetector(name, DetectorOptions{}); }
 
 Result<std::unique_ptr<Detector>> MakeDetector(std::string_view name, const DetectorOptions& opt) {
   if (name == "baseline") return std::unique_ptr<Detector>(std::make_unique<BaselineDetector>());
   if (name == "adaptive") return std::unique_ptr<Detector>(std::make_unique<AdaptiveDetector>());
+  if (name == "likelihood") return std::unique_ptr<Detector>(std::make_unique<LikelihoodDetector>());
   auto mode = ParseLstmMode(name);
   if (mode.ok()) {
     auto dir = ml::Registry(opt.model_dir).Resolve(opt.model);
