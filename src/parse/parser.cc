@@ -126,8 +126,10 @@ Reject Parser::ParseOne(std::string_view rec, ParsedRecord* out, std::string* de
         od::array arr;
         size_t n;
         valid = doc.get_array().get(arr) == sj::SUCCESS;
-        for (auto el : arr) {  // walking the elements consumes the array
-          if (el.error()) { valid = false; break; }
+        if (valid) {
+          for (auto el : arr) {  // walking the elements consumes the array
+            if (el.error()) { valid = false; break; }
+          }
         }
         (void)n;
         break;
