@@ -36,7 +36,8 @@ void AddTrain(CLI::App& app) {
   cmd->add_option("--epochs", o->epochs, "Maximum epochs (early stopping on validation loss)");
   cmd->add_option("--patience", o->patience, "Epochs without improvement before stopping");
   cmd->add_option("--seed", o->seed, "Random seed (training is reproducible for a seed)");
-  cmd->add_option("--threads", o->threads, "Training threads");
+  cmd->add_option("--threads", o->threads, "Threads for reading and calibration");
+  cmd->add_option("--torch-threads", o->torch_threads, "LibTorch threads for the training loop (1: no OpenMP spinning)");
   cmd->add_option("--max-windows", o->max_windows, "Cap on training windows (subsampled, see train.h)");
   cmd->add_option("--quantile", o->quantile, "Threshold quantile of validation errors");
   cmd->add_option("--margin", o->margin, "Threshold = margin x quantile");

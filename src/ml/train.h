@@ -31,8 +31,12 @@ struct TrainOptions {
   int batch = 256;
   double lr = 3e-3;
   uint64_t seed = 1;
-  int threads = 2;
-  size_t max_windows = 40000;
+  int threads = 2;        // DuckDB reading and calibration
+  // LibTorch intra-op threads. 1 by default: a profile of training (perf record) showed 66 % of the
+  // time in libgomp barrier spinning with 2 threads on a loaded 2-core machine and 24 % in sgemm_
+  // (Debian's reference BLAS); one thread removes the spinning and trains several times faster.
+  int torch_threads = 1;
+  size_t max_windows = 12000;
   int segments = 96, val_segments = 32;
   bool keep_anomalies = false;
   double quantile = 0.9995, margin = 1.5;
