@@ -22,6 +22,8 @@ PollResult SimSource::Poll(RawBatch& out, size_t max) {
     now = clock_->NowMicros();
     if (sim_.NextDueMicros() > now) return PollResult::kIdle;
   }
+  out.data.reserve(max * 128);  // batches are recycled: this allocates once
+  out.offsets.reserve(max + 1);
   for (size_t i = 0; i < max; i++) {
     if (opt_.max_steps >= 0 && sim_.step() >= opt_.max_steps) break;
     if (opt_.realtime && sim_.NextDueMicros() > now) break;
