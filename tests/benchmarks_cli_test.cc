@@ -28,6 +28,7 @@ TEST(BenchmarksCli, NabListDetectorsHasNoUnderscores) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("adaptive\n"), std::string::npos);
   EXPECT_NE(r.out.find("baseline\n"), std::string::npos);
+  EXPECT_NE(r.out.find("likelihood\n"), std::string::npos);
   EXPECT_EQ(r.out.find('_'), std::string::npos);
 }
 
@@ -81,6 +82,29 @@ TEST(BenchmarksCli, NabSliceWritesResultsAndScores) {
   EXPECT_NE(bad.err.find("nonexistent"), std::string::npos);
   auto unknown = Sh(Bin() + " nab --data x --labels y --detector no_such --score");
   EXPECT_EQ(unknown.code, 2);
+}
+
+TEST(BenchmarksCli, NabSliceScoresLikelihood) {
+  const std::string nab = iotpipe::SharedDatasetsDir() + "/nab";
+  if (!fs::exists(nab + "/labels/combined_windows.json")) GTEST_SKIP() << "no NAB data at " << nab;
+  TempDir t("nab_slice_lk");
+  auto all = nlohmann::json::parse(std::ifstream(nab + "/labels/combined_windows.json"));
+  nlohmann::json labels = nlohmann::json::object();
+  for (const char* rel : kNabSlice) {
+    fs::create_directories(t.path / "data" / fs::path(rel).parent_path());
+    fs::copy_file(nab + "/data/" + rel, t.path / "data" / rel);
+    labels[rel] = all[rel];
+  }
+  std::ofstream(t.path / "labels.json") << labels.dump();
+  auto r = Sh(Bin() + " nab --data " + (t.path / "data").string() + " --labels " + (t.path / "labels.json").string() +
+              " --detector likelihood --score --json " + (t.path / "s.json").string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto js = nlohmann::json::parse(std::ifstream(t.path / "s.json"));
+  for (const char* p : {"standard", "reward_low_FP_rate", "reward_low_FN_rate"}) {
+    double s = js[p]["score"].get<double>();
+    EXPECT_LE(s, 100.0);
+    EXPECT_GT(s, 60.0) << p;  // measured on this slice: 84.78 / 80.20 / 89.85 (README)
+  }
 }
 
 TEST(BenchmarksCli, SkabSliceScoresPca) {
