@@ -64,6 +64,7 @@ struct PipelineArgs {
   bool quiet = false;
   bool no_checkpoint = false;
   std::string cpus;           // pin the process to these CPUs, e.g. "0" or "0,1"
+  std::string compression = "zstd";  // Parquet codec
   std::string model_dir = "models";    // lstm/auto/ensemble detectors
   std::string model = "production";    // version, or alias (watched: promotions hot-swap)
   ServeArgs serve;  // --http, --http-token, --web-dir, --alert-webhook ...

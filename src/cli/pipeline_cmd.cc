@@ -21,6 +21,8 @@ void PipelineArgs::Add(CLI::App* app) {
   app->add_option("--batch-size", batch_size, "Records per batch between stages")->check(CLI::Range(1, 1 << 20));
   app->add_flag("--quiet", quiet, "No progress line");
   app->add_flag("--no-checkpoint", no_checkpoint, "Neither restore nor save detector state");
+  app->add_option("--compression", compression, "Parquet compression")
+      ->check(CLI::IsMember({"zstd", "snappy", "lz4", "gzip", "uncompressed"}));
   app->add_option("--cpus", cpus, "Pin the process to these CPUs (comma-separated ids), e.g. 0");
   app->add_option("--model-dir", model_dir, "Model registry directory (lstm/auto/ensemble detectors)");
   app->add_option("--model", model, "Model version or alias; an alias is watched and promotions hot-swap");
@@ -54,6 +56,7 @@ int RunPipeline(Source* source, const PipelineArgs& args) {
   PipelineOptions po;
   po.batch_size = args.batch_size;
   po.store.data_dir = args.data_dir;
+  po.store.compression = args.compression;
   po.progress_interval_s = args.quiet ? 0 : 2.0;
   if (!args.no_checkpoint) po.checkpoint_path = args.data_dir + "/state/detector-" + args.detector + ".ckpt";
   std::shared_ptr<const Detector> d(std::move(det.value()));
