@@ -9,17 +9,6 @@
 
 namespace iotpipe::cli {
 
-static bool IsNumeric(duckdb_type t) {
-  switch (t) {
-    case DUCKDB_TYPE_TINYINT: case DUCKDB_TYPE_SMALLINT: case DUCKDB_TYPE_INTEGER: case DUCKDB_TYPE_BIGINT:
-    case DUCKDB_TYPE_UTINYINT: case DUCKDB_TYPE_USMALLINT: case DUCKDB_TYPE_UINTEGER: case DUCKDB_TYPE_UBIGINT:
-    case DUCKDB_TYPE_FLOAT: case DUCKDB_TYPE_DOUBLE: case DUCKDB_TYPE_HUGEINT: case DUCKDB_TYPE_DECIMAL:
-      return true;
-    default:
-      return false;
-  }
-}
-
 static std::string Csv(const std::string& s) {
   if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
   std::string o = "\"";
@@ -38,7 +27,7 @@ void PrintTable(const Table& t, const std::string& format) {
       for (size_t c = 0; c < t.columns.size(); c++) {
         if (!row[c]) { o[t.columns[c]] = nullptr; continue; }
         if (t.types[c] == DUCKDB_TYPE_BOOLEAN) o[t.columns[c]] = *row[c] == "true";
-        else if (IsNumeric(t.types[c])) {
+        else if (IsNumericType(t.types[c])) {
           try {
             if (t.types[c] == DUCKDB_TYPE_FLOAT || t.types[c] == DUCKDB_TYPE_DOUBLE || t.types[c] == DUCKDB_TYPE_DECIMAL)
               o[t.columns[c]] = std::stod(*row[c]);
@@ -78,7 +67,7 @@ void PrintTable(const Table& t, const std::string& format) {
   for (auto& row : t.rows) {
     for (size_t c = 0; c < w.size(); c++) {
       const char* v = row[c] ? row[c]->c_str() : "NULL";
-      if (IsNumeric(t.types[c])) std::printf("| %*s ", static_cast<int>(w[c]), v);
+      if (IsNumericType(t.types[c])) std::printf("| %*s ", static_cast<int>(w[c]), v);
       else std::printf("| %-*s ", static_cast<int>(w[c]), v);
     }
     std::printf("|\n");

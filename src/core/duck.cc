@@ -90,6 +90,17 @@ Result<Table> Duck::Query(const std::string& sql) {
   return t;
 }
 
+bool IsNumericType(duckdb_type t) {
+  switch (t) {
+    case DUCKDB_TYPE_TINYINT: case DUCKDB_TYPE_SMALLINT: case DUCKDB_TYPE_INTEGER: case DUCKDB_TYPE_BIGINT:
+    case DUCKDB_TYPE_UTINYINT: case DUCKDB_TYPE_USMALLINT: case DUCKDB_TYPE_UINTEGER: case DUCKDB_TYPE_UBIGINT:
+    case DUCKDB_TYPE_FLOAT: case DUCKDB_TYPE_DOUBLE: case DUCKDB_TYPE_HUGEINT: case DUCKDB_TYPE_DECIMAL:
+      return true;
+    default:
+      return false;
+  }
+}
+
 std::string SqlQuote(const std::string& s) {
   std::string out = "'";
   for (char ch : s) {

@@ -43,6 +43,8 @@ class Duck {
 };
 
 std::string SqlQuote(const std::string& s);  // 'it''s'
+// True for DuckDB's integer, floating-point and decimal column types (rendered unquoted in JSON).
+bool IsNumericType(duckdb_type t);
 
 // Creates the views `sensor_readings`, `dead_letters` and `alerts` over the Parquet files under
 // data_dir (empty typed views where no file exists yet).

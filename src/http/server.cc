@@ -326,17 +326,6 @@ Result<QueryService::Answer> QueryService::Run(const std::string& sql_in) {
   return a;
 }
 
-static bool IsNumericType(duckdb_type t) {
-  switch (t) {
-    case DUCKDB_TYPE_TINYINT: case DUCKDB_TYPE_SMALLINT: case DUCKDB_TYPE_INTEGER: case DUCKDB_TYPE_BIGINT:
-    case DUCKDB_TYPE_UTINYINT: case DUCKDB_TYPE_USMALLINT: case DUCKDB_TYPE_UINTEGER: case DUCKDB_TYPE_UBIGINT:
-    case DUCKDB_TYPE_FLOAT: case DUCKDB_TYPE_DOUBLE: case DUCKDB_TYPE_HUGEINT: case DUCKDB_TYPE_DECIMAL:
-      return true;
-    default:
-      return false;
-  }
-}
-
 static json TableJson(const Table& t) {
   json cols = json::array(), rows = json::array();
   for (auto& c : t.columns) cols.push_back(c);
