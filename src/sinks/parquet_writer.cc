@@ -1,0 +1,600 @@
+#include "sinks/parquet_writer.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <string_view>
+
+namespace iotpipe {
+
+namespace {
+
+// parquet.thrift enums.
+enum PType { kBoolean = 0, kInt32 = 1, kInt64 = 2, kFloat = 4, kDouble = 5, kByteArray = 6 };
+enum Conv { kNoConv = -1, kUtf8 = 0, kTimestampMicros = 10, kInt32Conv = 17, kInt64Conv = 18 };
+enum Enc { kPlain = 0, kRle = 3, kRleDictionary = 8 };
+enum PageType { kDataPage = 0, kDictionaryPage = 2 };
+enum Codec { kUncompressed = 0, kZstd = 6 };
+
+// Thrift compact protocol, the subset the footer and page headers need.
+class Thrift {
+ public:
+  explicit Thrift(std::string* o) : o_(o) {}
+  void Varint(uint64_t v) {
+    while (v >= 0x80) {
+      o_->push_back(static_cast<char>(v | 0x80));
+      v >>= 7;
+    }
+    o_->push_back(static_cast<char>(v));
+  }
+  static uint64_t Zig(int64_t v) { return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63); }
+  void Field(int16_t id, uint8_t type) {
+    int d = id - last_;
+    if (d > 0 && d <= 15) {
+      o_->push_back(static_cast<char>((d << 4) | type));
+    } else {
+      o_->push_back(static_cast<char>(type));
+      Varint(Zig(id));
+    }
+    last_ = id;
+  }
+  void I32(int16_t id, int32_t v) { Field(id, 5), Varint(Zig(v)); }
+  void I64(int16_t id, int64_t v) { Field(id, 6), Varint(Zig(v)); }
+  void Bin(int16_t id, std::string_view s) { Field(id, 8), Elem(s); }
+  void Bool(int16_t id, bool b) { Field(id, b ? 1 : 2); }
+  void Struct(int16_t id) { Field(id, 12), Push(); }
+  void List(int16_t id, uint8_t elem_type, size_t n) {
+    Field(id, 9);
+    if (n < 15) {
+      o_->push_back(static_cast<char>((n << 4) | elem_type));
+    } else {
+      o_->push_back(static_cast<char>(0xF0 | elem_type));
+      Varint(n);
+    }
+  }
+  void Elem(int32_t v) { Varint(Zig(v)); }
+  void Elem(std::string_view s) {
+    Varint(s.size());
+    o_->append(s);
+  }
+  void Push() {  // a nested struct begins (as a field or as a list element)
+    stack_.push_back(last_);
+    last_ = 0;
+  }
+  void End() {  // the current struct ends
+    o_->push_back(0);
+    if (!stack_.empty()) {
+      last_ = stack_.back();
+      stack_.pop_back();
+    }
+  }
+
+ private:
+  std::string* o_;
+  int16_t last_ = 0;
+  std::vector<int16_t> stack_;
+};
+
+constexpr uint8_t kTI32 = 5, kTBin = 8, kTStruct = 12;
+
+template <typename T>
+void PutLE(std::string* o, T v) {
+  char b[sizeof(T)];
+  std::memcpy(b, &v, sizeof(T));
+  o->append(b, sizeof(T));
+}
+
+// RLE / bit-packed hybrid encoding of n values of `bw` bits.
+void RleHybrid(const uint32_t* v, size_t n, int bw, std::string* o) {
+  Thrift t(o);
+  const size_t vbytes = (static_cast<size_t>(bw) + 7) / 8;
+  size_t i = 0;
+  while (i < n) {
+    size_t j = i + 1;
+    while (j < n && v[j] == v[i]) j++;
+    if (j - i >= 8) {  // a run
+      t.Varint(static_cast<uint64_t>(j - i) << 1);
+      uint32_t x = v[i];
+      for (size_t k = 0; k < vbytes; k++, x >>= 8) o->push_back(static_cast<char>(x & 0xFF));
+      i = j;
+      continue;
+    }
+    // Bit-packed groups of 8 until a run of >= 8 starts at a group boundary (max 63 groups).
+    size_t start = i, groups = 0;
+    while (i < n && groups < 63) {
+      size_t r = i + 1;
+      while (r < n && v[r] == v[i] && r - i < 8) r++;
+      if (r - i >= 8 && groups > 0) break;
+      i += 8;
+      groups++;
+    }
+    const size_t end = std::min(i, n);
+    t.Varint((static_cast<uint64_t>(groups) << 1) | 1);
+    uint64_t acc = 0;
+    int bits = 0;
+    for (size_t k = start; k < start + groups * 8; k++) {
+      acc |= static_cast<uint64_t>(k < end ? v[k] : 0) << bits;
+      bits += bw;
+      while (bits >= 8) {
+        o->push_back(static_cast<char>(acc & 0xFF));
+        acc >>= 8;
+        bits -= 8;
+      }
+    }
+    i = end;
+  }
+}
+
+int BitWidth(uint32_t max_value) {
+  int bw = 0;
+  while (max_value >> bw) bw++;
+  return std::max(bw, 1);
+}
+
+}  // namespace
+
+struct ParquetWriter::Column {
+  std::string name;
+  int type;
+  int conv;
+  bool timestamp;  // TIMESTAMP logical type (micros, not adjusted to UTC)
+};
+
+struct ParquetWriter::Chunk {
+  int type = 0;
+  std::string name;
+  bool dict = false;
+  int64_t num_values = 0;
+  int64_t start = 0;  // file offset of the first page
+  int64_t dict_offset = -1, data_offset = -1;
+  int64_t uncompressed = 0, compressed = 0;
+  int64_t null_count = 0;
+  bool has_minmax = false;
+  std::string min, max;
+  bool signed_stats = true;  // also write the deprecated min/max fields (not for byte arrays)
+};
+
+namespace {
+
+using Chunk = ParquetWriter::Chunk;
+
+// Definition levels (bit width 1) with the 4-byte length prefix of data page v1.
+void DefLevels(const uint8_t* def, size_t n, std::vector<uint32_t>* tmp, std::string* o) {
+  size_t at = o->size();
+  PutLE<uint32_t>(o, 0);
+  bool all = std::all_of(def, def + n, [](uint8_t d) { return d != 0; });
+  if (all) {
+    Thrift t(o);
+    if (n > 0) {
+      t.Varint(static_cast<uint64_t>(n) << 1);
+      o->push_back(1);
+    }
+  } else {
+    tmp->assign(def, def + n);
+    RleHybrid(tmp->data(), n, 1, o);
+  }
+  uint32_t len = static_cast<uint32_t>(o->size() - at - 4);
+  std::memcpy(o->data() + at, &len, 4);
+}
+
+template <typename T>
+void MinMax(const T* v, size_t n, Chunk* ch) {
+  bool any = false;
+  T lo{}, hi{};
+  for (size_t i = 0; i < n; i++) {
+    T x = v[i];
+    if constexpr (std::is_floating_point_v<T>) {
+      if (std::isnan(x)) continue;
+    }
+    if (!any) {
+      lo = hi = x;
+      any = true;
+    } else {
+      lo = std::min(lo, x);
+      hi = std::max(hi, x);
+    }
+  }
+  if (!any) return;
+  if constexpr (std::is_floating_point_v<T>) {
+    if (lo == 0) lo = -T(0);  // the Parquet rule for signed zeros
+    if (hi == 0) hi = T(0);
+  }
+  ch->has_minmax = true;
+  ch->min.assign(reinterpret_cast<const char*>(&lo), sizeof(T));
+  ch->max.assign(reinterpret_cast<const char*>(&hi), sizeof(T));
+}
+
+void StrMinMax(std::string_view s, bool first, Chunk* ch) {
+  if (first) {
+    ch->min.assign(s);
+    ch->max.assign(s);
+    ch->has_minmax = true;
+    return;
+  }
+  if (s < std::string_view(ch->min)) ch->min.assign(s);
+  if (s > std::string_view(ch->max)) ch->max.assign(s);
+}
+
+constexpr size_t kMaxStatBytes = 256;  // longer string min/max are left out
+
+}  // namespace
+
+void ReadingColumns::AppendRange(const ReadingBatch& b, size_t from, size_t to) {
+  sensor.insert(sensor.end(), b.sensor.begin() + from, b.sensor.begin() + to);
+  ts_us.insert(ts_us.end(), b.ts_us.begin() + from, b.ts_us.begin() + to);
+  value.insert(value.end(), b.value.begin() + from, b.value.begin() + to);
+  for (size_t i = from; i < to; i++) gt.push_back(b.gt[i] != 0);
+  type.insert(type.end(), b.type.begin() + from, b.type.begin() + to);
+  processing_ts_us.insert(processing_ts_us.end(), to - from, b.processing_ts_us);
+  for (size_t i = from; i < to; i++) predicted.push_back(b.predicted[i] != 0);
+  score.insert(score.end(), b.score.begin() + from, b.score.begin() + to);
+  model.insert(model.end(), b.model.begin() + from, b.model.begin() + to);
+}
+
+ParquetWriter::ParquetWriter(ParquetWriterOptions opt) : opt_(std::move(opt)) {
+  opt_.row_group_rows = std::clamp<size_t>(opt_.row_group_rows, 1, 1 << 20);
+  codec_ = opt_.compression == "zstd" ? kZstd : kUncompressed;
+  if (codec_ == kZstd) zctx_ = ZSTD_createCCtx();
+}
+
+ParquetWriter::~ParquetWriter() {
+  if (zctx_) ZSTD_freeCCtx(static_cast<ZSTD_CCtx*>(zctx_));
+}
+
+bool ParquetWriter::Supports(const std::string& compression) {
+  return compression == "zstd" || compression == "uncompressed";
+}
+
+void ParquetWriter::StartFile() {
+  out_.clear();
+  out_.append("PAR1");
+}
+
+void ParquetWriter::Page(int page_type, const std::string& payload, int32_t num_values, int encoding, Chunk* ch) {
+  const std::string* body = &payload;
+  if (codec_ == kZstd) {
+    comp_.resize(ZSTD_compressBound(payload.size()));
+    size_t n = ZSTD_compressCCtx(static_cast<ZSTD_CCtx*>(zctx_), comp_.data(), comp_.size(), payload.data(),
+                                 payload.size(), opt_.zstd_level);
+    if (ZSTD_isError(n)) n = 0;  // cannot happen with a bound-sized buffer
+    comp_.resize(n);
+    body = &comp_;
+  }
+  header_.clear();
+  Thrift t(&header_);
+  t.I32(1, page_type);
+  t.I32(2, static_cast<int32_t>(payload.size()));
+  t.I32(3, static_cast<int32_t>(body->size()));
+  if (page_type == kDataPage) {
+    t.Struct(5);
+    t.I32(1, num_values);
+    t.I32(2, encoding);
+    t.I32(3, kRle);
+    t.I32(4, kRle);
+    t.End();
+  } else {
+    t.Struct(7);
+    t.I32(1, num_values);
+    t.I32(2, encoding);
+    t.End();
+  }
+  t.End();
+  const int64_t at = static_cast<int64_t>(out_.size());
+  if (page_type == kDataPage) {
+    ch->data_offset = at;
+  } else {
+    ch->dict_offset = at;
+  }
+  if (ch->start < 0) ch->start = at;
+  out_.append(header_);
+  out_.append(*body);
+  ch->uncompressed += static_cast<int64_t>(header_.size() + payload.size());
+  ch->compressed += static_cast<int64_t>(header_.size() + body->size());
+}
+
+void ParquetWriter::FinishFile(const std::vector<Column>& schema, const std::vector<std::vector<Chunk>>& groups,
+                               const std::vector<int64_t>& group_rows, int64_t rows) {
+  std::string meta;
+  Thrift t(&meta);
+  t.I32(1, 1);
+  t.List(2, kTStruct, schema.size() + 1);
+  t.Push();
+  t.Bin(4, "duckdb_schema");
+  t.I32(5, static_cast<int32_t>(schema.size()));
+  t.End();
+  for (const auto& c : schema) {
+    t.Push();
+    t.I32(1, c.type);
+    t.I32(3, 1);  // OPTIONAL
+    t.Bin(4, c.name);
+    if (c.conv != kNoConv) t.I32(6, c.conv);
+    if (c.timestamp) {
+      t.Struct(10);  // LogicalType
+      t.Struct(8);   // TIMESTAMP
+      t.Bool(1, false);
+      t.Struct(2);  // TimeUnit
+      t.Struct(2);  // MICROS
+      t.End();
+      t.End();
+      t.End();
+      t.End();
+    }
+    t.End();
+  }
+  t.I64(3, rows);
+  t.List(4, kTStruct, groups.size());
+  for (size_t g = 0; g < groups.size(); g++) {
+    const auto& cols = groups[g];
+    int64_t total = 0, total_comp = 0;
+    for (const auto& ch : cols) total += ch.uncompressed, total_comp += ch.compressed;
+    t.Push();
+    t.List(1, kTStruct, cols.size());
+    for (const auto& ch : cols) {
+      t.Push();
+      t.I64(2, ch.start);
+      t.Struct(3);  // ColumnMetaData
+      t.I32(1, ch.type);
+      if (ch.dict) {
+        t.List(2, kTI32, 3);
+        t.Elem(kPlain), t.Elem(kRle), t.Elem(kRleDictionary);
+      } else {
+        t.List(2, kTI32, 2);
+        t.Elem(kPlain), t.Elem(kRle);
+      }
+      t.List(3, kTBin, 1);
+      t.Elem(std::string_view(ch.name));
+      t.I32(4, codec_);
+      t.I64(5, ch.num_values);
+      t.I64(6, ch.uncompressed);
+      t.I64(7, ch.compressed);
+      t.I64(9, ch.data_offset);
+      if (ch.dict_offset >= 0) t.I64(11, ch.dict_offset);
+      t.Struct(12);  // Statistics
+      if (ch.has_minmax && ch.signed_stats) {
+        t.Bin(1, ch.max);
+        t.Bin(2, ch.min);
+      }
+      t.I64(3, ch.null_count);
+      if (ch.has_minmax) {
+        t.Bin(5, ch.max);
+        t.Bin(6, ch.min);
+      }
+      t.End();
+      t.End();  // ColumnMetaData
+      t.End();  // ColumnChunk
+    }
+    t.I64(2, total);
+    t.I64(3, group_rows[g]);
+    t.I64(5, cols.empty() ? 4 : cols[0].start);
+    t.I64(6, total_comp);
+    t.Field(7, 4);  // i16 ordinal
+    t.Varint(Thrift::Zig(static_cast<int64_t>(g)));
+    t.End();
+  }
+  t.Bin(6, "iotpipe parquet_writer 1");
+  t.List(7, kTStruct, schema.size());  // column_orders: TYPE_ORDER for every column
+  for (size_t i = 0; i < schema.size(); i++) {
+    t.Push();
+    t.Struct(1);
+    t.End();
+    t.End();
+  }
+  t.End();
+  out_.append(meta);
+  PutLE<uint32_t>(&out_, static_cast<uint32_t>(meta.size()));
+  out_.append("PAR1");
+}
+
+Status ParquetWriter::WriteOut(const std::string& path, uint64_t* bytes) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::Error("cannot create " + path + ": " + std::strerror(errno));
+  size_t done = 0;
+  while (done < out_.size()) {
+    ssize_t w = ::write(fd, out_.data() + done, out_.size() - done);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      int e = errno;
+      ::close(fd);
+      return Status::Error("cannot write " + path + ": " + std::strerror(e));
+    }
+    done += static_cast<size_t>(w);
+  }
+  if (::close(fd) != 0) return Status::Error("cannot close " + path + ": " + std::strerror(errno));
+  if (bytes) *bytes = out_.size();
+  return Status::OK();
+}
+
+Status ParquetWriter::WriteReadings(const std::string& path, const ReadingColumns& c, const Interner& sensors,
+                                    const Interner& types, const Interner& models, uint64_t* bytes) {
+  static const std::vector<Column> schema = {
+      {"sensor_id", kByteArray, kUtf8, false},       {"timestamp", kInt64, kTimestampMicros, true},
+      {"value", kDouble, kNoConv, false},             {"is_anomaly_ground_truth", kBoolean, kNoConv, false},
+      {"anomaly_type", kByteArray, kUtf8, false},     {"processing_timestamp", kInt64, kTimestampMicros, true},
+      {"is_anomaly_predicted", kBoolean, kNoConv, false}, {"anomaly_score", kFloat, kNoConv, false},
+      {"model_version", kByteArray, kUtf8, false}};
+  StartFile();
+  const size_t n = c.size();
+  std::vector<std::vector<Chunk>> groups;
+  std::vector<int64_t> group_rows;
+  std::vector<uint32_t> tmp;
+  for (size_t r0 = 0; r0 < n; r0 += opt_.row_group_rows) {
+    const size_t r1 = std::min(n, r0 + opt_.row_group_rows), m = r1 - r0;
+    std::vector<Chunk> cols(schema.size());
+    for (size_t k = 0; k < schema.size(); k++) {
+      cols[k].type = schema[k].type;
+      cols[k].name = schema[k].name;
+      cols[k].num_values = static_cast<int64_t>(m);
+      cols[k].start = -1;
+    }
+    // A dictionary-encoded string column from interner ids; `null_id` marks NULL (or none).
+    auto dict_column = [&](Chunk* ch, const auto* ids, const Interner& names, uint32_t null_id) {
+      ch->dict = true;
+      ch->signed_stats = false;
+      dict_.clear();
+      idx_.clear();
+      levels_.assign(m, 1);
+      std::vector<uint32_t> used;
+      for (size_t i = 0; i < m; i++) {
+        uint32_t id = ids[r0 + i];
+        if (id == null_id) {
+          levels_[i] = 0;
+          ch->null_count++;
+          continue;
+        }
+        if (id >= remap_.size()) remap_.resize(std::max<size_t>(id + 1, remap_.size() * 2), -1);
+        int32_t& d = remap_[id];
+        if (d < 0) {
+          d = static_cast<int32_t>(used.size());
+          used.push_back(id);
+          const std::string& s = names.Name(id);
+          PutLE<uint32_t>(&dict_, static_cast<uint32_t>(s.size()));
+          dict_.append(s);
+          StrMinMax(s, used.size() == 1, ch);
+        }
+        idx_.push_back(static_cast<uint32_t>(d));
+      }
+      for (uint32_t id : used) remap_[id] = -1;
+      if (ch->has_minmax && (ch->min.size() > kMaxStatBytes || ch->max.size() > kMaxStatBytes)) {
+        ch->has_minmax = false;
+        ch->min.clear();
+        ch->max.clear();
+      }
+      if (!used.empty()) Page(kDictionaryPage, dict_, static_cast<int32_t>(used.size()), kPlain, ch);
+      payload_.clear();
+      DefLevels(levels_.data(), m, &tmp, &payload_);
+      if (!idx_.empty()) {
+        const int bw = BitWidth(static_cast<uint32_t>(used.size() - 1));
+        payload_.push_back(static_cast<char>(bw));
+        RleHybrid(idx_.data(), idx_.size(), bw, &payload_);
+      }
+      Page(kDataPage, payload_, static_cast<int32_t>(m), used.empty() ? kPlain : kRleDictionary, ch);
+      if (used.empty()) ch->dict = false;
+    };
+    auto plain_column = [&](Chunk* ch, const auto* v) {
+      using T = std::remove_cv_t<std::remove_pointer_t<decltype(v)>>;
+      MinMax(v + r0, m, ch);
+      payload_.clear();
+      levels_.assign(m, 1);
+      DefLevels(levels_.data(), m, &tmp, &payload_);
+      payload_.append(reinterpret_cast<const char*>(v + r0), m * sizeof(T));
+      Page(kDataPage, payload_, static_cast<int32_t>(m), kPlain, ch);
+    };
+    auto bool_column = [&](Chunk* ch, const uint8_t* v) {
+      payload_.clear();
+      levels_.assign(m, 1);
+      DefLevels(levels_.data(), m, &tmp, &payload_);
+      bool any_t = false, any_f = false;
+      uint8_t byte = 0;
+      for (size_t i = 0; i < m; i++) {
+        const bool b = v[r0 + i] != 0;
+        (b ? any_t : any_f) = true;
+        byte |= static_cast<uint8_t>(b) << (i & 7);
+        if ((i & 7) == 7) payload_.push_back(static_cast<char>(byte)), byte = 0;
+      }
+      if (m & 7) payload_.push_back(static_cast<char>(byte));
+      if (m > 0) {
+        ch->has_minmax = true;
+        ch->min.assign(1, any_f ? '\0' : '\1');
+        ch->max.assign(1, any_t ? '\1' : '\0');
+      }
+      Page(kDataPage, payload_, static_cast<int32_t>(m), kPlain, ch);
+    };
+    dict_column(&cols[0], c.sensor.data(), sensors, Interner::kNone);
+    plain_column(&cols[1], c.ts_us.data());
+    plain_column(&cols[2], c.value.data());
+    bool_column(&cols[3], c.gt.data());
+    dict_column(&cols[4], c.type.data(), types, ReadingBatch::kNoType);
+    plain_column(&cols[5], c.processing_ts_us.data());
+    bool_column(&cols[6], c.predicted.data());
+    plain_column(&cols[7], c.score.data());
+    dict_column(&cols[8], c.model.data(), models, 0xFFFFFFFFu);
+    groups.push_back(std::move(cols));
+    group_rows.push_back(static_cast<int64_t>(m));
+  }
+  FinishFile(schema, groups, group_rows, static_cast<int64_t>(n));
+  return WriteOut(path, bytes);
+}
+
+Status ParquetWriter::WriteDeadLetters(const std::string& path, const DeadLetterColumns& c, uint64_t* bytes) {
+  static const std::vector<Column> schema = {{"received_timestamp", kInt64, kTimestampMicros, true},
+                                             {"reason", kByteArray, kUtf8, false},
+                                             {"raw", kByteArray, kNoConv, false},
+                                             {"source", kByteArray, kUtf8, false},
+                                             {"kafka_partition", kInt32, kInt32Conv, false},
+                                             {"kafka_offset", kInt64, kInt64Conv, false}};
+  StartFile();
+  const size_t n = c.size();
+  std::vector<std::vector<Chunk>> groups;
+  std::vector<int64_t> group_rows;
+  std::vector<uint32_t> tmp;
+  for (size_t r0 = 0; r0 < n; r0 += opt_.row_group_rows) {
+    const size_t r1 = std::min(n, r0 + opt_.row_group_rows), m = r1 - r0;
+    std::vector<Chunk> cols(schema.size());
+    for (size_t k = 0; k < schema.size(); k++) {
+      cols[k].type = schema[k].type;
+      cols[k].name = schema[k].name;
+      cols[k].num_values = static_cast<int64_t>(m);
+      cols[k].start = -1;
+    }
+    auto str_column = [&](Chunk* ch, const std::vector<std::string>& v) {
+      ch->signed_stats = false;
+      payload_.clear();
+      levels_.assign(m, 1);
+      DefLevels(levels_.data(), m, &tmp, &payload_);
+      for (size_t i = r0; i < r1; i++) {
+        PutLE<uint32_t>(&payload_, static_cast<uint32_t>(v[i].size()));
+        payload_.append(v[i]);
+        StrMinMax(v[i], i == r0, ch);
+      }
+      if (ch->min.size() > kMaxStatBytes || ch->max.size() > kMaxStatBytes) {
+        ch->has_minmax = false;
+        ch->min.clear();
+        ch->max.clear();
+      }
+      Page(kDataPage, payload_, static_cast<int32_t>(m), kPlain, ch);
+    };
+    auto opt_column = [&](Chunk* ch, const auto* v) {
+      using T = std::remove_cv_t<std::remove_pointer_t<decltype(v)>>;
+      payload_.clear();
+      levels_.assign(c.has_origin.begin() + static_cast<ptrdiff_t>(r0),
+                     c.has_origin.begin() + static_cast<ptrdiff_t>(r1));
+      DefLevels(levels_.data(), m, &tmp, &payload_);
+      std::vector<T> vals;
+      for (size_t i = r0; i < r1; i++) {
+        if (c.has_origin[i]) {
+          vals.push_back(v[i]);
+        } else {
+          ch->null_count++;
+        }
+      }
+      MinMax(vals.data(), vals.size(), ch);
+      payload_.append(reinterpret_cast<const char*>(vals.data()), vals.size() * sizeof(T));
+      Page(kDataPage, payload_, static_cast<int32_t>(m), kPlain, ch);
+    };
+    {
+      Chunk* ch = &cols[0];
+      MinMax(c.received_ts_us.data() + r0, m, ch);
+      payload_.clear();
+      levels_.assign(m, 1);
+      DefLevels(levels_.data(), m, &tmp, &payload_);
+      payload_.append(reinterpret_cast<const char*>(c.received_ts_us.data() + r0), m * sizeof(int64_t));
+      Page(kDataPage, payload_, static_cast<int32_t>(m), kPlain, ch);
+    }
+    str_column(&cols[1], c.reason);
+    str_column(&cols[2], c.raw);
+    str_column(&cols[3], c.source);
+    opt_column(&cols[4], c.kafka_partition.data());
+    opt_column(&cols[5], c.kafka_offset.data());
+    groups.push_back(std::move(cols));
+    group_rows.push_back(static_cast<int64_t>(m));
+  }
+  FinishFile(schema, groups, group_rows, static_cast<int64_t>(n));
+  return WriteOut(path, bytes);
+}
+
+}  // namespace iotpipe
