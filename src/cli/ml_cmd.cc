@@ -44,6 +44,9 @@ void AddTrain(CLI::App& app) {
   cmd->add_option("--version", o->version, "Version name (default: next vN)");
   cmd->add_option("--promote", *promote, "Point this alias (e.g. production) at the new model");
   cmd->add_flag("--keep-anomalies", o->keep_anomalies, "Keep windows with labelled anomalies in training");
+  cmd->add_option("--tod-bins", o->tod_bins, "Seasonal scaler: time-of-day bins per sensor (0: plain mean/std, no feature channels)");
+  cmd->add_option("--feature-quantile", o->feature_quantile, "Feature-channel threshold quantile of normal validation readings");
+  cmd->add_option("--feature-margin", o->feature_margin, "Feature-channel threshold = max(floor, margin x quantile)");
   cmd->callback([o, since, from, to, promote] {
     if (!from->empty() || !to->empty()) {
       if (from->empty() || to->empty()) Fail("--from and --to go together", 2);

@@ -1,8 +1,10 @@
 #include "detect/lstm.h"
 
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
 
+#include "ml/features.h"
 #include "ml/forward.h"
 #include "ml/model.h"
 
@@ -25,8 +27,9 @@ LstmDetector::LstmDetector(std::shared_ptr<const ml::Model> model, LstmMode mode
     : model_(std::move(model)), mode_(mode), threads_(std::max(1, threads)) {
   fwd_ = std::make_unique<ml::LstmAeForward>(model_->weights);
   W_ = model_->weights.window;
+  feat_ = model_->thresholds.features.enabled && model_->scaler.seasonal();
   // Same name = same state layout: a promotion to a model with the same window keeps the windows.
-  name_ = "lstm-w" + std::to_string(W_);
+  name_ = (feat_ ? "lstm-f-w" : "lstm-w") + std::to_string(W_);
   version_ = model_->DetectorVersion();
   tag_ = Fnv32(version_);
 }
@@ -41,7 +44,8 @@ Result<std::unique_ptr<LstmDetector>> LstmDetector::Load(const std::string& dir,
 }
 
 size_t LstmDetector::state_bytes() const {
-  return sizeof(Header) + sizeof(float) * static_cast<size_t>(W_) + sizeof(BaselineDetector::State);
+  return sizeof(Header) + sizeof(float) * static_cast<size_t>(W_) + sizeof(BaselineDetector::State) +
+         (feat_ ? sizeof(ml::FeatureState) : 0);
 }
 
 void LstmDetector::Bind(const Interner* sensors, Interner* models) const {
@@ -62,6 +66,10 @@ void LstmDetector::ScoreBatch(ReadingBatch& b, StateStore& store) const {
   std::vector<uint32_t> rows;
   std::vector<int32_t> sidx;
   std::vector<float> base_r;  // baseline severity of each queued row (ensemble)
+  std::vector<ml::FeatureChannels> chans;  // feature channels of each queued row (feature models)
+  const ml::FeatureConfig& fc = th.features;
+  const size_t feat_off = sizeof(Header) + sizeof(float) * W + sizeof(BaselineDetector::State);
+  const size_t alarm_off = feat_off + offsetof(ml::FeatureState, alarm);
   X.reserve(std::min(n, kMaxBatch) * W);
   auto flush = [&] {
     if (rows.empty()) return;
@@ -70,6 +78,14 @@ void LstmDetector::ScoreBatch(ReadingBatch& b, StateStore& store) const {
     for (size_t k = 0; k < rows.size(); k++) {
       const size_t s = static_cast<size_t>(sidx[k]);
       double r = std::max(ew[k] / th.win[s], el[k] / th.last[s]);
+      if (feat_) {  // rows of a sensor are flushed in order, so the hysteresis sees them in order
+        bool fr;
+        std::byte* alarm = store.Get(b.sensor[rows[k]], &fr) + alarm_off;
+        uint8_t a;
+        std::memcpy(&a, alarm, 1);
+        r = ml::CombineSeverity(fc, chans[k], ew[k] / th.win[s], el[k] / th.last[s], a);
+        std::memcpy(alarm, &a, 1);
+      }
       if (mode_ == LstmMode::kEnsemble) r = std::max<double>(r, base_r[k]);
       b.score[rows[k]] = SeverityToScore(r);
       b.predicted[rows[k]] = r >= 1.0;
@@ -78,6 +94,7 @@ void LstmDetector::ScoreBatch(ReadingBatch& b, StateStore& store) const {
     rows.clear();
     sidx.clear();
     base_r.clear();
+    chans.clear();
   };
   for (size_t i = 0; i < n; i++) {
     bool fresh;
@@ -90,6 +107,11 @@ void LstmDetector::ScoreBatch(ReadingBatch& b, StateStore& store) const {
       h = Header{0, -1, 0, 0};
       std::memset(ring_bytes, 0, sizeof(float) * W);
       baseline_.InitState(base_st);
+      if (feat_) {
+        ml::FeatureState fs;
+        ml::InitFeatureState(fs);
+        std::memcpy(st + feat_off, &fs, sizeof fs);
+      }
     }
     if (h.model_tag != tag_) {
       h.scaler = names && b.sensor[i] < names->size() ? sc.Find(names->Name(b.sensor[i])) : -1;
@@ -103,14 +125,33 @@ void LstmDetector::ScoreBatch(ReadingBatch& b, StateStore& store) const {
     std::memcpy(ring_bytes + sizeof(float) * ((h.head + W - 1) % W), &ring[(h.head + W - 1) % W], sizeof(float));
     const double rb = baseline_.Update(base_st, b.ts_us[i], b.value[i]);
     std::memcpy(st, &h, sizeof h);
+    ml::FeatureChannels ch;
+    if (feat_ && h.scaler >= 0) {
+      const size_t s = static_cast<size_t>(h.scaler);
+      ml::FeatureState fs;
+      std::memcpy(&fs, st + feat_off, sizeof fs);
+      ch = ml::UpdateFeatures(fc, sc.Phi(s), fs, sc.Z(s, b.ts_us[i], b.value[i]), b.value[i]);
+      if (h.count < W) {  // no full window yet: the feature channels alone
+        double r = ml::CombineSeverity(fc, ch, 0, 0, fs.alarm);
+        if (mode_ == LstmMode::kEnsemble) r = std::max(r, rb);
+        b.score[i] = SeverityToScore(r);
+        b.predicted[i] = r >= 1.0;
+        if (bound_models_) b.model[i] = lstm_id_;
+      }
+      std::memcpy(st + feat_off, &fs, sizeof fs);
+      if (h.count < W) continue;
+    }
     if (h.count >= W && h.scaler >= 0) {
-      const double mean = sc.mean[static_cast<size_t>(h.scaler)];
+      // Seasonal models: the window's residuals from the expected value at its newest reading (the
+      // profile moves by < 0.01 sd over a window, so one expected value serves the whole window).
+      const double mean = sc.Expected(static_cast<size_t>(h.scaler), b.ts_us[i]);
       const double inv = 1.0 / sc.std[static_cast<size_t>(h.scaler)];
       for (size_t t = 0; t < W; t++)  // oldest (at head) to newest
         X.push_back(static_cast<float>((ring[(h.head + t) % W] - mean) * inv));
       rows.push_back(static_cast<uint32_t>(i));
       sidx.push_back(h.scaler);
       base_r.push_back(static_cast<float>(rb));
+      if (feat_) chans.push_back(ch);
       if (bound_models_) b.model[i] = lstm_id_;
       if (rows.size() >= kMaxBatch) flush();
     } else if (mode_ != LstmMode::kLstm) {

@@ -245,7 +245,7 @@ Result<DriftReport> MonitorDrift(const DriftOptions& opt) {
     if (sc >= 0 && j - i >= static_cast<size_t>(W)) {
       std::vector<float> v;
       for (size_t q = i; q < j; q++) {
-        v.push_back(static_cast<float>((rows.val[q] - m.scaler.mean[static_cast<size_t>(sc)]) / m.scaler.std[static_cast<size_t>(sc)]));
+        v.push_back(static_cast<float>(m.scaler.Z(static_cast<size_t>(sc), rows.ts[q], rows.val[q])));  // seasonal residual if the model has one
         all_in.push_back(v.back());
       }
       std::vector<float> X;

@@ -164,7 +164,29 @@ double Scaler::FloorStd(double sd, double mean) {
   return std::max({std::isfinite(sd) ? sd : 0.0, 1e-3, 1e-6 * std::fabs(mean)});
 }
 
-nlohmann::json Scaler::ToJson() const { return {{"sensors", names}, {"mean", mean}, {"std", std}}; }
+double Scaler::Expected(size_t s, int64_t ts_us) const {
+  if (tod_bins <= 0) return mean[s];
+  const int64_t day_us = 86400LL * 1000000;
+  int64_t tod = ts_us % day_us;
+  if (tod < 0) tod += day_us;
+  // Position in bins relative to bin centres: bin b's centre is at (b + 0.5) * width.
+  const double pos = static_cast<double>(tod) / static_cast<double>(day_us) * tod_bins - 0.5;
+  double fl = std::floor(pos);
+  const double frac = pos - fl;
+  const int b0 = (static_cast<int>(fl) + tod_bins) % tod_bins, b1 = (b0 + 1) % tod_bins;
+  const float* p = profile.data() + s * static_cast<size_t>(tod_bins);
+  return p[b0] + (p[b1] - p[b0]) * frac;
+}
+
+nlohmann::json Scaler::ToJson() const {
+  nlohmann::json j = {{"sensors", names}, {"mean", mean}, {"std", std}};
+  if (seasonal()) {
+    j["tod_bins"] = tod_bins;
+    j["profile"] = profile;
+    j["phi"] = phi;
+  }
+  return j;
+}
 
 Result<Scaler> Scaler::FromJson(const nlohmann::json& j) {
   Scaler s;
@@ -172,6 +194,11 @@ Result<Scaler> Scaler::FromJson(const nlohmann::json& j) {
     s.names = j.at("sensors").get<std::vector<std::string>>();
     s.mean = j.at("mean").get<std::vector<double>>();
     s.std = j.at("std").get<std::vector<double>>();
+    if (j.contains("tod_bins")) {
+      s.tod_bins = j.at("tod_bins").get<int>();
+      s.profile = j.at("profile").get<std::vector<float>>();
+      s.phi = j.at("phi").get<std::vector<double>>();
+    }
   } catch (const std::exception& e) {
     return Status::Error(std::string("scaler: ") + e.what());
   }
@@ -179,6 +206,15 @@ Result<Scaler> Scaler::FromJson(const nlohmann::json& j) {
     return Status::Error("scaler: sensors, mean and std differ in length");
   for (size_t i = 0; i < s.std.size(); i++)
     if (!(s.std[i] > 0) || !std::isfinite(s.mean[i])) return Status::Error("scaler: invalid mean/std for " + s.names[i]);
+  if (s.tod_bins < 0 || s.tod_bins > 1440) return Status::Error("scaler: tod_bins out of range [0, 1440]");
+  if (s.seasonal()) {
+    if (s.profile.size() != s.names.size() * static_cast<size_t>(s.tod_bins) || s.phi.size() != s.names.size())
+      return Status::Error("scaler: seasonal profile or phi does not match sensors x tod_bins");
+    for (float v : s.profile)
+      if (!std::isfinite(v)) return Status::Error("scaler: non-finite seasonal profile value");
+    for (double v : s.phi)
+      if (!(v > -1 && v < 1)) return Status::Error("scaler: phi must be in (-1, 1)");
+  }
   s.Reindex();
   if (s.index.size() != s.names.size()) return Status::Error("scaler: duplicate sensor names");
   return s;
@@ -189,7 +225,8 @@ nlohmann::json Thresholds::ToJson() const {
                    "validation windows, else global; severity = max(e_win/thr_win, e_last/thr_last); "
                    "score = r/(1+r)"},
           {"quantile", quantile}, {"margin", margin}, {"min_windows", min_windows},
-          {"global_win", global_win}, {"global_last", global_last}, {"win", win}, {"last", last}};
+          {"global_win", global_win}, {"global_last", global_last}, {"win", win}, {"last", last},
+          {"features", features.ToJson()}};
 }
 
 Result<Thresholds> Thresholds::FromJson(const nlohmann::json& j) {
@@ -202,6 +239,11 @@ Result<Thresholds> Thresholds::FromJson(const nlohmann::json& j) {
     t.global_last = j.at("global_last").get<float>();
     t.win = j.at("win").get<std::vector<float>>();
     t.last = j.at("last").get<std::vector<float>>();
+    if (j.contains("features")) {
+      auto f = FeatureConfig::FromJson(j["features"]);
+      if (!f.ok()) return f.status();
+      t.features = std::move(f.value());
+    }
   } catch (const std::exception& e) {
     return Status::Error(std::string("thresholds: ") + e.what());
   }
@@ -337,6 +379,8 @@ Result<Model> Model::Load(const std::string& dir) {
   if (m.thresholds.win.size() != m.scaler.size())
     return Status::Error("model " + dir + ": thresholds cover " + std::to_string(m.thresholds.win.size()) +
                          " sensors but the scaler " + std::to_string(m.scaler.size()));
+  if (m.thresholds.features.enabled && !m.scaler.seasonal())
+    return Status::Error("model " + dir + ": feature channels need a seasonal scaler (tod_bins > 0)");
   auto ve = FloatsFrom(data["validation_errors.bin"], "validation_errors.bin");
   auto vl = FloatsFrom(data["validation_last.bin"], "validation_last.bin");
   if (!ve.ok()) return ve.status();

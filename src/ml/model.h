@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/status.h"
+#include "ml/features.h"
 
 namespace iotpipe::ml {
 
@@ -49,6 +50,17 @@ struct Scaler {
     return it == index.end() ? -1 : it->second;
   }
   size_t size() const { return names.size(); }
+  // Seasonal scaler (models trained with --tod-bins > 0; empty for older ones): profile[s * tod_bins + b]
+  // is sensor s's mean in time-of-day bin b (UTC, width 86400 / tod_bins s) over the normal training
+  // rows; std[s] is then the sd of the residual x - profile and phi[s] its lag-1 autocorrelation.
+  int tod_bins = 0;
+  std::vector<float> profile;
+  std::vector<double> phi;
+  bool seasonal() const { return tod_bins > 0; }
+  // Expected value at ts_us: linear interpolation between bin centres (circular); mean[s] if not seasonal.
+  double Expected(size_t s, int64_t ts_us) const;
+  double Z(size_t s, int64_t ts_us, double v) const { return (v - Expected(s, ts_us)) / std[s]; }
+  double Phi(size_t s) const { return s < phi.size() ? phi[s] : 0.0; }
   // std is floored so that a constant sensor does not divide by zero.
   static double FloorStd(double sd, double mean);
   nlohmann::json ToJson() const;
@@ -69,6 +81,7 @@ struct Thresholds {
   int min_windows = 200;
   float global_win = 1, global_last = 1;
   std::vector<float> win, last;  // per scaler index
+  FeatureConfig features;        // streaming feature channels (ml/features.h); disabled for old models
   nlohmann::json ToJson() const;
   static Result<Thresholds> FromJson(const nlohmann::json& j);
 };

@@ -238,6 +238,76 @@ Result<LstmAeWeights> FitWeights(const WindowSet& train, const WindowSet& val, c
   return best_w;
 }
 
+// Runs the feature channels (ml/features.h) over contiguous stretches of the validation span and
+// sets each channel's threshold to max(floor, margin * quantile) of its values on normal readings.
+static Result<FeatureConfig> CalibrateFeatures(Duck& db, const Scaler& sc, int64_t from, int64_t split, int64_t to,
+                                               const TrainOptions& opt, std::mt19937_64& rng) {
+  (void)from;
+  FeatureConfig c;
+  c.enabled = true;
+  const double floor_point = 5.0, floor_level = 4.5, floor_var = 2.5, floor_stuck = 5;
+  const int64_t stretch = std::min<int64_t>(opt.cal_stretch_s * 1000000, to - split);
+  std::vector<float> vp, vl, vv, vs;
+  if (stretch > 0 && opt.cal_segments > 0) {
+    const int64_t slice = (to - split) / opt.cal_segments;
+    for (int k = 0; k < opt.cal_segments; k++) {
+      int64_t lo = split + slice * k, hi = std::max(lo + 1, lo + slice - stretch);
+      int64_t st = lo + static_cast<int64_t>(rng() % static_cast<uint64_t>(hi - lo));
+      if (st + stretch > to) st = std::max(split, to - stretch);
+      Row4 rows;
+      Status s = FetchRows(db, "SELECT s.idx, epoch_us(r.timestamp), r.value, coalesce(r.is_anomaly_ground_truth, false) "
+                               "FROM sensor_readings r JOIN sensors s USING (sensor_id) WHERE r.timestamp >= " + TsLit(st) +
+                               " AND r.timestamp < " + TsLit(st + stretch) + " AND " + HourPred(st, st + stretch) + " ORDER BY 1, 2",
+                           rows);
+      if (!s.ok()) return Status::Error("feature calibration: " + s.message());
+      FeatureState fs;
+      int32_t cur = -1;
+      int64_t since_gt = 0, seen = 0;
+      for (size_t q = 0; q < rows.idx.size(); q++) {
+        if (rows.idx[q] != cur) {
+          cur = rows.idx[q];
+          InitFeatureState(fs);
+          since_gt = 1 << 30;
+          seen = 0;
+        }
+        const size_t sid = static_cast<size_t>(cur);
+        FeatureChannels ch = UpdateFeatures(c, sc.Phi(sid), fs, sc.Z(sid, rows.ts[q], rows.val[q]), rows.val[q]);
+        since_gt = rows.gt[q] ? 0 : since_gt + 1;
+        seen++;
+        if (rows.gt[q]) continue;
+        vp.push_back(static_cast<float>(ch.point));
+        vs.push_back(static_cast<float>(ch.stuck));
+        if (seen >= 600 && since_gt >= 1000) {
+          vl.push_back(static_cast<float>(ch.level));
+          vv.push_back(static_cast<float>(ch.var));
+        }
+      }
+      if (opt.progress)
+        std::fprintf(stderr, "\r[train] feature calibration: stretch %d/%d, %zu readings   ", k + 1, opt.cal_segments, vp.size());
+    }
+    if (opt.progress) std::fprintf(stderr, "\n");
+  }
+  auto thr = [&](std::vector<float>& v, double fl, double* out) -> double {
+    double q = Quantile(v, opt.feature_quantile);
+    *out = std::max(fl, opt.feature_margin * q);
+    return q;
+  };
+  nlohmann::json cal = {{"rule", "threshold = max(floor, margin * quantile(q)) of the channel on normal validation readings"},
+                        {"quantile", opt.feature_quantile}, {"margin", opt.feature_margin},
+                        {"readings", vp.size()}, {"stretches", opt.cal_segments}, {"stretch_s", stretch / 1000000}};
+  cal["q_point"] = thr(vp, floor_point, &c.thr_point);
+  cal["q_level"] = thr(vl, floor_level, &c.thr_level);
+  cal["q_var"] = thr(vv, floor_var, &c.thr_var);
+  cal["q_stuck"] = thr(vs, floor_stuck, &c.thr_stuck);
+  cal["floors"] = {{"point", floor_point}, {"level", floor_level}, {"var", floor_var}, {"stuck", floor_stuck}};
+  c.calibration = cal;
+  if (opt.progress)
+    std::fprintf(stderr, "[train] feature thresholds: point %.2f (q %.2f), level %.2f (q %.2f), var %.2f (q %.2f), stuck %.0f (q %.0f)\n",
+                 c.thr_point, cal["q_point"].get<double>(), c.thr_level, cal["q_level"].get<double>(), c.thr_var,
+                 cal["q_var"].get<double>(), c.thr_stuck, cal["q_stuck"].get<double>());
+  return c;
+}
+
 Result<TrainReport> Train(const TrainOptions& opt) {
   auto t_start = std::chrono::steady_clock::now();
   TrainReport rep;
@@ -277,6 +347,40 @@ Result<TrainReport> Train(const TrainOptions& opt) {
   const size_t S = m.scaler.size();
   if (S == 0) return Status::Error("no normal readings in the training span " + FormatIsoMicros(from) + " .. " + FormatIsoMicros(split));
   rep.sensors = S;
+  if (opt.tod_bins < 0 || opt.tod_bins > 1440 || (opt.tod_bins > 0 && 86400 % opt.tod_bins != 0))
+    return Status::Error("--tod-bins must divide 86400 and be in [0, 1440]");
+  if (opt.tod_bins > 0) {
+    // Seasonal profile: per sensor and time-of-day bin, the mean of the normal training rows; bins
+    // with fewer than 10 rows take the sensor's mean. std becomes the sd of the residual.
+    const std::string bin = "((epoch_us(r.timestamp) % 86400000000) * " + std::to_string(opt.tod_bins) + " // 86400000000)::INTEGER";
+    const std::string span = "r.timestamp >= " + TsLit(from) + " AND r.timestamp < " + TsLit(split) + " AND " +
+                             (opt.keep_anomalies ? std::string("true") : "NOT coalesce(r.is_anomaly_ground_truth, false)");
+    s = db.Exec("CREATE TEMP TABLE prof AS SELECT s.idx, " + bin + " AS bin, avg(r.value) AS mu, count(*) AS n "
+                "FROM sensor_readings r JOIN sensors s USING (sensor_id) WHERE " + span + " GROUP BY ALL");
+    if (!s.ok()) return Status::Error("seasonal profile query: " + s.message());
+    auto pr = db.Query("SELECT idx, bin, mu, n FROM prof");
+    if (!pr.ok()) return pr.status();
+    m.scaler.tod_bins = opt.tod_bins;
+    m.scaler.profile.assign(S * static_cast<size_t>(opt.tod_bins), 0);
+    for (size_t i = 0; i < S; i++)
+      for (int b = 0; b < opt.tod_bins; b++) m.scaler.profile[i * static_cast<size_t>(opt.tod_bins) + static_cast<size_t>(b)] = static_cast<float>(m.scaler.mean[i]);
+    for (size_t r = 0; r < pr->rows.size(); r++) {
+      const int64_t i = pr->Int(r, 0), b = pr->Int(r, 1);
+      if (i < 0 || static_cast<size_t>(i) >= S || b < 0 || b >= opt.tod_bins || pr->Int(r, 3) < 10) continue;
+      m.scaler.profile[static_cast<size_t>(i) * static_cast<size_t>(opt.tod_bins) + static_cast<size_t>(b)] = static_cast<float>(pr->Num(r, 2));
+    }
+    auto sd = db.Query("SELECT s.idx, stddev_pop(r.value - p.mu) FROM sensor_readings r JOIN sensors s USING (sensor_id) "
+                       "JOIN prof p ON p.idx = s.idx AND p.bin = " + bin + " WHERE " + span + " GROUP BY 1");
+    if (!sd.ok()) return Status::Error("seasonal residual query: " + sd.status().message());
+    for (size_t r = 0; r < sd->rows.size(); r++) {
+      const int64_t i = sd->Int(r, 0);
+      if (i >= 0 && static_cast<size_t>(i) < S && sd->rows[r][1])
+        m.scaler.std[static_cast<size_t>(i)] = Scaler::FloorStd(sd->Num(r, 1), m.scaler.mean[static_cast<size_t>(i)]);
+    }
+    m.scaler.phi.assign(S, 0.0);
+  }
+  // Lag-1 autocorrelation of z per sensor, accumulated over the training stretches (normal pairs).
+  std::vector<double> zz1(S, 0), zz0(S, 0);
   auto fp = db.Query("SELECT count(*), bit_xor(hash(sensor_id, timestamp, value)) FROM sensor_readings WHERE timestamp >= " +
                      TsLit(from) + " AND timestamp < " + TsLit(to));
   if (!fp.ok()) return fp.status();
@@ -307,8 +411,12 @@ Result<TrainReport> Train(const TrainOptions& opt) {
         std::vector<float> v;
         std::vector<uint8_t> g;
         for (size_t q = i; q < j; q++) {
-          v.push_back(static_cast<float>((rows.val[q] - m.scaler.mean[sid]) / m.scaler.std[sid]));
+          v.push_back(static_cast<float>(m.scaler.Z(static_cast<size_t>(sid), rows.ts[q], rows.val[q])));
           g.push_back(rows.gt[q]);
+          if (train && q > i && !rows.gt[q] && !rows.gt[q - 1]) {
+            zz1[static_cast<size_t>(sid)] += static_cast<double>(v[v.size() - 1]) * v[v.size() - 2];
+            zz0[static_cast<size_t>(sid)] += static_cast<double>(v[v.size() - 2]) * v[v.size() - 2];
+          }
         }
         // Window starts: all (every `stride`) for validation, a few random ones for training.
         std::vector<size_t> starts;
@@ -340,6 +448,8 @@ Result<TrainReport> Train(const TrainOptions& opt) {
   WindowSet train, val;
   s = read_stretches(from, split, opt.segments, 1, true, train);
   if (!s.ok()) return s;
+  if (m.scaler.seasonal())
+    for (size_t i = 0; i < S; i++) m.scaler.phi[i] = zz0[i] > 0 ? std::clamp(zz1[i] / zz0[i], 0.0, 0.98) : 0.0;
   s = read_stretches(split, to, opt.val_segments, 4, false, val);
   if (!s.ok()) return s;
   if (train.size() > opt.max_windows) {  // deterministic cap
@@ -390,6 +500,11 @@ Result<TrainReport> Train(const TrainOptions& opt) {
     }
     return v;
   };
+  if (m.scaler.seasonal()) {
+    auto f = CalibrateFeatures(db, m.scaler, from, split, to, opt, rng);
+    if (!f.ok()) return f.status();
+    m.thresholds.features = std::move(f.value());
+  }
   m.val_errors = sample(ew);
   m.val_last = sample(el);
   std::vector<float> sorted = m.val_errors;
@@ -398,7 +513,9 @@ Result<TrainReport> Train(const TrainOptions& opt) {
   m.config = {{"window", opt.window}, {"hidden", opt.hidden}, {"epochs", opt.epochs}, {"patience", opt.patience},
               {"batch", opt.batch}, {"lr", opt.lr}, {"seed", opt.seed}, {"threads", opt.threads}, {"torch_threads", opt.torch_threads},
               {"max_windows", opt.max_windows}, {"segments", opt.segments}, {"val_segments", opt.val_segments},
-              {"keep_anomalies", opt.keep_anomalies}, {"architecture", "lstm-ae: LSTM(1->H) encoder, last h repeated, LSTM(H->H) decoder, Linear(H->1)"}};
+              {"keep_anomalies", opt.keep_anomalies}, {"tod_bins", opt.tod_bins}, {"feature_quantile", opt.feature_quantile},
+              {"feature_margin", opt.feature_margin}, {"cal_segments", opt.cal_segments}, {"cal_stretch_s", opt.cal_stretch_s},
+              {"architecture", "lstm-ae: LSTM(1->H) encoder, last h repeated, LSTM(H->H) decoder, Linear(H->1)"}};
   auto q = [&](double p) { return Quantile(sorted, p); };
   rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
   m.card = {{"version", m.version},
@@ -423,6 +540,8 @@ Result<TrainReport> Train(const TrainOptions& opt) {
                                   {"p50", q(0.5)}, {"p90", q(0.9)}, {"p99", q(0.99)}, {"p999", q(0.999)}, {"max", sorted.back()}}},
             {"thresholds", {{"rule", m.thresholds.ToJson()["rule"]}, {"global_win", m.thresholds.global_win},
                             {"global_last", m.thresholds.global_last}, {"quantile", opt.quantile}, {"margin", opt.margin}}},
+            {"seasonal_scaler", m.scaler.seasonal() ? nlohmann::json{{"tod_bins", m.scaler.tod_bins}} : nlohmann::json(nullptr)},
+            {"features", m.thresholds.features.ToJson()},
             {"evaluation", nlohmann::json::object()}};
   s = m.Save(opt.model_dir);
   if (!s.ok()) return s;

@@ -42,6 +42,15 @@ struct TrainOptions {
   // Tuned on the realistic profile (README): 1.5 x q99.95 gave 12.75 false alarms per sensor-day.
   double quantile = 0.9999, margin = 3.0;
   int min_windows = 200;
+  // Seasonal scaler: time-of-day bins of the per-sensor profile (0: plain mean/std scaler and no
+  // feature channels, the behaviour of models before it). See Scaler and ml/features.h.
+  int tod_bins = 96;
+  // Feature-channel thresholds: max(floor, feature_margin * quantile(feature_quantile)) of each channel
+  // over `cal_segments` contiguous stretches of `cal_stretch_s` seconds of the validation span (all
+  // sensors), skipping the first 600 readings of a stretch and readings within 1,000 of a labelled one.
+  double feature_quantile = 0.9999, feature_margin = 1.2;
+  int cal_segments = 8;
+  int64_t cal_stretch_s = 3600;
   bool progress = true;
   std::string version;  // empty: next free vN
 };
