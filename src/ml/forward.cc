@@ -4,6 +4,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
 #include <thread>
 
 namespace iotpipe::ml {
@@ -15,6 +19,17 @@ static std::vector<float> Transpose(const std::vector<float>& w, int rows, int c
   return t;
 }
 
+// [4H x K] (PyTorch gate-major rows) -> [j][k][gate], gates i, f, o scaled by 1/2 (sigmoid via tanh).
+static const float kGateScale[4] = {0.5f, 0.5f, 1.f, 0.5f};
+static std::vector<float> PackGates(const std::vector<float>& w, int H, int K) {
+  std::vector<float> p(static_cast<size_t>(H) * K * 4);
+  for (int j = 0; j < H; j++)
+    for (int k = 0; k < K; k++)
+      for (int g = 0; g < 4; g++)
+        p[(static_cast<size_t>(j) * K + k) * 4 + g] = w[static_cast<size_t>(g * H + j) * K + k] * kGateScale[g];
+  return p;
+}
+
 LstmAeForward::LstmAeForward(const LstmAeWeights& w)
     : T_(w.window), H_(w.hidden), G_(4 * w.hidden), out_b_(w.out_b) {
   enc_wih_ = w.enc_wih;
@@ -24,9 +39,99 @@ LstmAeForward::LstmAeForward(const LstmAeWeights& w)
   enc_whhT_ = Transpose(w.enc_whh, G_, H_);
   dec_wihT_ = Transpose(w.dec_wih, G_, H_);
   dec_whhT_ = Transpose(w.dec_whh, G_, H_);
+  enc_hh_p_ = PackGates(w.enc_whh, H_, H_);
+  dec_hh_p_ = PackGates(w.dec_whh, H_, H_);
+  dec_ih_p_ = PackGates(w.dec_wih, H_, H_);
+  enc_ih_p_ = PackGates(w.enc_wih, H_, 1);
+  enc_b_p_ = PackGates(w.enc_b, H_, 1);
+  dec_b_p_ = PackGates(w.dec_b, H_, 1);
   __builtin_cpu_init();
-  avx2_ = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && H_ % 16 == 0;
+  avx2_ = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
+
+// ---------------------------------------------------------------------------------------------
+// A process-wide pool of persistent helper threads: Run(parts, fn) calls fn(0..parts-1), the caller
+// taking parts too. One parallel call at a time; a concurrent caller runs its parts itself.
+namespace {
+class Pool {
+ public:
+  static Pool& Get() {
+    static Pool p;
+    return p;
+  }
+  void Run(int parts, const std::function<void(int)>& fn) {
+    std::unique_lock<std::mutex> busy(run_mu_, std::try_to_lock);
+    if (!busy.owns_lock() || parts <= 1) {
+      for (int p = 0; p < parts; p++) fn(p);
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      while (static_cast<int>(workers_.size()) < std::min(parts - 1, 15))
+        workers_.emplace_back([this] { Work(); });
+      job_ = &fn;
+      parts_ = parts;
+      next_ = 0;
+      remaining_ = parts;
+      gen_++;
+    }
+    cv_.notify_all();
+    Drain();
+    std::unique_lock<std::mutex> lk(mu_);
+    done_cv_.wait(lk, [&] { return remaining_ == 0; });
+    job_ = nullptr;
+  }
+  ~Pool() {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : workers_) t.join();
+  }
+
+ private:
+  // Takes parts until none is left (mu_ not held on entry).
+  void Drain() {
+    std::unique_lock<std::mutex> lk(mu_);
+    while (job_ && next_ < parts_) {
+      const int p = next_++;
+      const auto* fn = job_;
+      lk.unlock();
+      (*fn)(p);
+      lk.lock();
+      if (--remaining_ == 0) done_cv_.notify_all();
+    }
+  }
+  void Work() {
+    uint64_t seen = 0;
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lk(mu_);
+        cv_.wait(lk, [&] { return stop_ || gen_ != seen; });
+        if (stop_) return;
+        seen = gen_;
+      }
+      Drain();
+    }
+  }
+  std::mutex run_mu_, mu_;
+  std::condition_variable cv_, done_cv_;
+  std::vector<std::thread> workers_;
+  const std::function<void(int)>* job_ = nullptr;
+  int parts_ = 0, next_ = 0, remaining_ = 0;
+  uint64_t gen_ = 0;
+  bool stop_ = false;
+};
+
+// Thread-local scratch, 32-byte aligned, grown on demand (no allocation per call once warm).
+float* Scratch(size_t floats) {
+  thread_local std::vector<float> buf;
+  if (buf.size() < floats + 8) buf.resize(floats + 8);
+  auto a = reinterpret_cast<uintptr_t>(buf.data());
+  return reinterpret_cast<float*>((a + 31) & ~uintptr_t{31});
+}
+}  // namespace
 
 // ---------------------------------------------------------------------------------------------
 // Scalar reference path (also the fallback).
@@ -73,172 +178,221 @@ void LstmAeForward::RunOneScalar(const float* x, float* r) const {
 // AVX2 + FMA path, compiled for those instructions only in these functions (checked at run time).
 #define IOTP_AVX2 __attribute__((target("avx2,fma")))
 
-IOTP_AVX2 static inline __m256 Exp256(__m256 x) {
-  const __m256 hi = _mm256_set1_ps(88.3762626647949f), lo = _mm256_set1_ps(-88.3762626647949f);
-  x = _mm256_min_ps(_mm256_max_ps(x, lo), hi);
-  __m256 fx = _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f));
-  fx = _mm256_floor_ps(fx);
-  x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
-  x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), x);
-  __m256 y = _mm256_set1_ps(1.9875691500E-4f);
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507E-3f));
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073E-3f));
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894E-2f));
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459E-1f));
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201E-1f));
-  __m256 x2 = _mm256_mul_ps(x, x);
-  y = _mm256_fmadd_ps(y, x2, _mm256_add_ps(x, _mm256_set1_ps(1.f)));
-  __m256i e = _mm256_add_epi32(_mm256_cvttps_epi32(fx), _mm256_set1_epi32(127));
-  e = _mm256_slli_epi32(e, 23);
-  return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
-}
-
-IOTP_AVX2 static inline __m256 Sigmoid256(__m256 x) {
-  const __m256 one = _mm256_set1_ps(1.f);
-  return _mm256_div_ps(one, _mm256_add_ps(one, Exp256(_mm256_sub_ps(_mm256_setzero_ps(), x))));
-}
-
+// tanh as a [13/6] rational function on [-7.905, 7.905] (Eigen's ptanh_float coefficients; a few ulp).
 IOTP_AVX2 static inline __m256 Tanh256(__m256 x) {
-  const __m256 one = _mm256_set1_ps(1.f), two = _mm256_set1_ps(2.f);
-  // tanh(x) = 1 - 2 / (exp(2x) + 1); for |x| < 0.01 use the odd Taylor series (keeps relative accuracy).
-  __m256 e = Exp256(_mm256_add_ps(x, x));
-  __m256 t = _mm256_sub_ps(one, _mm256_div_ps(two, _mm256_add_ps(e, one)));
-  __m256 x2 = _mm256_mul_ps(x, x);
-  __m256 series = _mm256_mul_ps(x, _mm256_fmadd_ps(x2, _mm256_set1_ps(-1.f / 3.f), one));
-  __m256 small = _mm256_cmp_ps(_mm256_mul_ps(x, x), _mm256_set1_ps(1e-4f), _CMP_LT_OQ);
-  return _mm256_blendv_ps(t, series, small);
+  const __m256 lim = _mm256_set1_ps(7.90531110763549805f);
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_sub_ps(_mm256_setzero_ps(), lim)), lim);
+  const __m256 x2 = _mm256_mul_ps(x, x);
+  __m256 p = _mm256_fmadd_ps(x2, _mm256_set1_ps(-2.76076847742355e-16f), _mm256_set1_ps(2.00018790482477e-13f));
+  p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(-8.60467152213735e-11f));
+  p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(5.12229709037114e-08f));
+  p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(1.48572235717979e-05f));
+  p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(6.37261928875436e-04f));
+  p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(4.89352455891786e-03f));
+  p = _mm256_mul_ps(x, p);
+  __m256 q = _mm256_fmadd_ps(x2, _mm256_set1_ps(1.19825839466702e-06f), _mm256_set1_ps(1.18534705686654e-04f));
+  q = _mm256_fmadd_ps(x2, q, _mm256_set1_ps(2.26843463243900e-03f));
+  q = _mm256_fmadd_ps(x2, q, _mm256_set1_ps(4.89352518554385e-03f));
+  return _mm256_div_ps(p, q);
 }
 
-// out_r[q] = base_r[q] + sum_k in_r[k] * WT[k][q] for two rows r, in blocks of 64 gates.
-IOTP_AVX2 static inline void Gates2(const float* WT, int H, int G, const float* in0, const float* in1,
-                                   const float* base0, const float* base1, float* out0, float* out1) {
-  for (int gb = 0; gb < G; gb += 64) {
-    __m256 a[8], b[8];
-#pragma GCC unroll 8
-    for (int j = 0; j < 8; j++) {
-      a[j] = _mm256_loadu_ps(base0 + gb + 8 * j);
-      b[j] = _mm256_loadu_ps(base1 + gb + 8 * j);
-    }
-    for (int k = 0; k < H; k++) {
-      const __m256 x0 = _mm256_broadcast_ss(in0 + k), x1 = _mm256_broadcast_ss(in1 + k);
-      const float* w = WT + static_cast<size_t>(k) * G + gb;
-#pragma GCC unroll 8
-      for (int j = 0; j < 8; j++) {
-        const __m256 wv = _mm256_loadu_ps(w + 8 * j);
-        a[j] = _mm256_fmadd_ps(x0, wv, a[j]);
-        b[j] = _mm256_fmadd_ps(x1, wv, b[j]);
+// acc[g][v] += sum_k Wp[k][g] * hin[k][v]: the [4 gates x K] x [K x 8NV] micro-kernel of one unit.
+// Written with named accumulators: GCC keeps an array of __m256 passed by reference in memory
+// (a store per FMA), these stay in registers (12 accumulators + 3 h vectors + 1 weight = 16 ymm).
+#define IOTP_FMA_ROW(g, w)                    \
+  do {                                        \
+    const __m256 wv = _mm256_broadcast_ss(w); \
+    a##g##0 = _mm256_fmadd_ps(wv, h0, a##g##0); \
+    if constexpr (NV > 1) a##g##1 = _mm256_fmadd_ps(wv, h1, a##g##1); \
+    if constexpr (NV > 2) a##g##2 = _mm256_fmadd_ps(wv, h2, a##g##2); \
+  } while (0)
+// Not inlined: inlined into the unit loop, GCC hoists the cell's constants out of it and spills
+// accumulators inside the k loop; the call costs ~24 moves per unit (vs 12 x K FMAs).
+template <int NV>
+IOTP_AVX2 __attribute__((noinline)) static void UnitGemm(const float* Wp, int K, const float* hin, __m256 (&acc)[4][NV]) {
+  static_assert(NV >= 1 && NV <= 3);
+  constexpr int L = 8 * NV;
+  const __m256 z = _mm256_setzero_ps();
+  __m256 a00 = acc[0][0], a10 = acc[1][0], a20 = acc[2][0], a30 = acc[3][0];
+  __m256 a01 = NV > 1 ? acc[0][NV > 1 ? 1 : 0] : z, a11 = NV > 1 ? acc[1][NV > 1 ? 1 : 0] : z,
+         a21 = NV > 1 ? acc[2][NV > 1 ? 1 : 0] : z, a31 = NV > 1 ? acc[3][NV > 1 ? 1 : 0] : z;
+  __m256 a02 = NV > 2 ? acc[0][NV > 2 ? 2 : 0] : z, a12 = NV > 2 ? acc[1][NV > 2 ? 2 : 0] : z,
+         a22 = NV > 2 ? acc[2][NV > 2 ? 2 : 0] : z, a32 = NV > 2 ? acc[3][NV > 2 ? 2 : 0] : z;
+  for (int k = 0; k < K; k++) {
+    const float* hk = hin + k * L;
+    const __m256 h0 = _mm256_load_ps(hk);
+    const __m256 h1 = NV > 1 ? _mm256_load_ps(hk + 8) : z;
+    const __m256 h2 = NV > 2 ? _mm256_load_ps(hk + 16) : z;
+    const float* w = Wp + k * 4;
+    IOTP_FMA_ROW(0, w);
+    IOTP_FMA_ROW(1, w + 1);
+    IOTP_FMA_ROW(2, w + 2);
+    IOTP_FMA_ROW(3, w + 3);
+  }
+  acc[0][0] = a00, acc[1][0] = a10, acc[2][0] = a20, acc[3][0] = a30;
+  if constexpr (NV > 1) acc[0][1] = a01, acc[1][1] = a11, acc[2][1] = a21, acc[3][1] = a31;
+  if constexpr (NV > 2) acc[0][2] = a02, acc[1][2] = a12, acc[2][2] = a22, acc[3][2] = a32;
+}
+#undef IOTP_FMA_ROW
+
+// The LSTM cell for unit j from its 4 gate pre-activations (i, f, o pre-scaled by 1/2).
+template <int NV>
+IOTP_AVX2 static inline void CellStore(const __m256 (&acc)[4][NV], float* c, float* hout) {
+  const __m256 half = _mm256_set1_ps(0.5f);
+#pragma GCC unroll 4
+  for (int v = 0; v < NV; v++) {
+    const __m256 i = _mm256_fmadd_ps(half, Tanh256(acc[0][v]), half);
+    const __m256 f = _mm256_fmadd_ps(half, Tanh256(acc[1][v]), half);
+    const __m256 g = Tanh256(acc[2][v]);
+    const __m256 o = _mm256_fmadd_ps(half, Tanh256(acc[3][v]), half);
+    const __m256 cv = _mm256_fmadd_ps(f, _mm256_load_ps(c + 8 * v), _mm256_mul_ps(i, g));
+    _mm256_store_ps(c + 8 * v, cv);
+    _mm256_store_ps(hout + 8 * v, _mm256_mul_ps(o, Tanh256(cv)));
+  }
+}
+
+// n <= 8*NV windows starting at x. scratch: (2T + 7H) * 8NV floats, 32-byte aligned.
+template <int NV>
+IOTP_AVX2 void LstmAeForward::RunBlockAvx2(const float* x, size_t n, float* recon, float* e_win, float* e_last,
+                                           float* scratch) const {
+  constexpr int L = 8 * NV;
+  const int T = T_, H = H_;
+  float* xT = scratch;                  // T x L
+  float* yT = xT + T * L;               // T x L
+  float* hA = yT + T * L;               // H x L
+  float* hB = hA + H * L;               // H x L
+  float* c = hB + H * L;                // H x L
+  float* pre = c + H * L;               // H x 4 x L
+  for (int t = 0; t < T; t++)
+    for (int l = 0; l < L; l++)
+      xT[t * L + l] = static_cast<size_t>(l) < n ? x[static_cast<size_t>(l) * T + t] : 0.f;
+  std::fill(c, c + H * L, 0.f);
+  std::fill(hA, hA + H * L, 0.f);
+  // Encoder.
+  for (int t = 0; t < T; t++) {
+    for (int j = 0; j < H; j++) {
+      __m256 acc[4][NV];
+#pragma GCC unroll 4
+      for (int g = 0; g < 4; g++)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) acc[g][v] = _mm256_setzero_ps();
+      if (t > 0) UnitGemm<NV>(enc_hh_p_.data() + static_cast<size_t>(j) * H * 4, H, hA, acc);  // h_0 = 0
+      // + x_t w_ih + b after the recurrent sum (x is loaded here: fewer live registers in the kernel).
+#pragma GCC unroll 4
+      for (int g = 0; g < 4; g++) {
+        const __m256 w = _mm256_broadcast_ss(&enc_ih_p_[j * 4 + g]), b = _mm256_broadcast_ss(&enc_b_p_[j * 4 + g]);
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++)
+          acc[g][v] = _mm256_add_ps(_mm256_fmadd_ps(_mm256_load_ps(xT + t * L + 8 * v), w, b), acc[g][v]);
       }
+      CellStore<NV>(acc, c + j * L, hB + j * L);
     }
-#pragma GCC unroll 8
-    for (int j = 0; j < 8; j++) {
-      _mm256_storeu_ps(out0 + gb + 8 * j, a[j]);
-      _mm256_storeu_ps(out1 + gb + 8 * j, b[j]);
+    std::swap(hA, hB);
+  }
+  // Decoder input z (= last encoder h) is the same at every step: z W_ih^T + b once.
+  for (int j = 0; j < H; j++) {
+    __m256 acc[4][NV];
+    for (int g = 0; g < 4; g++)
+      for (int v = 0; v < NV; v++) acc[g][v] = _mm256_broadcast_ss(&dec_b_p_[j * 4 + g]);
+    UnitGemm<NV>(dec_ih_p_.data() + static_cast<size_t>(j) * H * 4, H, hA, acc);
+    for (int g = 0; g < 4; g++)
+      for (int v = 0; v < NV; v++) _mm256_store_ps(pre + (j * 4 + g) * L + 8 * v, acc[g][v]);
+  }
+  std::fill(c, c + H * L, 0.f);
+  std::fill(hA, hA + H * L, 0.f);
+  for (int t = 0; t < T; t++) {
+    for (int j = 0; j < H; j++) {
+      __m256 acc[4][NV];
+      for (int g = 0; g < 4; g++)
+        for (int v = 0; v < NV; v++) acc[g][v] = _mm256_load_ps(pre + (j * 4 + g) * L + 8 * v);
+      if (t > 0) UnitGemm<NV>(dec_hh_p_.data() + static_cast<size_t>(j) * H * 4, H, hA, acc);
+      CellStore<NV>(acc, c + j * L, hB + j * L);
+    }
+    std::swap(hA, hB);
+    __m256 y[NV];
+    for (int v = 0; v < NV; v++) y[v] = _mm256_set1_ps(out_b_);
+    for (int j = 0; j < H; j++) {
+      const __m256 w = _mm256_broadcast_ss(&out_w_[j]);
+      for (int v = 0; v < NV; v++) y[v] = _mm256_fmadd_ps(w, _mm256_load_ps(hA + j * L + 8 * v), y[v]);
+    }
+    for (int v = 0; v < NV; v++) _mm256_store_ps(yT + t * L + 8 * v, y[v]);
+  }
+  if (recon)
+    for (size_t l = 0; l < n; l++)
+      for (int t = 0; t < T; t++) recon[l * T + t] = yT[t * L + static_cast<int>(l)];
+  if (e_win) {
+    alignas(32) float ew[L], el[L];
+    const __m256 invT = _mm256_set1_ps(1.f / static_cast<float>(T));
+    for (int v = 0; v < NV; v++) {
+      __m256 s = _mm256_setzero_ps(), d = s;
+      for (int t = 0; t < T; t++) {
+        d = _mm256_sub_ps(_mm256_load_ps(xT + t * L + 8 * v), _mm256_load_ps(yT + t * L + 8 * v));
+        s = _mm256_fmadd_ps(d, d, s);
+      }
+      _mm256_store_ps(ew + 8 * v, _mm256_mul_ps(s, invT));
+      _mm256_store_ps(el + 8 * v, _mm256_mul_ps(d, d));
+    }
+    for (size_t l = 0; l < n; l++) {
+      e_win[l] = ew[l];
+      e_last[l] = el[l];
     }
   }
 }
 
-IOTP_AVX2 static inline void Cell(const float* g, int H, float* c, float* h) {
-  for (int j = 0; j < H; j += 8) {
-    __m256 i = Sigmoid256(_mm256_loadu_ps(g + j));
-    __m256 f = Sigmoid256(_mm256_loadu_ps(g + H + j));
-    __m256 gg = Tanh256(_mm256_loadu_ps(g + 2 * H + j));
-    __m256 o = Sigmoid256(_mm256_loadu_ps(g + 3 * H + j));
-    __m256 cv = _mm256_fmadd_ps(f, _mm256_loadu_ps(c + j), _mm256_mul_ps(i, gg));
-    _mm256_storeu_ps(c + j, cv);
-    _mm256_storeu_ps(h + j, _mm256_mul_ps(o, Tanh256(cv)));
-  }
-}
-
-IOTP_AVX2 void LstmAeForward::RunPairAvx2(const float* x0, const float* x1, float* r0, float* r1) const {
-  const int H = H_, G = G_;
-  alignas(32) float h0[256], h1[256], c0[256], c1[256];
-  alignas(32) float g0[1024], g1[1024], p0[1024], p1[1024];
-  std::fill(h0, h0 + H, 0.f);
-  std::fill(h1, h1 + H, 0.f);
-  std::fill(c0, c0 + H, 0.f);
-  std::fill(c1, c1 + H, 0.f);
-  const float* wih = enc_wih_.data();
-  const float* eb = enc_b_.data();
-  for (int t = 0; t < T_; t++) {
-    const __m256 xa = _mm256_set1_ps(x0[t]), xb = _mm256_set1_ps(x1[t]);
-    for (int q = 0; q < G; q += 8) {
-      const __m256 w = _mm256_loadu_ps(wih + q), bb = _mm256_loadu_ps(eb + q);
-      _mm256_store_ps(p0 + q, _mm256_fmadd_ps(xa, w, bb));
-      _mm256_store_ps(p1 + q, _mm256_fmadd_ps(xb, w, bb));
-    }
-    Gates2(enc_whhT_.data(), H, G, h0, h1, p0, p1, g0, g1);
-    Cell(g0, H, c0, h0);
-    Cell(g1, H, c1, h1);
-  }
-  // Decoder: the input z (= last encoder h) is the same at every step, so z W_ih^T + b is computed once.
-  Gates2(dec_wihT_.data(), H, G, h0, h1, dec_b_.data(), dec_b_.data(), p0, p1);
-  std::fill(h0, h0 + H, 0.f);
-  std::fill(h1, h1 + H, 0.f);
-  std::fill(c0, c0 + H, 0.f);
-  std::fill(c1, c1 + H, 0.f);
-  for (int t = 0; t < T_; t++) {
-    Gates2(dec_whhT_.data(), H, G, h0, h1, p0, p1, g0, g1);
-    Cell(g0, H, c0, h0);
-    Cell(g1, H, c1, h1);
-    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-    for (int j = 0; j < H; j += 8) {
-      const __m256 w = _mm256_loadu_ps(out_w_.data() + j);
-      s0 = _mm256_fmadd_ps(w, _mm256_load_ps(h0 + j), s0);
-      s1 = _mm256_fmadd_ps(w, _mm256_load_ps(h1 + j), s1);
-    }
-    alignas(32) float t0[8], t1[8];
-    _mm256_store_ps(t0, s0);
-    _mm256_store_ps(t1, s1);
-    float y0 = out_b_, y1 = out_b_;
-    for (int j = 0; j < 8; j++) {
-      y0 += t0[j];
-      y1 += t1[j];
-    }
-    r0[t] = y0;
-    r1[t] = y1;
-  }
-}
-
-void LstmAeForward::RunRange(const float* x, size_t begin, size_t end, float* recon) const {
+void LstmAeForward::RunRange(const float* x, size_t begin, size_t end, float* recon, float* e_win,
+                             float* e_last) const {
   const size_t T = static_cast<size_t>(T_);
-  size_t i = begin;
   if (avx2_) {
-    for (; i + 2 <= end; i += 2) RunPairAvx2(x + i * T, x + (i + 1) * T, recon + i * T, recon + (i + 1) * T);
-    if (i < end) {  // odd one out: pair it with itself
-      std::vector<float> scratch(T);
-      RunPairAvx2(x + i * T, x + i * T, recon + i * T, scratch.data());
-      i++;
+    float* scratch = Scratch((2 * T + 7 * static_cast<size_t>(H_)) * kBlock);
+    for (size_t i = begin; i < end;) {
+      const size_t m = std::min<size_t>(kBlock, end - i);
+      float* r = recon ? recon + i * T : nullptr;
+      float* ew = e_win ? e_win + i : nullptr;
+      float* el = e_last ? e_last + i : nullptr;
+      if (m > 16)
+        RunBlockAvx2<3>(x + i * T, m, r, ew, el, scratch);
+      else if (m > 8)
+        RunBlockAvx2<2>(x + i * T, m, r, ew, el, scratch);
+      else
+        RunBlockAvx2<1>(x + i * T, m, r, ew, el, scratch);
+      i += m;
+    }
+    return;
+  }
+  thread_local std::vector<float> one;
+  one.resize(T);
+  for (size_t i = begin; i < end; i++) {
+    float* r = recon ? recon + i * T : one.data();
+    RunOneScalar(x + i * T, r);
+    if (e_win) {
+      const float* a = x + i * T;
+      float s = 0;
+      for (size_t t = 0; t < T; t++) s += (a[t] - r[t]) * (a[t] - r[t]);
+      e_win[i] = s / static_cast<float>(T);
+      const float d = a[T - 1] - r[T - 1];
+      e_last[i] = d * d;
     }
   }
-  for (; i < end; i++) RunOneScalar(x + i * T, recon + i * T);
+}
+
+void LstmAeForward::Run(const float* x, size_t n, float* recon, float* e_win, float* e_last, int threads) const {
+  // Split in whole blocks; below ~2 blocks per thread the hand-off costs more than it saves.
+  const size_t blocks = (n + kBlock - 1) / kBlock;
+  const int parts = static_cast<int>(std::max<size_t>(1, std::min<size_t>(std::max(threads, 1), blocks / 2)));
+  if (parts == 1) return RunRange(x, 0, n, recon, e_win, e_last);
+  Pool::Get().Run(parts, [&](int p) {
+    const size_t b = blocks * static_cast<size_t>(p) / static_cast<size_t>(parts);
+    const size_t e = blocks * static_cast<size_t>(p + 1) / static_cast<size_t>(parts);
+    RunRange(x, std::min(n, b * kBlock), std::min(n, e * kBlock), recon, e_win, e_last);
+  });
 }
 
 void LstmAeForward::Reconstruct(const float* x, size_t n, float* recon, int threads) const {
-  threads = std::max(1, std::min<int>(threads, static_cast<int>(n / 64) + 1));
-  if (threads == 1) return RunRange(x, 0, n, recon);
-  std::vector<std::thread> th;
-  size_t per = (n + threads - 1) / threads;
-  per += per & 1;
-  for (int k = 0; k < threads; k++) {
-    size_t b = std::min(n, per * k), e = std::min(n, b + per);
-    if (b < e) th.emplace_back([=, this] { RunRange(x, b, e, recon); });
-  }
-  for (auto& t : th) t.join();
+  Run(x, n, recon, nullptr, nullptr, threads);
 }
 
 void LstmAeForward::Errors(const float* x, size_t n, float* e_win, float* e_last, int threads) const {
-  const size_t T = static_cast<size_t>(T_);
-  std::vector<float> recon(n * T);
-  Reconstruct(x, n, recon.data(), threads);
-  for (size_t i = 0; i < n; i++) {
-    const float* a = x + i * T;
-    const float* r = recon.data() + i * T;
-    float s = 0;
-    for (size_t t = 0; t < T; t++) s += (a[t] - r[t]) * (a[t] - r[t]);
-    e_win[i] = s / static_cast<float>(T);
-    const float d = a[T - 1] - r[T - 1];
-    e_last[i] = d * d;
-  }
+  Run(x, n, nullptr, e_win, e_last, threads);
 }
 
 }  // namespace iotpipe::ml
