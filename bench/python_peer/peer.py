@@ -6,7 +6,14 @@ Consumer: json.loads, validation, the same streaming baseline detector type as i
 (EWMA mean/variance z-score with winsorised updates, warm-up 30), a processing timestamp, and
 batches of 1,000 rows written as Parquet through pyarrow into date=/hour= partitions.
 
-Prints one JSON line: {"events", "elapsed_s", "events_per_s", "stored", "dead"}.
+Detector "lstm" (argv[4]): instead of the baseline, a PyTorch LSTM autoencoder of the same shape as
+iotpipe's (encoder LSTM(1 -> 32) over a window of 32, its last hidden state repeated into a decoder
+LSTM(32 -> 32), Linear(32 -> 1); seeded random weights: the cost does not depend on their values)
+scores each reading's window (the sensor's last 32 values, scaled) one window per call, as the
+original design does; score = window MSE / threshold. Rows before a sensor's window is full get 0.
+
+  peer.py SENSORS EVENTS OUT [baseline|lstm]
+Prints one JSON line: {"events", "elapsed_s", "events_per_s", "stored", "dead", "detector", "windows_scored"}.
 """
 import json
 import math
@@ -16,6 +23,7 @@ import random
 import sys
 import threading
 import time
+from collections import deque
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -23,6 +31,8 @@ import pyarrow.parquet as pq
 SENSORS = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
 EVENTS = int(sys.argv[2]) if len(sys.argv) > 2 else 200000
 OUT = sys.argv[3] if len(sys.argv) > 3 else "/tmp/iotpipe_python_peer"
+DETECTOR = sys.argv[4] if len(sys.argv) > 4 else "baseline"
+WINDOW, HIDDEN = 32, 32
 BATCH = 1000
 q = queue.Queue(maxsize=10000)
 STOP = object()
@@ -70,8 +80,50 @@ class Baseline:
         return sev
 
 
+class LstmScorer:
+    """Per-sensor rolling window + a PyTorch LSTM autoencoder scored per window."""
+
+    def __init__(self):
+        import torch  # only in this mode
+
+        self.torch = torch
+        torch.set_num_threads(int(os.environ.get("PEER_TORCH_THREADS", "1")))
+        torch.manual_seed(1)
+
+        class LstmAE(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.enc = torch.nn.LSTM(1, HIDDEN, batch_first=True)
+                self.dec = torch.nn.LSTM(HIDDEN, HIDDEN, batch_first=True)
+                self.out = torch.nn.Linear(HIDDEN, 1)
+
+            def forward(self, x):  # x: (B, W, 1)
+                _, (hn, _) = self.enc(x)
+                z = hn[-1].unsqueeze(1).repeat(1, x.shape[1], 1)
+                d, _ = self.dec(z)
+                return self.out(d)
+
+        self.model = LstmAE().eval()
+        self.windows = {}
+        self.scored = 0
+
+    def update(self, sid, x):
+        w = self.windows.get(sid)
+        if w is None:
+            w = self.windows[sid] = deque(maxlen=WINDOW)
+        w.append((x - 25.0) / 5.0)  # the model's scaler
+        if len(w) < WINDOW:
+            return 0.0
+        t = self.torch.tensor(list(w), dtype=self.torch.float32).view(1, WINDOW, 1)
+        with self.torch.inference_mode():
+            r = self.model(t)
+        self.scored += 1
+        return float(((r - t) ** 2).mean())  # severity: window MSE / threshold (1.0)
+
+
 def consumer(result):
     states = {}
+    lstm = LstmScorer() if DETECTOR == "lstm" else None
     cols = {k: [] for k in ("sensor_id", "timestamp", "value", "is_anomaly_ground_truth", "anomaly_type",
                             "processing_timestamp", "is_anomaly_predicted", "anomaly_score", "model_version")}
     stored = dead = files = 0
@@ -104,10 +156,13 @@ def consumer(result):
         except (ValueError, KeyError):
             dead += 1
             continue
-        st = states.get(sid)
-        if st is None:
-            st = states[sid] = Baseline()
-        sev = st.update(float(val))
+        if lstm is not None:
+            sev = lstm.update(sid, float(val))
+        else:
+            st = states.get(sid)
+            if st is None:
+                st = states[sid] = Baseline()
+            sev = st.update(float(val))
         cols["sensor_id"].append(sid)
         cols["timestamp"].append(ts)
         cols["value"].append(float(val))
@@ -116,16 +171,20 @@ def consumer(result):
         cols["processing_timestamp"].append(time.time())
         cols["is_anomaly_predicted"].append(sev >= 1.0)
         cols["anomaly_score"].append(sev / (1 + sev))
-        cols["model_version"].append("baseline-py")
+        cols["model_version"].append("lstm-py" if lstm is not None else "baseline-py")
         stored += 1
         if len(cols["sensor_id"]) >= BATCH:
             flush()
     flush()
-    result.update(stored=stored, dead=dead)
+    result.update(stored=stored, dead=dead, detector=DETECTOR, windows_scored=lstm.scored if lstm else 0)
 
 
 def main():
     result = {}
+    if DETECTOR == "lstm":
+        import torch  # imported before the clock starts (import takes seconds)
+
+        torch.zeros(1)
     t0 = time.perf_counter()
     p = threading.Thread(target=producer)
     c = threading.Thread(target=consumer, args=(result,))

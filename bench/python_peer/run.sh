@@ -1,26 +1,57 @@
 #!/usr/bin/env bash
 # Side-by-side comparison with a Python pipeline of the original design (same machine, same run, same
-# detector type). Installs its own pinned PyPI packages into .deps/pyvenv-peer on first use.
-#   bench/python_peer/run.sh [SENSORS] [EVENTS]
+# detector type). Installs its own pinned PyPI packages into .deps/pyvenv-peer on first use (the LSTM
+# mode needs PyTorch: a large download, PyPI's Linux wheel brings the CUDA libraries; CPU is used).
+#   bench/python_peer/run.sh [SENSORS] [EVENTS] [baseline|lstm|both]
+# baseline: Python's streaming z-score vs iotpipe's baseline detector (SENSORS, EVENTS; iotpipe 20x EVENTS).
+# lstm:     a PyTorch LSTM autoencoder (W=32, H=32) scored per window vs iotpipe --detector lstm with a
+#           model trained here on a small simulated history (LSTM_SENSORS=100, LSTM_EVENTS=20000 for
+#           Python; iotpipe 50x LSTM_EVENTS). Python runs PyTorch on 1 thread (PEER_TORCH_THREADS):
+#           a batch-1 window is too small to split, and the producer thread needs the other core.
+# Prints one JSON line per detector type with both rates and the ratio.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 venv="$root/.deps/pyvenv-peer"
-if [[ ! -f "$venv/.ok" ]]; then
+mode="${3:-baseline}"
+req="$root/bench/python_peer/requirements.txt"
+stamp="$(sha256sum "$req" | cut -c1-16)"
+if [[ ! -f "$venv/.ok-$stamp" ]]; then
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check -r "$root/bench/python_peer/requirements.txt" >/dev/null
-  touch "$venv/.ok"
+  "$venv/bin/pip" install -q --disable-pip-version-check -r "$req" >/dev/null
+  touch "$venv/.ok-$stamp"
 fi
 sensors="${1:-1000}"
 events="${2:-300000}"
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
-py=$("$venv/bin/python" "$root/bench/python_peer/peer.py" "$sensors" "$events" "$out/py")
 bin="${IOTPIPE:-$root/build/iotpipe}"
-cpp=$("$bin" run --sensors "$sensors" --events "$((events * 20))" --rate max --quiet --http off --no-checkpoint \
-      --data-dir "$out/cpp" --summary-json - 2>/dev/null)
-"$venv/bin/python" - "$py" "$cpp" <<'PY'
+compare() {  # $1 detector type, $2 python JSON, $3 iotpipe JSON
+  "$venv/bin/python" - "$1" "$2" "$3" <<'PY'
 import json, sys
-py, cpp = json.loads(sys.argv[1]), json.loads(sys.argv[2])
-print(json.dumps({"python_events_per_s": py["events_per_s"], "iotpipe_events_per_s": cpp["events_per_s"],
-                  "ratio": cpp["events_per_s"] / py["events_per_s"], "python": py, "iotpipe_events": cpp["sent"]}))
+det, py, cpp = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+print(json.dumps({"detector": det, "python_events_per_s": py["events_per_s"],
+                  "iotpipe_events_per_s": cpp["events_per_s"], "ratio": cpp["events_per_s"] / py["events_per_s"],
+                  "python": py, "iotpipe_events": cpp["sent"], "iotpipe_detector": cpp.get("detector")}))
 PY
+}
+if [[ "$mode" == baseline || "$mode" == both ]]; then
+  py=$("$venv/bin/python" "$root/bench/python_peer/peer.py" "$sensors" "$events" "$out/py" baseline)
+  cpp=$("$bin" run --sensors "$sensors" --events "$((events * 20))" --rate max --quiet --http off --no-checkpoint \
+        --data-dir "$out/cpp" --summary-json - 2>/dev/null)
+  compare baseline "$py" "$cpp"
+fi
+if [[ "$mode" == lstm || "$mode" == both ]]; then
+  ls="${LSTM_SENSORS:-100}"
+  le="${LSTM_EVENTS:-20000}"
+  # A model for iotpipe: a small simulated history, one short training run (the cost of scoring does
+  # not depend on the weights; Python's model has the same shape with seeded random weights).
+  "$bin" run --sensors "$ls" --events 200000 --rate max --quiet --http off --no-checkpoint \
+    --data-dir "$out/hist" >/dev/null 2>&1
+  "$bin" train --data-dir "$out/hist" --model-dir "$out/models" --since 7d --window 32 --hidden 32 --epochs 1 \
+    --max-windows 2000 --seed 1 --threads 1 --torch-threads 1 --promote production >/dev/null 2>&1
+  py=$(PEER_TORCH_THREADS="${PEER_TORCH_THREADS:-1}" "$venv/bin/python" "$root/bench/python_peer/peer.py" \
+       "$ls" "$le" "$out/pyl" lstm 2>/dev/null)
+  cpp=$("$bin" run --sensors "$ls" --events "$((le * 50))" --rate max --quiet --http off --no-checkpoint \
+        --detector lstm --model-dir "$out/models" --model production --data-dir "$out/cppl" --summary-json - 2>/dev/null)
+  compare lstm "$py" "$cpp"
+fi
