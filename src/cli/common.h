@@ -51,6 +51,7 @@ void AddTrain(CLI::App& app);     // ml_cmd.cc
 void AddModels(CLI::App& app);
 void AddScore(CLI::App& app);
 void AddMonitor(CLI::App& app);
+void AddLifecycleDemo(CLI::App& app);  // lifecycle_demo.cc
 
 }  // namespace iotpipe::cli
 
@@ -67,6 +68,14 @@ struct PipelineArgs {
   std::string compression = "zstd";  // Parquet codec
   std::string model_dir = "models";    // lstm/auto/ensemble detectors
   std::string model = "production";    // version, or alias (watched: promotions hot-swap)
+  int lstm_threads = 0;                // LSTM inference threads (0: one per core, at most 8)
+  double checkpoint_interval_s = 60;   // detector state checkpoints (also at shutdown)
+  bool no_shadow = false;              // do not run the `shadow` alias's model beside production
+  bool auto_retrain = false;           // closed loop (cli/ml_run.h)
+  double retrain_after_s = 60;         // drift must last this long (wall time) to retrain
+  std::string retrain_span = "1d";     // recent stored data to train on
+  double shadow_period_s = 60;         // shadow scoring before the promotion decision
+  int retrain_epochs = 8;
   ServeArgs serve;  // --http, --http-token, --web-dir, --alert-webhook ...
   void Add(CLI::App* app);
 };

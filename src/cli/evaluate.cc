@@ -4,6 +4,7 @@
 #include "cli/common.h"
 #include "core/duck.h"
 #include "eval/evaluate.h"
+#include "ml/shadow.h"
 
 namespace iotpipe::cli {
 
@@ -15,7 +16,16 @@ void AddEvaluate(CLI::App& app) {
   cmd->add_option("--data-dir", *data_dir, "Data directory");
   cmd->add_flag("--json", *json, "Print one JSON object");
   cmd->add_option("--where", *where, "Restrict rows with an SQL predicate, e.g. \"timestamp > '2024-11-24'\"");
-  cmd->callback([data_dir, json, where] {
+  auto shadow = std::make_shared<bool>(false);
+  cmd->add_flag("--shadow", *shadow, "Compare production and shadow results on the rows both scored (DATA/shadow_scores)");
+  cmd->callback([data_dir, json, where, shadow] {
+    if (*shadow) {
+      auto c = ml::CompareShadow(*data_dir, *where);
+      if (!c.ok()) Fail("evaluate --shadow: " + c.status().message());
+      if (*json) std::printf("%s\n", c->ToJson().dump(2).c_str());
+      else std::printf("%s", c->ToText().c_str());
+      std::exit(0);
+    }
     auto db = Duck::Open("", 0);
     if (!db.ok()) Fail(db.status().message());
     Check(CreateDataViews(**db, *data_dir), "opening " + *data_dir);

@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "cli/common.h"
+#include "cli/ml_run.h"
 #include "detect/detector.h"
 #include "eval/evaluate.h"
 
@@ -26,6 +27,15 @@ void PipelineArgs::Add(CLI::App* app) {
   app->add_option("--cpus", cpus, "Pin the process to these CPUs (comma-separated ids), e.g. 0");
   app->add_option("--model-dir", model_dir, "Model registry directory (lstm/auto/ensemble detectors)");
   app->add_option("--model", model, "Model version or alias; an alias is watched and promotions hot-swap");
+  app->add_option("--lstm-threads", lstm_threads, "LSTM inference threads (0: one per core); same scores for any count")
+      ->check(CLI::Range(0, 64));
+  app->add_option("--checkpoint-interval", checkpoint_interval_s, "Seconds between detector state checkpoints (0: only at shutdown)");
+  app->add_flag("--no-shadow", no_shadow, "Do not score with the model under the 'shadow' alias beside production");
+  app->add_flag("--auto-retrain", auto_retrain, "When drift lasts --retrain-after s: retrain on recent data, shadow it, promote if as good");
+  app->add_option("--retrain-after", retrain_after_s, "Seconds of continuous drift before retraining (--auto-retrain)");
+  app->add_option("--retrain-span", retrain_span, "Recent stored data to retrain on, e.g. 1d (--auto-retrain)");
+  app->add_option("--shadow-period", shadow_period_s, "Seconds of shadow scoring before the promotion decision (--auto-retrain)");
+  app->add_option("--retrain-epochs", retrain_epochs, "Maximum epochs of a retraining (--auto-retrain)");
   serve.Add(app);
 }
 
@@ -59,15 +69,19 @@ int RunPipeline(Source* source, const PipelineArgs& args) {
   po.store.compression = args.compression;
   po.progress_interval_s = args.quiet ? 0 : 2.0;
   if (!args.no_checkpoint) po.checkpoint_path = args.data_dir + "/state/detector-" + args.detector + ".ckpt";
+  po.checkpoint_interval_s = args.checkpoint_interval_s;
   std::shared_ptr<const Detector> d(std::move(det.value()));
   Serving serving(args.serve, args.data_dir);  // HTTP API, dashboard, alerts
   serving.Attach(po);
+  MlRun ml(args);  // model watchers, shadow scoring, drift monitor, auto-retrain
+  ml.Attach(po);
   Pipeline p(source, d, po, RealClock::Get());
+  ml.Start(p);
+  serving.SetExtraMetrics(ml.MetricsText());
   Check(serving.Start(p));
   InstallSignalHandlers();
-  auto model_watcher = StartModelWatcher(p, args);
   Status s = p.Run(g_stop);
-  model_watcher.reset();
+  ml.Finish();
   auto& m = p.metrics();
   const auto& st = p.store_stats();
   int64_t sent = m.sent.load(), stored = static_cast<int64_t>(st.rows), dead = static_cast<int64_t>(st.dead);

@@ -19,6 +19,7 @@ inline void RegisterAll(CLI::App& app) {
   AddModels(app);
   AddScore(app);
   AddMonitor(app);
+  AddLifecycleDemo(app);
 }
 
 }  // namespace iotpipe::cli

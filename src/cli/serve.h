@@ -40,6 +40,8 @@ class Serving {
   Status Start(Pipeline& p);
   // After Run: stores open alerts, drains the webhook, lingers if asked, stops the server.
   void Finish(const std::atomic<bool>& stop);
+  // Before Start: more Prometheus text for /metrics (the ML drift monitor's gauges).
+  void SetExtraMetrics(std::function<std::string()> f) { extra_metrics_ = std::move(f); }
 
  private:
   ServeArgs args_;
@@ -49,6 +51,7 @@ class Serving {
   std::unique_ptr<AlertManager> alerts_;
   std::unique_ptr<http::Server> server_;
   std::atomic<bool> done_{false};
+  std::function<std::string()> extra_metrics_;
 };
 
 }  // namespace iotpipe::cli

@@ -90,6 +90,10 @@ struct ProcessedBatch {
   DeadLetterBatch dead;
   int64_t sent = 0;
   int64_t source_mono_us = 0;  // when the source produced the raw batch (latency accounting)
+  // Shadow scoring (Processor::SetShadow): empty, or one entry per reading.
+  std::vector<float> shadow_score;
+  std::vector<uint8_t> shadow_predicted;
+  std::vector<uint16_t> shadow_model;  // model_version id of the shadow detector's result
 };
 
 }  // namespace iotpipe

@@ -506,6 +506,7 @@ std::string Server::MetricsText() const {
   }
   p.Simple("iotpipe_http_requests_total", "counter", "HTTP requests served.", static_cast<double>(requests_.load()));
   p.Simple("iotpipe_start_time_seconds", "gauge", "When this process started serving (Unix time).", static_cast<double>(start_us_) / 1e6);
+  if (deps_.extra_metrics) p.str() += deps_.extra_metrics();
   return std::move(p.str());
 }
 

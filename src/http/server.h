@@ -118,6 +118,7 @@ struct ServerDeps {
   Processor* processor = nullptr;            // model in use, promote/rollback
   AlertManager* alerts = nullptr;
   std::function<std::string()> pipeline_state;  // "running" / "done"; default "running"
+  std::function<std::string()> extra_metrics;   // Prometheus text appended to /metrics (ML drift monitor)
 };
 
 // A read-only SQL door to the data directory (also used by tests directly).

@@ -8,6 +8,7 @@
 #include <mutex>
 #include <thread>
 
+#include "core/fsutil.h"
 #include "core/queue.h"
 
 namespace iotpipe {
@@ -38,7 +39,20 @@ Status Pipeline::Run(const std::atomic<bool>& stop) {
     Status s = proc_->LoadCheckpoint(opt_.checkpoint_path);
     if (s.ok()) spdlog::info("restored detector state of {} sensors from {}", dicts_.sensors.size(), opt_.checkpoint_path);
     else if (std::filesystem::exists(opt_.checkpoint_path)) spdlog::warn("not restoring detector state: {}", s.message());
+    if (proc_->shadow()) {
+      const std::string sp = opt_.checkpoint_path + ".shadow";
+      s = proc_->LoadCheckpoint(sp, true);
+      if (s.ok()) spdlog::info("restored shadow detector state from {}", sp);
+      else if (std::filesystem::exists(sp)) spdlog::warn("not restoring shadow detector state: {}", s.message());
+    }
   }
+  // Periodic checkpoints: the processor thread owns the state, so it snapshots it between batches
+  // every checkpoint_interval_s and hands the bytes to the sink thread, which writes them atomically.
+  std::mutex ckpt_mu;
+  std::string ckpt_main, ckpt_shadow;
+  bool ckpt_ready = false;
+  const bool ckpt_on = !opt_.checkpoint_path.empty() && opt_.checkpoint_interval_s > 0;
+  const int64_t ckpt_us = static_cast<int64_t>(opt_.checkpoint_interval_s * 1e6);
   // Drain handshake (Source::SetDrain): the source thread, blocked inside Poll, waits until the
   // sink has appended every batch pushed so far and flushed it durably.
   std::atomic<int64_t> pushed{0}, appended{0};
@@ -85,6 +99,7 @@ Status Pipeline::Run(const std::atomic<bool>& stop) {
   });
 
   std::thread proc_thread([&] {
+    int64_t last_snap = MonoMicros();
     while (true) {
       auto rb = q_raw.Pop(std::chrono::milliseconds(100));
       if (!rb) {
@@ -98,12 +113,20 @@ Status Pipeline::Run(const std::atomic<bool>& stop) {
       recycle_raw.Push(std::move(*rb));
       m_.queue_processed = static_cast<int64_t>(q_done.size());
       if (!q_done.Push(std::move(out))) break;
+      if (ckpt_on && MonoMicros() - last_snap >= ckpt_us) {
+        std::string a = proc_->SnapshotState(false), b = proc_->SnapshotState(true);
+        std::lock_guard<std::mutex> l(ckpt_mu);
+        ckpt_main = std::move(a);
+        ckpt_shadow = std::move(b);
+        ckpt_ready = true;
+        last_snap = MonoMicros();
+      }
     }
     q_done.Close();
   });
 
   // The sink runs on this thread.
-  int64_t last_progress = MonoMicros(), last_ckpt = MonoMicros(), last_compact = MonoMicros();
+  int64_t last_progress = MonoMicros(), last_compact = MonoMicros();
   int64_t last_sent = 0;
   auto acked = [&] {
     m_.stored = static_cast<int64_t>(store->stats().rows);
@@ -154,10 +177,25 @@ Status Pipeline::Run(const std::atomic<bool>& stop) {
       if (!sink_status.ok()) break;
       last_compact = now;
     }
-    if (!opt_.checkpoint_path.empty() && now - last_ckpt > opt_.checkpoint_interval_s * 1e6) {
-      // The state is owned by the processor thread; a checkpoint taken here is only advisory, so
-      // it is written at shutdown (below) where the processor is idle.
-      last_ckpt = now;
+    if (ckpt_on) {
+      std::string a, b;
+      {
+        std::lock_guard<std::mutex> l(ckpt_mu);
+        if (ckpt_ready) {
+          a.swap(ckpt_main);
+          b.swap(ckpt_shadow);
+          ckpt_ready = false;
+        }
+      }
+      // A failed checkpoint is logged, not fatal: the data path does not depend on it.
+      auto write = [](const std::string& path, const std::string& bytes) {
+        if (bytes.empty()) return;
+        Status cs = MakeDirs(ParentDir(path));
+        if (cs.ok()) cs = WriteFileAtomic(path, bytes);
+        if (!cs.ok()) spdlog::warn("cannot write checkpoint {}: {}", path, cs.message());
+      };
+      write(opt_.checkpoint_path, a);
+      write(opt_.checkpoint_path + ".shadow", b);
     }
     {
       std::lock_guard<std::mutex> l(drain_mu);
@@ -197,6 +235,8 @@ Status Pipeline::Run(const std::atomic<bool>& stop) {
   if (!opt_.checkpoint_path.empty() && sink_status.ok()) {
     Status s = proc_->SaveCheckpoint(opt_.checkpoint_path);
     if (!s.ok()) spdlog::warn("cannot save detector state: {}", s.message());
+    s = proc_->SaveCheckpoint(opt_.checkpoint_path + ".shadow", true);
+    if (!s.ok()) spdlog::warn("cannot save shadow detector state: {}", s.message());
   }
   progress(true);
   return sink_status;

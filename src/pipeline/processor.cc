@@ -1,5 +1,7 @@
 #include "pipeline/processor.h"
 
+#include <algorithm>
+#include <cstdio>
 #include <cstring>
 
 #include "core/fsutil.h"
@@ -24,6 +26,17 @@ std::shared_ptr<const Detector> Processor::detector() const {
   return pending_ ? pending_ : det_;
 }
 
+void Processor::SetShadow(std::shared_ptr<const Detector> det) {
+  std::lock_guard<std::mutex> g(det_mu_);
+  shadow_pending_ = std::move(det);
+  shadow_change_ = true;
+}
+
+std::shared_ptr<const Detector> Processor::shadow() const {
+  std::lock_guard<std::mutex> g(det_mu_);
+  return shadow_change_ ? shadow_pending_ : shadow_;
+}
+
 void Processor::Process(const RawBatch& raw, ProcessedBatch& out) {
   {
     std::lock_guard<std::mutex> g(det_mu_);
@@ -34,6 +47,21 @@ void Processor::Process(const RawBatch& raw, ProcessedBatch& out) {
       pending_.reset();
       model_id_ = static_cast<uint16_t>(dicts_->models.Intern(det_->version()));
       det_->Bind(&dicts_->sensors, &dicts_->models);
+    }
+    if (shadow_change_) {
+      if (!shadow_pending_) {
+        shadow_state_ = StateStore();
+      } else if (shadow_pending_->state_bytes() != shadow_state_.stride() ||
+                 (shadow_ && shadow_pending_->name() != shadow_->name())) {
+        shadow_state_ = StateStore(shadow_pending_->state_bytes());
+      }
+      shadow_ = std::move(shadow_pending_);
+      shadow_pending_.reset();
+      shadow_change_ = false;
+      if (shadow_) {
+        shadow_model_id_ = static_cast<uint16_t>(dicts_->models.Intern(shadow_->version()));
+        shadow_->Bind(&dicts_->sensors, &dicts_->models);
+      }
     }
   }
   int64_t t0 = MonoMicros();
@@ -46,6 +74,24 @@ void Processor::Process(const RawBatch& raw, ProcessedBatch& out) {
   ReadingBatch& b = out.readings;
   std::fill(b.model.begin(), b.model.end(), model_id_);
   det_->ScoreBatch(b, state_);
+  out.shadow_score.clear();
+  out.shadow_predicted.clear();
+  out.shadow_model.clear();
+  if (shadow_) {
+    // The shadow scores the same rows into the batch's score columns with its own state; the
+    // production results are parked in the shadow vectors meanwhile, then the two are swapped.
+    const size_t n = b.size();
+    std::swap(b.score, out.shadow_score);
+    std::swap(b.predicted, out.shadow_predicted);
+    std::swap(b.model, out.shadow_model);
+    b.score.assign(n, 0.f);
+    b.predicted.assign(n, 0);
+    b.model.assign(n, shadow_model_id_);
+    shadow_->ScoreBatch(b, shadow_state_);
+    std::swap(b.score, out.shadow_score);
+    std::swap(b.predicted, out.shadow_predicted);
+    std::swap(b.model, out.shadow_model);
+  }
   int64_t pred = 0, truth = 0, tp = 0;
   for (size_t i = 0, n = b.size(); i < n; i++) {
     pred += b.predicted[i];
@@ -64,64 +110,115 @@ void Processor::Process(const RawBatch& raw, ProcessedBatch& out) {
   m_->batch_seconds.Observe(static_cast<double>(MonoMicros() - t0) / 1e6);
 }
 
-// Checkpoint layout: magic, detector name, version, stride, count, then per sensor: name, state bytes.
-Status Processor::SaveCheckpoint(const std::string& path) {
-  std::string out = "IOTPCKP1\n";
-  out += std::string(det_->name()) + "\n" + std::string(det_->version()) + "\n";
-  const size_t stride = state_.stride();
+namespace {
+
+constexpr const char* kCkptMagic = "IOTPCKP";
+constexpr int kCkptFormat = 2;
+
+uint64_t Fnv64(const char* p, size_t n) {
+  uint64_t h = 1469598103934665603ull;
+  for (size_t i = 0; i < n; i++) h = (h ^ static_cast<uint8_t>(p[i])) * 1099511628211ull;
+  return h;
+}
+
+}  // namespace
+
+std::string Processor::SnapshotState(bool shadow) {
+  std::shared_ptr<const Detector> det;
+  {
+    std::lock_guard<std::mutex> g(det_mu_);
+    det = shadow ? shadow_ : det_;
+  }
+  if (!det) return {};
+  const StateStore& st = shadow ? shadow_state_ : state_;
+  const size_t stride = st.stride();
+  std::string payload;
   uint64_t n = 0;
-  for (uint32_t i = 0; i < state_.size() && i < dicts_->sensors.size(); i++) n += state_.Has(i);
-  out += std::to_string(stride) + " " + std::to_string(n) + "\n";
-  for (uint32_t i = 0; i < state_.size() && i < dicts_->sensors.size(); i++) {
-    if (!state_.Has(i)) continue;
+  const uint32_t lim = std::min<uint32_t>(static_cast<uint32_t>(st.size()), dicts_->sensors.size());
+  for (uint32_t i = 0; i < lim; i++) {
+    if (!st.Has(i)) continue;
     const std::string& name = dicts_->sensors.Name(i);
     uint32_t len = static_cast<uint32_t>(name.size());
-    out.append(reinterpret_cast<const char*>(&len), 4);
-    out.append(name);
-    out.append(reinterpret_cast<const char*>(state_.Peek(i)), stride);
+    payload.append(reinterpret_cast<const char*>(&len), 4);
+    payload.append(name);
+    payload.append(reinterpret_cast<const char*>(st.Peek(i)), stride);
+    n++;
   }
+  char head[160];
+  std::snprintf(head, sizeof head, "%zu %llu %016llx\n", stride, static_cast<unsigned long long>(n),
+                static_cast<unsigned long long>(Fnv64(payload.data(), payload.size())));
+  std::string out = std::string(kCkptMagic) + " " + std::to_string(kCkptFormat) + "\n" + std::string(det->name()) +
+                    "\n" + std::string(det->version()) + "\n" + head;
+  out += payload;
+  return out;
+}
+
+Status Processor::SaveCheckpoint(const std::string& path, bool shadow) {
+  std::string out = SnapshotState(shadow);
+  if (out.empty()) return Status::OK();
   Status s = MakeDirs(ParentDir(path));
   if (!s.ok()) return s;
   return WriteFileAtomic(path, out);
 }
 
-Status Processor::LoadCheckpoint(const std::string& path) {
+Status Processor::LoadCheckpoint(const std::string& path, bool shadow) {
+  std::shared_ptr<const Detector> det;
+  {
+    std::lock_guard<std::mutex> g(det_mu_);
+    det = shadow ? (shadow_change_ ? shadow_pending_ : shadow_) : (pending_ ? pending_ : det_);
+  }
+  if (!det) return Status::Error("no " + std::string(shadow ? "shadow " : "") + "detector to restore into");
   auto data = ReadFile(path);
   if (!data.ok()) return data.status();
   const std::string& d = data.value();
   size_t pos = 0;
   auto line = [&](std::string* out) {
     size_t e = d.find('\n', pos);
-    if (e == std::string::npos) return false;
+    if (e == std::string::npos || e - pos > 4096) return false;
     *out = d.substr(pos, e - pos);
     pos = e + 1;
     return true;
   };
   std::string magic, name, version, dims;
-  if (!line(&magic) || magic != "IOTPCKP1" || !line(&name) || !line(&version) || !line(&dims))
+  if (!line(&magic) || !line(&name) || !line(&version) || !line(&dims) ||
+      magic.compare(0, std::strlen(kCkptMagic), kCkptMagic) != 0)
     return Status::Error("checkpoint " + path + " is not an iotpipe checkpoint");
+  if (magic != std::string(kCkptMagic) + " " + std::to_string(kCkptFormat))
+    return Status::Error("checkpoint " + path + " has format '" + magic + "', expected '" + kCkptMagic + " " +
+                         std::to_string(kCkptFormat) + "'");
   // Detectors with the same name share a state layout (the rule SetDetector uses), so a checkpoint
   // written by another version of the same detector (e.g. before a model promotion) is restored.
-  if (name != det_->name())
+  if (name != det->name())
     return Status::Error("checkpoint " + path + " was written by " + name + " " + version + ", not " +
-                         std::string(det_->name()));
+                         std::string(det->name()));
   size_t stride = 0;
-  uint64_t n = 0;
-  if (std::sscanf(dims.c_str(), "%zu %lu", &stride, &n) != 2 || stride != state_.stride())
-    return Status::Error("checkpoint " + path + " has an incompatible state layout");
+  unsigned long long n = 0, sum = 0;
+  if (std::sscanf(dims.c_str(), "%zu %llu %llx", &stride, &n, &sum) != 3)
+    return Status::Error("checkpoint " + path + " has a malformed header");
+  if (stride != det->state_bytes())
+    return Status::Error("checkpoint " + path + " holds " + std::to_string(stride) + "-byte states, the detector uses " +
+                         std::to_string(det->state_bytes()));
+  if (Fnv64(d.data() + pos, d.size() - pos) != sum)
+    return Status::Error("checkpoint " + path + " is corrupt (checksum mismatch)");
+  // Parse everything before touching the state.
+  std::vector<std::pair<std::string_view, size_t>> entries;
   for (uint64_t k = 0; k < n; k++) {
     uint32_t len;
     if (pos + 4 > d.size()) return Status::Error("checkpoint " + path + " is truncated");
     std::memcpy(&len, d.data() + pos, 4);
     pos += 4;
     if (len > 4096 || pos + len + stride > d.size()) return Status::Error("checkpoint " + path + " is truncated");
-    uint32_t id = dicts_->sensors.Intern(std::string_view(d.data() + pos, len));
-    pos += len;
+    entries.emplace_back(std::string_view(d.data() + pos, len), pos + len);
+    pos += len + stride;
+  }
+  if (pos != d.size()) return Status::Error("checkpoint " + path + " has trailing bytes");
+  StateStore& st = shadow ? shadow_state_ : state_;
+  if (st.stride() != stride) st = StateStore(stride);
+  for (auto& [nm, off] : entries) {
+    uint32_t id = dicts_->sensors.Intern(nm);
     if (id == Interner::kNone) return Status::Error("checkpoint has more sensors than the sensor table holds");
     bool fresh;
-    std::byte* st = state_.Get(id, &fresh);
-    std::memcpy(st, d.data() + pos, stride);
-    pos += stride;
+    std::memcpy(st.Get(id, &fresh), d.data() + off, stride);
   }
   return Status::OK();
 }

@@ -31,8 +31,20 @@ class Processor {
   void SetDetector(std::shared_ptr<const Detector> det);
   std::shared_ptr<const Detector> detector() const;
   StateStore& state() { return state_; }
-  Status SaveCheckpoint(const std::string& path);
-  Status LoadCheckpoint(const std::string& path);
+  // Shadow scoring: a second detector scores the same rows with its own state; its results go to
+  // ProcessedBatch::shadow_*. Null stops it. Takes effect from the next batch (like SetDetector).
+  void SetShadow(std::shared_ptr<const Detector> det);
+  std::shared_ptr<const Detector> shadow() const;
+  StateStore& shadow_state() { return shadow_state_; }
+  // Checkpoint bytes of the main (or shadow) detector's state; empty if there is no such detector.
+  // Only on the processor's thread between batches, or while it is idle: it owns the state.
+  std::string SnapshotState(bool shadow = false);
+  // Checkpoint file: "IOTPCKP" magic, format version, detector name and version, state stride,
+  // sensor count and an FNV-1a 64 checksum of the payload (per sensor: name, state bytes).
+  // Loading validates all of them before touching the state: a corrupt or foreign checkpoint is
+  // refused with an error and the state stays as it was.
+  Status SaveCheckpoint(const std::string& path, bool shadow = false);
+  Status LoadCheckpoint(const std::string& path, bool shadow = false);
 
  private:
   Dictionaries* dicts_;
@@ -41,6 +53,10 @@ class Processor {
   std::shared_ptr<const Detector> det_, pending_;
   uint16_t model_id_ = 0;
   StateStore state_;
+  std::shared_ptr<const Detector> shadow_, shadow_pending_;
+  bool shadow_change_ = false;
+  uint16_t shadow_model_id_ = 0;
+  StateStore shadow_state_;
   PipelineMetrics* m_;
   Clock* clock_;
 };

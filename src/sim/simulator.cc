@@ -73,6 +73,8 @@ SimReading FleetSimulator::Next() {
   // Millisecond resolution, as devices report.
   r.ts_us = cfg_.start_us + static_cast<int64_t>(std::llround(t * 1e3)) * 1000;
   r.value = Generate(s, step_, &r.kind);
+  if (cfg_.regime_from_us > 0 && r.ts_us >= cfg_.regime_from_us)
+    r.value = std::round((s.base + (r.value - s.base) * cfg_.regime_scale + cfg_.regime_shift * s.sigma) * 1000) / 1000;
   if (++pos_ == cfg_.sensors) {
     pos_ = 0;
     step_++;

@@ -29,6 +29,10 @@ struct SimConfig {
   double anomaly_rate = -1;       // basic: P(point anomaly) (default 0.001);
                                   // realistic: episodes per sensor-hour (default 1/8)
   double malformed_rate = 0;      // P(a record is replaced by a malformed one)
+  // Regime change (the new normal, not labelled): from this sensor time on (0: never), every value v
+  // of a sensor with baseline b and noise sd s becomes b + (v - b) * regime_scale + regime_shift * s.
+  int64_t regime_from_us = 0;
+  double regime_shift = 0, regime_scale = 1;
 };
 
 struct SimReading {

@@ -1,0 +1,45 @@
+// The ML side of a pipeline run (`run`, `process`, `lifecycle-demo`): the production model watcher
+// (promotions hot-swap), shadow scoring (the `shadow` alias's model beside production, results in
+// DATA/shadow_scores), the live drift monitor (/metrics gauges) and the optional closed loop.
+// Only active for model detectors (lstm, auto, ensemble); the rest is a no-op.
+#pragma once
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "cli/common.h"
+#include "ml/live_monitor.h"
+#include "ml/retrain.h"
+#include "ml/shadow.h"
+#include "ml/watcher.h"
+
+namespace iotpipe::cli {
+
+class MlRun {
+ public:
+  explicit MlRun(const PipelineArgs& args);
+  ~MlRun();
+  // Before the Pipeline is built: chains the shadow sink and the monitor into po.on_batch.
+  void Attach(PipelineOptions& po);
+  // After the Pipeline is built, before Run: watchers (the shadow model is loaded now so that its
+  // checkpoint is restored), monitor, auto-retrainer.
+  void Start(Pipeline& p);
+  // After Run: stops the threads, flushes the shadow rows.
+  void Finish();
+  // Prometheus text of the drift monitor (empty without a model detector).
+  std::function<std::string()> MetricsText();
+  ml::LiveMonitor* monitor() { return monitor_.get(); }
+  ml::AutoRetrainer* retrainer() { return retrainer_.get(); }
+  ml::ShadowSink* shadow_sink() { return shadow_sink_.get(); }
+
+ private:
+  PipelineArgs args_;
+  bool model_detector_ = false;
+  std::unique_ptr<ml::ModelWatcher> prod_watcher_, shadow_watcher_;
+  std::unique_ptr<ml::ShadowSink> shadow_sink_;
+  std::unique_ptr<ml::LiveMonitor> monitor_;
+  std::unique_ptr<ml::AutoRetrainer> retrainer_;
+  bool sink_error_logged_ = false;
+};
+
+}  // namespace iotpipe::cli
