@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
+#include <map>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -18,6 +20,7 @@
 #include <vector>
 
 #include "core/duck.h"
+#include "detect/baseline.h"
 
 namespace fs = std::filesystem;
 
@@ -415,6 +418,94 @@ TEST_F(KafkaTest, BrokerRestartWhileRunningBothRecover) {
   ASSERT_EQ(sim.Wait(300), 0) << ReadAll(Log("simulate"));
   ASSERT_EQ(proc.Wait(300), 0) << ReadAll(Log("process"));
   ExpectExact(n);
+}
+
+// Per-sensor detector state follows its partition: saved with the partition's commit when it is
+// revoked (or the processor stops), restored by whichever processor gets the partition next.
+// The baseline detector's per-sensor reading count n must continue across owners, not restart.
+std::map<std::string, uint32_t> BaselineCounts(const std::string& path) {
+  std::map<std::string, uint32_t> out;
+  std::string d = ReadAll(path);
+  size_t pos = 0;
+  std::vector<std::string> head;
+  for (int i = 0; i < 4; i++) {
+    size_t e = d.find('\n', pos);
+    if (e == std::string::npos) return out;
+    head.push_back(d.substr(pos, e - pos));
+    pos = e + 1;
+  }
+  if (head[1] != "baseline") return out;
+  size_t stride = 0;
+  unsigned long long n = 0;
+  if (std::sscanf(head[3].c_str(), "%zu %llu", &stride, &n) != 2) return out;
+  iotpipe::BaselineDetector::State st;
+  if (stride != sizeof st) return out;
+  for (unsigned long long k = 0; k < n && pos + 4 <= d.size(); k++) {
+    uint32_t len;
+    std::memcpy(&len, d.data() + pos, 4);
+    pos += 4;
+    if (pos + len + stride > d.size()) break;
+    std::string name = d.substr(pos, len);
+    std::memcpy(&st, d.data() + pos + len, stride);
+    out[name] = st.n;
+    pos += len + stride;
+  }
+  return out;
+}
+
+TEST_F(KafkaTest, DetectorStateFollowsItsPartition) {
+  REQUIRE_KAFKA();
+  auto sim = [&](int64_t n, const std::string& seed, const std::string& log) {
+    Child c({IOTPIPE_BIN, "simulate", "--output", "kafka", "--brokers", brokers_, "--topic", topic_, "--partitions",
+             "2", "--sensors", "8", "--rate", "max", "--events", std::to_string(n), "--seed", seed},
+            Log(log));
+    return c.Wait(120);
+  };
+  auto counts = [&] {
+    std::map<std::string, uint32_t> all;
+    int files = 0;
+    for (int p = 0; p < 2; p++) {
+      std::string path = Data() + "/state/" + topic_ + "-p" + std::to_string(p) + ".ckpt";
+      if (!fs::exists(path)) continue;
+      files++;
+      for (auto& [s, n] : BaselineCounts(path)) {
+        EXPECT_EQ(all.count(s), 0u) << s << " in two partitions' state";
+        all[s] = n;
+      }
+    }
+    EXPECT_EQ(files, 2);
+    return all;
+  };
+  ASSERT_EQ(sim(4000, "7", "sim1"), 0) << ReadAll(Log("sim1"));
+  // Owner 1 takes both partitions, stops: their state is saved with their commits.
+  Child a(Process(2), Log("a"));
+  ASSERT_EQ(a.Wait(120), 0) << ReadAll(Log("a"));
+  auto first = counts();
+  ASSERT_EQ(first.size(), 8u);
+  uint64_t sum1 = 0;
+  for (auto& [s, n] : first) sum1 += n;
+  ExpectExact(4000);
+  EXPECT_EQ(sum1, static_cast<uint64_t>(Count().stored));
+  // More data; two new processors share the group: one starts with both partitions, the other's
+  // arrival revokes them (state saved at the drain) and splits them; each restores what it gets.
+  ASSERT_EQ(sim(4000, "8", "sim2"), 0) << ReadAll(Log("sim2"));
+  Child b(Process(4), Log("b"));
+  ASSERT_TRUE(WaitForText(Log("b"), "assigned", 60)) << ReadAll(Log("b"));
+  Child c(Process(4), Log("c"));
+  ASSERT_EQ(b.Wait(180), 0) << ReadAll(Log("b"));
+  ASSERT_EQ(c.Wait(180), 0) << ReadAll(Log("c"));
+  ExpectExact(8000);
+  auto second = counts();
+  ASSERT_EQ(second.size(), 8u);
+  uint64_t sum2 = 0;
+  for (auto& [s, n] : second) {
+    sum2 += n;
+    EXPECT_GT(n, first[s]) << s << ": state reset instead of continued";
+  }
+  // Every reading of both rounds counted once in its sensor's state.
+  EXPECT_EQ(sum2, static_cast<uint64_t>(Count().stored));
+  std::string logs = ReadAll(Log("b")) + ReadAll(Log("c"));
+  EXPECT_NE(logs.find("restored detector state"), std::string::npos) << logs;
 }
 
 }  // namespace

@@ -5,6 +5,8 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <map>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -44,6 +46,24 @@ class Histogram {
   std::atomic<uint64_t> count_{0}, sum_us_{0};
 };
 
+// Consumer lag per source partition (records), as last measured; set by the sink thread, read by
+// the progress line and /metrics.
+class PartitionLag {
+ public:
+  void Set(std::map<int32_t, int64_t> lag) {
+    std::lock_guard<std::mutex> l(mu_);
+    lag_ = std::move(lag);
+  }
+  std::map<int32_t, int64_t> Get() const {
+    std::lock_guard<std::mutex> l(mu_);
+    return lag_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::map<int32_t, int64_t> lag_;
+};
+
 struct PipelineMetrics {
   std::atomic<int64_t> sent{0};            // records the source handed out
   std::atomic<int64_t> received_bytes{0};
@@ -58,6 +78,7 @@ struct PipelineMetrics {
   std::atomic<int64_t> tp{0};
   std::atomic<int64_t> queue_raw{0}, queue_processed{0};
   std::atomic<int64_t> lag{-1};
+  PartitionLag lag_by_partition;  // per source partition (Kafka), empty otherwise
   std::atomic<int64_t> sensors{0};
   std::array<std::atomic<int64_t>, 16> rejected_by_reason{};
   Histogram batch_seconds;        // processing time per batch (parse + detect)

@@ -480,6 +480,8 @@ std::string Server::MetricsText() const {
   p.Sample("iotpipe_queue_depth", static_cast<double>(m.queue_raw.load()), "queue=\"raw\"");
   p.Sample("iotpipe_queue_depth", static_cast<double>(m.queue_processed.load()), "queue=\"processed\"");
   p.Simple("iotpipe_consumer_lag_records", "gauge", "Records behind the head of the source (-1: not applicable).", static_cast<double>(m.lag.load()));
+  for (auto& [part, lag] : m.lag_by_partition.Get())  // Kafka: one sample per assigned partition too
+    p.Sample("iotpipe_consumer_lag_records", static_cast<double>(lag), Prom::Label("partition", std::to_string(part)));
   p.Simple("iotpipe_sensors", "gauge", "Distinct sensors seen.", static_cast<double>(m.sensors.load()));
   p.Hist("iotpipe_batch_processing_seconds", "Decode and score time per batch.", m.batch_seconds);
   p.Hist("iotpipe_end_to_end_latency_seconds", "Stored time minus event time, per row.", m.e2e_seconds);

@@ -292,6 +292,24 @@ TEST(Metrics, StrictTextFormatAndCountersAgreeWithTheRun) {
   srv.Stop();
 }
 
+TEST(Metrics, ConsumerLagPerPartition) {
+  RanPipeline rp("lag");
+  rp.p->metrics().lag = 1200;
+  rp.p->metrics().lag_by_partition.Set({{0, 200}, {1, 1000}});
+  Server srv(LocalOptions(rp.dir), rp.Deps());
+  ASSERT_TRUE(srv.Start().ok());
+  httplib::Client cli("127.0.0.1", srv.port());
+  auto res = cli.Get("/metrics");
+  ASSERT_TRUE(res);
+  Parsed p;
+  ASSERT_TRUE(CheckPrometheus(res->body, &p)) << res->body.substr(0, 2000);
+  EXPECT_EQ(p.samples["iotpipe_consumer_lag_records{}"], 1200);
+  EXPECT_EQ(p.samples["iotpipe_consumer_lag_records{partition=0,}"], 200);
+  EXPECT_EQ(p.samples["iotpipe_consumer_lag_records{partition=1,}"], 1000);
+  EXPECT_EQ(p.samples.count("iotpipe_consumer_lag_records{partition=2,}"), 0u);
+  srv.Stop();
+}
+
 // ---- REST ---------------------------------------------------------------------------------------
 TEST(Api, SensorsReadingsAnomaliesModelsHealth) {
   RanPipeline rp("api");

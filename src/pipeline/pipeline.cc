@@ -67,6 +67,7 @@ Status Pipeline::Run(const std::atomic<bool>& stop) {
     drain_cv.wait(l, [&] { return drain_done >= gen || sink_gone; });
     return drain_done >= gen;
   });
+  src_->BindProcessor(proc_.get());
   Status st = src_->Start();
   if (!st.ok()) {
     src_->SetDrain(nullptr);
@@ -143,6 +144,18 @@ Status Pipeline::Run(const std::atomic<bool>& stop) {
     double rate = dt > 0 ? static_cast<double>(sent - last_sent) / dt : 0;
     if (opt_.progress_interval_s > 0 && !final_line) {
       std::string lag = m_.lag.load() >= 0 ? " | lag " + FormatCount(static_cast<double>(m_.lag.load())) : "";
+      if (!lag.empty()) {  // per partition, compact: lag 1.2k (p0 200, p1 1.0k, ...)
+        auto parts = m_.lag_by_partition.Get();
+        int shown = 0;
+        for (auto& [pn, l] : parts) {
+          lag += (shown ? ", p" : " (p") + std::to_string(pn) + " " + FormatCount(static_cast<double>(l));
+          if (++shown == 8 && parts.size() > 8) {
+            lag += ", ...";
+            break;
+          }
+        }
+        if (shown) lag += ")";
+      }
       std::fprintf(stderr, "[iotpipe] events %s | %s ev/s | stored %s | dead %s | anomalies %s | queue %lld/%zu%s\n",
                    FormatCount(static_cast<double>(sent)).c_str(), FormatCount(rate).c_str(),
                    FormatCount(static_cast<double>(m_.stored.load())).c_str(),
@@ -208,6 +221,7 @@ Status Pipeline::Run(const std::atomic<bool>& stop) {
       }
     }
     m_.lag = src_->Lag();
+    m_.lag_by_partition.Set(src_->LagByPartition());
     progress(false);
   }
   {

@@ -24,6 +24,8 @@
 
 typedef struct rd_kafka_s rd_kafka_t;
 typedef struct rd_kafka_topic_partition_list_s rd_kafka_topic_partition_list_t;
+typedef struct rd_kafka_queue_s rd_kafka_queue_t;
+typedef struct rd_kafka_message_s rd_kafka_message_t;
 
 namespace iotpipe {
 
@@ -54,8 +56,13 @@ class KafkaSource final : public Source {
   void BindStore(StoreOptions& store) override;
   void OnBatch(const ProcessedBatch& b, const Dictionaries& dicts) override;
 
+  void BindProcessor(Processor* proc) override { proc_ = proc; }
   // Per-partition lag (records) as last measured.
-  std::map<int32_t, int64_t> LagByPartition() const;
+  std::map<int32_t, int64_t> LagByPartition() const override;
+  // Where the detector state of the sensors last seen on a partition is kept (with its commit).
+  static std::string PartitionStatePath(const std::string& data_dir, const std::string& topic, int32_t partition);
+  int64_t states_saved() const { return states_saved_.load(); }
+  int64_t states_loaded() const { return states_loaded_.load(); }
   std::set<int32_t> assigned() const;
   int64_t rebalances() const { return rebalances_.load(); }
   const Status& error() const { return error_; }
@@ -66,11 +73,39 @@ class KafkaSource final : public Source {
   void OnAssign(rd_kafka_topic_partition_list_t* parts);
   void OnRevoke(rd_kafka_topic_partition_list_t* parts);
   void UpdateLag();
+  // Detector state following its partition: saved (sensors last seen on the partition) right after
+  // the partition's commit marker, while the pipeline is drained; restored on assignment.
+  void SavePartitionStates(const std::set<int32_t>& parts);
+  void LoadPartitionStates(const std::set<int32_t>& parts);
   bool BrokerHasMore();  // records left to read, or the broker does not answer
   void CommitToKafka(const OffsetMap& markers, bool sync);
+  // A consumed record is handed out only if its partition is assigned and its offset is past the
+  // last one handed out since the assignment: a batch call can return records fetched before a
+  // rebalance that happened inside the call (librdkafka 2.0 does not purge those from the batch).
+  bool Accept(int32_t p, int64_t off) {
+    if (p < 0 || static_cast<size_t>(p) >= next_.size() || next_[p] == kNotAssigned || off < next_[p]) return false;
+    next_[p] = off + 1;
+    return true;
+  }
+  void SetNext(int32_t p, int64_t off) {
+    if (p < 0) return;
+    if (static_cast<size_t>(p) >= next_.size()) next_.resize(static_cast<size_t>(p) + 1, kNotAssigned);
+    next_[p] = off;
+  }
+  static constexpr int64_t kNotAssigned = INT64_MIN;
+  static constexpr size_t kConsumeBatch = 2048;
 
   KafkaSourceOptions opt_;
   rd_kafka_t* rk_ = nullptr;
+  rd_kafka_queue_t* queue_ = nullptr;    // the consumer queue (batch consumption)
+  std::vector<rd_kafka_message_t*> msgs_;
+  std::vector<int64_t> next_;            // per partition: lowest offset to hand out (Poll's thread)
+  Processor* proc_ = nullptr;
+  const Dictionaries* dicts_ = nullptr;
+  std::mutex part_mu_;
+  std::vector<int32_t> sensor_part_;     // sensor id -> partition it was last seen on (-1: none)
+  std::map<std::string, int32_t> loaded_part_;  // sensors restored from a partition's state file
+  std::atomic<int64_t> states_saved_{0}, states_loaded_{0};
   std::unique_ptr<KafkaProducer> producer_;
   std::function<bool()> drain_;
   RawBatch* cur_ = nullptr;             // the batch being filled (Poll), for revocation

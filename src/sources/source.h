@@ -3,6 +3,7 @@
 #pragma once
 #include <cstddef>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -16,6 +17,7 @@ namespace iotpipe {
 
 enum class PollResult { kData, kIdle, kEnd };
 struct Dictionaries;
+class Processor;
 
 class Source {
  public:
@@ -37,6 +39,11 @@ class Source {
   virtual void BindStore(StoreOptions& store) {}
   // Called on the sink thread after each batch is appended (dead-letter and anomaly topics).
   virtual void OnBatch(const ProcessedBatch& b, const Dictionaries& dicts) {}
+  // The pipeline's processor, for sources that move detector state with their partitions (Kafka).
+  // Its state may be read or restored only while the pipeline is drained (see SetDrain) or stopped.
+  virtual void BindProcessor(Processor* proc) {}
+  // Consumer lag per source partition, as last measured (empty if not applicable). Any thread.
+  virtual std::map<int32_t, int64_t> LagByPartition() const { return {}; }
 };
 
 // The embedded source: a simulated fleet, paced by a clock or as fast as possible.
