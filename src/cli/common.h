@@ -82,6 +82,8 @@ struct PipelineArgs {
 
 // Runs a pipeline over `source` to completion (or Ctrl-C) and prints the summary. Returns the exit code.
 int RunPipeline(Source* source, const PipelineArgs& args);
+// LSTM inference threads for the run: --lstm-threads, or one per CPU the process may use (at most 8).
+int LstmThreads(const PipelineArgs& args);
 // Watches args.model (an alias) and hot-swaps the processor's detector on promotion; null if n/a.
 std::shared_ptr<void> StartModelWatcher(Pipeline& p, const PipelineArgs& args);
 

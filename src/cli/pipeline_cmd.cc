@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "cli/common.h"
@@ -56,11 +57,20 @@ static void PinCpus(const std::string& list) {
   if (sched_setaffinity(0, sizeof set, &set) != 0) Fail("--cpus: cannot pin to " + list);
 }
 
+int LstmThreads(const PipelineArgs& args) {
+  if (args.lstm_threads > 0) return args.lstm_threads;
+  cpu_set_t set;  // the CPUs this process may run on (after --cpus)
+  CPU_ZERO(&set);
+  const int n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+  return std::clamp(n, 1, 8);
+}
+
 int RunPipeline(Source* source, const PipelineArgs& args) {
   if (!args.cpus.empty()) PinCpus(args.cpus);  // before any thread starts: threads inherit it
   DetectorOptions dopt;
   dopt.model_dir = args.model_dir;
   dopt.model = args.model;
+  dopt.threads = LstmThreads(args);
   auto det = MakeDetector(args.detector, dopt);
   if (!det.ok()) Fail(det.status().message(), 2);
   PipelineOptions po;
