@@ -1,5 +1,6 @@
 // iotpipe nab: runs a detector over a NAB-layout corpus (online, one state per file, the live pipeline's
 // detector code), writes NAB's results layout and, with --score, NAB's three profile scores.
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -7,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/common.h"
+#include "detect/cadose.h"
 #include "detect/detector.h"
 #include "eval/nab.h"
 
@@ -37,7 +39,7 @@ void AddNab(CLI::App& app) {
   auto* cmd = app.add_subcommand("nab", "Run a detector over the NAB benchmark and score it");
   struct Opts {
     std::string data, labels, detector, results, json;
-    bool score = false, list = false;
+    bool score = false, list = false, range_hint = false, nab_rest = false;
   };
   auto o = std::make_shared<Opts>();
   cmd->add_option("--data", o->data, "NAB data directory (<category>/<file>.csv)");
@@ -47,6 +49,12 @@ void AddNab(CLI::App& app) {
   cmd->add_flag("--score", o->score, "Optimise the threshold and print the three profile scores");
   cmd->add_option("--json", o->json, "Also write the scores as JSON to this file ('-' = stdout)");
   cmd->add_flag("--list-detectors", o->list, "Print the detector names, one a line");
+  cmd->add_flag("--range-hint", o->range_hint,
+                "cadose: give each file's [min, max] as the sensor's configured range (NAB's inputMin/inputMax; "
+                "the live pipeline's equivalent is a configured sensor range)");
+  cmd->add_flag("--nab-rest-period", o->nab_rest,
+                "cadose: rest period = probation / 5 per file, as NAB runs CAD OSE (to check the port against its "
+                "published results; not one configuration for all files)");
   cmd->callback([o] {
     if (o->list) {
       for (const auto& n : DetectorNames()) std::printf("%s\n", n.c_str());
@@ -77,7 +85,21 @@ void AddNab(CLI::App& app) {
       if (w == windows->end()) continue;  // NAB scores only labelled files
       auto s = nab::ReadSeries(o->data, rel);
       if (!s.ok()) Fail(s.status().message());
-      std::vector<double> sc = RunDetector(**det, *s);
+      std::vector<double> sc;
+      if (o->detector == "cadose" && (o->range_hint || o->nab_rest)) {
+        CadOseParams cp;
+        if (o->range_hint && !s->values.empty()) {
+          cp.fixed_range = true;
+          cp.lo = *std::min_element(s->values.begin(), s->values.end());
+          cp.hi = *std::max_element(s->values.begin(), s->values.end());
+        }
+        if (o->nab_rest)
+          cp.rest_period = static_cast<int>(static_cast<double>(nab::ProbationLength(
+                                                static_cast<int64_t>(s->values.size()))) / 5.0);
+        sc = RunDetector(CadOseDetector(cp), *s);
+      } else {
+        sc = RunDetector(**det, *s);
+      }
       rows += sc.size();
       size_t slash = rel.find('/');
       std::string out = results + "/" + o->detector + "/" + rel.substr(0, slash) + "/" + o->detector + "_" +

@@ -1,5 +1,6 @@
 #include "detect/adaptive.h"
 #include "detect/baseline.h"
+#include "detect/cadose.h"
 #include "detect/likelihood.h"
 #include "detect/detector.h"
 #include "detect/lstm.h"
@@ -7,7 +8,7 @@
 
 namespace iotpipe {
 
-std::vector<std::string> DetectorNames() { return {"baseline", "adaptive", "likelihood", "lstm", "auto", "ensemble"}; }
+std::vector<std::string> DetectorNames() { return {"baseline", "adaptive", "likelihood", "cadose", "lstm", "auto", "ensemble"}; }
 
 Result<std::unique_ptr<Detector>> MakeDetector(std::string_view name) { return MakeDetector(name, DetectorOptions{}); }
 
@@ -15,6 +16,7 @@ Result<std::unique_ptr<Detector>> MakeDetector(std::string_view name, const Dete
   if (name == "baseline") return std::unique_ptr<Detector>(std::make_unique<BaselineDetector>());
   if (name == "adaptive") return std::unique_ptr<Detector>(std::make_unique<AdaptiveDetector>());
   if (name == "likelihood") return std::unique_ptr<Detector>(std::make_unique<LikelihoodDetector>());
+  if (name == "cadose") return std::unique_ptr<Detector>(std::make_unique<CadOseDetector>());
   auto mode = ParseLstmMode(name);
   if (mode.ok()) {
     auto dir = ml::Registry(opt.model_dir).Resolve(opt.model);
