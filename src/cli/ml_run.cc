@@ -39,7 +39,7 @@ void MlRun::Start(Pipeline& p) {
   std::string cur = reg.Alias(args_.model);
   if (!cur.empty()) {  // an alias: watched (a pinned version is not)
     prod_watcher_ = std::make_unique<ml::ModelWatcher>(
-        args_.model_dir, args_.model, cur, mode, 1, [proc, mon](std::shared_ptr<const Detector> d) {
+        args_.model_dir, args_.model, cur, mode, LstmThreads(args_), [proc, mon](std::shared_ptr<const Detector> d) {
           mon->SetDetector(d);
           proc->SetDetector(std::move(d));
         });
@@ -48,7 +48,7 @@ void MlRun::Start(Pipeline& p) {
   if (!args_.no_shadow && args_.model != "shadow") {
     shadow_sink_ = std::make_unique<ml::ShadowSink>(args_.data_dir, &p.dicts(), 262144, 5.0);
     shadow_watcher_ = std::make_unique<ml::ModelWatcher>(
-        args_.model_dir, "shadow", "", mode, 1, [proc](std::shared_ptr<const Detector> d) {
+        args_.model_dir, "shadow", "", mode, LstmThreads(args_), [proc](std::shared_ptr<const Detector> d) {
           spdlog::info("shadow scoring with {}", d->version());
           proc->SetShadow(std::move(d));
         });
