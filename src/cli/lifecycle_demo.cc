@@ -38,6 +38,7 @@ struct DemoArgs {
   uint64_t seed = 7;
   double shift = 8, scale = 1.5;
   int epochs = 6, hidden = 16, window = 32;
+  int tod_bins = 0;  // plain per-sensor scaler: a retraining on hours of data has no full daily profile
   size_t max_windows = 6000;
   std::string json;
 };
@@ -132,6 +133,7 @@ void AddLifecycleDemo(CLI::App& app) {
   cmd->add_option("--epochs", a->epochs, "Training epochs (early stopping)");
   cmd->add_option("--hidden", a->hidden, "LSTM hidden size (multiple of 16)");
   cmd->add_option("--max-windows", a->max_windows, "Training windows cap");
+  cmd->add_option("--tod-bins", a->tod_bins, "Seasonal scaler bins for both trainings (0: plain mean/sd scaler)");
   cmd->add_option("--json", a->json, "Write every step's figures as JSON to this file");
   cmd->callback([a] {
     InstallSignalHandlers();
@@ -175,6 +177,7 @@ void AddLifecycleDemo(CLI::App& app) {
       to_opt.threads = 1;
       to_opt.torch_threads = 1;
       to_opt.max_windows = a->max_windows;
+      to_opt.tod_bins = a->tod_bins;
       to_opt.progress = false;
       auto r = ml::Train(to_opt);
       if (!r.ok()) Fail(std::string(label) + ": " + r.status().message());

@@ -122,15 +122,18 @@ void LiveMonitor::Observe(const ProcessedBatch& pb, int64_t now_us) {
         r.scaler = b.sensor[i] < dicts_->sensors.size() ? sc.Find(dicts_->sensors.Name(b.sensor[i])) : -1;
       }
       if (r.scaler < 0) continue;
-      const double mean = sc.mean[static_cast<size_t>(r.scaler)], inv = 1.0 / sc.std[static_cast<size_t>(r.scaler)];
-      const float x = static_cast<float>((b.value[i] - mean) * inv);
-      r.ring[r.head] = x;
+      // Raw values in the ring; a window is scaled as the detector does (detect/lstm.cc): residuals
+      // from the scaler's expected value at its newest reading (the mean for non-seasonal models).
+      r.ring[r.head] = static_cast<float>(b.value[i]);
       r.head = (r.head + 1) % static_cast<uint32_t>(W);
       r.count++;
       if (r.count < static_cast<uint32_t>(W) || r.count % static_cast<uint32_t>(opt_.sample_every) != 0) continue;
-      for (int t = 0; t < W; t++) X.push_back(r.ring[(r.head + static_cast<uint32_t>(t)) % static_cast<uint32_t>(W)]);
+      const size_t si = static_cast<size_t>(r.scaler);
+      const double mean = sc.Expected(si, b.ts_us[i]), inv = 1.0 / sc.std[si];
+      for (int t = 0; t < W; t++)
+        X.push_back(static_cast<float>((r.ring[(r.head + static_cast<uint32_t>(t)) % static_cast<uint32_t>(W)] - mean) * inv));
       owners.push_back(&r);
-      inputs_.push_back(x);
+      inputs_.push_back(static_cast<float>((b.value[i] - mean) * inv));
     }
     if (!owners.empty()) {
       std::vector<float> ew(owners.size()), el(owners.size());

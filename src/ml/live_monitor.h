@@ -1,6 +1,6 @@
 // Live drift monitoring inside a running pipeline (fed from the on_batch hook on the sink thread).
 //
-// The monitor keeps its own per-sensor ring of the last `window` readings for the production model
+// The monitor keeps its own per-sensor ring of the last `window` raw readings for the production model
 // (it does not reach into the detector's state) and, for every `sample_every`-th reading of a sensor
 // with a full window and a known scaler entry, computes the window's reconstruction error with the
 // model's forward pass. Rolling samples (the last `keep` errors overall, `keep_per_sensor` per sensor,
