@@ -66,6 +66,7 @@ struct PipelineArgs {
   bool no_checkpoint = false;
   std::string cpus;           // pin the process to these CPUs, e.g. "0" or "0,1"
   std::string compression = "zstd";  // Parquet codec
+  std::string parquet_writer = "native";  // native (hand-written) | duckdb (COPY)
   std::string model_dir = "models";    // lstm/auto/ensemble detectors
   std::string model = "production";    // version, or alias (watched: promotions hot-swap)
   int lstm_threads = 0;                // LSTM inference threads (0: one per core, at most 8)

@@ -25,6 +25,9 @@ void PipelineArgs::Add(CLI::App* app) {
   app->add_flag("--no-checkpoint", no_checkpoint, "Neither restore nor save detector state");
   app->add_option("--compression", compression, "Parquet compression")
       ->check(CLI::IsMember({"zstd", "snappy", "lz4", "gzip", "uncompressed"}));
+  app->add_option("--parquet-writer", parquet_writer,
+                  "Parquet writer: native (hand-written; zstd/uncompressed) or duckdb (COPY; any codec)")
+      ->check(CLI::IsMember({"native", "duckdb"}));
   app->add_option("--cpus", cpus, "Pin the process to these CPUs (comma-separated ids), e.g. 0");
   app->add_option("--model-dir", model_dir, "Model registry directory (lstm/auto/ensemble detectors)");
   app->add_option("--model", model, "Model version or alias; an alias is watched and promotions hot-swap");
@@ -77,6 +80,7 @@ int RunPipeline(Source* source, const PipelineArgs& args) {
   po.batch_size = args.batch_size;
   po.store.data_dir = args.data_dir;
   po.store.compression = args.compression;
+  po.store.writer = args.parquet_writer;
   po.progress_interval_s = args.quiet ? 0 : 2.0;
   if (!args.no_checkpoint) po.checkpoint_path = args.data_dir + "/state/detector-" + args.detector + ".ckpt";
   po.checkpoint_interval_s = args.checkpoint_interval_s;

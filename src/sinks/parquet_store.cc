@@ -51,6 +51,9 @@ struct ParquetStore::Part {
   int32_t kpart = -1;
   std::string table;
   std::string dir;
+  bool open = false;        // buffering rows (native: in rc/dc; duckdb: in the buffer table)
+  ReadingColumns rc;        // native writer buffers
+  DeadLetterColumns dc;
   duckdb_appender app = nullptr;
   duckdb_data_chunk chunk = nullptr;
   idx_t n = 0;
@@ -88,6 +91,14 @@ Result<std::unique_ptr<ParquetStore>> ParquetStore::Open(const StoreOptions& opt
   s->sensors_ = sensors;
   s->types_ = types;
   s->models_ = models;
+  if (opt.writer != "native" && opt.writer != "duckdb")
+    return Status::Error("unknown Parquet writer '" + opt.writer + "' (native|duckdb)");
+  s->native_ = opt.writer == "native" && ParquetWriter::Supports(opt.compression);
+  if (s->native_) {
+    ParquetWriterOptions wo;
+    wo.compression = opt.compression;
+    s->writer_ = std::make_unique<ParquetWriter>(wo);
+  }
   for (const char* sub : {"sensor_readings", "dead_letters"}) {
     Status st = MakeDirs(opt.data_dir + "/" + sub);
     if (!st.ok()) return st;
@@ -259,7 +270,10 @@ ParquetStore::Part* ParquetStore::GetPart(bool dead, int64_t hour, int32_t kpart
     it = parts_.emplace(key, std::move(p)).first;
   }
   Part* p = it->second.get();
-  if (!p->app) {
+  if (!p->open && native_) {
+    p->open = true;
+    p->first_mono = MonoMicros();
+  } else if (!p->open) {
     Status s = db_->Exec("CREATE OR REPLACE TABLE " + p->table + " (" +
                          (dead ? kDeadLettersSchema : kReadingsSchema) + ")");
     if (!s.ok()) return nullptr;
@@ -272,6 +286,7 @@ ParquetStore::Part* ParquetStore::GetPart(bool dead, int64_t hour, int32_t kpart
       p->Bind();
       p->n = 0;
     }
+    p->open = true;
     p->first_mono = MonoMicros();
   }
   return p;
@@ -286,7 +301,7 @@ Status ParquetStore::Append(const ProcessedBatch& b) {
   // and dead letters, which are not in offset order with each other) are buffered.
   std::set<int32_t> full;
   for (auto& [k, p] : parts_)
-    if (p->app && p->rows >= opt_.max_rows) full.insert(p->kpart);
+    if (p->open && p->rows >= opt_.max_rows) full.insert(p->kpart);
   for (int32_t kp : full) {
     s = FlushKafkaPartition(kp);
     if (!s.ok()) return s;
@@ -297,6 +312,7 @@ Status ParquetStore::Append(const ProcessedBatch& b) {
 Status ParquetStore::AppendReadings(const ReadingBatch& b) {
   const size_t n = b.size();
   if (n == 0) return Status::OK();
+  if (native_) return AppendReadingsNative(b);
   const bool with_origin = !b.origins.empty();
   const idx_t cap = duckdb_vector_size();
   Part* p = nullptr;
@@ -311,7 +327,7 @@ Status ParquetStore::AppendReadings(const ReadingBatch& b) {
       if (hw != readings_hw_.end() && b.origins[i].offset <= hw->second) continue;  // already stored
     }
     int64_t hour = HourIndex(b.ts_us[i]);
-    if (hour != cur_hour || kpart != cur_kpart || !p || !p->app) {
+    if (hour != cur_hour || kpart != cur_kpart || !p || !p->open) {
       p = GetPart(false, hour, kpart);
       if (!p) return Status::Error("cannot create buffer table for partition " + HourPartition(hour));
       cur_hour = hour;
@@ -375,6 +391,24 @@ Status ParquetStore::AppendDead(const DeadLetterBatch& d) {
     }
     Part* p = GetPart(true, hour, kpart);
     if (!p) return Status::Error("cannot create dead-letter buffer table");
+    if (native_) {
+      p->dc.received_ts_us.push_back(d.received_ts_us);
+      p->dc.reason.push_back(d.reason[i]);
+      p->dc.raw.push_back(d.raw[i]);
+      p->dc.has_origin.push_back(with_origin);
+      p->dc.source.push_back(with_origin ? "kafka:" + opt_.kafka_topic : std::string("embedded"));
+      p->dc.kafka_partition.push_back(with_origin ? kpart : 0);
+      p->dc.kafka_offset.push_back(with_origin ? d.origins[i].offset : 0);
+      if (with_origin) {
+        p->first_off = std::min(p->first_off, d.origins[i].offset);
+        p->last_off = std::max(p->last_off, d.origins[i].offset);
+        auto [am, ins] = appended_max_.emplace(kpart, d.origins[i].offset);
+        if (!ins) am->second = std::max(am->second, d.origins[i].offset);
+      }
+      p->rows++;
+      buffered_++;
+      continue;
+    }
     duckdb_append_timestamp(p->app, duckdb_timestamp{d.received_ts_us});
     duckdb_append_varchar_length(p->app, d.reason[i].data(), d.reason[i].size());
     duckdb_append_blob(p->app, d.raw[i].data(), d.raw[i].size());
@@ -400,9 +434,61 @@ Status ParquetStore::AppendDead(const DeadLetterBatch& d) {
   return Status::OK();
 }
 
+// The native path: rows go to plain columnar buffers, runs of one hour partition at a time.
+Status ParquetStore::AppendReadingsNative(const ReadingBatch& b) {
+  const size_t n = b.size();
+  const bool with_origin = !b.origins.empty();
+  Part* p = nullptr;
+  size_t i = 0;
+  while (i < n) {
+    int32_t kpart = with_origin ? b.origins[i].partition : -1;
+    if (with_origin) {
+      auto hw = readings_hw_.find(kpart);
+      if (hw != readings_hw_.end() && b.origins[i].offset <= hw->second) {  // already stored
+        i++;
+        continue;
+      }
+    }
+    const int64_t hour = HourIndex(b.ts_us[i]);
+    p = GetPart(false, hour, kpart);
+    if (!p) return Status::Error("cannot create buffer for partition " + HourPartition(hour));
+    // The run of rows of this partition (one row at a time with origins: offsets are checked per row).
+    size_t j = i + 1;
+    const size_t room = opt_.max_rows > p->rows ? opt_.max_rows - p->rows : 1;
+    const size_t limit = with_origin ? i + 1 : std::min(n, i + room);
+    const int64_t lo = hour * 3600000000LL, hi = lo + 3600000000LL;  // HourIndex floors
+    while (j < limit && b.ts_us[j] >= lo && b.ts_us[j] < hi) j++;
+    p->rc.AppendRange(b, i, j);
+    for (size_t k = i; k < j; k++) {
+      if (opt_.e2e_latency && ((p->rows + (k - i)) % kLatencySample) == 0) p->latency_samples.push_back(b.ts_us[k]);
+      max_event_us_ = std::max(max_event_us_, b.ts_us[k]);
+    }
+    if (with_origin) {
+      p->first_off = std::min(p->first_off, b.origins[i].offset);
+      p->last_off = std::max(p->last_off, b.origins[i].offset);
+      auto [am, ins] = appended_max_.emplace(kpart, b.origins[i].offset);
+      if (!ins) am->second = std::max(am->second, b.origins[i].offset);
+    }
+    p->rows += j - i;
+    buffered_ += j - i;
+    i = j;
+    if (p->rows >= opt_.max_rows && !kafka()) {
+      Status s = FlushPart(p);
+      if (!s.ok()) return s;
+    }
+  }
+  return Status::OK();
+}
+
+Status ParquetStore::WritePartNative(Part* p, const std::string& tmp, uint64_t* bytes) {
+  if (p->dead) return writer_->WriteDeadLetters(tmp, p->dc, bytes);
+  return writer_->WriteReadings(tmp, p->rc, *sensors_, *types_, *models_, bytes);
+}
+
 Status ParquetStore::FlushPart(Part* p) {
-  if (!p->app) return Status::OK();
-  if (p->chunk) {
+  if (!p->open) return Status::OK();
+  p->open = false;
+  if (!native_ && p->chunk) {
     if (p->n > 0) {
       duckdb_data_chunk_set_size(p->chunk, p->n);
       if (duckdb_append_data_chunk(p->app, p->chunk) != DuckDBSuccess)
@@ -412,10 +498,12 @@ Status ParquetStore::FlushPart(Part* p) {
     p->chunk = nullptr;
     p->n = 0;
   }
-  if (duckdb_appender_close(p->app) != DuckDBSuccess)
-    return Status::Error(std::string("duckdb appender: ") + duckdb_appender_error(p->app));
-  duckdb_appender_destroy(&p->app);
-  p->app = nullptr;
+  if (!native_) {
+    if (duckdb_appender_close(p->app) != DuckDBSuccess)
+      return Status::Error(std::string("duckdb appender: ") + duckdb_appender_error(p->app));
+    duckdb_appender_destroy(&p->app);
+    p->app = nullptr;
+  }
   if (p->rows > 0) {
     if (!dirs_made_.count(p->dir)) {
       Status s = MakeDirs(p->dir);
@@ -433,9 +521,15 @@ Status ParquetStore::FlushPart(Part* p) {
     }
     std::string final_path = p->dir + "/" + name;
     std::string tmp = p->dir + "/." + name + "." + std::to_string(getpid()) + ".tmp";
-    Status s = db_->Exec("COPY " + p->table + " TO " + SqlQuote(tmp) + " (FORMAT parquet, COMPRESSION " +
-                         opt_.compression + ", ROW_GROUP_SIZE 122880)");
-    if (!s.ok()) return Status::Error("writing " + tmp + ": " + s.message());
+    uint64_t native_bytes = 0;
+    Status s = native_ ? WritePartNative(p, tmp, &native_bytes)
+                       : db_->Exec("COPY " + p->table + " TO " + SqlQuote(tmp) + " (FORMAT parquet, COMPRESSION " +
+                                   opt_.compression + ", ROW_GROUP_SIZE 122880)");
+    if (!s.ok()) {
+      std::error_code rm_ec;
+      fs::remove(tmp, rm_ec);
+      return Status::Error("writing " + tmp + ": " + s.message());
+    }
     s = CommitFile(tmp, final_path);
     if (!s.ok()) return s;
     if (opt_.e2e_latency) {
@@ -455,8 +549,13 @@ Status ParquetStore::FlushPart(Part* p) {
       if (!inserted) pos->second = std::max(pos->second, p->last_off);
     }
   }
-  Status s = db_->Exec("DROP TABLE " + p->table);
-  if (!s.ok()) return s;
+  if (native_) {
+    p->rc.Clear();
+    p->dc.Clear();
+  } else {
+    Status s = db_->Exec("DROP TABLE " + p->table);
+    if (!s.ok()) return s;
+  }
   buffered_ -= p->rows;
   p->rows = 0;
   p->first_off = INT64_MAX;
@@ -468,7 +567,7 @@ Status ParquetStore::FlushDue(int64_t now_mono_us) {
   if (kafka()) {
     std::set<int32_t> due;
     for (auto& [k, p] : parts_)
-      if (p->app && p->rows > 0 && now_mono_us - p->first_mono >= opt_.max_delay_us) due.insert(p->kpart);
+      if (p->open && p->rows > 0 && now_mono_us - p->first_mono >= opt_.max_delay_us) due.insert(p->kpart);
     for (int32_t kp : due) {
       Status s = FlushKafkaPartition(kp);
       if (!s.ok()) return s;
@@ -476,7 +575,7 @@ Status ParquetStore::FlushDue(int64_t now_mono_us) {
     return Status::OK();
   }
   for (auto& [k, p] : parts_) {
-    if (p->app && p->rows > 0 && now_mono_us - p->first_mono >= opt_.max_delay_us) {
+    if (p->open && p->rows > 0 && now_mono_us - p->first_mono >= opt_.max_delay_us) {
       Status s = FlushPart(p.get());
       if (!s.ok()) return s;
     }
@@ -508,7 +607,7 @@ Status ParquetStore::CompactClosed(int64_t grace_us) {
   std::vector<std::tuple<bool, int64_t, int32_t>> done;
   std::map<std::string, bool> dirs;
   for (auto& [k, p] : parts_) {
-    if (p->dead || p->hour >= closed_before || p->app) continue;
+    if (p->dead || p->hour >= closed_before || p->open) continue;
     dirs[p->dir] = true;
     done.push_back(k);
   }

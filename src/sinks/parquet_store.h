@@ -1,9 +1,11 @@
-// Durable, partitioned Parquet storage through DuckDB.
+// Durable, partitioned Parquet storage.
 //
-// Rows are appended (columnar, via DuckDB data chunks) to an in-memory table per partition
-// (event hour x source partition) and flushed by size or age: COPY to a hidden temporary file,
-// fsync, rename, fsync the directory. A file is visible only once complete, so queries never see
-// a partial file and a crash leaves at most an unreferenced temporary file (removed on open).
+// Rows are appended to columnar buffers per partition (event hour x source partition) and flushed
+// by size or age with the hand-written ParquetWriter (writer "native", the default) or, with
+// writer "duckdb", through an in-memory DuckDB table per partition and COPY: to a hidden temporary
+// file, fsync, rename, fsync the directory. DuckDB also compacts closed hours. A file is visible
+// only once complete, so queries never see a partial file and a crash leaves at most an
+// unreferenced temporary file (removed on open).
 //
 // File names: embedded runs write part-<run>-<seq>.parquet; Kafka sources write
 // kafka-<topic>-p<partition>-o<first>-<last>.parquet, so the highest durable offset of every
@@ -28,6 +30,7 @@
 #include "core/interner.h"
 #include "core/metrics.h"
 #include "core/status.h"
+#include "sinks/parquet_writer.h"
 
 namespace iotpipe {
 
@@ -36,6 +39,8 @@ struct StoreOptions {
   size_t max_rows = 1000000;          // flush a partition at this many buffered rows
   int64_t max_delay_us = 1000000;     // ... or when its oldest buffered row is this old
   std::string compression = "zstd";
+  // native: the hand-written writer (zstd/uncompressed); duckdb: buffer tables + COPY (any codec).
+  std::string writer = "native";
   std::string kafka_topic;            // set by the Kafka source: names files by offsets
   int duck_threads = 1;
   Histogram* e2e_latency = nullptr;   // if set: observes (stored time - event time) of sampled rows
@@ -93,9 +98,13 @@ class ParquetStore {
   Part* GetPart(bool dead, int64_t hour, int32_t kpart);
   Status FlushPart(Part* p);
   bool kafka() const { return !opt_.kafka_topic.empty(); }
+  Status AppendReadingsNative(const ReadingBatch& b);
+  Status WritePartNative(Part* p, const std::string& tmp, uint64_t* bytes);
 
   StoreOptions opt_;
   std::unique_ptr<Duck> db_;
+  bool native_ = true;                   // hand-written Parquet writer (else DuckDB COPY)
+  std::unique_ptr<ParquetWriter> writer_;
   const Interner* sensors_ = nullptr;
   const Interner* types_ = nullptr;
   const Interner* models_ = nullptr;
