@@ -303,7 +303,7 @@ Status KafkaSource::Start() {
     KafkaProducerOptions po;
     po.brokers = opt_.brokers;
     po.client_id = "iotpipe-processor-side";
-    po.linger_ms = 50;
+    po.linger_ms = 5;  // flushed after every batch (at least once): little to gain from waiting
     auto p = KafkaProducer::Create(po);
     if (!p.ok()) return p.status();
     producer_ = std::move(p.value());
@@ -316,6 +316,7 @@ Status KafkaSource::Start() {
 PollResult KafkaSource::Poll(RawBatch& out, size_t max) {
   out.Clear();
   if (!rk_ || closed_) return PollResult::kEnd;
+  if (side_failed_.load() && error_.ok()) error_ = Status::Error("kafka: dead-letter/anomaly records failed delivery");
   if (!error_.ok()) return PollResult::kEnd;
   cur_ = &out;
   // Batch consumption from the consumer queue (one queue lock per batch instead of one
@@ -503,7 +504,21 @@ void KafkaSource::OnBatch(const ProcessedBatch& b, const Dictionaries& dicts) {
       if (!s.ok()) spdlog::warn("{}", s.message());
     }
   }
-  producer_->Poll(0);
+  // At least once: the store writes a partition's commit marker only after OnBatch returns (on this
+  // thread), so the side records of this batch are delivered (or failed) before any marker
+  // covering them exists. A crash before that replays the batch and produces them again.
+  if (producer_->queued() > 0) {
+    const int64_t failed_before = producer_->failed();
+    while (!producer_->Flush(1000) && producer_->queued() > 0) {
+    }
+    if (producer_->failed() > failed_before) {
+      spdlog::error("kafka: {} dead-letter/anomaly record(s) failed delivery ({}); ending the run",
+                    producer_->failed() - failed_before, producer_->first_error());
+      side_failed_ = true;  // Poll ends the run with an error
+    }
+  } else {
+    producer_->Poll(0);
+  }
 }
 
 void KafkaSource::Stop() {

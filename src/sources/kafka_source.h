@@ -106,6 +106,7 @@ class KafkaSource final : public Source {
   std::vector<int32_t> sensor_part_;     // sensor id -> partition it was last seen on (-1: none)
   std::map<std::string, int32_t> loaded_part_;  // sensors restored from a partition's state file
   std::atomic<int64_t> states_saved_{0}, states_loaded_{0};
+  std::atomic<bool> side_failed_{false};  // a side-topic record failed delivery (sink thread)
   std::unique_ptr<KafkaProducer> producer_;
   std::function<bool()> drain_;
   RawBatch* cur_ = nullptr;             // the batch being filled (Poll), for revocation
