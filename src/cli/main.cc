@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cli/common.h"
+#include "cli/config.h"
 #include "cli/registry.h"
 
 int main(int argc, char** argv) {
@@ -16,6 +17,9 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("iotpipe ") + IOTPIPE_VERSION);
   iotpipe::cli::RegisterAll(app);
+  // A configuration file is checked before anything runs: every problem named with its key and line.
+  iotpipe::cli::PrecheckConfig(argc, argv, iotpipe::cli::RegisterAll);
+  iotpipe::cli::AddConfig(app, iotpipe::cli::RegisterAll);
   CLI11_PARSE(app, argc, argv);
   return 0;
 }
