@@ -202,11 +202,14 @@ TEST(Features, DetectorIsBatchInvariantAndFlagsStuck) {
   ReadingBatch all;
   const int64_t t0 = 1000LL * kDayUs;
   std::vector<bool> stuck_rows;
+  double ar[2] = {0, 0};  // residuals follow the AR(1) the scaler describes (phi 0.5 and 0.8)
   for (int t = 0; t < 3000; t++) {
     for (uint32_t sid = 0; sid < 2; sid++) {
       const int64_t ts = t0 + t * 1000000LL;
       bool stuck = sid == 1 && t >= 2000 && t < 2300;
-      double v = stuck ? 23.456 : m->scaler.Expected(sid, ts) + m->scaler.std[sid] * nd(g);
+      const double phi = m->scaler.phi[sid];
+      ar[sid] = phi * ar[sid] + std::sqrt(1 - phi * phi) * nd(g);
+      double v = stuck ? 23.456 : m->scaler.Expected(sid, ts) + m->scaler.std[sid] * ar[sid];
       all.Push(sid, ts, v, stuck, ReadingBatch::kNoType);
       stuck_rows.push_back(stuck);
     }
