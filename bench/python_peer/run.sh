@@ -47,7 +47,10 @@ if [[ "$mode" == lstm || "$mode" == both ]]; then
   # not depend on the weights; Python's model has the same shape with seeded random weights).
   "$bin" run --sensors "$ls" --events 200000 --rate max --quiet --http off --no-checkpoint \
     --data-dir "$out/hist" >/dev/null 2>&1
-  "$bin" train --data-dir "$out/hist" --model-dir "$out/models" --since 7d --window 32 --hidden 32 --epochs 1 \
+  # The history spans the last few minutes of sensor time (--rate max ends at now): train on an explicit
+  # span around it (--since 7d leaves the newest day for validation, which would hold all of it).
+  "$bin" train --data-dir "$out/hist" --model-dir "$out/models" --from "$(date -u -d '-6 hours' +%Y-%m-%dT%H:%M:%SZ)" \
+    --to "$(date -u -d '+10 minutes' +%Y-%m-%dT%H:%M:%SZ)" --window 32 --hidden 32 --epochs 1 \
     --max-windows 2000 --seed 1 --threads 1 --torch-threads 1 --promote production >/dev/null 2>&1
   py=$(PEER_TORCH_THREADS="${PEER_TORCH_THREADS:-1}" "$venv/bin/python" "$root/bench/python_peer/peer.py" \
        "$ls" "$le" "$out/pyl" lstm 2>/dev/null)
