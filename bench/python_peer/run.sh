@@ -49,7 +49,7 @@ if [[ "$mode" == lstm || "$mode" == both ]]; then
     --data-dir "$out/hist" >/dev/null 2>&1
   # The history spans the last few minutes of sensor time (--rate max ends at now): train on an explicit
   # span around it (--since 7d leaves the newest day for validation, which would hold all of it).
-  "$bin" train --data-dir "$out/hist" --model-dir "$out/models" --from "$(date -u -d '-6 hours' +%Y-%m-%dT%H:%M:%SZ)" \
+  "$bin" train --data-dir "$out/hist" --model-dir "$out/models" --from "$(date -u -d '-1 hour' +%Y-%m-%dT%H:%M:%SZ)" \
     --to "$(date -u -d '+10 minutes' +%Y-%m-%dT%H:%M:%SZ)" --window 32 --hidden 32 --epochs 1 \
     --max-windows 2000 --seed 1 --threads 1 --torch-threads 1 --promote production >/dev/null 2>&1
   py=$(PEER_TORCH_THREADS="${PEER_TORCH_THREADS:-1}" "$venv/bin/python" "$root/bench/python_peer/peer.py" \
