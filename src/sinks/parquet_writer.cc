@@ -222,6 +222,19 @@ void StrMinMax(std::string_view s, bool first, Chunk* ch) {
 
 constexpr size_t kMaxStatBytes = 256;  // longer string min/max are left out
 
+
+// The column chunks of one row group of `rows` rows, typed and named by the schema.
+std::vector<ParquetWriter::Chunk> NewRowGroup(const std::vector<ParquetWriter::Column>& schema, size_t rows) {
+  std::vector<ParquetWriter::Chunk> cols(schema.size());
+  for (size_t k = 0; k < schema.size(); k++) {
+    cols[k].type = schema[k].type;
+    cols[k].name = schema[k].name;
+    cols[k].num_values = static_cast<int64_t>(rows);
+    cols[k].start = -1;
+  }
+  return cols;
+}
+
 }  // namespace
 
 void ReadingColumns::AppendRange(const ReadingBatch& b, size_t from, size_t to) {
@@ -424,13 +437,7 @@ Status ParquetWriter::WriteReadings(const std::string& path, const ReadingColumn
   std::vector<uint32_t> tmp;
   for (size_t r0 = 0; r0 < n; r0 += opt_.row_group_rows) {
     const size_t r1 = std::min(n, r0 + opt_.row_group_rows), m = r1 - r0;
-    std::vector<Chunk> cols(schema.size());
-    for (size_t k = 0; k < schema.size(); k++) {
-      cols[k].type = schema[k].type;
-      cols[k].name = schema[k].name;
-      cols[k].num_values = static_cast<int64_t>(m);
-      cols[k].start = -1;
-    }
+    std::vector<Chunk> cols = NewRowGroup(schema, m);
     // A dictionary-encoded string column from interner ids; `null_id` marks NULL (or none).
     auto dict_column = [&](Chunk* ch, const auto* ids, const Interner& names, uint32_t null_id) {
       ch->dict = true;
@@ -534,13 +541,7 @@ Status ParquetWriter::WriteDeadLetters(const std::string& path, const DeadLetter
   std::vector<uint32_t> tmp;
   for (size_t r0 = 0; r0 < n; r0 += opt_.row_group_rows) {
     const size_t r1 = std::min(n, r0 + opt_.row_group_rows), m = r1 - r0;
-    std::vector<Chunk> cols(schema.size());
-    for (size_t k = 0; k < schema.size(); k++) {
-      cols[k].type = schema[k].type;
-      cols[k].name = schema[k].name;
-      cols[k].num_values = static_cast<int64_t>(m);
-      cols[k].start = -1;
-    }
+    std::vector<Chunk> cols = NewRowGroup(schema, m);
     auto str_column = [&](Chunk* ch, const std::vector<std::string>& v) {
       ch->signed_stats = false;
       payload_.clear();
