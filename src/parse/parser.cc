@@ -3,6 +3,8 @@
 #include <cmath>
 #include <simdjson.h>
 
+#include "parse/known_layout.h"
+
 namespace iotpipe {
 
 namespace sj = simdjson;
@@ -83,6 +85,29 @@ static Reject ReadNumber(od::value& v, std::string_view field, double* out, std:
   return Reject::kNone;
 }
 
+// The rules every decoded record must meet (both decoding paths).
+static Reject CheckFields(const ParserOptions& opt, const ParsedRecord& r, std::string* detail) {
+  if (r.sensor_id.empty() || r.sensor_id.size() > opt.max_sensor_id_bytes) {
+    *detail = "sensor_id must have 1 to " + std::to_string(opt.max_sensor_id_bytes) + " bytes";
+    return Reject::kInvalidSensorId;
+  }
+  for (unsigned char c : r.sensor_id) {
+    if (c < 0x20 || c == 0x7f) {
+      *detail = "sensor_id contains a control character";
+      return Reject::kInvalidSensorId;
+    }
+  }
+  if (!(r.timestamp >= opt.min_timestamp_s && r.timestamp < opt.max_timestamp_s)) {
+    *detail = "timestamp " + std::to_string(r.timestamp) + " is not epoch seconds in [1970, 2100)";
+    return Reject::kTimestampOutOfRange;
+  }
+  if (std::fabs(r.value) > opt.max_abs_value) {
+    *detail = "|value| exceeds " + std::to_string(opt.max_abs_value);
+    return Reject::kValueOutOfRange;
+  }
+  return Reject::kNone;
+}
+
 Reject Parser::ParseCopy(std::string_view rec, ParsedRecord* out, std::string* detail) {
   copy_.assign(rec);
   copy_.reserve(rec.size() + sj::SIMDJSON_PADDING);
@@ -102,6 +127,8 @@ Reject Parser::ParseOne(std::string_view rec, ParsedRecord* out, std::string* de
     *detail = "record of " + std::to_string(rec.size()) + " bytes exceeds " + std::to_string(opt_.max_record_bytes);
     return Reject::kOversize;
   }
+  // The producers' own layout is read in one scan; anything else goes through simdjson.
+  if (opt_.known_layout && ParseKnownLayout(rec, out)) return CheckFields(opt_, *out, detail);
   od::document doc;
   auto err = impl_->parser.iterate(rec.data(), rec.size(), rec.size() + sj::SIMDJSON_PADDING).get(doc);
   if (err) {
@@ -230,25 +257,7 @@ Reject Parser::ParseOne(std::string_view rec, ParsedRecord* out, std::string* de
   if (!has_ts) { *detail = "timestamp"; return Reject::kMissingField; }
   if (!has_val) { *detail = "value"; return Reject::kMissingField; }
   if (!has_gt) { *detail = "is_anomaly_ground_truth"; return Reject::kMissingField; }
-  if (out->sensor_id.empty() || out->sensor_id.size() > opt_.max_sensor_id_bytes) {
-    *detail = "sensor_id must have 1 to " + std::to_string(opt_.max_sensor_id_bytes) + " bytes";
-    return Reject::kInvalidSensorId;
-  }
-  for (unsigned char c : out->sensor_id) {
-    if (c < 0x20 || c == 0x7f) {
-      *detail = "sensor_id contains a control character";
-      return Reject::kInvalidSensorId;
-    }
-  }
-  if (!(out->timestamp >= opt_.min_timestamp_s && out->timestamp < opt_.max_timestamp_s)) {
-    *detail = "timestamp " + std::to_string(out->timestamp) + " is not epoch seconds in [1970, 2100)";
-    return Reject::kTimestampOutOfRange;
-  }
-  if (std::fabs(out->value) > opt_.max_abs_value) {
-    *detail = "|value| exceeds " + std::to_string(opt_.max_abs_value);
-    return Reject::kValueOutOfRange;
-  }
-  return Reject::kNone;
+  return CheckFields(opt_, *out, detail);
 }
 
 void Parser::Parse(const RawBatch& raw, ProcessedBatch& out) {

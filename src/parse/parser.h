@@ -34,6 +34,7 @@ struct ParserOptions {
   double min_timestamp_s = 0;              // 1970-01-01
   double max_timestamp_s = 4102444800.0;   // 2100-01-01
   size_t max_sensor_id_bytes = 128;
+  bool known_layout = true;                // the one-scan fast path (parse/known_layout.h) before simdjson
 };
 
 struct ParsedRecord {

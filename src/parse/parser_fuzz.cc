@@ -1,6 +1,6 @@
 // libFuzzer target for the wire-record parser:
 //   clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -Isrc src/parse/parser_fuzz.cc \
-//     src/parse/parser.cc -lsimdjson -o parser_fuzz && ./parser_fuzz -max_total_time=60
+//     src/parse/parser.cc src/parse/known_layout.cc -lsimdjson -o parser_fuzz && ./parser_fuzz -max_total_time=60
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
