@@ -3,10 +3,11 @@
 # detector type). Installs its own pinned PyPI packages into .deps/pyvenv-peer on first use (the LSTM
 # mode needs PyTorch: a large download, PyPI's Linux wheel brings the CUDA libraries; CPU is used).
 #   bench/python_peer/run.sh [SENSORS] [EVENTS] [baseline|lstm|both]
-# baseline: Python's streaming z-score vs iotpipe's baseline detector (SENSORS, EVENTS; iotpipe 20x EVENTS).
+# baseline: Python's streaming z-score vs iotpipe's baseline detector (SENSORS, EVENTS; iotpipe 20x EVENTS,
+#           or CPP_EVENTS_FACTOR x EVENTS: CPP_EVENTS_FACTOR=1 runs both sides on the same event count).
 # lstm:     a PyTorch LSTM autoencoder (W=32, H=32) scored per window vs iotpipe --detector lstm with a
 #           model trained here on a small simulated history (LSTM_SENSORS=100, LSTM_EVENTS=20000 for
-#           Python; iotpipe 50x LSTM_EVENTS). Python runs PyTorch on 1 thread (PEER_TORCH_THREADS):
+#           Python; iotpipe 50x LSTM_EVENTS, or CPP_LSTM_FACTOR x). Python runs PyTorch on 1 thread (PEER_TORCH_THREADS):
 #           a batch-1 window is too small to split, and the producer thread needs the other core.
 # Prints one JSON line per detector type with both rates and the ratio.
 set -euo pipefail
@@ -36,7 +37,7 @@ PY
 }
 if [[ "$mode" == baseline || "$mode" == both ]]; then
   py=$("$venv/bin/python" "$root/bench/python_peer/peer.py" "$sensors" "$events" "$out/py" baseline)
-  cpp=$("$bin" run --sensors "$sensors" --events "$((events * 20))" --rate max --quiet --http off --no-checkpoint \
+  cpp=$("$bin" run --sensors "$sensors" --events "$((events * ${CPP_EVENTS_FACTOR:-20}))" --rate max --quiet --http off --no-checkpoint \
         --data-dir "$out/cpp" --summary-json - 2>/dev/null)
   compare baseline "$py" "$cpp"
 fi
@@ -54,7 +55,7 @@ if [[ "$mode" == lstm || "$mode" == both ]]; then
     --max-windows 2000 --seed 1 --threads 1 --torch-threads 1 --promote production >/dev/null 2>&1
   py=$(PEER_TORCH_THREADS="${PEER_TORCH_THREADS:-1}" "$venv/bin/python" "$root/bench/python_peer/peer.py" \
        "$ls" "$le" "$out/pyl" lstm 2>/dev/null)
-  cpp=$("$bin" run --sensors "$ls" --events "$((le * 50))" --rate max --quiet --http off --no-checkpoint \
+  cpp=$("$bin" run --sensors "$ls" --events "$((le * ${CPP_LSTM_FACTOR:-50}))" --rate max --quiet --http off --no-checkpoint \
         --detector lstm --model-dir "$out/models" --model production --data-dir "$out/cppl" --summary-json - 2>/dev/null)
   compare lstm "$py" "$cpp"
 fi
