@@ -119,18 +119,24 @@ void LstmDetector::ScoreBatch(ReadingBatch& b, StateStore& store) const {
     }
     float ring[1024];
     std::memcpy(ring, ring_bytes, sizeof(float) * W);
-    ring[h.head] = static_cast<float>(b.value[i]);
-    h.head = (h.head + 1) % static_cast<uint32_t>(W);
-    if (h.count < UINT32_MAX) h.count++;
-    std::memcpy(ring_bytes + sizeof(float) * ((h.head + W - 1) % W), &ring[(h.head + W - 1) % W], sizeof(float));
     const double rb = baseline_.Update(base_st, b.ts_us[i], b.value[i]);
-    std::memcpy(st, &h, sizeof h);
     ml::FeatureChannels ch;
-    if (feat_ && h.scaler >= 0) {
+    ml::FeatureState fs;
+    float stored = static_cast<float>(b.value[i]);
+    const bool use_feat = feat_ && h.scaler >= 0;
+    if (use_feat) {
       const size_t s = static_cast<size_t>(h.scaler);
-      ml::FeatureState fs;
       std::memcpy(&fs, st + feat_off, sizeof fs);
       ch = ml::UpdateFeatures(fc, sc.Phi(s), fs, sc.Z(s, b.ts_us[i], b.value[i]), b.value[i]);
+      // Rule 2: the window sees the imputed value of a point outlier, not the outlier (ml/features.h).
+      if (ml::WasImputed(fc, fs)) stored = static_cast<float>(sc.Expected(s, b.ts_us[i]) + sc.std[s] * fs.last_z);
+    }
+    ring[h.head] = stored;
+    std::memcpy(ring_bytes + sizeof(float) * h.head, &stored, sizeof(float));
+    h.head = (h.head + 1) % static_cast<uint32_t>(W);
+    if (h.count < UINT32_MAX) h.count++;
+    std::memcpy(st, &h, sizeof h);
+    if (use_feat) {
       if (h.count < W) {  // no full window yet: the feature channels alone
         double r = ml::CombineSeverity(fc, ch, 0, 0, fs.alarm);
         if (mode_ == LstmMode::kEnsemble) r = std::max(r, rb);

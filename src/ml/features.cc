@@ -2,11 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 
 namespace iotpipe::ml {
 
 nlohmann::json FeatureConfig::ToJson() const {
-  return {{"enabled", enabled}, {"alpha_level", alpha_level}, {"alpha_var", alpha_var}, {"winsor", winsor},
+  return {{"enabled", enabled}, {"rule", rule}, {"alpha_level", alpha_level}, {"alpha_var", alpha_var}, {"winsor", winsor},
           {"max_impute", max_impute}, {"thr_point", thr_point}, {"thr_level", thr_level}, {"thr_var", thr_var},
           {"thr_stuck", thr_stuck}, {"release", release}, {"calibration", calibration}};
 }
@@ -15,6 +16,7 @@ Result<FeatureConfig> FeatureConfig::FromJson(const nlohmann::json& j) {
   FeatureConfig c;
   try {
     c.enabled = j.at("enabled").get<bool>();
+    c.rule = j.value("rule", 1);  // absent: a model from before rule 2
     c.alpha_level = j.at("alpha_level").get<double>();
     c.alpha_var = j.at("alpha_var").get<double>();
     c.winsor = j.at("winsor").get<double>();
@@ -35,6 +37,7 @@ Result<FeatureConfig> FeatureConfig::FromJson(const nlohmann::json& j) {
     return Status::Error("features: thresholds and winsor must be > 0");
   if (!(c.release > 0 && c.release <= 1)) return Status::Error("features: release must be in (0, 1]");
   if (c.max_impute < 0) return Status::Error("features: max_impute must be >= 0");
+  if (c.rule != 1 && c.rule != 2) return Status::Error("features: unknown rule " + std::to_string(c.rule) + " (this build knows 1 and 2)");
   return c;
 }
 
@@ -53,17 +56,21 @@ FeatureChannels UpdateFeatures(const FeatureConfig& c, double phi, FeatureState&
   FeatureChannels ch;
   const double inn = s.n == 0 ? z : (z - phi * s.last_z) / std::sqrt(1 - phi * phi);
   ch.point = std::fabs(inn);
+  bool outlier = false;
   if (ch.point >= c.thr_point && s.imputed < static_cast<uint32_t>(c.max_impute) && s.n > 0) {
     s.last_z = phi * s.last_z;  // an outlier is not the base of the next prediction
     s.imputed++;
+    outlier = c.rule >= 2;
   } else {
     s.last_z = z;
     s.imputed = 0;
   }
-  s.level += c.alpha_level * (z - s.level);
+  if (!outlier) {  // rule 2: an imputed outlier enters neither long EWMA
+    s.level += c.alpha_level * (z - s.level);
+    const double w2 = c.winsor * c.winsor;
+    s.var += c.alpha_var * (std::min(inn * inn, w2) - s.var);
+  }
   ch.level = std::fabs(s.level) / EwmaSd(c.alpha_level, phi);
-  const double w2 = c.winsor * c.winsor;
-  s.var += c.alpha_var * (std::min(inn * inn, w2) - s.var);
   ch.var = s.var;
   if (s.n > 0 && raw == s.last_raw) {
     if (s.run < UINT32_MAX) s.run++;

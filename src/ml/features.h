@@ -9,6 +9,12 @@
 //   stuck  run length of identical raw readings                     stuck-at
 // A point-channel outlier is not taken as the next prediction's base (z_prev keeps its prediction)
 // for up to max_impute readings in a row, so one spike does not flag the reading after it.
+// Rule 2 (models trained since 2026-11-27; rule 1 = older models, scored as before): such an imputed
+// outlier also stays out of the level and var EWMAs, and the detector puts the imputed value (the
+// AR(1) prediction, back in raw units) in the autoencoder's window ring instead of the spike, so one
+// spike neither moves the long level (which would then be held by the hysteresis) nor keeps the
+// window error high for the next `window` readings. FeatureState::imputed > 0 after UpdateFeatures
+// says the reading was imputed and last_z is its imputed residual.
 // Each channel is divided by its calibrated threshold (>= 1: anomalous). The contextual channels
 // (level, var, stuck, and the autoencoder's window error) alarm with hysteresis: once on, the alarm
 // holds while their severity stays >= `release` (one alarm per episode instead of a flicker of them).
@@ -24,6 +30,7 @@ namespace iotpipe::ml {
 
 struct FeatureConfig {
   bool enabled = false;  // false: a model from before the features (no seasonal scaler)
+  int rule = 2;          // 1: imputed outliers still enter level/var and the window (models before rule 2)
   double alpha_level = 1.0 / 200, alpha_var = 1.0 / 30, winsor = 4.0;
   int max_impute = 8;
   // Thresholds: max(floor, margin * quantile(q) of the channel over normal validation stretches).
@@ -49,6 +56,9 @@ void InitFeatureState(FeatureState& s);
 double EwmaSd(double alpha, double phi);
 // Advances the state by one reading and returns the raw (unthresholded) channels.
 FeatureChannels UpdateFeatures(const FeatureConfig& c, double phi, FeatureState& s, double z, double raw);
+// Rule 2: true when the reading just given to UpdateFeatures was imputed (an outlier of the point
+// channel); its imputed residual is then s.last_z.
+inline bool WasImputed(const FeatureConfig& c, const FeatureState& s) { return c.rule >= 2 && s.imputed > 0; }
 
 // Severities of one reading: point (spikes; no hold) and contextual (with hysteresis in s.alarm).
 // ae_win / ae_last: the autoencoder's errors already divided by their thresholds (0 when no window).
