@@ -3,7 +3,8 @@
 // Rows are appended to columnar buffers per partition (event hour x source partition) and flushed
 // by size or age with the hand-written ParquetWriter (writer "native", the default) or, with
 // writer "duckdb", through an in-memory DuckDB table per partition and COPY: to a hidden temporary
-// file, fsync, rename, fsync the directory. DuckDB also compacts closed hours. A file is visible
+// file, fsync, rename, fsync the directory. Closed hours are compacted by concatenating the files'
+// row groups (sinks/parquet_merge.h; small row groups are re-encoded by DuckDB). A file is visible
 // only once complete, so queries never see a partial file and a crash leaves at most an
 // unreferenced temporary file (removed on open).
 //
@@ -43,6 +44,10 @@ struct StoreOptions {
   std::string writer = "native";
   std::string kafka_topic;            // set by the Kafka source: names files by offsets
   int duck_threads = 1;
+  // Compaction merges the row groups of a closed hour's files as they are (no re-encoding,
+  // sinks/parquet_merge.h) when they average at least this many rows per row group; smaller ones
+  // (slow streams: many tiny row groups) are re-encoded through DuckDB into full row groups.
+  size_t compact_merge_min_rows = 16384;
   Histogram* e2e_latency = nullptr;   // if set: observes (stored time - event time) of sampled rows
 };
 
