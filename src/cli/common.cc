@@ -49,6 +49,15 @@ void SimArgs::Add(CLI::App* app) {
       ->check(CLI::Range(0.0, 1.0));
   app->add_option("--anomaly-rate", anomaly_rate,
                   "basic: P(point anomaly), default 0.001; realistic: episodes per sensor-hour, default 0.125");
+  app->add_option("--speedup", speedup,
+                  "Paced like real time but with sensor time running this many times faster (one reading/s of "
+                  "sensor time per sensor); not with --rate")
+      ->check(CLI::PositiveNumber);
+  app->add_option("--regime-at", regime_at,
+                  "Regime change from this sensor time (ISO 8601 UTC or epoch seconds): every sensor's level moves "
+                  "by --regime-shift noise sd and its deviations from baseline scale by --regime-scale");
+  app->add_option("--regime-shift", regime_shift, "Regime change: level shift in units of each sensor's noise sd");
+  app->add_option("--regime-scale", regime_scale, "Regime change: factor on deviations from each sensor's baseline");
 }
 
 SimSourceOptions SimArgs::Resolve(Clock* clock) const {
@@ -70,6 +79,17 @@ SimSourceOptions SimArgs::Resolve(Clock* clock) const {
   }
   o.realtime = !max;
   o.sim.interval_s = (max || rate.empty()) ? 1.0 : static_cast<double>(sensors) / r;
+  if (speedup > 0) {
+    if (!rate.empty()) Fail("--speedup and --rate do not combine: --speedup paces sensor time itself", 2);
+    o.speedup = speedup;
+  }
+  if (!regime_at.empty()) {
+    auto t = ParseTimeMicros(regime_at);
+    if (!t.ok()) Fail("--regime-at: " + t.status().message(), 2);
+    o.sim.regime_from_us = t.value();
+    o.sim.regime_shift = regime_shift;
+    o.sim.regime_scale = regime_scale;
+  }
   int64_t span_us = -1;
   if (!duration.empty()) {
     auto d = ParseDurationMicros(duration);

@@ -30,6 +30,9 @@ struct SimArgs {
   std::string start;          // ISO 8601 or epoch seconds
   double malformed_rate = 0;
   double anomaly_rate = -1;
+  double speedup = 0;         // --speedup: paced, sensor time this many times faster than the clock
+  std::string regime_at;      // --regime-at: a regime change from this sensor time (sim/simulator.h)
+  double regime_shift = 8, regime_scale = 1.5;
   void Add(CLI::App* app);
   // Resolves into source options (start time defaults: real time = now; max = now - span).
   SimSourceOptions Resolve(Clock* clock) const;

@@ -9,6 +9,7 @@
 
 #include "cli/common.h"
 #include "detect/artime.h"
+#include "detect/artimelik.h"
 #include "detect/cadose.h"
 #include "detect/detector.h"
 #include "eval/nab.h"
@@ -51,10 +52,10 @@ void AddNab(CLI::App& app) {
   cmd->add_option("--json", o->json, "Also write the scores as JSON to this file ('-' = stdout)");
   cmd->add_flag("--list-detectors", o->list, "Print the detector names, one a line");
   cmd->add_flag("--nab-probation", o->nab_probation,
-                "artime: probation = NAB's (15 % of the file, at most 750 rows) per file, as NAB runs ARTime (not one "
+                "artime, artimelik: probation = NAB's (15 % of the file, at most 750 rows) per file, as NAB runs ARTime (not one "
                 "configuration for all files)");
   cmd->add_flag("--range-hint", o->range_hint,
-                "cadose, artime: give each file's [min, max] as the sensor's configured range (NAB's inputMin/inputMax; "
+                "cadose, artime, artimelik: give each file's [min, max] as the sensor's configured range (NAB's inputMin/inputMax; "
                 "the live pipeline's equivalent is a configured sensor range)");
   cmd->add_flag("--nab-rest-period", o->nab_rest,
                 "cadose: rest period = probation / 5 per file, as NAB runs CAD OSE (to check the port against its "
@@ -101,7 +102,7 @@ void AddNab(CLI::App& app) {
           cp.rest_period = static_cast<int>(static_cast<double>(nab::ProbationLength(
                                                 static_cast<int64_t>(s->values.size()))) / 5.0);
         sc = RunDetector(CadOseDetector(cp), *s);
-      } else if (o->detector == "artime" && (o->range_hint || o->nab_probation)) {
+      } else if ((o->detector == "artime" || o->detector == "artimelik") && (o->range_hint || o->nab_probation)) {
         ArtimeParams ap;
         if (o->range_hint && !s->values.empty()) {
           ap.fixed_range = true;
@@ -109,7 +110,7 @@ void AddNab(CLI::App& app) {
           ap.hi = *std::max_element(s->values.begin(), s->values.end());
         }
         if (o->nab_probation) ap.probation = static_cast<int>(nab::ProbationLength(static_cast<int64_t>(s->values.size())));
-        sc = RunDetector(ArtimeDetector(ap), *s);
+        sc = o->detector == "artime" ? RunDetector(ArtimeDetector(ap), *s) : RunDetector(ArtimeLikDetector(ap), *s);
       } else {
         sc = RunDetector(**det, *s);
       }

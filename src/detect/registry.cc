@@ -1,5 +1,6 @@
 #include "detect/adaptive.h"
 #include "detect/artime.h"
+#include "detect/artimelik.h"
 #include "detect/baseline.h"
 #include "detect/cadose.h"
 #include "detect/likelihood.h"
@@ -9,7 +10,7 @@
 
 namespace iotpipe {
 
-std::vector<std::string> DetectorNames() { return {"baseline", "adaptive", "likelihood", "cadose", "artime", "lstm", "auto", "ensemble"}; }
+std::vector<std::string> DetectorNames() { return {"baseline", "adaptive", "likelihood", "cadose", "artime", "artimelik", "lstm", "auto", "ensemble"}; }
 
 Result<std::unique_ptr<Detector>> MakeDetector(std::string_view name) { return MakeDetector(name, DetectorOptions{}); }
 
@@ -19,6 +20,7 @@ Result<std::unique_ptr<Detector>> MakeDetector(std::string_view name, const Dete
   if (name == "likelihood") return std::unique_ptr<Detector>(std::make_unique<LikelihoodDetector>());
   if (name == "cadose") return std::unique_ptr<Detector>(std::make_unique<CadOseDetector>());
   if (name == "artime") return std::unique_ptr<Detector>(std::make_unique<ArtimeDetector>());
+  if (name == "artimelik") return std::unique_ptr<Detector>(std::make_unique<ArtimeLikDetector>());
   auto mode = ParseLstmMode(name);
   if (mode.ok()) {
     auto dir = ml::Registry(opt.model_dir).Resolve(opt.model);
