@@ -10,6 +10,7 @@ const state = {
   sensorPoints: 0,
   anomalies: 0,                  // rows added to the table
   updates: 0,                    // stats events received
+  driftUpdates: 0,               // drift snapshots shown
   lastSeq: 0,
 };
 window.__iotpipe = state;         // read by the browser test
@@ -198,6 +199,31 @@ async function modelAction(path, body) {
 $('promote').addEventListener('click', () => modelAction('/api/models/promote', { detector: $('model-select').value }));
 $('rollback').addEventListener('click', () => modelAction('/api/models/rollback'));
 
+// ---- drift panel (GET /api/drift, SSE "drift") -------------------------------------------------
+const num = (v, d) => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(d) : '–');
+function showDrift(d) {
+  $('drift-production').textContent = d.production || '–';
+  $('drift-shadow').textContent = d.shadow || 'none';
+  if (!d.available) {
+    $('drift-status').textContent = 'no model detector';
+    $('drift-status').className = 'pill';
+    $('drift-info').textContent = 'Drift is monitored for model detectors (--detector lstm|auto).';
+    state.driftUpdates++;
+    return;
+  }
+  $('drift-psi').textContent = num(d.psi, 3);
+  $('drift-ks').textContent = num(d.ks, 3);
+  $('drift-input').textContent = num(d.input_psi, 3) + ' / ' + num(d.input_ks, 3);
+  $('drift-alert-rate').textContent = num(d.alert_rate, 4);
+  $('drift-f1').textContent = d.labelled > 0 ? num(d.f1, 3) + ' (P ' + num(d.precision, 2) + ', R ' + num(d.recall, 2) + ')' : 'no labels';
+  const judged = d.windows > 0 && d.windows >= (d.min_windows || 0);
+  $('drift-status').textContent = !judged ? 'warming up (' + d.windows + ' / ' + d.min_windows + ' windows)' : d.drifted ? 'DRIFT for ' + Math.round(d.drifted_for_s) + ' s' : 'no drift';
+  $('drift-status').className = 'pill ' + (d.drifted ? 'err' : judged ? 'ok' : '');
+  $('drift-info').textContent = fmt(d.windows) + ' windows of ' + (d.version || '–') + ' vs its validation errors; ' + fmt(d.rows) + ' rows for the rates';
+  state.driftUpdates++;
+}
+async function loadDrift() { showDrift(await api('/api/drift')); }
+
 // ---- live stream -----------------------------------------------------------------------------
 let es = null;
 function setStatus(text, cls) { const s = $('status'); s.textContent = text; s.className = 'pill ' + (cls || ''); }
@@ -212,6 +238,7 @@ function connectStream() {
     if (a.seq > state.lastSeq) addAnomaly(a, true);
   });
   es.addEventListener('alert', (ev) => addAlert(JSON.parse(ev.data)));
+  es.addEventListener('drift', (ev) => showDrift(JSON.parse(ev.data)));
 }
 
 $('sensor-select').addEventListener('change', () => { state.sensor = $('sensor-select').value; refreshSensor(); });
@@ -227,7 +254,7 @@ async function health() {
   loadToken();
   connectStream();
   const safe = (f) => () => f().catch((e) => console.warn(e));
-  await Promise.all([loadHistory(), loadSensors(), loadAnomalies(), loadModel()].map((p) => p.catch((e) => console.warn(e))));
+  await Promise.all([loadHistory(), loadSensors(), loadAnomalies(), loadModel(), loadDrift()].map((p) => p.catch((e) => console.warn(e))));
   setInterval(safe(refreshSensor), 1000);
   setInterval(safe(loadSensors), 5000);
   setInterval(safe(loadModel), 10000);

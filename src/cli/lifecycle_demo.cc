@@ -38,7 +38,11 @@ struct DemoArgs {
   uint64_t seed = 7;
   double shift = 8, scale = 1.5;
   int epochs = 6, hidden = 16, window = 32;
-  int tod_bins = 0;  // plain per-sensor scaler: a retraining on hours of data has no full daily profile
+  // Seasonal scaler: the drift monitor compares errors of seasonal-residual windows, whose
+  // distribution does not depend on the time of day (a plain scaler's errors do, so a 2-hour slice
+  // differs from whole-day validation errors with no change at all). The retraining covers hours,
+  // not a day: its profile is completed from v1's (TrainOptions::profile_from).
+  int tod_bins = 96;
   size_t max_windows = 6000;
   std::string json;
 };
@@ -164,7 +168,7 @@ void AddLifecycleDemo(CLI::App& app) {
                 h.seconds > 0 ? static_cast<double>(h.rows) / h.seconds : 0.0);
     out["history"] = {{"rows", h.rows}, {"seconds", h.seconds}};
 
-    auto train = [&](int64_t from, int64_t to, const char* label) {
+    auto train = [&](int64_t from, int64_t to, const char* label, const std::string& profile_from) {
       ml::TrainOptions to_opt;
       to_opt.data_dir = data;
       to_opt.model_dir = models;
@@ -178,6 +182,7 @@ void AddLifecycleDemo(CLI::App& app) {
       to_opt.torch_threads = 1;
       to_opt.max_windows = a->max_windows;
       to_opt.tod_bins = a->tod_bins;
+      to_opt.profile_from = profile_from;
       to_opt.progress = false;
       auto r = ml::Train(to_opt);
       if (!r.ok()) Fail(std::string(label) + ": " + r.status().message());
@@ -195,7 +200,7 @@ void AddLifecycleDemo(CLI::App& app) {
     };
 
     std::printf("2. train on the history and deploy\n");
-    out["train"] = train(t0, t_live, "train");
+    out["train"] = train(t0, t_live, "train", "");
     const std::string v1 = out["train"]["version"];
     ml::Registry reg(models);
     Check(reg.Promote(v1, "production"), "promote");
@@ -213,7 +218,7 @@ void AddLifecycleDemo(CLI::App& app) {
     out["after_change"] = phase_json(pB);
 
     std::printf("5. retrain on the %s after the change, register under shadow\n", a->phase_b.c_str());
-    out["retrain"] = train(t_change, t_shadow, "retrain");
+    out["retrain"] = train(t_change, t_shadow, "retrain", a->tod_bins > 0 ? models + "/" + v1 : "");
     const std::string v2 = out["retrain"]["version"];
     Check(reg.Promote(v2, "shadow"), "promote shadow");
     std::printf("  shadow -> %s\n", v2.c_str());

@@ -45,6 +45,7 @@ void AddTrain(CLI::App& app) {
   cmd->add_option("--promote", *promote, "Point this alias (e.g. production) at the new model");
   cmd->add_flag("--keep-anomalies", o->keep_anomalies, "Keep windows with labelled anomalies in training");
   cmd->add_option("--tod-bins", o->tod_bins, "Seasonal scaler: time-of-day bins per sensor (0: plain mean/std, no feature channels)");
+  cmd->add_option("--profile-from", o->profile_from, "Model directory whose daily profile fills the time-of-day bins this span does not cover");
   cmd->add_option("--feature-quantile", o->feature_quantile, "Feature-channel threshold quantile of normal validation readings");
   cmd->add_option("--feature-margin", o->feature_margin, "Feature-channel threshold = max(floor, margin x quantile)");
   cmd->callback([o, since, from, to, promote] {
@@ -110,6 +111,7 @@ void AddModels(CLI::App& app) {
     if (!m.ok()) Fail(m.status().message());
     nlohmann::json j = m->card;
     j["config"] = m->config;
+    j["evaluations"] = ml::Registry(*dir).Evaluations(m->version);
     std::printf("%s\n", j.dump(2).c_str());
     std::exit(0);
   });
@@ -190,9 +192,7 @@ void AddMonitor(CLI::App& app) {
     auto r = ml::MonitorDrift(*o);
     if (!r.ok()) Fail("monitor: " + r.status().message());
     if (*json) std::printf("%s\n", r->ToJson().dump(2).c_str());
-    else std::printf("model %s: %lld windows, error PSI %.3f, KS %.3f, input PSI %.3f, alert rate %.4f -> %s\n",
-                     r->version.c_str(), static_cast<long long>(r->windows), r->psi, r->ks, r->input_psi, r->alert_rate,
-                     r->drifted ? "DRIFT" : "ok");
+    else std::printf("%s", r->ToText().c_str());
     std::exit(r->drifted ? 3 : 0);
   });
 }

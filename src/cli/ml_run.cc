@@ -49,9 +49,11 @@ void MlRun::Start(Pipeline& p) {
     shadow_sink_ = std::make_unique<ml::ShadowSink>(args_.data_dir, &p.dicts(), 262144, 5.0);
     shadow_watcher_ = std::make_unique<ml::ModelWatcher>(
         args_.model_dir, "shadow", "", mode, LstmThreads(args_), [proc](std::shared_ptr<const Detector> d) {
-          spdlog::info("shadow scoring with {}", d->version());
+          if (d) spdlog::info("shadow scoring with {}", d->version());
+          else spdlog::info("shadow scoring stopped (no model under 'shadow')");
           proc->SetShadow(std::move(d));
         });
+    shadow_watcher_->AllowClear();
     shadow_watcher_->CheckOnce();  // now, so that the shadow state checkpoint is restored by Run
     shadow_watcher_->Start();
   }
@@ -68,6 +70,7 @@ void MlRun::Start(Pipeline& p) {
     if (auto* l = dynamic_cast<const LstmDetector*>(proc->detector().get())) {
       ro.train.window = l->model().weights.window;  // same window: the state layout (and windows) carry over
       ro.train.hidden = l->model().weights.hidden;
+      ro.train.tod_bins = l->model().scaler.tod_bins;  // same scaler kind (feature channels need a seasonal one)
     }
     ro.drift_for_s = args_.retrain_after_s;
     ro.shadow_s = args_.shadow_period_s;
@@ -84,6 +87,12 @@ void MlRun::Finish() {
     Status s = shadow_sink_->Flush();
     if (!s.ok()) spdlog::error("shadow scores not stored: {}", s.message());
   }
+}
+
+std::function<std::string()> MlRun::DriftJson() {
+  ml::LiveMonitor* mon = monitor_.get();
+  if (!mon) return nullptr;
+  return [mon] { return mon->Get().ToJson().dump(); };
 }
 
 std::function<std::string()> MlRun::MetricsText() {

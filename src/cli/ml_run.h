@@ -28,6 +28,8 @@ class MlRun {
   void Finish();
   // Prometheus text of the drift monitor (empty without a model detector).
   std::function<std::string()> MetricsText();
+  // The drift monitor's snapshot as JSON text (empty without a model detector).
+  std::function<std::string()> DriftJson();
   ml::LiveMonitor* monitor() { return monitor_.get(); }
   ml::AutoRetrainer* retrainer() { return retrainer_.get(); }
   ml::ShadowSink* shadow_sink() { return shadow_sink_.get(); }

@@ -92,6 +92,7 @@ int RunPipeline(Source* source, const PipelineArgs& args) {
   Pipeline p(source, d, po, RealClock::Get());
   ml.Start(p);
   serving.SetExtraMetrics(ml.MetricsText());
+  serving.SetDrift(ml.DriftJson());
   Check(serving.Start(p));
   InstallSignalHandlers();
   Status s = p.Run(g_stop);

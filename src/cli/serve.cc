@@ -110,6 +110,7 @@ Status Serving::Start(Pipeline& p) {
   deps.alerts = alerts_.get();
   deps.pipeline_state = [this] { return done_.load() ? std::string("done") : std::string("running"); };
   deps.extra_metrics = extra_metrics_;
+  deps.drift = drift_;
   server_ = std::make_unique<http::Server>(so, deps);
   Status s = server_->Start();
   if (!s.ok()) {

@@ -42,6 +42,8 @@ class Serving {
   void Finish(const std::atomic<bool>& stop);
   // Before Start: more Prometheus text for /metrics (the ML drift monitor's gauges).
   void SetExtraMetrics(std::function<std::string()> f) { extra_metrics_ = std::move(f); }
+  // Before Start: the ML drift monitor's snapshot as JSON text (dashboard drift panel).
+  void SetDrift(std::function<std::string()> f) { drift_ = std::move(f); }
 
  private:
   ServeArgs args_;
@@ -52,6 +54,7 @@ class Serving {
   std::unique_ptr<http::Server> server_;
   std::atomic<bool> done_{false};
   std::function<std::string()> extra_metrics_;
+  std::function<std::string()> drift_;
 };
 
 }  // namespace iotpipe::cli

@@ -521,6 +521,22 @@ void Server::Publish(const std::string& event, const std::string& data) {
   bus_cv_.notify_all();
 }
 
+json Server::DriftJson() const {
+  json j = json::object();
+  if (deps_.drift) {
+    j = json::parse(deps_.drift(), nullptr, false);
+    if (j.is_discarded() || !j.is_object()) j = json::object();
+  }
+  j["available"] = !j.empty();
+  j["production"] = nullptr;
+  j["shadow"] = nullptr;
+  if (deps_.processor) {
+    if (auto d = deps_.processor->detector()) j["production"] = std::string(d->version());
+    if (auto sh = deps_.processor->shadow()) j["shadow"] = std::string(sh->version());
+  }
+  return j;
+}
+
 void Server::Tick() {
   const PipelineMetrics& m = *deps_.metrics;
   int64_t last_t = MonoMicros(), last_sent = m.sent.load(), last_stored = m.stored.load(), last_pred = m.predicted.load();
@@ -553,6 +569,7 @@ void Server::Tick() {
       while (history_.size() > 900) history_.pop_front();
     }
     Publish("stats", stats.dump());
+    Publish("drift", DriftJson().dump());
     if (deps_.live) {
       auto an = deps_.live->Anomalies(INT64_MIN, last_seq, 100);
       for (auto& a : an) {
@@ -735,6 +752,10 @@ void Server::Routes() {
     }
     SendJson(res, json{{"t", t}, {"events_per_s", ev}, {"stored_per_s", st}, {"lag", lag}, {"queue", q}, {"anomalies_per_s", an}});
   });
+
+  // The ML drift panel: the live monitor's snapshot (PSI/KS, alert rate, rolling P/R/F1) and the
+  // production and shadow model versions in use.
+  s.Get("/api/drift", [this](const httplib::Request&, httplib::Response& res) { SendJson(res, DriftJson()); });
 
   s.Get("/api/models", [this](const httplib::Request&, httplib::Response& res) {
     json j = {{"available", DetectorNames()}, {"threshold", kScoreThreshold}};

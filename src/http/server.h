@@ -20,6 +20,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "core/batch.h"
 #include "core/duck.h"
 #include "core/metrics.h"
@@ -119,6 +121,7 @@ struct ServerDeps {
   AlertManager* alerts = nullptr;
   std::function<std::string()> pipeline_state;  // "running" / "done"; default "running"
   std::function<std::string()> extra_metrics;   // Prometheus text appended to /metrics (ML drift monitor)
+  std::function<std::string()> drift;           // JSON object of the ML drift monitor (GET /api/drift, SSE "drift")
 };
 
 // A read-only SQL door to the data directory (also used by tests directly).
@@ -163,6 +166,7 @@ class Server {
  private:
   void Routes();
   void Tick();
+  nlohmann::json DriftJson() const;  // deps_.drift plus the model versions in use
   void Publish(const std::string& event, const std::string& data);
 
   ServerOptions opt_;

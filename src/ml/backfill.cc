@@ -10,6 +10,7 @@
 #include "core/duck.h"
 #include "core/fsutil.h"
 #include "core/interner.h"
+#include "core/timeutil.h"
 #include "eval/evaluate.h"
 #include "ml/forward.h"
 #include "ml/model.h"
@@ -156,7 +157,13 @@ Result<ScoreResult> Backfill(const ScoreOptions& opt) {
   s = db.Exec("CREATE OR REPLACE VIEW scored AS SELECT * FROM read_parquet(" + SqlQuote(out_dir + "/*.parquet") + ")");
   if (!s.ok()) return s;
   auto ev = Evaluate(db, "scored");
-  if (ev.ok()) res.evaluation = ev->ToJson();
+  if (ev.ok()) {
+    res.evaluation = ev->ToJson();
+    const std::string ver = std::filesystem::path(dir.value()).filename().string();
+    Status rs = reg.AddEvaluation(ver, {{"kind", "backfill"}, {"data_dir", opt.data_dir}, {"from", opt.from_us ? FormatIsoMicros(opt.from_us) : ""},
+                                        {"to", opt.to_us ? FormatIsoMicros(opt.to_us) : ""}, {"rows", res.rows}, {"evaluation", res.evaluation}});
+    (void)rs;  // best effort: the scores are written either way
+  }
   return res;
 }
 
@@ -194,10 +201,48 @@ double KsStatistic(std::vector<float> a, std::vector<float> b) {
 }
 
 nlohmann::json DriftReport::ToJson() const {
-  nlohmann::json w = nlohmann::json::array();
+  nlohmann::json w = nlohmann::json::array(), per = nlohmann::json::array();
   for (auto& [s, p] : worst_sensors) w.push_back({{"sensor_id", s}, {"psi", p}});
-  return {{"version", version}, {"windows", windows}, {"psi", psi}, {"ks", ks}, {"alert_rate", alert_rate},
-          {"input_psi", input_psi}, {"drifted", drifted}, {"worst_sensors", w}};
+  for (auto& s : sensors)
+    per.push_back({{"sensor_id", s.id}, {"windows", s.windows}, {"psi", s.psi}, {"ks", s.ks}, {"alert_rate", s.alert_rate},
+                   {"drifted", s.drifted}});
+  return {{"version", version}, {"from", FormatIsoMicros(from_us)}, {"to", FormatIsoMicros(to_us)}, {"windows", windows},
+          {"psi", psi}, {"ks", ks}, {"alert_rate", alert_rate}, {"input_psi", input_psi}, {"input_ks", input_ks},
+          {"drifted", drifted}, {"worst_sensors", w}, {"sensors", per},
+          {"stored", {{"rows", rows}, {"flagged", flagged}, {"alert_rate", stored_alert_rate}, {"labelled", labelled},
+                      {"precision", labelled ? nlohmann::json(precision) : nlohmann::json(nullptr)},
+                      {"recall", labelled ? nlohmann::json(recall) : nlohmann::json(nullptr)},
+                      {"f1", labelled ? nlohmann::json(f1) : nlohmann::json(nullptr)}}}};
+}
+
+std::string DriftReport::ToText(size_t max_sensors) const {
+  char buf[512];
+  std::string o;
+  std::snprintf(buf, sizeof buf, "model %s, %s .. %s: %lld windows\n", version.c_str(), FormatIsoMicros(from_us).c_str(),
+                FormatIsoMicros(to_us).c_str(), static_cast<long long>(windows));
+  o += buf;
+  std::snprintf(buf, sizeof buf, "overall: error PSI %.3f KS %.3f, input PSI %.3f KS %.3f, model alert rate %.4f -> %s\n", psi, ks,
+                input_psi, input_ks, alert_rate, drifted ? "DRIFT" : "ok");
+  o += buf;
+  std::snprintf(buf, sizeof buf, "stored rows: %lld, flagged %lld (alert rate %.4f)", static_cast<long long>(rows),
+                static_cast<long long>(flagged), stored_alert_rate);
+  o += buf;
+  if (labelled) {
+    std::snprintf(buf, sizeof buf, "; %lld labelled anomalous: point precision %.3f recall %.3f F1 %.3f\n",
+                  static_cast<long long>(labelled), precision, recall, f1);
+    o += buf;
+  } else {
+    o += "; no labelled anomalies in the span (precision/recall/F1 need labels)\n";
+  }
+  o += "sensor                            windows  error PSI  error KS  alert rate\n";
+  for (size_t i = 0; i < sensors.size() && i < max_sensors; i++) {
+    const Sensor& s = sensors[i];
+    std::snprintf(buf, sizeof buf, "%-32s %8lld %10.3f %9.3f %11.4f%s\n", s.id.c_str(), static_cast<long long>(s.windows), s.psi, s.ks,
+                  s.alert_rate, s.drifted ? "  DRIFT" : "");
+    o += buf;
+  }
+  if (sensors.size() > max_sensors) o += "... " + std::to_string(sensors.size() - max_sensors) + " more (--json lists all)\n";
+  return o;
 }
 
 Result<DriftReport> MonitorDrift(const DriftOptions& opt) {
@@ -222,6 +267,23 @@ Result<DriftReport> MonitorDrift(const DriftOptions& opt) {
     to = t->Int() + 1;
   }
   const int64_t from = to - opt.window_us;
+  rep.from_us = from;
+  rep.to_us = to;
+  auto st = db.Query("SELECT count(*), coalesce(sum(is_anomaly_predicted::INTEGER), 0), "
+                     "coalesce(sum(coalesce(is_anomaly_ground_truth, false)::INTEGER), 0), "
+                     "coalesce(sum((is_anomaly_predicted AND coalesce(is_anomaly_ground_truth, false))::INTEGER), 0) "
+                     "FROM sensor_readings WHERE " + RangeWhere(from, to));
+  if (!st.ok()) return st.status();
+  rep.rows = st->Int(0, 0);
+  rep.flagged = st->Int(0, 1);
+  rep.labelled = st->Int(0, 2);
+  const int64_t tp = st->Int(0, 3);
+  rep.stored_alert_rate = rep.rows ? static_cast<double>(rep.flagged) / static_cast<double>(rep.rows) : 0;
+  if (rep.labelled) {
+    rep.precision = rep.flagged ? static_cast<double>(tp) / static_cast<double>(rep.flagged) : 0;
+    rep.recall = static_cast<double>(tp) / static_cast<double>(rep.labelled);
+    rep.f1 = rep.precision + rep.recall > 0 ? 2 * rep.precision * rep.recall / (rep.precision + rep.recall) : 0;
+  }
   s = db.Exec("CREATE TEMP TABLE sensors AS SELECT sensor_id, (row_number() OVER (ORDER BY sensor_id) - 1)::INTEGER AS idx "
               "FROM (SELECT DISTINCT sensor_id FROM sensor_readings WHERE " + RangeWhere(from, to) + ")");
   if (!s.ok()) return s;
@@ -253,9 +315,19 @@ Result<DriftReport> MonitorDrift(const DriftOptions& opt) {
       size_t n = X.size() / static_cast<size_t>(W);
       std::vector<float> ew(n), el(n);
       fwd.Errors(X.data(), n, ew.data(), el.data(), opt.threads);
+      int64_t sa = 0;
       for (size_t k = 0; k < n; k++)
-        alerts += std::max(ew[k] / m.thresholds.win[static_cast<size_t>(sc)], el[k] / m.thresholds.last[static_cast<size_t>(sc)]) >= 1;
+        sa += std::max(ew[k] / m.thresholds.win[static_cast<size_t>(sc)], el[k] / m.thresholds.last[static_cast<size_t>(sc)]) >= 1;
+      alerts += sa;
       per_sensor[name] = Psi(m.val_errors, ew, 10);
+      DriftReport::Sensor ps;
+      ps.id = name;
+      ps.windows = static_cast<int64_t>(n);
+      ps.psi = per_sensor[name];
+      ps.ks = KsStatistic(m.val_errors, ew);
+      ps.alert_rate = n ? static_cast<double>(sa) / static_cast<double>(n) : 0;
+      ps.drifted = n >= 32 && (ps.psi > opt.psi_limit || ps.ks > opt.ks_limit);
+      rep.sensors.push_back(std::move(ps));
       all_err.insert(all_err.end(), ew.begin(), ew.end());
     }
     i = j;
@@ -274,6 +346,9 @@ Result<DriftReport> MonitorDrift(const DriftOptions& opt) {
     ref_in.push_back(static_cast<float>(p < 0.5 ? -z : z));
   }
   rep.input_psi = Psi(ref_in, all_in);
+  rep.input_ks = KsStatistic(ref_in, all_in);
+  std::sort(rep.sensors.begin(), rep.sensors.end(),
+            [](const DriftReport::Sensor& a, const DriftReport::Sensor& b) { return a.psi > b.psi || (a.psi == b.psi && a.id < b.id); });
   rep.drifted = rep.psi > opt.psi_limit || rep.ks > opt.ks_limit;
   std::vector<std::pair<std::string, double>> v(per_sensor.begin(), per_sensor.end());
   std::sort(v.begin(), v.end(), [](auto& a, auto& b) { return a.second > b.second; });

@@ -48,11 +48,24 @@ struct DriftOptions {
 
 struct DriftReport {
   std::string version;
+  int64_t from_us = 0, to_us = 0;
   int64_t windows = 0;
-  double psi = 0, ks = 0, alert_rate = 0, input_psi = 0;
+  double psi = 0, ks = 0, alert_rate = 0, input_psi = 0, input_ks = 0;
   bool drifted = false;
-  std::vector<std::pair<std::string, double>> worst_sensors;  // by PSI of errors
+  std::vector<std::pair<std::string, double>> worst_sensors;  // by PSI of errors (at most 5)
+  struct Sensor {
+    std::string id;
+    int64_t windows = 0;
+    double psi = 0, ks = 0, alert_rate = 0;
+    bool drifted = false;  // judged only with at least 32 windows
+  };
+  std::vector<Sensor> sensors;  // every sensor with a full window, highest PSI first
+  // The stored rows of the span as the live pipeline flagged them: alert rate and, where labels
+  // exist, point precision / recall / F1.
+  int64_t rows = 0, flagged = 0, labelled = 0;
+  double stored_alert_rate = 0, precision = 0, recall = 0, f1 = 0;
   nlohmann::json ToJson() const;
+  std::string ToText(size_t max_sensors = 20) const;
 };
 
 // Reconstruction errors of the last window_us of stored readings (normal and anomalous alike, as

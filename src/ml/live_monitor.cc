@@ -54,7 +54,7 @@ static std::vector<float> NormalSample(int n) {
 nlohmann::json DriftSnapshot::ToJson() const {
   nlohmann::json w = nlohmann::json::array();
   for (auto& [s, p] : worst_sensors) w.push_back({{"sensor_id", s}, {"psi", p}});
-  return {{"version", version}, {"windows", windows}, {"psi", psi}, {"ks", ks}, {"input_psi", input_psi},
+  return {{"version", version}, {"windows", windows}, {"min_windows", min_windows}, {"psi", psi}, {"ks", ks}, {"input_psi", input_psi},
           {"input_ks", input_ks}, {"alert_rate", alert_rate}, {"rows", rows}, {"labelled", labelled},
           {"precision", precision}, {"recall", recall}, {"f1", f1}, {"drifted", drifted},
           {"drifted_for_s", drifted_for_s}, {"worst_sensors", w}};
@@ -156,6 +156,7 @@ void LiveMonitor::Evaluate(int64_t now_us) {
   DriftSnapshot s;
   s.version = model_ ? model_->version : "";
   s.windows = static_cast<int64_t>(errors_.size());
+  s.min_windows = static_cast<int64_t>(opt_.min_windows);
   if (model_ && !errors_.empty()) {
     std::vector<float> cur(errors_.begin(), errors_.end());
     s.psi = ref_err_.Psi(cur);

@@ -52,6 +52,7 @@ struct LiveMonitorOptions {
 struct DriftSnapshot {
   std::string version;          // model the errors are computed with ("" if none)
   int64_t windows = 0;          // errors in the rolling sample
+  int64_t min_windows = 0;      // drift is judged from this many errors on
   double psi = 0, ks = 0;       // errors vs validation errors
   double input_psi = 0, input_ks = 0;  // scaled inputs vs N(0, 1)
   double alert_rate = 0;        // flagged rows / rows (rolling)

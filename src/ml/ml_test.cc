@@ -411,5 +411,99 @@ TEST(MlWatcher, CorruptPromotionIsRefusedAndModelStays) {
   EXPECT_EQ(w.refusals(), 1);
 }
 
+// After the shadow version is promoted to production, `shadow` points at nothing (the same model is
+// not scored twice); the production history keeps the old version for rollback, and a shadow
+// watcher that allows it hands the processor "no shadow".
+TEST(MlRegistry, PromotingTheShadowVersionClearsShadow) {
+  Tmp d("shadowclear");
+  for (const char* v : {"v1", "v2", "v3"}) ASSERT_TRUE(SmallModel(v).Save(d.str()).ok());
+  Registry reg(d.str());
+  ASSERT_TRUE(reg.Promote("v1").ok());
+  ASSERT_TRUE(reg.Promote("v2", "shadow").ok());
+  std::vector<std::string> seen;
+  ModelWatcher w(d.str(), "shadow", "", LstmMode::kLstm, 1,
+                 [&](std::shared_ptr<const Detector> det) { seen.push_back(det ? std::string(det->version()) : "none"); });
+  w.AllowClear();
+  EXPECT_TRUE(w.CheckOnce());
+  EXPECT_EQ(w.current(), "v2");
+  // Promoting another version leaves shadow alone.
+  ASSERT_TRUE(reg.Promote("v3").ok());
+  EXPECT_EQ(reg.Alias("shadow"), "v2");
+  ASSERT_TRUE(reg.Rollback().ok());
+  EXPECT_EQ(reg.Alias("production"), "v1");
+  // Promoting the shadow version clears shadow.
+  ASSERT_TRUE(reg.Promote("v2").ok());
+  EXPECT_EQ(reg.Alias("production"), "v2");
+  EXPECT_EQ(reg.Alias("shadow"), "");
+  EXPECT_FALSE(reg.Resolve("shadow").ok());
+  EXPECT_EQ(reg.History("production"), (std::vector<std::string>{"v1", "v2"}));
+  for (auto& m : reg.List()) EXPECT_EQ(m.aliases, m.version == "v2" ? std::vector<std::string>{"production"} : std::vector<std::string>{}) << m.version;
+  EXPECT_TRUE(w.CheckOnce());
+  EXPECT_EQ(w.current(), "");
+  EXPECT_FALSE(w.CheckOnce());  // stays cleared
+  EXPECT_EQ(seen, (std::vector<std::string>{"lstm-ae-v2", "none"}));
+  // A new shadow is picked up again; rollback of production goes back to v1.
+  ASSERT_TRUE(reg.Promote("v3", "shadow").ok());
+  EXPECT_TRUE(w.CheckOnce());
+  EXPECT_EQ(w.current(), "v3");
+  auto r = reg.Rollback();
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r.value(), "v1");
+  // A production watcher (no AllowClear) ignores an unset alias.
+  ASSERT_TRUE(reg.ClearAlias("production").ok());
+  int swaps = 0;
+  ModelWatcher p(d.str(), "production", "v1", LstmMode::kLstm, 1, [&](std::shared_ptr<const Detector>) { swaps++; });
+  EXPECT_FALSE(p.CheckOnce());
+  EXPECT_EQ(p.current(), "v1");
+  EXPECT_EQ(swaps, 0);
+}
+
+// A retraining on hours of data completes its daily profile from the previous model's: the bins it
+// covers fix an affine map (here new = 3 + 1.5 old), the others follow it.
+TEST(MlTrain, ProfileCompletedFromThePreviousModel) {
+  const int B = 96;
+  Scaler prev, cur;
+  for (const char* n : {"a", "b", "c"}) {
+    prev.names.push_back(n);
+    prev.mean.push_back(10);
+    prev.std.push_back(1);
+    prev.phi.push_back(0);
+  }
+  prev.tod_bins = B;
+  for (int s = 0; s < 3; s++)
+    for (int b = 0; b < B; b++) prev.profile.push_back(static_cast<float>(10 + 5 * std::sin(2 * M_PI * b / B + s)));
+  prev.Reindex();
+  cur = prev;
+  cur.names = {"b", "a", "new"};  // another order, and a sensor the previous model does not know
+  cur.Reindex();
+  std::vector<uint8_t> covered(3 * B, 0);
+  for (int b = 0; b < B; b++) {
+    const bool cov = b >= 10 && b < 30;  // 5 hours
+    for (int s = 0; s < 3; s++) {
+      const size_t k = static_cast<size_t>(s * B + b);
+      const int ps = s == 0 ? 1 : 0;  // cur "b" is prev 1, cur "a" is prev 0
+      cur.profile[k] = cov ? static_cast<float>(3 + 1.5 * prev.profile[static_cast<size_t>(ps * B + b)]) : -1.f;
+      covered[k] = cov;
+    }
+  }
+  // "a": only two covered bins -> level shift only (no slope from two points).
+  for (int b = 12; b < 30; b++) covered[static_cast<size_t>(B + b)] = 0;
+  CompleteProfile(prev, covered, cur);
+  for (int b = 0; b < B; b++)
+    EXPECT_NEAR(cur.profile[static_cast<size_t>(b)], 3 + 1.5 * prev.profile[static_cast<size_t>(B + b)], 1e-3) << b;
+  // "a" got prev + mean(new - prev) over bins 10 and 11.
+  const double d10 = 3 + 0.5 * prev.profile[10], d11 = 3 + 0.5 * prev.profile[11];
+  for (int b = 12; b < B; b++)
+    EXPECT_NEAR(cur.profile[static_cast<size_t>(B + b)], prev.profile[static_cast<size_t>(b)] + (d10 + d11) / 2, 1e-3) << b;
+  // "new" is unknown to prev: untouched.
+  EXPECT_EQ(cur.profile[static_cast<size_t>(2 * B)], -1.f);
+  // A different bin count: nothing happens.
+  Scaler other = cur;
+  other.tod_bins = 48;
+  other.profile.assign(3 * 48, -2.f);
+  CompleteProfile(prev, std::vector<uint8_t>(3 * 48, 0), other);
+  EXPECT_EQ(other.profile[0], -2.f);
+}
+
 }  // namespace
 }  // namespace iotpipe::ml

@@ -4,7 +4,9 @@
 #include <filesystem>
 #include <sstream>
 
+#include "core/clock.h"
 #include "core/fsutil.h"
+#include "core/timeutil.h"
 #include "ml/model.h"
 
 namespace iotpipe::ml {
@@ -113,8 +115,37 @@ Status Registry::Promote(const std::string& version, const std::string& alias) {
   if (!ValidName(version)) return Status::Error("invalid version '" + version + "'");
   auto m = Model::Load(dir_ + "/" + version);
   if (!m.ok()) return Status::Error("refusing to promote " + version + ": " + m.status().message());
-  if (Alias(alias) == version) return Status::OK();
-  return WriteAlias(alias, version, true);
+  if (Alias(alias) != version) {
+    Status s = WriteAlias(alias, version, true);
+    if (!s.ok()) return s;
+  }
+  // The version promoted to production leaves `shadow`: it would otherwise be scored twice.
+  if (alias == "production" && Alias("shadow") == version) return ClearAlias("shadow");
+  return Status::OK();
+}
+
+Status Registry::ClearAlias(const std::string& alias) {
+  if (!ValidName(alias)) return Status::Error("invalid alias '" + alias + "'");
+  if (Alias(alias).empty()) return Status::OK();
+  return WriteFileAtomic(dir_ + "/aliases/" + alias, "");  // an empty alias file reads as unset
+}
+
+nlohmann::json Registry::Evaluations(const std::string& version) const {
+  auto r = ReadFile(dir_ + "/" + version + "/evaluations.json");
+  if (!r.ok()) return nlohmann::json::array();
+  auto j = nlohmann::json::parse(r.value(), nullptr, false);
+  return j.is_array() ? j : nlohmann::json::array();
+}
+
+Status Registry::AddEvaluation(const std::string& version, nlohmann::json entry) {
+  if (!ValidName(version)) return Status::Error("invalid version '" + version + "'");
+  std::error_code ec;
+  if (!fs::is_directory(dir_ + "/" + version, ec)) return Status::Error("no model version '" + version + "' in " + dir_);
+  nlohmann::json all = Evaluations(version);
+  entry["recorded"] = FormatIsoMicros(RealClock::Get()->NowMicros());
+  all.push_back(std::move(entry));
+  while (all.size() > 100) all.erase(all.begin());
+  return WriteFileAtomic(dir_ + "/" + version + "/evaluations.json", all.dump(2));
 }
 
 Result<std::string> Registry::Rollback(const std::string& alias) {

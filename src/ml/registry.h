@@ -32,7 +32,15 @@ class Registry {
   std::vector<std::string> History(const std::string& alias) const;
   // Resolves an alias name or a version to a model directory.
   Result<std::string> Resolve(const std::string& spec) const;
+  // Promoting the version under `shadow` to production also clears `shadow`.
   Status Promote(const std::string& version, const std::string& alias = "production");
+  // Unsets an alias (atomically: its file becomes empty); the history stays.
+  Status ClearAlias(const std::string& alias);
+  // Evaluation results recorded after training (shadow comparisons, backfill evaluations): a JSON
+  // array in <version>/evaluations.json, outside the checksummed files (the model stays immutable);
+  // `models show` prints them with the card.
+  Status AddEvaluation(const std::string& version, nlohmann::json entry);
+  nlohmann::json Evaluations(const std::string& version) const;
   // Points alias back at the version it held before the current one; returns that version.
   Result<std::string> Rollback(const std::string& alias = "production");
 

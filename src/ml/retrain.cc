@@ -22,11 +22,16 @@ Result<ShadowComparison> DecideShadow(const std::string& data_dir, const std::st
   *promoted = false;
   auto c = CompareShadow(data_dir, "shadow_model_version = " + SqlQuote("lstm-ae-" + version));
   if (!c.ok()) return c.status();
+  Registry reg(model_dir);
+  const std::string prod = reg.Alias("production");
   if (c->shadow_at_least_as_good && c->rows >= min_rows) {
-    Status s = Registry(model_dir).Promote(version, "production");
+    Status s = reg.Promote(version, "production");
     if (!s.ok()) return s;
     *promoted = true;
   }
+  Status s = reg.AddEvaluation(version, {{"kind", "shadow_comparison"}, {"against", prod}, {"promoted", *promoted},
+                                         {"comparison", c->ToJson()}});
+  if (!s.ok()) spdlog::warn("model {}: evaluation not recorded: {}", version, s.message());
   return c;
 }
 
@@ -69,7 +74,13 @@ void AutoRetrainer::Loop() {
     Log({"drift", d.version, buf});
     TrainOptions to = opt_.train;
     to.progress = false;
+    to.snapshot = true;  // the running store compacts closed hours while training reads
     to.version.clear();
+    // Hours of recent data do not cover a day: the production model's daily profile fills the rest.
+    if (to.profile_from.empty() && to.tod_bins > 0) {
+      auto pd = Registry(to.model_dir).Resolve("production");
+      if (pd.ok()) to.profile_from = pd.value();
+    }
     auto r = TrainAndShadow(to);
     if (!r.ok()) {
       Log({"failed", "", "training: " + r.status().message()});

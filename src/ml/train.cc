@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <thread>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -308,6 +309,38 @@ static Result<FeatureConfig> CalibrateFeatures(Duck& db, const Scaler& sc, int64
   return c;
 }
 
+void CompleteProfile(const Scaler& prev, const std::vector<uint8_t>& covered, Scaler& sc) {
+  const int B = sc.tod_bins;
+  if (B <= 0 || prev.tod_bins != B) return;
+  for (size_t i = 0; i < sc.size(); i++) {
+    const int32_t pi = prev.Find(sc.names[i]);
+    if (pi < 0) continue;
+    const float* old = prev.profile.data() + static_cast<size_t>(pi) * static_cast<size_t>(B);
+    float* cur = sc.profile.data() + i * static_cast<size_t>(B);
+    const uint8_t* cov = covered.data() + i * static_cast<size_t>(B);
+    double n = 0, sx = 0, sy = 0, sxx = 0, sxy = 0;
+    for (int b = 0; b < B; b++)
+      if (cov[b]) {
+        n += 1;
+        sx += old[b];
+        sy += cur[b];
+        sxx += static_cast<double>(old[b]) * old[b];
+        sxy += static_cast<double>(old[b]) * cur[b];
+      }
+    if (n == 0 || n == B) continue;
+    // Least squares y = a + c x; a slope only where the covered bins span enough of the old profile's
+    // range (else a level shift alone), clamped to a plausible range.
+    double lo = old[0], hi = old[0];
+    for (int b = 0; b < B; b++) lo = std::min<double>(lo, old[b]), hi = std::max<double>(hi, old[b]);
+    const double vx = sxx / n - (sx / n) * (sx / n);
+    double c = 1;
+    if (n >= 4 && hi > lo && vx > 0.01 * (hi - lo) * (hi - lo)) c = std::clamp((sxy / n - sx / n * sy / n) / vx, 0.2, 5.0);
+    const double a = sy / n - c * sx / n;
+    for (int b = 0; b < B; b++)
+      if (!cov[b]) cur[b] = static_cast<float>(a + c * old[b]);
+  }
+}
+
 Result<TrainReport> Train(const TrainOptions& opt) {
   auto t_start = std::chrono::steady_clock::now();
   TrainReport rep;
@@ -320,13 +353,31 @@ Result<TrainReport> Train(const TrainOptions& opt) {
   if (!s.ok()) return s;
   int64_t from = opt.from_us, to = opt.to_us;
   if (to == 0) {
-    auto t = db.Query("SELECT epoch_us(max(timestamp)) FROM sensor_readings");
+    auto newest = [&] { return db.Query("SELECT epoch_us(max(timestamp)) FROM sensor_readings"); };
+    auto t = newest();
+    for (int attempt = 0; opt.snapshot && !t.ok() && attempt < 20; attempt++) {  // see TrainOptions::snapshot
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      t = newest();
+    }
     if (!t.ok()) return t.status();
     if (t->rows.empty() || !t->rows[0][0]) return Status::Error("no stored readings under " + opt.data_dir);
     to = t->Int() + 1;
     from = to - opt.since_us;
   }
   if (to <= from) return Status::Error("empty training span");
+  if (opt.snapshot) {
+    Status ss;
+    for (int attempt = 0; attempt < 20; attempt++) {  // a compaction may replace files under the glob
+      ss = db.Exec("CREATE OR REPLACE TEMP TABLE readings_snapshot AS SELECT * FROM sensor_readings WHERE timestamp >= " +
+                   TsLit(from) + " AND timestamp < " + TsLit(to));
+      if (ss.ok()) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    if (!ss.ok()) return Status::Error("snapshot of the training span: " + ss.message());
+    s = db.Exec("DROP VIEW sensor_readings");
+    if (s.ok()) s = db.Exec("CREATE TEMP VIEW sensor_readings AS SELECT * FROM readings_snapshot");
+    if (!s.ok()) return Status::Error("snapshot view: " + s.message());
+  }
   const int64_t split = from + (to - from) * 4 / 5;
   const std::string normal = opt.keep_anomalies ? "true" : "NOT coalesce(is_anomaly_ground_truth, false)";
   s = db.Exec("CREATE TEMP TABLE sensors AS SELECT sensor_id, (row_number() OVER (ORDER BY sensor_id) - 1)::INTEGER AS idx, "
@@ -362,12 +413,19 @@ Result<TrainReport> Train(const TrainOptions& opt) {
     if (!pr.ok()) return pr.status();
     m.scaler.tod_bins = opt.tod_bins;
     m.scaler.profile.assign(S * static_cast<size_t>(opt.tod_bins), 0);
+    std::vector<uint8_t> covered(m.scaler.profile.size(), 0);
     for (size_t i = 0; i < S; i++)
       for (int b = 0; b < opt.tod_bins; b++) m.scaler.profile[i * static_cast<size_t>(opt.tod_bins) + static_cast<size_t>(b)] = static_cast<float>(m.scaler.mean[i]);
     for (size_t r = 0; r < pr->rows.size(); r++) {
       const int64_t i = pr->Int(r, 0), b = pr->Int(r, 1);
       if (i < 0 || static_cast<size_t>(i) >= S || b < 0 || b >= opt.tod_bins || pr->Int(r, 3) < 10) continue;
       m.scaler.profile[static_cast<size_t>(i) * static_cast<size_t>(opt.tod_bins) + static_cast<size_t>(b)] = static_cast<float>(pr->Num(r, 2));
+      covered[static_cast<size_t>(i) * static_cast<size_t>(opt.tod_bins) + static_cast<size_t>(b)] = 1;
+    }
+    if (!opt.profile_from.empty()) {
+      auto prev = Model::Load(opt.profile_from);
+      if (!prev.ok()) return Status::Error("--profile-from: " + prev.status().message());
+      CompleteProfile(prev->scaler, covered, m.scaler);
     }
     auto sd = db.Query("SELECT s.idx, stddev_pop(r.value - p.mu) FROM sensor_readings r JOIN sensors s USING (sensor_id) "
                        "JOIN prof p ON p.idx = s.idx AND p.bin = " + bin + " WHERE " + span + " GROUP BY 1");

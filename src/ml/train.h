@@ -45,6 +45,14 @@ struct TrainOptions {
   // Seasonal scaler: time-of-day bins of the per-sensor profile (0: plain mean/std scaler and no
   // feature channels, the behaviour of models before it). See Scaler and ml/features.h.
   int tod_bins = 96;
+  // A previous model (directory) whose seasonal profile completes this one: time-of-day bins the
+  // span does not cover (a retraining on hours of data) take the previous profile mapped through a
+  // per-sensor affine fit (new = a + c * old) over the bins it does cover; see README "ML lifecycle".
+  std::string profile_from;
+  // Copy the training span into memory first (one query, retried) and train from the copy: for a
+  // retraining inside a running pipeline, whose store compacts closed hours (replacing their files)
+  // while training reads. Memory: the span's rows (about 60 bytes each).
+  bool snapshot = false;
   // Feature-channel thresholds: max(floor, feature_margin * quantile(feature_quantile)) of each channel
   // over `cal_segments` contiguous stretches of `cal_stretch_s` seconds of the validation span (all
   // sensors), skipping the first 600 readings of a stretch and readings within 1,000 of a labelled one.
@@ -76,6 +84,11 @@ struct WindowSet {
 void MakeWindows(const std::vector<float>& values, int window, int stride, int32_t sensor, WindowSet& out);
 
 Result<TrainReport> Train(const TrainOptions& opt);
+
+// Completes a seasonal profile from a previous model's (TrainOptions::profile_from): for each sensor
+// of `sc` known to `prev` (same tod_bins), the bins not marked in `covered` (sensor-major, like
+// profile) become a + c * prev's bin, a and c fitted by least squares over the covered bins.
+void CompleteProfile(const Scaler& prev, const std::vector<uint8_t>& covered, Scaler& sc);
 
 // Trains on windows already in memory (used by Train and by tests). Deterministic for opt.seed.
 Result<LstmAeWeights> FitWeights(const WindowSet& train, const WindowSet& val, const TrainOptions& opt,

@@ -46,6 +46,14 @@ bool ModelWatcher::CheckOnce() {
   std::string v = reg.Alias(alias_);
   {
     std::lock_guard<std::mutex> g(mu_);
+    if (v.empty() && allow_clear_ && !current_.empty()) {
+      spdlog::info("model watcher: {} cleared (was {})", alias_, current_);
+      current_.clear();
+      refused_.clear();
+      swap_(nullptr);
+      swaps_++;
+      return true;
+    }
     if (v.empty() || v == current_ || v == refused_) return false;
   }
   auto det = LstmDetector::Load(dir_ + "/" + v, mode_, threads_);

@@ -26,6 +26,9 @@ class ModelWatcher {
   void Stop();
   // One check now (also what the thread does); returns true if it swapped.
   bool CheckOnce();
+  // The alias may be unset (e.g. `shadow` after its version was promoted): then `swap` gets nullptr
+  // and the watcher waits for the alias to point somewhere again. Call before Start.
+  void AllowClear() { allow_clear_ = true; }
   std::string current() const;
   int swaps() const { return swaps_.load(); }
   int refusals() const { return refusals_.load(); }
@@ -41,6 +44,7 @@ class ModelWatcher {
   bool stop_ = false;
   std::thread th_;
   std::atomic<int> swaps_{0}, refusals_{0};
+  bool allow_clear_ = false;
 };
 
 }  // namespace iotpipe::ml

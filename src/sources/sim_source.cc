@@ -10,23 +10,32 @@ std::string SimSource::Describe() const {
   return "simulator(" + std::to_string(opt_.sim.sensors) + " sensors)";
 }
 
+// When the next reading is due on the clock: its sensor time, or with a speedup, the first poll's
+// clock time plus the sensor time elapsed since the start divided by the speedup.
+int64_t SimSource::Due() {
+  const int64_t d = sim_.NextDueMicros();
+  if (opt_.speedup <= 0) return d;
+  if (pace0_ < 0) pace0_ = clock_->NowMicros();
+  return pace0_ + static_cast<int64_t>(static_cast<double>(d - opt_.sim.start_us) / opt_.speedup);
+}
+
 PollResult SimSource::Poll(RawBatch& out, size_t max) {
   out.Clear();
   if (opt_.max_events >= 0) max = static_cast<size_t>(std::min<int64_t>(max, opt_.max_events - sent_));
   if (opt_.max_steps >= 0 && sim_.step() >= opt_.max_steps) max = 0;
   if (max == 0) return PollResult::kEnd;
   int64_t now = opt_.realtime ? clock_->NowMicros() : 0;
-  if (opt_.realtime && sim_.NextDueMicros() > now) {
+  if (opt_.realtime && Due() > now) {
     // Sleep until the next reading is due, but wake often enough to stay responsive.
-    clock_->SleepUntil(std::min(sim_.NextDueMicros(), now + 50000));
+    clock_->SleepUntil(std::min(Due(), now + 50000));
     now = clock_->NowMicros();
-    if (sim_.NextDueMicros() > now) return PollResult::kIdle;
+    if (Due() > now) return PollResult::kIdle;
   }
   out.data.reserve(max * 128);  // batches are recycled: this allocates once
   out.offsets.reserve(max + 1);
   for (size_t i = 0; i < max; i++) {
     if (opt_.max_steps >= 0 && sim_.step() >= opt_.max_steps) break;
-    if (opt_.realtime && sim_.NextDueMicros() > now) break;
+    if (opt_.realtime && Due() > now) break;
     SimReading r = sim_.Next();
     if (!sim_.Encode(r, out)) malformed_++;
   }

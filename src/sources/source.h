@@ -52,6 +52,7 @@ struct SimSourceOptions {
   bool realtime = false;        // pace by the clock (rate finite) or as fast as possible (max)
   int64_t max_events = -1;      // stop after this many records (-1: no limit)
   int64_t max_steps = -1;       // stop after this many readings per sensor (from --duration)
+  double speedup = 0;           // realtime with sensor time running this many times faster than the clock (0: off)
 };
 
 class SimSource final : public Source {
@@ -66,6 +67,8 @@ class SimSource final : public Source {
   SimSourceOptions opt_;
   Clock* clock_;
   FleetSimulator sim_;
+  int64_t pace0_ = -1;  // clock time of the first poll (speedup pacing)
+  int64_t Due();
   int64_t sent_ = 0, malformed_ = 0;
 };
 

@@ -5,7 +5,7 @@
 //   node --test tests/web/dashboard.test.mjs      (env: IOTPIPE_BIN, IOTPIPE_BUILD_DIR, IOTPIPE_SOURCE_DIR)
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -120,6 +120,66 @@ test('dashboard shows live charts, a picked sensor and injected anomalies', { sk
   assert.ok(fs.statSync(shot).size > 10000, 'screenshot written');
   assert.deepEqual(errors, [], 'no page errors');
   await page.close();
+});
+
+// The drift panel with a model detector: a small LSTM-AE trained on a few simulated hours scores a
+// live run; the panel shows the monitor's PSI/KS, alert rate, rolling F1 and the model versions.
+test('drift panel shows the live monitor of a model detector', { skip: missing || false, timeout: 180000 }, async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'iotpipe-drift-'));
+  let run = null;
+  try {
+    const sh = (args) => {
+      const r = spawnSync(bin, args, { encoding: 'utf8', timeout: 120000 });
+      assert.equal(r.status, 0, `iotpipe ${args[0]} failed: ${r.stderr}`);
+    };
+    const history = path.join(dir, 'history'), models = path.join(dir, 'models');
+    sh(['run', '--sensors', '5', '--rate', 'max', '--duration', '3h', '--anomaly-rate', '0.02', '--data-dir', history,
+      '--http', 'off', '--quiet', '--no-checkpoint']);
+    sh(['train', '--data-dir', history, '--model-dir', models, '--since', '3h', '--epochs', '1', '--hidden', '16',
+      '--window', '8', '--max-windows', '400', '--tod-bins', '0', '--promote', 'production']);
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    let out = '';
+    run = spawn(bin, ['run', '--sensors', '5', '--rate', '200', '--events', '40000', '--anomaly-rate', '0.05',
+      '--detector', 'auto', '--model-dir', models, '--data-dir', path.join(dir, 'data'), '--http', `127.0.0.1:${port}`,
+      '--no-checkpoint', '--quiet', '--web-dir', path.join(root, 'web')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    run.stdout.on('data', (d) => { out += d; });
+    run.stderr.on('data', (d) => { out += d; });
+    await waitFor('the server', async () => (await fetch(url + '/api/health')).ok, 20000);
+    // The API first: the monitor has sampled windows of the production model.
+    const d = await waitFor('drift windows', async () => {
+      const j = await (await fetch(url + '/api/drift')).json();
+      return j.available && j.windows > 0 && j.rows > 0 ? j : null;
+    }, 30000);
+    assert.equal(d.production, 'lstm-ae-v1', out);
+    assert.equal(d.shadow, null);
+    for (const k of ['psi', 'ks', 'input_psi', 'input_ks', 'alert_rate', 'f1']) assert.equal(typeof d[k], 'number', k);
+    const page = await browser.newPage();
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+    await page.goto(url + '/', { waitUntil: 'load' });
+    await page.waitForFunction(() => window.__iotpipe.driftUpdates >= 2, null, { timeout: 30000 });
+    await page.waitForFunction(() => /^\d+\.\d{3}$/.test(document.getElementById('drift-psi').textContent) &&
+      /^[\d.]+ \(P /.test(document.getElementById('drift-f1').textContent), null, { timeout: 60000 });
+    const panel = await page.evaluate(() => Object.fromEntries(['production', 'shadow', 'psi', 'ks', 'input', 'alert-rate', 'f1', 'status']
+      .map((k) => [k, document.getElementById('drift-' + k).textContent])));
+    assert.match(panel.production, /^lstm-ae-v1$/, JSON.stringify(panel));
+    assert.equal(panel.shadow, 'none');
+    assert.match(panel.psi, /^\d+\.\d{3}$/);
+    assert.match(panel.ks, /^\d\.\d{3}$/);
+    assert.match(panel.input, /^\d+\.\d{3} \/ \d\.\d{3}$/);
+    assert.match(panel['alert-rate'], /^\d\.\d{4}$/);
+    assert.match(panel.status, /no drift|DRIFT for \d+ s|warming up \(\d+ \/ 500 windows\)/);
+    await page.screenshot({ path: path.join(buildDir, 'dashboard-drift.png'), fullPage: true });
+    assert.deepEqual(errors, [], 'no page errors');
+    await page.close();
+  } finally {
+    if (run && run.exitCode === null) {
+      run.kill('SIGTERM');
+      await new Promise((r) => { const t = setTimeout(() => { run.kill('SIGKILL'); r(); }, 10000); run.once('exit', () => { clearTimeout(t); r(); }); });
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('the dependencies for the browser test are present', () => {
