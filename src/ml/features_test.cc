@@ -4,12 +4,16 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <memory>
 #include <random>
+#include <string>
+#include <vector>
 
 #include "core/interner.h"
 #include "detect/lstm.h"
+#include "ml/forward.h"
 #include "ml/model.h"
 #include "ml/train.h"
 
@@ -240,6 +244,125 @@ TEST(Features, DetectorIsBatchInvariantAndFlagsStuck) {
   }
   EXPECT_GE(stuck_flagged, 250);  // all but the first thr_stuck readings of the stuck stretch
   EXPECT_LT(normal_flagged, 20);
+}
+
+// Rule 2: an outlier the point channel imputes enters neither long EWMA (one spike must not move the
+// level channel, which the hysteresis would then hold); rule 1 (older models) keeps the old arithmetic.
+TEST(Features, Rule2KeepsAnImputedOutlierOutOfLevelAndVar) {
+  for (int rule : {1, 2}) {
+    FeatureConfig c;
+    c.rule = rule;
+    FeatureState s;
+    InitFeatureState(s);
+    std::mt19937_64 g(5);
+    std::normal_distribution<double> nd(0, 1);
+    for (int t = 0; t < 500; t++) UpdateFeatures(c, 0.0, s, nd(g), t);
+    const FeatureState before = s;
+    FeatureChannels spike = UpdateFeatures(c, 0.0, s, 15.0, 999.0);
+    EXPECT_GE(spike.point / c.thr_point, 1.0);
+    if (rule == 2) {
+      EXPECT_TRUE(WasImputed(c, s));
+      EXPECT_EQ(s.level, before.level);
+      EXPECT_EQ(s.var, before.var);
+      EXPECT_DOUBLE_EQ(s.last_z, 0.0);  // phi 0: the imputed residual is the prediction 0
+    } else {
+      EXPECT_FALSE(WasImputed(c, s));
+      EXPECT_NEAR(s.level - before.level, c.alpha_level * (15.0 - before.level), 1e-12);
+      EXPECT_GT(s.var, before.var);
+    }
+  }
+  // A level shift on an autocorrelated sensor (phi 0.8) is imputed for max_impute readings, then the
+  // prediction follows it and it enters the level as before. (With phi 0 every shifted reading stays
+  // an outlier of the point channel, which then flags it, and only 1 in max_impute + 1 enters the level.)
+  FeatureConfig c;
+  FeatureState s;
+  InitFeatureState(s);
+  for (int t = 0; t < 100; t++) UpdateFeatures(c, 0.8, s, 0.0, t);
+  int imputed = 0;
+  double level = 0;
+  for (int t = 0; t < 300; t++) {
+    level = UpdateFeatures(c, 0.8, s, 8.0, 1000 + t).level;
+    imputed += WasImputed(c, s);
+  }
+  EXPECT_EQ(imputed, c.max_impute);
+  EXPECT_GT(level / c.thr_level, 1.0);
+}
+
+TEST(Features, RuleVersionInJson) {
+  FeatureConfig c;
+  c.enabled = true;
+  EXPECT_EQ(c.rule, 2);
+  auto back = FeatureConfig::FromJson(c.ToJson());
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->rule, 2);
+  nlohmann::json old = c.ToJson();
+  old.erase("rule");  // a model from before rule 2 is scored as before
+  auto o = FeatureConfig::FromJson(old);
+  ASSERT_TRUE(o.ok());
+  EXPECT_EQ(o->rule, 1);
+  old["rule"] = 3;
+  auto f = FeatureConfig::FromJson(old);
+  ASSERT_FALSE(f.ok());
+  EXPECT_NE(f.status().message().find("unknown rule 3"), std::string::npos);
+}
+
+// The basic-profile failure: one spike inside the window kept the autoencoder's window error over its
+// threshold for the next `window` readings (and the hysteresis held it). Under rule 2 the ring holds
+// the imputed value, so only the spike itself is flagged; rule 1 still shows the smear.
+TEST(Features, Rule2SpikeDoesNotSmearTheWindowError) {
+  constexpr int kW = 8;
+  auto make = [&](int rule) {
+    auto m = std::make_shared<Model>();
+    m->version = "vr" + std::to_string(rule);
+    m->weights = TorchInitWeights(kW, 16, 3);
+    m->scaler = SeasonalScaler(4);
+    m->scaler.phi = {0.0, 0.0};
+    return m;
+  };
+  // Stream of sensor_0: iid residuals, one spike of 15 sd at t = 400.
+  std::mt19937_64 g(8);
+  std::normal_distribution<double> nd(0, 1);
+  const int64_t t0 = 1000LL * kDayUs;
+  auto base = make(2);
+  const Scaler& sc = base->scaler;
+  ReadingBatch all;
+  std::vector<float> z;
+  for (int t = 0; t < 600; t++) {
+    const int64_t ts = t0 + t * 1000000LL;
+    const double r = t == 400 ? 15.0 : std::clamp(nd(g), -3.5, 3.5);
+    z.push_back(static_cast<float>(r));
+    all.Push(0, ts, sc.Expected(0, ts) + sc.std[0] * r, t == 400, ReadingBatch::kNoType);
+  }
+  // Autoencoder thresholds: 1.5 x the largest error over the normal windows of this stream.
+  LstmAeForward fwd(base->weights);
+  std::vector<float> X;
+  for (int t = kW - 1; t < 400; t++) X.insert(X.end(), z.begin() + (t - kW + 1), z.begin() + t + 1);
+  const size_t nw = X.size() / kW;
+  std::vector<float> ew(nw), el(nw);
+  fwd.Errors(X.data(), nw, ew.data(), el.data());
+  const float mw = *std::max_element(ew.begin(), ew.end()), ml = *std::max_element(el.begin(), el.end());
+  int after[3] = {0, 0, 0};
+  for (int rule : {1, 2}) {
+    auto m = make(rule);
+    m->thresholds.win = {1.5f * mw, 1.5f * mw};
+    m->thresholds.last = {1.5f * ml, 1.5f * ml};
+    m->thresholds.features.enabled = true;
+    m->thresholds.features.rule = rule;
+    LstmDetector det(m, LstmMode::kLstm);
+    Interner names(8), models(8);
+    names.Intern("sensor_0");
+    det.Bind(&names, &models);
+    StateStore st(det.state_bytes());
+    ReadingBatch b = all;
+    det.ScoreBatch(b, st);
+    EXPECT_TRUE(b.predicted[400]) << "rule " << rule;
+    for (int t = 401; t < 600; t++) after[rule] += b.predicted[static_cast<size_t>(t)];
+    int before = 0;
+    for (int t = 0; t < 400; t++) before += b.predicted[static_cast<size_t>(t)];
+    EXPECT_EQ(before, 0) << "rule " << rule;
+  }
+  EXPECT_GE(after[1], kW / 2);  // the old smear (window error and its hysteresis)
+  EXPECT_EQ(after[2], 0);
 }
 
 }  // namespace
