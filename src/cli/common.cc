@@ -48,7 +48,12 @@ void SimArgs::Add(CLI::App* app) {
   app->add_option("--malformed-rate", malformed_rate, "Fraction of records replaced by malformed ones")
       ->check(CLI::Range(0.0, 1.0));
   app->add_option("--anomaly-rate", anomaly_rate,
-                  "basic: P(point anomaly), default 0.001; realistic: episodes per sensor-hour, default 0.125");
+                  "basic: P(point anomaly), default 0.001; realistic: episodes per sensor-hour, default 0.125; "
+                  "with --asset-size: correlation breaks per asset-hour, default 0.25");
+  app->add_option("--asset-size", asset_size,
+                  "Group sensors into correlated assets of K channels (records carry asset_id; anomalies are "
+                  "correlation breaks no single channel shows); 0 = off")
+      ->check(CLI::Range(0u, 64u));
   app->add_option("--speedup", speedup,
                   "Paced like real time but with sensor time running this many times faster (one reading/s of "
                   "sensor time per sensor); not with --rate")
@@ -69,6 +74,7 @@ SimSourceOptions SimArgs::Resolve(Clock* clock) const {
   o.sim.seed = seed;
   o.sim.malformed_rate = malformed_rate;
   o.sim.anomaly_rate = anomaly_rate;
+  o.sim.asset_size = asset_size;
   o.max_events = events;
   bool max = rate == "max";
   double r = 0;

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "core/status.h"
+#include "cli/asset_run.h"
 #include "cli/serve.h"
 #include "pipeline/pipeline.h"
 #include "sources/source.h"
@@ -30,6 +31,7 @@ struct SimArgs {
   std::string start;          // ISO 8601 or epoch seconds
   double malformed_rate = 0;
   double anomaly_rate = -1;
+  uint32_t asset_size = 0;    // --asset-size: correlated multi-channel assets (sim/simulator.h)
   double speedup = 0;         // --speedup: paced, sensor time this many times faster than the clock
   std::string regime_at;      // --regime-at: a regime change from this sensor time (sim/simulator.h)
   double regime_shift = 8, regime_scale = 1.5;
@@ -81,6 +83,7 @@ struct PipelineArgs {
   double shadow_period_s = 60;         // shadow scoring before the promotion decision
   int retrain_epochs = 8;
   ServeArgs serve;  // --http, --http-token, --web-dir, --alert-webhook ...
+  AssetArgs assets;  // --assets, --asset-detector, --asset-tick, --asset-window (cli/asset_run.h)
   void Add(CLI::App* app);
 };
 

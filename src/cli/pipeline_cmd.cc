@@ -41,6 +41,7 @@ void PipelineArgs::Add(CLI::App* app) {
   app->add_option("--shadow-period", shadow_period_s, "Seconds of shadow scoring before the promotion decision (--auto-retrain)");
   app->add_option("--retrain-epochs", retrain_epochs, "Maximum epochs of a retraining (--auto-retrain)");
   serve.Add(app);
+  assets.Add(app);
 }
 
 static void PinCpus(const std::string& list) {
@@ -89,14 +90,18 @@ int RunPipeline(Source* source, const PipelineArgs& args) {
   serving.Attach(po);
   MlRun ml(args);  // model watchers, shadow scoring, drift monitor, auto-retrain
   ml.Attach(po);
+  AssetRun assets(args.assets, args.data_dir);  // multivariate asset detector (sink thread)
+  assets.Attach(po);
   Pipeline p(source, d, po, RealClock::Get());
   ml.Start(p);
+  assets.Start(p);
   serving.SetExtraMetrics(ml.MetricsText());
   serving.SetDrift(ml.DriftJson());
   Check(serving.Start(p));
   InstallSignalHandlers();
   Status s = p.Run(g_stop);
   ml.Finish();
+  nlohmann::json asset_summary = assets.Finish();
   auto& m = p.metrics();
   const auto& st = p.store_stats();
   int64_t sent = m.sent.load(), stored = static_cast<int64_t>(st.rows), dead = static_cast<int64_t>(st.dead);
@@ -127,6 +132,7 @@ int RunPipeline(Source* source, const PipelineArgs& args) {
                FormatCount(j["events_per_s"].get<double>()).c_str(), static_cast<long long>(m.truth.load()),
                static_cast<long long>(m.predicted.load()), prec, rec, F1(prec, rec),
                static_cast<long long>(PeakRssMb()));
+  if (!asset_summary.is_null()) j["assets"] = asset_summary;
   if (!args.summary_json.empty()) WriteJson(args.summary_json, j.dump(2));
   serving.Finish(g_stop);  // stores open alerts, drains the webhook, --http-linger
   if (!s.ok()) {

@@ -55,9 +55,13 @@ struct ReadingBatch {
   std::vector<uint8_t> predicted;      // is_anomaly_predicted
   std::vector<uint16_t> model;         // model_version id
   std::vector<Origin> origins;         // empty, or one per row
+  // Wire `asset_id` (Dictionaries::assets id, kNoAsset = absent): empty when no record of the batch
+  // carried one, else one per row. Read by the asset detector (detect/asset.h); not stored per row.
+  std::vector<uint32_t> asset;
   int64_t processing_ts_us = 0;        // stamped when the batch was decoded
 
   static constexpr uint16_t kNoType = 0xFFFF;
+  static constexpr uint32_t kNoAsset = 0xFFFFFFFF;
 
   size_t size() const { return sensor.size(); }
   void Reserve(size_t n) {
@@ -66,7 +70,7 @@ struct ReadingBatch {
   }
   void Clear() {
     sensor.clear(); ts_us.clear(); value.clear(); gt.clear(); type.clear();
-    score.clear(); predicted.clear(); model.clear(); origins.clear();
+    score.clear(); predicted.clear(); model.clear(); origins.clear(); asset.clear();
   }
   void Push(uint32_t s, int64_t t, double v, bool g, uint16_t ty) {
     sensor.push_back(s); ts_us.push_back(t); value.push_back(v); gt.push_back(g); type.push_back(ty);

@@ -124,13 +124,17 @@ static bool HasParquet(const std::string& dir) {
 Status CreateDataViews(Duck& db, const std::string& data_dir) {
   struct V { const char* name; const char* schema; };
   for (V v : {V{"sensor_readings", kReadingsSchema}, V{"dead_letters", kDeadLettersSchema},
-              V{"alerts", "alert_id VARCHAR, sensor_id VARCHAR, opened TIMESTAMP, closed TIMESTAMP, points BIGINT, max_score FLOAT, anomaly_type VARCHAR, model_version VARCHAR, state VARCHAR"}}) {
+              V{"alerts", "alert_id VARCHAR, sensor_id VARCHAR, opened TIMESTAMP, closed TIMESTAMP, points BIGINT, max_score FLOAT, anomaly_type VARCHAR, model_version VARCHAR, state VARCHAR"},
+              V{"asset_scores", "asset_id VARCHAR, timestamp TIMESTAMP, processing_timestamp TIMESTAMP, channels INTEGER, present INTEGER, t2 DOUBLE, q DOUBLE, asset_score FLOAT, is_anomaly_predicted BOOLEAN, top_channel VARCHAR, top_share FLOAT, is_anomaly_ground_truth BOOLEAN, anomaly_type VARCHAR, model_version VARCHAR"}}) {
     std::string dir = data_dir + "/" + v.name;
     std::string sql;
     if (HasParquet(dir)) {
       sql = "CREATE OR REPLACE VIEW " + std::string(v.name) + " AS SELECT * FROM read_parquet(" +
             SqlQuote(dir + "/**/*.parquet") + ", hive_partitioning = true, union_by_name = true" +
-            (std::string(v.name) == "alerts" ? "" : ", hive_types = {'date': DATE, 'hour': INTEGER}") + ")";
+            (std::string(v.name) == "alerts" || std::string(v.name) == "asset_scores"
+                 ? ""
+                 : ", hive_types = {'date': DATE, 'hour': INTEGER}") +
+            ")";
     } else {
       // An empty view with the stored schema (plus the partition columns), so queries still bind.
       // Build "SELECT NULL::T AS c, ..." from the schema text.

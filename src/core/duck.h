@@ -46,7 +46,7 @@ std::string SqlQuote(const std::string& s);  // 'it''s'
 // True for DuckDB's integer, floating-point and decimal column types (rendered unquoted in JSON).
 bool IsNumericType(duckdb_type t);
 
-// Creates the views `sensor_readings`, `dead_letters` and `alerts` over the Parquet files under
+// Creates the views `sensor_readings`, `dead_letters`, `alerts` and `asset_scores` over the Parquet files under
 // data_dir (empty typed views where no file exists yet).
 Status CreateDataViews(Duck& db, const std::string& data_dir);
 

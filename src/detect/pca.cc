@@ -124,7 +124,7 @@ void PcaDetector::Stats(const double* row, double* t2, double* q) const {
 double PcaDetector::Severity(const double* row, std::vector<double>* attribution) const {
   double t2, q;
   Stats(row, &t2, &q);
-  const double sev = std::max(t2 / t2_lim_, q / q_lim_);
+  const double sev = std::max(p_.t2_weight * t2 / t2_lim_, q / q_lim_);
   if (attribution) {
     const size_t d = mean_.size();
     std::vector<double> z(d), res(d);
@@ -140,7 +140,7 @@ double PcaDetector::Severity(const double* row, std::vector<double>* attribution
       }
     }
     // Q dominates: squared residuals; else T² contributions.
-    const bool q_side = q / q_lim_ >= t2 / t2_lim_;
+    const bool q_side = q / q_lim_ >= p_.t2_weight * t2 / t2_lim_;
     double sum = 0;
     for (size_t j = 0; j < d; j++) {
       contrib[j] = q_side ? res[j] * res[j] : std::max(contrib[j], 0.0);

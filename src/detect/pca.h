@@ -20,6 +20,7 @@ struct PcaParams {
   double quantile = 0.99;     // training quantile for the control limits
   double limit_factor = 1.0;  // limits = quantile * factor
   double alpha = 0.1;         // EWMA weight of the smoothed severity (1: no smoothing)
+  double t2_weight = 1.0;     // severity = max(t2_weight * T²/T²_lim, Q/Q_lim); 0: Q (SPE) only
 };
 
 class PcaDetector {
@@ -39,6 +40,8 @@ class PcaDetector {
   // Bytes of model (shared by an asset's streams) and of per-stream state.
   size_t model_bytes() const { return (mean_.size() * (3 + k_) + k_) * sizeof(double); }
   static constexpr size_t state_bytes() { return sizeof(double); }
+  double t2_limit() const { return t2_lim_; }
+  double q_limit() const { return q_lim_; }
 
  private:
   PcaParams p_;

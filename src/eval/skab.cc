@@ -1,10 +1,12 @@
 #include "eval/skab.h"
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
 #include "core/timeutil.h"
+#include "detect/asset.h"
 #include "detect/detector.h"
 #include "detect/pca.h"
 
@@ -104,8 +106,89 @@ Result<std::vector<std::string>> ListExperiments(const std::string& dir) {
   return out;
 }
 
+// MSET-like similarity scoring (auto-associative kernel regression): each row is estimated as the
+// kernel-weighted mean of the standardised training rows (the memory); the statistic is the squared
+// residual, its limit the training quantile computed leave-one-out; EWMA-smoothed like pca.
+static std::vector<uint8_t> PredictAakr(const Experiment& e, double bandwidth, double quantile, double alpha) {
+  const size_t n = e.rows.size(), d = e.channels.size(), m = kTrainRows;
+  std::vector<double> mean(d, 0), sd(d, 0);
+  for (size_t i = 0; i < m; i++)
+    for (size_t j = 0; j < d; j++) mean[j] += e.rows[i][j] / m;
+  for (size_t i = 0; i < m; i++)
+    for (size_t j = 0; j < d; j++) sd[j] += (e.rows[i][j] - mean[j]) * (e.rows[i][j] - mean[j]) / (m - 1);
+  for (size_t j = 0; j < d; j++) sd[j] = std::sqrt(std::max(sd[j], 1e-12 + 1e-8 * mean[j] * mean[j]));
+  std::vector<double> mem(m * d);
+  for (size_t i = 0; i < m; i++)
+    for (size_t j = 0; j < d; j++) mem[i * d + j] = (e.rows[i][j] - mean[j]) / sd[j];
+  std::vector<double> d2(m), z(d), est(d);
+  const double h2 = 2 * bandwidth * bandwidth;
+  auto stat = [&](const double* zr, size_t skip) {
+    double lo = INFINITY;
+    for (size_t i = 0; i < m; i++) {
+      double s = 0;
+      for (size_t j = 0; j < d; j++) s += (zr[j] - mem[i * d + j]) * (zr[j] - mem[i * d + j]);
+      d2[i] = s;
+      if (i != skip) lo = std::min(lo, s);
+    }
+    std::fill(est.begin(), est.end(), 0.0);
+    double wsum = 0;
+    for (size_t i = 0; i < m; i++) {
+      if (i == skip) continue;
+      const double w = std::exp(-(d2[i] - lo) / h2);  // shifted: no underflow far from the memory
+      wsum += w;
+      for (size_t j = 0; j < d; j++) est[j] += w * mem[i * d + j];
+    }
+    double r = 0;
+    for (size_t j = 0; j < d; j++) r += (zr[j] - est[j] / wsum) * (zr[j] - est[j] / wsum);
+    return r;
+  };
+  std::vector<double> train(m);
+  for (size_t i = 0; i < m; i++) train[i] = stat(&mem[i * d], i);
+  const size_t qi = std::min(m - 1, static_cast<size_t>(quantile * (m - 1)));
+  std::nth_element(train.begin(), train.begin() + qi, train.end());
+  const double lim = std::max(train[qi], 1e-9);
+  std::vector<uint8_t> pred;
+  double state = 0;
+  for (size_t i = m; i < n; i++) {
+    for (size_t j = 0; j < d; j++) z[j] = (e.rows[i][j] - mean[j]) / sd[j];
+    state += alpha * (stat(z.data(), m) / lim - state);
+    pred.push_back(state >= 1.0);
+  }
+  return pred;
+}
+
+// The live pipeline's asset detector (detect/asset.h) on the experiment: one asset of every channel,
+// one vector per row; its sliding window (400 = the training rows) is the warm-up, then it keeps learning
+// from rows it judges normal.
+static std::vector<uint8_t> PredictAsset(const Experiment& e) {
+  Interner sensors(256);
+  AssetOptions opt;
+  opt.window = kTrainRows;
+  AssetScorer sc(opt, &sensors, nullptr);
+  AssetMap map;
+  map.assets.push_back({"skab", e.channels});
+  (void)sc.SetMap(map);
+  std::vector<uint32_t> ids;
+  for (const auto& c : e.channels) ids.push_back(sensors.Intern(c));
+  std::vector<uint8_t> pred(e.rows.size() - kTrainRows, 0);
+  std::vector<AssetScore> out;
+  ReadingBatch b;
+  for (size_t i = 0; i < e.rows.size(); i++) {
+    b.Clear();
+    for (size_t c = 0; c < ids.size(); c++)
+      b.Push(ids[c], static_cast<int64_t>(i) * opt.tick_us, e.rows[i][c], false, ReadingBatch::kNoType);
+    out.clear();
+    sc.OnBatch(b, &out);
+    for (const auto& s : out) {
+      const size_t row = static_cast<size_t>(s.tick_us / opt.tick_us);
+      if (row >= kTrainRows) pred[row - kTrainRows] = s.predicted;
+    }
+  }
+  return pred;
+}
+
 std::vector<std::string> DetectorNames() {
-  std::vector<std::string> out{"pca"};
+  std::vector<std::string> out{"pca", "asset-pca", "aakr"};
   for (const auto& n : iotpipe::DetectorNames()) {
     auto d = MakeDetector(n);
     if (d.ok() && dynamic_cast<const PointDetector*>(d->get())) out.push_back(n);
@@ -126,6 +209,8 @@ Result<std::vector<uint8_t>> Predict(const std::string& detector, const Experime
     for (size_t i = kTrainRows; i < n; i++) pred.push_back(pca.Update(&state, e.rows[i].data(), nullptr) >= 1.0);
     return pred;
   }
+  if (detector == "aakr") return PredictAakr(e, 1.0, 0.99, 0.1);
+  if (detector == "asset-pca") return PredictAsset(e);
   auto det = MakeDetector(detector);
   if (!det.ok()) return det.status();
   // One sensor per channel, streamed through the pipeline's ScoreBatch: the training rows warm it up.

@@ -28,8 +28,10 @@ Result<Experiment> ReadExperiment(const std::string& path);
 // (SKAB's anomaly-free.csv).
 Result<std::vector<std::string>> ListExperiments(const std::string& dir);
 
-// "pca" (multivariate T² + Q) and every univariate detector of the registry run per channel
-// (a row is anomalous when any channel is).
+// "pca" (multivariate T² + Q fit on the training rows), "asset-pca" (the live pipeline's asset detector,
+// detect/asset.h: the training rows are its warm-up, then it keeps learning online), "aakr" (MSET-like
+// similarity: auto-associative kernel regression over the training rows) and every univariate detector
+// of the registry run per channel (a row is anomalous when any channel is).
 std::vector<std::string> DetectorNames();
 // Predictions for rows [kTrainRows, n) of e.
 Result<std::vector<uint8_t>> Predict(const std::string& detector, const Experiment& e);

@@ -24,6 +24,7 @@ std::string_view RejectName(Reject r) {
     case Reject::kTimestampOutOfRange: return "timestamp_out_of_range";
     case Reject::kInvalidSensorId: return "invalid_sensor_id";
     case Reject::kTooManySensors: return "too_many_sensors";
+    case Reject::kInvalidAssetId: return "invalid_asset_id";
     case Reject::kCount: break;
   }
   return "unknown";
@@ -176,7 +177,7 @@ Reject Parser::ParseOne(std::string_view rec, ParsedRecord* out, std::string* de
   }
   bool has_id = false, has_ts = false, has_val = false, has_gt = false;
   out->anomaly_type = {};
-  out->asset_id.clear();
+  out->asset_id = {};
   for (auto field_r : obj) {
     od::field field;
     if ((err = std::move(field_r).get(field))) {
@@ -227,8 +228,26 @@ Reject Parser::ParseOne(std::string_view rec, ParsedRecord* out, std::string* de
         return Reject::kWrongType;
       }
     } else if (key == "asset_id") {
-      std::string_view a;
-      if (v.get_string().get(a) == sj::SUCCESS) out->asset_id.assign(a);
+      od::json_type t;
+      if ((err = v.type().get(t))) { *detail = sj::error_message(err); return Reject::kInvalidJson; }
+      if (t == od::json_type::null) {
+        out->asset_id = {};
+      } else if (t == od::json_type::string) {
+        if ((err = v.get_string().get(out->asset_id))) { *detail = sj::error_message(err); return Reject::kInvalidJson; }
+        if (out->asset_id.empty() || out->asset_id.size() > opt_.max_asset_id_bytes) {
+          *detail = "asset_id must have 1 to " + std::to_string(opt_.max_asset_id_bytes) + " bytes";
+          return Reject::kInvalidAssetId;
+        }
+        for (unsigned char c : out->asset_id) {
+          if (c < 0x20 || c == 0x7f) {
+            *detail = "asset_id contains a control character";
+            return Reject::kInvalidAssetId;
+          }
+        }
+      } else {
+        *detail = std::string("asset_id must be a string or null, got ") + TypeName(t);
+        return Reject::kWrongType;
+      }
     } else {
       // Extra fields are allowed; make sure they are well-formed JSON.
       od::json_type t;
@@ -293,9 +312,24 @@ void Parser::Parse(const RawBatch& raw, ProcessedBatch& out) {
       if (t == Interner::kNone) t = types_->Intern("other");
       if (t != Interner::kNone) ty = static_cast<uint16_t>(t);
     }
+    uint32_t aid = ReadingBatch::kNoAsset;
+    if (!rec.asset_id.empty() && assets_) {
+      aid = assets_->Intern(rec.asset_id);
+      if (aid == Interner::kNone) {
+        detail = "the asset table is full (" + std::to_string(assets_->capacity()) + " assets)";
+        reject(i, Reject::kInvalidAssetId);
+        continue;
+      }
+    }
     out.readings.Push(sid, static_cast<int64_t>(std::llround(rec.timestamp * 1e6)), rec.value, rec.gt, ty);
     if (with_origin) out.readings.origins.push_back(raw.origins[i]);
+    if (aid != ReadingBatch::kNoAsset) {  // the asset column exists only once a record carries one
+      auto& col = out.readings.asset;
+      col.resize(out.readings.size() - 1, ReadingBatch::kNoAsset);
+      col.push_back(aid);
+    }
   }
+  if (!out.readings.asset.empty()) out.readings.asset.resize(out.readings.size(), ReadingBatch::kNoAsset);
 }
 
 }  // namespace iotpipe

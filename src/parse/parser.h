@@ -24,6 +24,7 @@ enum class Reject : uint8_t {
   kTimestampOutOfRange,
   kInvalidSensorId,
   kTooManySensors,
+  kInvalidAssetId,
   kCount
 };
 std::string_view RejectName(Reject r);
@@ -35,6 +36,7 @@ struct ParserOptions {
   double max_timestamp_s = 4102444800.0;   // 2100-01-01
   size_t max_sensor_id_bytes = 128;
   bool known_layout = true;                // the one-scan fast path (parse/known_layout.h) before simdjson
+  size_t max_asset_id_bytes = 128;
 };
 
 struct ParsedRecord {
@@ -43,7 +45,7 @@ struct ParsedRecord {
   double value = 0;
   bool gt = false;
   std::string_view anomaly_type;  // empty if absent or null
-  std::string asset_id;           // optional multivariate grouping
+  std::string_view asset_id;      // optional multivariate grouping (empty if absent or null)
 };
 
 class Parser {
@@ -63,12 +65,15 @@ class Parser {
   Reject ParseCopy(std::string_view rec, ParsedRecord* out, std::string* detail);
 
   uint64_t rejected(Reject r) const { return rejected_[static_cast<int>(r)]; }
+  // Where wire `asset_id` values are interned (ReadingBatch::asset); null: the field is validated only.
+  void SetAssets(Interner* assets) { assets_ = assets; }
 
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
   Interner* sensors_;
   Interner* types_;
+  Interner* assets_ = nullptr;
   ParserOptions opt_;
   uint64_t rejected_[static_cast<int>(Reject::kCount)] = {};
   std::string copy_;

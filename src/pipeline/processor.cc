@@ -10,6 +10,7 @@ namespace iotpipe {
 
 Processor::Processor(Dictionaries* dicts, std::shared_ptr<const Detector> det, PipelineMetrics* m, Clock* clock)
     : dicts_(dicts), parser_(&dicts->sensors, &dicts->types), m_(m), clock_(clock) {
+  parser_.SetAssets(&dicts->assets);
   det_ = std::move(det);
   state_ = StateStore(det_->state_bytes());
   model_id_ = static_cast<uint16_t>(dicts_->models.Intern(det_->version()));

@@ -19,6 +19,7 @@ struct Dictionaries {
   Interner sensors{1u << 24};
   Interner types{256};
   Interner models{4096};
+  Interner assets{1u << 16};  // wire asset_id values (detect/asset.h)
   Dictionaries() { types.Intern("other"); }
 };
 

@@ -24,6 +24,7 @@ std::string_view AnomalyKindName(AnomalyKind k) {
     case AnomalyKind::kStuck: return "stuck";
     case AnomalyKind::kNoiseBurst: return "noise_burst";
     case AnomalyKind::kPatternBreak: return "pattern_break";
+    case AnomalyKind::kCorrelationBreak: return "correlation_break";
   }
   return "none";
 }
@@ -36,7 +37,8 @@ const std::vector<std::string_view>& FleetSimulator::MalformedKinds() {
 }
 
 FleetSimulator::FleetSimulator(const SimConfig& cfg) : cfg_(cfg) {
-  if (cfg_.anomaly_rate < 0) cfg_.anomaly_rate = cfg_.profile == Profile::kBasic ? 0.001 : 1.0 / 8.0;
+  if (cfg_.anomaly_rate < 0)
+    cfg_.anomaly_rate = cfg_.asset_size > 0 ? 0.25 : cfg_.profile == Profile::kBasic ? 0.001 : 1.0 / 8.0;
   sensors_.resize(cfg_.sensors);
   Rng fleet(Mix(cfg_.seed, 0xF1EE7));
   for (uint32_t i = 0; i < cfg_.sensors; i++) {
@@ -49,6 +51,19 @@ FleetSimulator::FleetSimulator(const SimConfig& cfg) : cfg_(cfg) {
     s.phi = fleet.Uniform(0.5, 0.9);
     s.rng.Seed(Mix(Mix(cfg_.seed, i + 1), static_cast<uint64_t>(cfg_.start_us)));
     s.last_value = s.base;
+  }
+  if (cfg_.asset_size > 0) {
+    Rng af(Mix(cfg_.seed, 0xA55E7));
+    assets_.resize((cfg_.sensors + cfg_.asset_size - 1) / cfg_.asset_size);
+    for (size_t a = 0; a < assets_.size(); a++) {
+      AssetLatent& L = assets_[a];
+      L.offset_s = af.Uniform(0.1, 0.9) * cfg_.interval_s;
+      L.amp = af.Uniform(1, 3);
+      L.phase = af.Uniform(0, 2 * std::numbers::pi);
+      L.phi = af.Uniform(0.95, 0.99);
+      L.rng.Seed(Mix(Mix(cfg_.seed, 0xA55E7 + a), static_cast<uint64_t>(cfg_.start_us)));
+    }
+    for (uint32_t i = 0; i < cfg_.sensors; i++) sensors_[i].offset_s = assets_[i / cfg_.asset_size].offset_s;
   }
   order_.resize(cfg_.sensors);
   for (uint32_t i = 0; i < cfg_.sensors; i++) order_[i] = i;
@@ -68,11 +83,11 @@ SimReading FleetSimulator::Next() {
   Sensor& s = sensors_[id];
   SimReading r;
   r.sensor = id;
-  double jitter = (s.rng.Uniform() - 0.5) * 0.1 * cfg_.interval_s;
+  double jitter = cfg_.asset_size > 0 ? 0.0 : (s.rng.Uniform() - 0.5) * 0.1 * cfg_.interval_s;
   double t = (step_ * cfg_.interval_s + s.offset_s + jitter);
   // Millisecond resolution, as devices report.
   r.ts_us = cfg_.start_us + static_cast<int64_t>(std::llround(t * 1e3)) * 1000;
-  r.value = Generate(s, step_, &r.kind);
+  r.value = cfg_.asset_size > 0 ? GenerateAsset(id, step_, &r.kind) : Generate(s, step_, &r.kind);
   if (cfg_.regime_from_us > 0 && r.ts_us >= cfg_.regime_from_us)
     r.value = std::round((s.base + (r.value - s.base) * cfg_.regime_scale + cfg_.regime_shift * s.sigma) * 1000) / 1000;
   if (++pos_ == cfg_.sensors) {
@@ -145,6 +160,35 @@ double FleetSimulator::Generate(Sensor& s, int64_t step, AnomalyKind* kind) {
   return v;
 }
 
+// One channel of a correlated asset: base + gain * (cycle + AR(1) latent) + small own noise.
+double FleetSimulator::GenerateAsset(uint32_t id, int64_t step, AnomalyKind* kind) {
+  Sensor& s = sensors_[id];
+  AssetLatent& L = assets_[id / cfg_.asset_size];
+  const uint32_t first = id / cfg_.asset_size * cfg_.asset_size;
+  const uint32_t size = std::min(cfg_.asset_size, cfg_.sensors - first);
+  if (L.step < step) {  // advance the shared latent once per step
+    L.step = step;
+    const double innov = std::sqrt(1 - L.phi * L.phi);
+    L.ar = L.phi * L.ar + innov * L.rng.Normal();
+    if (L.brk_left > 0) {
+      L.indep = L.phi * L.indep + innov * L.rng.Normal();
+      L.brk_left--;
+    } else if (size > 1 && L.rng.Bernoulli(cfg_.anomaly_rate * cfg_.interval_s / 3600.0)) {
+      L.brk_left = std::max<int64_t>(1, static_cast<int64_t>(L.rng.Uniform(300, 900) / cfg_.interval_s));
+      L.brk_channel = static_cast<uint32_t>(L.rng.Below(size));
+      L.indep = L.ar;  // starts where the latent is: no jump, it only wanders off
+    }
+  }
+  const double day = 86400.0;
+  const double t_s = static_cast<double>(cfg_.start_us) / 1e6 + step * cfg_.interval_s + s.offset_s;
+  const double cycle = L.amp * std::sin(2 * std::numbers::pi * t_s / day + L.phase);
+  const bool broken = L.brk_left > 0 && id - first == L.brk_channel;
+  const double gain = s.amp;  // 3..8 sigma: a per-channel gain
+  const double v = s.base + gain * (cycle + (broken ? L.indep : L.ar)) + 0.1 * s.sigma * s.rng.Normal();
+  *kind = broken ? AnomalyKind::kCorrelationBreak : AnomalyKind::kNone;
+  return std::round(v * 1000) / 1000;
+}
+
 static void AppendDouble(std::string& out, double v) {
   char buf[32];
   auto r = std::to_chars(buf, buf + sizeof buf, v);
@@ -158,7 +202,7 @@ bool FleetSimulator::Encode(const SimReading& r, RawBatch& out) {
   double ts = static_cast<double>(r.ts_us) / 1e6;
   if (!malformed) {
     // Hot path: one fixed buffer, no allocation (a record is < 160 bytes).
-    char buf[192];
+    char buf[256];
     char* p = buf;
     char* const end = buf + sizeof buf;
     auto put = [&p](std::string_view v) {
@@ -171,6 +215,11 @@ bool FleetSimulator::Encode(const SimReading& r, RawBatch& out) {
     p = std::to_chars(p, end, ts).ptr;
     put(", \"value\": ");
     p = std::to_chars(p, end, r.value).ptr;
+    if (cfg_.asset_size > 0) {
+      put(", \"asset_id\": \"asset_");
+      p = std::to_chars(p, end, r.sensor / cfg_.asset_size).ptr;
+      put("\"");
+    }
     if (r.kind == AnomalyKind::kNone) {
       put(", \"is_anomaly_ground_truth\": false}");
     } else {

@@ -16,8 +16,9 @@ enum class Profile { kBasic, kRealistic };
 Result<Profile> ParseProfile(std::string_view s);
 
 // Anomaly types the simulator injects (names are the stored `anomaly_type` values).
-enum class AnomalyKind : uint8_t { kNone = 0, kSpike, kDrop, kLevelShift, kDrift, kStuck, kNoiseBurst, kPatternBreak };
-constexpr int kNumAnomalyKinds = 8;
+enum class AnomalyKind : uint8_t { kNone = 0, kSpike, kDrop, kLevelShift, kDrift, kStuck, kNoiseBurst, kPatternBreak,
+                                   kCorrelationBreak };
+constexpr int kNumAnomalyKinds = 8;  // the per-sensor kinds (kCorrelationBreak is injected per asset)
 std::string_view AnomalyKindName(AnomalyKind k);
 
 struct SimConfig {
@@ -33,6 +34,12 @@ struct SimConfig {
   // of a sensor with baseline b and noise sd s becomes b + (v - b) * regime_scale + regime_shift * s.
   int64_t regime_from_us = 0;
   double regime_shift = 0, regime_scale = 1;
+  // Assets (0: none): sensors i*K .. i*K+K-1 form asset_<i>, read together (same timestamps) and driven by
+  // one latent state (daily cycle + AR(1)); each record carries "asset_id". Anomalies are then correlation
+  // breaks only (anomaly_rate episodes per asset-hour, default 1/4): for 5-15 minutes one channel follows
+  // an independent copy of the latent, so its own distribution is unchanged and only the joint one breaks.
+  // Only that channel's readings are labelled (type correlation_break).
+  uint32_t asset_size = 0;
 };
 
 struct SimReading {
@@ -56,6 +63,7 @@ class FleetSimulator {
   // Returns true if the record is well-formed.
   bool Encode(const SimReading& r, RawBatch& out);
   static std::string SensorName(uint32_t i) { return "sensor_" + std::to_string(i); }
+  static std::string AssetName(uint32_t i) { return "asset_" + std::to_string(i); }
 
   // Reason names of the malformed records the simulator can emit (for tests).
   static const std::vector<std::string_view>& MalformedKinds();
@@ -71,7 +79,17 @@ class FleetSimulator {
     int64_t ep_left = 0, ep_len = 0;
     double ep_mag = 0, stuck_value = 0, last_value = 0;
   };
+  struct AssetLatent {
+    double offset_s, amp, phase, phi;
+    Rng rng;
+    int64_t step = -1;  // step the latent was last advanced to
+    double ar = 0, indep = 0;
+    int64_t brk_left = 0;
+    uint32_t brk_channel = 0;
+  };
   double Generate(Sensor& s, int64_t step, AnomalyKind* kind);
+  double GenerateAsset(uint32_t id, int64_t step, AnomalyKind* kind);
+  std::vector<AssetLatent> assets_;
 
   SimConfig cfg_;
   std::vector<Sensor> sensors_;

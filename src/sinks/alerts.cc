@@ -275,7 +275,7 @@ Status AlertManager::StoreDue(bool force) {
       c_.store_errors++;
       return Status::Error("alerts: append: " + app_err);
     }
-    std::string name = "alerts-" + run_id_ + "-" + std::to_string(file_seq_++) + ".parquet";
+    std::string name = opt_.file_prefix + "-" + run_id_ + "-" + std::to_string(file_seq_++) + ".parquet";
     std::string tmp = dir + "/." + name + ".tmp", fin = dir + "/" + name;
     s = (*db)->Exec("COPY alerts_buf TO " + SqlQuote(tmp) + " (FORMAT parquet)");
     if (s.ok()) s = CommitFile(tmp, fin);

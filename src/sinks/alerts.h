@@ -43,6 +43,7 @@ struct AlertOptions {
   size_t webhook_queue = 1024;     // pending deliveries; beyond that they are dropped (counted)
   // Storage (empty = not stored).
   std::string data_dir;
+  std::string file_prefix = "alerts";  // stored file names: <prefix>-<run>-<seq>.parquet
   double store_interval_s = 10;    // closed alerts are written at most this often (and at Stop)
 };
 
