@@ -379,6 +379,55 @@ p.close()
   EXPECT_EQ(t.value().Int(5, 2), 1732406400123LL + 50000);
 }
 
+// A dead-letter record the broker refuses (its topic accepts at most 256-byte messages): the run
+// ends with an error, nothing of the batch is stored or committed, and a run with a working
+// dead-letter topic then stores everything exactly once (the batch was replayed, side records too).
+TEST_F(KafkaTest, SideTopicDeliveryFailureCommitsNothingAndFails) {
+  REQUIRE_KAFKA();
+  std::string py = SourceDir() + "/.deps/pyvenv/bin/python";
+  if (!fs::exists(py)) {
+    if (Env("IOTPIPE_REQUIRE_KAFKA") == "1") FAIL() << py << " missing (scripts/deps installs kafka-python)";
+    GTEST_SKIP() << py << " missing";
+  }
+  std::string script = (dir_ / "setup.py").string();
+  std::ofstream(script) << R"PY(
+import json, os, sys
+from kafka import KafkaProducer
+from kafka.admin import KafkaAdminClient, NewTopic
+brokers, topic = sys.argv[1], sys.argv[2]
+admin = KafkaAdminClient(bootstrap_servers=brokers)
+admin.create_topics([NewTopic(name=topic, num_partitions=1, replication_factor=1),
+                     NewTopic(name=topic + ".dlq", num_partitions=1, replication_factor=1,
+                              topic_configs={"max.message.bytes": "256"})])
+admin.close()
+p = KafkaProducer(bootstrap_servers=brokers)
+for i in range(100):
+    p.send(topic, json.dumps({"sensor_id": "s%d" % (i % 10), "timestamp": 1732406400 + i,
+                              "value": 25.0 + (i % 7), "is_anomaly_ground_truth": False}).encode())
+# Incompressible (the side producer compresses): well over the dead-letter topic's limit.
+p.send(topic, b'{"sensor_id": "' + os.urandom(2000).hex().encode() + b'", "timestamp": oops}')
+p.flush()
+p.close()
+)PY";
+  Child c({py, script, brokers_, topic_}, Log("python"));
+  ASSERT_EQ(c.Wait(120), 0) << ReadAll(Log("python"));
+
+  Child bad(Process(3, {"--anomalies-topic", "-"}), Log("process-bad"));
+  int rc = bad.Wait(120);
+  EXPECT_NE(rc, 0) << ReadAll(Log("process-bad"));
+  EXPECT_NE(ReadAll(Log("process-bad")).find("failed delivery"), std::string::npos) << ReadAll(Log("process-bad"));
+  Counts before = Count();
+  EXPECT_LT(before.stored + before.dead, 101) << "the failing batch must not be stored";
+
+  Child good(Process(3, {"--anomalies-topic", "-", "--dlq-topic", topic_ + ".dlq2"}), Log("process-good"));
+  ASSERT_EQ(good.Wait(120), 0) << ReadAll(Log("process-good"));
+  ExpectExact(101);
+  EXPECT_EQ(Count().dead, 1);
+  auto [dlq, with_reason] = ConsumeAll(brokers_, topic_ + ".dlq2", "reason");
+  EXPECT_EQ(dlq, 1);
+  EXPECT_EQ(with_reason, 1);
+}
+
 // A private broker (own port and data) is stopped and started while the producer and the
 // processor run: both recover by themselves and nothing is lost or duplicated.
 TEST_F(KafkaTest, BrokerRestartWhileRunningBothRecover) {

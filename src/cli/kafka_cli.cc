@@ -23,6 +23,9 @@ void KafkaArgs::AddConsumer(CLI::App* app) {
   app->add_option("--exit-when-idle", exit_when_idle,
                   "With --source kafka: finish (flushed, committed) once no record arrived for this many seconds")
       ->check(CLI::Range(0.0, 1e9));
+  app->add_option("--dlq-topic", dlq_topic, "With --source kafka: dead-letter topic (default <topic>.dlq; - for none)");
+  app->add_option("--anomalies-topic", anomalies_topic,
+                  "With --source kafka: topic for predicted anomalies (default iot-anomalies; - for none)");
 }
 
 KafkaSourceOptions KafkaArgs::SourceOptions() const {
@@ -32,6 +35,8 @@ KafkaSourceOptions KafkaArgs::SourceOptions() const {
   o.group = group;
   o.instance_id = instance_id;
   o.exit_when_idle_s = exit_when_idle;
+  if (!dlq_topic.empty()) o.dlq_topic = dlq_topic;
+  o.anomalies_topic = anomalies_topic;
   return o;
 }
 

@@ -17,6 +17,8 @@ struct KafkaArgs {
   std::string topic = "iot-sensor-data";
   std::string group = "my-processor-group";
   std::string instance_id;
+  std::string dlq_topic;                           // empty: <topic>.dlq
+  std::string anomalies_topic = "iot-anomalies";
   int partitions = 6;
   double exit_when_idle = 0;
   void AddProducer(CLI::App* app);

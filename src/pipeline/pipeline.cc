@@ -171,9 +171,12 @@ Status Pipeline::Run(const std::atomic<bool>& stop) {
   while (true) {
     auto pb = q_done.Pop(std::chrono::milliseconds(50));
     if (pb) {
+      // Side records first (Kafka: dead-letter and anomaly topics, delivered before the batch's
+      // rows can reach a file and its commit marker); on failure nothing of the batch is stored.
+      sink_status = src_->OnBatch(*pb, dicts_);
+      if (!sink_status.ok()) break;
       sink_status = store->Append(*pb);
       if (!sink_status.ok()) break;
-      src_->OnBatch(*pb, dicts_);
       if (opt_.on_batch) opt_.on_batch(*pb);
       recycle_done.Push(std::move(*pb));
       appended++;
@@ -253,6 +256,7 @@ Status Pipeline::Run(const std::atomic<bool>& stop) {
     if (!s.ok()) spdlog::warn("cannot save shadow detector state: {}", s.message());
   }
   progress(true);
+  if (sink_status.ok()) sink_status = src_->error();  // e.g. a Kafka source that gave up
   return sink_status;
 }
 

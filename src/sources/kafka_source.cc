@@ -1,6 +1,7 @@
 #include "sources/kafka_source.h"
 
 #include <librdkafka/rdkafka.h>
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -462,7 +463,7 @@ void KafkaSource::Ack(const OffsetMap& readings, const OffsetMap& dead) {
   CommitToKafka(readings, false);
 }
 
-void KafkaSource::OnBatch(const ProcessedBatch& b, const Dictionaries& dicts) {
+Status KafkaSource::OnBatch(const ProcessedBatch& b, const Dictionaries& dicts) {
   if (proc_ && b.readings.origins.size() == b.readings.size()) {
     // Which partition each sensor's readings arrive on (for its state to follow the partition).
     std::lock_guard<std::mutex> l(part_mu_);
@@ -474,7 +475,13 @@ void KafkaSource::OnBatch(const ProcessedBatch& b, const Dictionaries& dicts) {
       sensor_part_[id] = r.origins[i].partition;
     }
   }
-  if (!producer_) return;
+  if (!producer_) return Status::OK();
+  int64_t not_queued = 0;
+  std::string first_error;
+  auto note = [&](const Status& s) {
+    if (s.ok()) return;
+    if (not_queued++ == 0) first_error = s.message();
+  };
   if (opt_.dlq_topic != "-") {
     const auto& d = b.dead;
     for (size_t i = 0; i < d.size(); i++) {
@@ -483,42 +490,45 @@ void KafkaSource::OnBatch(const ProcessedBatch& b, const Dictionaries& dicts) {
         h.push_back({"source_partition", std::to_string(d.origins[i].partition)});
         h.push_back({"source_offset", std::to_string(d.origins[i].offset)});
       }
-      Status s = producer_->Produce(opt_.dlq_topic, {}, d.raw[i], h);
-      if (!s.ok()) spdlog::warn("{}", s.message());
+      note(producer_->Produce(opt_.dlq_topic, {}, d.raw[i], h));
     }
   }
   if (opt_.anomalies_topic != "-") {
     const auto& r = b.readings;
-    char buf[512];
     for (size_t i = 0; i < r.size(); i++) {
       if (!r.predicted[i]) continue;
       const std::string& sid = dicts.sensors.Name(r.sensor[i]);
-      const std::string& model = dicts.models.Name(r.model[i]);
-      int n = std::snprintf(buf, sizeof buf,
-                            "{\"sensor_id\":\"%s\",\"timestamp\":%.6f,\"value\":%.17g,\"anomaly_score\":%.6f,"
-                            "\"model_version\":\"%s\",\"is_anomaly_ground_truth\":%s}",
-                            sid.c_str(), static_cast<double>(r.ts_us[i]) / 1e6, r.value[i],
-                            static_cast<double>(r.score[i]), model.c_str(), r.gt[i] ? "true" : "false");
-      if (n <= 0 || n >= static_cast<int>(sizeof buf)) continue;
-      Status s = producer_->Produce(opt_.anomalies_topic, sid, std::string_view(buf, static_cast<size_t>(n)));
-      if (!s.ok()) spdlog::warn("{}", s.message());
+      nlohmann::json j = {{"sensor_id", sid},
+                          {"timestamp", static_cast<double>(r.ts_us[i]) / 1e6},
+                          {"value", r.value[i]},
+                          {"anomaly_score", static_cast<double>(r.score[i])},
+                          {"model_version", dicts.models.Name(r.model[i])},
+                          {"is_anomaly_ground_truth", r.gt[i] != 0}};
+      // Sensor ids are arbitrary UTF-8 from the wire: escaped by the JSON library, bad bytes replaced.
+      note(producer_->Produce(opt_.anomalies_topic, sid, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
     }
   }
-  // At least once: the store writes a partition's commit marker only after OnBatch returns (on this
-  // thread), so the side records of this batch are delivered (or failed) before any marker
-  // covering them exists. A crash before that replays the batch and produces them again.
+  // At least once: the pipeline appends the batch to the store only after OnBatch returns OK (on
+  // this thread), so its side records are delivered before any commit marker can cover them. A
+  // crash before that replays the batch and produces them again.
+  const int64_t failed_before = producer_->failed();
   if (producer_->queued() > 0) {
-    const int64_t failed_before = producer_->failed();
     while (!producer_->Flush(1000) && producer_->queued() > 0) {
-    }
-    if (producer_->failed() > failed_before) {
-      spdlog::error("kafka: {} dead-letter/anomaly record(s) failed delivery ({}); ending the run",
-                    producer_->failed() - failed_before, producer_->first_error());
-      side_failed_ = true;  // Poll ends the run with an error
     }
   } else {
     producer_->Poll(0);
   }
+  const int64_t failed = producer_->failed() - failed_before + not_queued;
+  if (failed > 0) {
+    // The pipeline stores nothing of this batch when this fails, so no commit marker covers it:
+    // it is consumed again (with its side records) after a restart.
+    side_failed_ = true;  // Poll ends the run too
+    Status e = Status::Error("kafka: " + std::to_string(failed) + " dead-letter/anomaly record(s) failed delivery (" +
+                             (not_queued ? first_error : producer_->first_error()) + ")");
+    spdlog::error("{}; ending the run without committing the batch", e.message());
+    return e;
+  }
+  return Status::OK();
 }
 
 void KafkaSource::Stop() {

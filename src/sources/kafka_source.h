@@ -54,7 +54,7 @@ class KafkaSource final : public Source {
   int64_t Lag() const override { return lag_.load(); }
   void SetDrain(std::function<bool()> drain) override { drain_ = std::move(drain); }
   void BindStore(StoreOptions& store) override;
-  void OnBatch(const ProcessedBatch& b, const Dictionaries& dicts) override;
+  Status OnBatch(const ProcessedBatch& b, const Dictionaries& dicts) override;
 
   void BindProcessor(Processor* proc) override { proc_ = proc; }
   // Per-partition lag (records) as last measured.
@@ -65,7 +65,7 @@ class KafkaSource final : public Source {
   int64_t states_loaded() const { return states_loaded_.load(); }
   std::set<int32_t> assigned() const;
   int64_t rebalances() const { return rebalances_.load(); }
-  const Status& error() const { return error_; }
+  Status error() const override { return error_; }
   int64_t side_delivery_failures() const { return producer_ ? producer_->failed() : 0; }
 
  private:

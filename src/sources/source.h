@@ -37,8 +37,12 @@ class Source {
   virtual void SetDrain(std::function<bool()> drain) {}
   // Lets the source adapt the store (e.g. Kafka names files by offsets) before it is opened.
   virtual void BindStore(StoreOptions& store) {}
-  // Called on the sink thread after each batch is appended (dead-letter and anomaly topics).
-  virtual void OnBatch(const ProcessedBatch& b, const Dictionaries& dicts) {}
+  // Called on the sink thread for each processed batch before it is stored (dead-letter and anomaly
+  // topics). An error fails the sink: the batch is not stored and nothing since the last flush is
+  // acknowledged, so it is replayed by whoever consumes next (at least once for the side records).
+  virtual Status OnBatch(const ProcessedBatch& b, const Dictionaries& dicts) { return Status::OK(); }
+  // Why the source ended early, if it did (read after the pipeline has stopped).
+  virtual Status error() const { return Status::OK(); }
   // The pipeline's processor, for sources that move detector state with their partitions (Kafka).
   // Its state may be read or restored only while the pipeline is drained (see SetDrain) or stopped.
   virtual void BindProcessor(Processor* proc) {}
