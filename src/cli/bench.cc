@@ -61,6 +61,48 @@ SimConfig Sim(uint32_t sensors) {
   return c;
 }
 
+// Per-detector cost (issue #8): every streaming detector that needs no model scores the same
+// readings (20 sensors of the realistic profile, in 4,096-row batches) on one thread, each for at
+// most a few seconds; its state
+// is what the StateStore holds per sensor.
+void Detectors(Bench& b) {
+  const uint32_t sensors = 20;
+  const size_t n = b.quick ? 40000 : 400000;
+  SimConfig c = Sim(sensors);
+  c.profile = Profile::kRealistic;
+  FleetSimulator sim(c);
+  std::vector<ReadingBatch> batches;
+  for (size_t done = 0; done < n;) {
+    ReadingBatch r;
+    for (size_t k = 0; k < 4096 && done < n; k++, done++) {
+      SimReading x = sim.Next();
+      r.Push(x.sensor, x.ts_us, x.value, x.kind != AnomalyKind::kNone, ReadingBatch::kNoType);
+    }
+    batches.push_back(std::move(r));
+  }
+  for (const std::string& name : DetectorNames()) {
+    if (ParseLstmMode(name).ok()) continue;  // model-based: see the LSTM rows
+    auto det = MakeDetector(name);
+    if (!det.ok()) continue;
+    StateStore store((*det)->state_bytes());
+    std::vector<ReadingBatch> work = batches;
+    // Time-boxed (cadose scores ~1k events/s): the rate is over the batches scored in the box.
+    const double box_s = b.quick ? 1.5 : 10;
+    size_t scored = 0;
+    int64_t t0 = MonoMicros();
+    for (auto& r : work) {
+      (*det)->ScoreBatch(r, store);
+      scored += r.size();
+      if (Secs(t0) > box_s) break;
+    }
+    double s = Secs(t0);
+    b.Row("detector " + name + " (20 sensors, 1 thread)", static_cast<double>(scored) / s, "events/s",
+          "detector_" + name + "_events_per_s");
+    b.Row("detector " + name + " state", static_cast<double>((*det)->state_bytes()), "bytes/sensor",
+          "detector_" + name + "_state_bytes_per_sensor");
+  }
+}
+
 void Stages(Bench& b) {
   const size_t n = b.quick ? 1000000 : 5000000;
   const size_t batch = 8192;
@@ -330,7 +372,7 @@ void AddBench(CLI::App& app) {
   cmd->add_flag("--quick", *quick, "Smaller runs (under a minute), for CI smoke tests");
   auto brokers = std::make_shared<std::string>(std::getenv("IOTPIPE_KAFKA_BROKERS") ? std::getenv("IOTPIPE_KAFKA_BROKERS") : "");
   cmd->add_option("--only", *only, "Run one group")
-      ->check(CLI::IsMember({"all", "stages", "e2e", "memory", "query", "kafka"}));
+      ->check(CLI::IsMember({"all", "stages", "detectors", "e2e", "memory", "query", "kafka"}));
   cmd->add_option("--brokers", *brokers, "Kafka broker for the kafka group (default $IOTPIPE_KAFKA_BROKERS; none: skipped)");
   cmd->callback([json, quick, only, brokers] {
     Bench b;
@@ -346,6 +388,7 @@ void AddBench(CLI::App& app) {
     std::fprintf(stderr, "iotpipe bench%s on %s (%u cores)\n", b.quick ? " --quick" : "", CpuModel().c_str(),
                  std::thread::hardware_concurrency());
     if (*only == "all" || *only == "stages") Stages(b);
+    if (*only == "all" || *only == "detectors") Detectors(b);
     if (*only == "all" || *only == "e2e") EndToEnd(b);
     if (*only == "all" || *only == "memory") MemoryAndScaling(b);
     if (*only == "all" || *only == "query") Query(b);
