@@ -406,8 +406,13 @@ Result<TrainReport> Train(const TrainOptions& opt) {
     const std::string bin = "((epoch_us(r.timestamp) % 86400000000) * " + std::to_string(opt.tod_bins) + " // 86400000000)::INTEGER";
     const std::string span = "r.timestamp >= " + TsLit(from) + " AND r.timestamp < " + TsLit(split) + " AND " +
                              (opt.keep_anomalies ? std::string("true") : "NOT coalesce(r.is_anomaly_ground_truth, false)");
-    s = db.Exec("CREATE TEMP TABLE prof AS SELECT s.idx, " + bin + " AS bin, avg(r.value) AS mu, count(*) AS n "
-                "FROM sensor_readings r JOIN sensors s USING (sensor_id) WHERE " + span + " GROUP BY ALL");
+    // Aggregated by sensor_id first and joined to the small sensors table after: joining the readings
+    // directly let DuckDB build its hash table on the readings side (a week of 1,000 sensors, 605 M
+    // rows, was OOM-killed at 17 GB RSS). var_pop per bin gives the residual sd below without a
+    // second pass: sum over bins of n * var_pop = sum of (value - bin mean)^2.
+    s = db.Exec("CREATE TEMP TABLE prof AS SELECT s.idx, a.bin, a.mu, a.n, a.v FROM (SELECT r.sensor_id, " + bin +
+                " AS bin, avg(r.value) AS mu, count(*) AS n, var_pop(r.value) AS v FROM sensor_readings r WHERE " +
+                span + " GROUP BY ALL) a JOIN sensors s USING (sensor_id)");
     if (!s.ok()) return Status::Error("seasonal profile query: " + s.message());
     auto pr = db.Query("SELECT idx, bin, mu, n FROM prof");
     if (!pr.ok()) return pr.status();
@@ -427,8 +432,7 @@ Result<TrainReport> Train(const TrainOptions& opt) {
       if (!prev.ok()) return Status::Error("--profile-from: " + prev.status().message());
       CompleteProfile(prev->scaler, covered, m.scaler);
     }
-    auto sd = db.Query("SELECT s.idx, stddev_pop(r.value - p.mu) FROM sensor_readings r JOIN sensors s USING (sensor_id) "
-                       "JOIN prof p ON p.idx = s.idx AND p.bin = " + bin + " WHERE " + span + " GROUP BY 1");
+    auto sd = db.Query("SELECT idx, sqrt(sum(n * v) / sum(n)) FROM prof GROUP BY 1");
     if (!sd.ok()) return Status::Error("seasonal residual query: " + sd.status().message());
     for (size_t r = 0; r < sd->rows.size(); r++) {
       const int64_t i = sd->Int(r, 0);
