@@ -56,8 +56,8 @@ void SimArgs::Add(CLI::App* app) {
       ->check(CLI::Range(0u, 64u));
   app->add_option("--speedup", speedup,
                   "Paced like real time but with sensor time running this many times faster (one reading/s of "
-                  "sensor time per sensor); not with --rate")
-      ->check(CLI::PositiveNumber);
+                  "sensor time per sensor; 0: off); not with --rate")
+      ->check(CLI::NonNegativeNumber);
   app->add_option("--regime-at", regime_at,
                   "Regime change from this sensor time (ISO 8601 UTC or epoch seconds): every sensor's level moves "
                   "by --regime-shift noise sd and its deviations from baseline scale by --regime-scale");
