@@ -102,6 +102,36 @@ TEST(LifecycleE2E, KillNineAfterCheckpointThenRestartKeepsWindows) {
   EXPECT_NE(r.err.find("checksum"), std::string::npos) << r.err;
 }
 
+// LibTorch lives in libiotpipe_torch.so, which only training dlopens (src/ml/torch_api.h): `run`
+// with the baseline or the LSTM detector never maps it (LD_DEBUG=files lists every object loaded),
+// `train` does, and without the library `train` fails with a clear message instead of crashing.
+TEST(LifecycleE2E, OnlyTrainingLoadsLibTorch) {
+  TempDir t("lc_torch");
+  const std::string models = t.str() + "/models", data = t.str() + "/data";
+  WriteModel(models, 5, 8);
+  const std::string run = "LD_DEBUG=files " + Bin() + " run --sensors 5 --events 200 --rate max --quiet --http off --no-checkpoint";
+  CmdResult r = Sh(run + " --detector baseline --data-dir " + data);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.err.find("libtorch"), std::string::npos) << "baseline run loaded LibTorch";
+  EXPECT_EQ(r.err.find("libiotpipe_torch"), std::string::npos);
+  r = Sh(run + " --detector lstm --model-dir " + models + " --data-dir " + t.str() + "/lstm");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.err.find("libtorch"), std::string::npos) << "lstm run loaded LibTorch";
+  EXPECT_EQ(r.err.find("libiotpipe_torch"), std::string::npos);
+  auto rows = Query(t.str() + "/lstm", "SELECT count(*) AS n FROM sensor_readings WHERE model_version = 'lstm-ae-v1'");
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_GT(rows[0]["n"].get<int64_t>(), 0) << "the LSTM scored nothing";
+  // train maps it (the span is too short to train: the library is loaded before the data is read).
+  const std::string train = Bin() + " train --data-dir " + data + " --model-dir " + t.str() + "/m2 --epochs 1";
+  r = Sh("LD_DEBUG=files " + train);
+  EXPECT_NE(r.err.find("libiotpipe_torch.so"), std::string::npos) << r.err.substr(0, 2000);
+  EXPECT_NE(r.err.find("libtorch_cpu"), std::string::npos);
+  r = Sh("IOTPIPE_TORCH_LIB=" + t.str() + "/missing/libiotpipe_torch.so " + train);
+  EXPECT_NE(r.code, 0);
+  EXPECT_LT(r.code, 128) << "crashed: " << r.err;
+  EXPECT_NE(r.err.find("training needs libiotpipe_torch.so"), std::string::npos) << r.err;
+}
+
 TEST(LifecycleE2E, DemoRunsTheWholeStory) {
   TempDir t("lc_demo");
   const std::string wd = t.str() + "/w", js = t.str() + "/demo.json";

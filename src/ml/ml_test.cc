@@ -11,6 +11,7 @@
 #include <random>
 #include <set>
 #include <thread>
+#include <tuple>
 
 #include "core/clock.h"
 #include "core/duck.h"
@@ -140,6 +141,28 @@ TEST(MlForward, MatchesLibTorchWithin1e5) {
     }
     EXPECT_LT(worst, 1e-5) << "W=" << W << " H=" << H;
     EXPECT_LT(worst_s, 1e-5) << "W=" << W << " H=" << H;
+  }
+}
+
+// TorchInitWeights is computed without LibTorch (so that only training loads libiotpipe_torch.so):
+// it must equal LibTorch's own initialisation bit for bit, for any shape and seed.
+TEST(MlTorchInit, TorchInitWeightsMatchesLibTorch) {
+  if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
+    GTEST_SKIP() << "LibTorch runs its unfused (non-AVX2) uniform_ kernel on this CPU";
+  for (auto [W, H, seed] : {std::tuple{32, 32, 1ULL}, std::tuple{8, 16, 2ULL}, std::tuple{16, 48, 11ULL},
+                            std::tuple{32, 128, 0x1234567890ULL}}) {
+    LstmAeWeights a = TorchInitWeights(W, H, seed), b = TorchInitWeightsReference(W, H, seed);
+    ASSERT_EQ(b.hidden, H) << "libiotpipe_torch.so not loaded";
+    EXPECT_EQ(a.window, b.window);
+    EXPECT_EQ(a.enc_wih, b.enc_wih) << "H=" << H << " seed=" << seed;
+    EXPECT_EQ(a.enc_whh, b.enc_whh);
+    EXPECT_EQ(a.enc_b, b.enc_b);
+    EXPECT_EQ(a.dec_wih, b.dec_wih);
+    EXPECT_EQ(a.dec_whh, b.dec_whh);
+    EXPECT_EQ(a.dec_b, b.dec_b);
+    EXPECT_EQ(a.out_w, b.out_w);
+    EXPECT_EQ(a.out_b, b.out_b);
+    EXPECT_TRUE(a.Validate().ok());
   }
 }
 

@@ -1,4 +1,5 @@
-// Training an LSTM autoencoder from stored readings (LibTorch is confined to train.cc).
+// Training an LSTM autoencoder from stored readings (LibTorch is confined to train_torch.cc, built
+// into libiotpipe_torch.so and loaded only by processes that train: see ml/torch_api.h).
 //
 // Data: readings in [from, to) are read through DuckDB (view sensor_readings). The scaler (per-sensor
 // mean/std) uses every normal row of the first 80 % of the span (the training part); the last 20 % is
@@ -91,13 +92,19 @@ Result<TrainReport> Train(const TrainOptions& opt);
 void CompleteProfile(const Scaler& prev, const std::vector<uint8_t>& covered, Scaler& sc);
 
 // Trains on windows already in memory (used by Train and by tests). Deterministic for opt.seed.
+// LibTorch runs in libiotpipe_torch.so, loaded on first use (ml/torch_api.h); so does Train, which
+// fails with "training needs libiotpipe_torch.so: ..." before reading any data when it is missing.
 Result<LstmAeWeights> FitWeights(const WindowSet& train, const WindowSet& val, const TrainOptions& opt,
                                  int* epochs_run = nullptr, double* best_val = nullptr);
 
-// LibTorch reference forward pass (for the equivalence test): n windows -> n x window reconstructions.
+// LibTorch reference forward pass (for the equivalence test): n windows -> n x window reconstructions;
+// empty if libiotpipe_torch.so cannot be loaded.
 std::vector<float> TorchReconstruct(const LstmAeWeights& w, const std::vector<float>& x, size_t n);
-// Random weights as PyTorch would initialise them, for a seed.
+// Random weights as PyTorch would initialise them, for a seed: computed here without LibTorch, equal
+// value for value to LibTorch's (TorchInitWeightsReference, which loads it; window = hidden = 0 if
+// the library cannot be loaded).
 LstmAeWeights TorchInitWeights(int window, int hidden, uint64_t seed);
+LstmAeWeights TorchInitWeightsReference(int window, int hidden, uint64_t seed);
 
 // Next free version name in a model directory: v1, v2, ...
 std::string NextVersion(const std::string& model_dir);
