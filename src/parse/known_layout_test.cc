@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <charconv>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -67,6 +69,43 @@ std::vector<std::string> Simulated(Profile profile, size_t n, double malformed) 
   std::vector<std::string> out;
   for (size_t i = 0; i < raw.size(); i++) out.emplace_back(raw.record(i));
   return out;
+}
+
+// The number reader's fast path (<= 15 digits, no exponent: one exact division) returns what
+// std::from_chars returns, bit for bit, for decimals of every length and scale around it.
+TEST(KnownLayout, NumbersAreBitIdenticalToFromChars) {
+  std::mt19937_64 rng(7);
+  size_t checked = 0;
+  for (int i = 0; i < 200000; i++) {
+    const int digits = 1 + static_cast<int>(rng() % 18);
+    std::string d;
+    for (int k = 0; k < digits; k++) d += static_cast<char>('0' + rng() % 10);
+    while (d.size() > 1 && d[0] == '0') d.erase(0, 1);
+    const int point = static_cast<int>(rng() % (d.size() + 1));
+    std::string num = (rng() % 4 == 0 ? "-" : "") + (point == 0 ? "0." + d : d.substr(0, point) +
+                                                      (point < static_cast<int>(d.size()) ? "." + d.substr(point) : ""));
+    if (i % 10 == 0) num += "e" + std::to_string(static_cast<int>(rng() % 40) - 20);
+    const std::string rec = "{\"sensor_id\": \"s\", \"timestamp\": 1, \"value\": " + num + ", \"is_anomaly_ground_truth\": false}";
+    double want = 0;
+    auto r = std::from_chars(num.data(), num.data() + num.size(), want);
+    ParsedRecord out;
+    const bool ok = ParseKnownLayout(rec, &out);
+    if (r.ec != std::errc() || !std::isfinite(want)) continue;
+    ASSERT_TRUE(ok) << num;
+    ASSERT_EQ(Bits(out.value), Bits(want)) << num;
+    checked++;
+  }
+  EXPECT_GT(checked, 150000u);
+  for (const char* num : {"0", "-0", "0.0", "-0.000", "999999999999999", "0.000000000000001", "1732406400.123",
+                          "25.125", "-7.1", "123456789012345", "4503599627370497", "0.1", "0.3", "2.675"}) {
+    const std::string rec = std::string("{\"sensor_id\": \"s\", \"timestamp\": 1, \"value\": ") + num +
+                            ", \"is_anomaly_ground_truth\": false}";
+    double want = 0;
+    std::from_chars(num, num + std::strlen(num), want);
+    ParsedRecord out;
+    ASSERT_TRUE(ParseKnownLayout(rec, &out)) << num;
+    EXPECT_EQ(Bits(out.value), Bits(want)) << num;
+  }
 }
 
 TEST(KnownLayout, TakesTheProducersRecords) {
