@@ -189,6 +189,26 @@ double FleetSimulator::GenerateAsset(uint32_t id, int64_t step, AnomalyKind* kin
   return std::round(v * 1000) / 1000;
 }
 
+char* ToCharsMilli(char* p, char* end, double v) {
+  // m / 1000 == v exactly as doubles: v is the correctly rounded value of the decimal m / 1000,
+  // so that decimal (trailing zeros dropped) round-trips and no shorter decimal does (with a
+  // non-zero fraction, dropping a digit moves the value by >= 0.001, far beyond half an ulp at
+  // |m| < 10^15). With a fraction, fixed notation is never longer than scientific, and on a tie
+  // (0.001 vs 1e-03) to_chars prefers fixed.
+  if (!(std::fabs(v) < 1e12)) return std::to_chars(p, end, v).ptr;
+  const int64_t m = std::llround(v * 1000);
+  if (m % 1000 == 0 || static_cast<double>(m) / 1000 != v) return std::to_chars(p, end, v).ptr;
+  uint64_t a = m < 0 ? static_cast<uint64_t>(-m) : static_cast<uint64_t>(m);
+  if (m < 0) *p++ = '-';
+  p = std::to_chars(p, end, a / 1000).ptr;
+  unsigned f = static_cast<unsigned>(a % 1000);
+  char d[3] = {static_cast<char>('0' + f / 100), static_cast<char>('0' + f / 10 % 10), static_cast<char>('0' + f % 10)};
+  int n = d[2] != '0' ? 3 : d[1] != '0' ? 2 : 1;
+  *p++ = '.';
+  for (int i = 0; i < n; i++) *p++ = d[i];
+  return p;
+}
+
 static void AppendDouble(std::string& out, double v) {
   char buf[32];
   auto r = std::to_chars(buf, buf + sizeof buf, v);
@@ -212,9 +232,9 @@ bool FleetSimulator::Encode(const SimReading& r, RawBatch& out) {
     put("{\"sensor_id\": \"sensor_");
     p = std::to_chars(p, end, r.sensor).ptr;
     put("\", \"timestamp\": ");
-    p = std::to_chars(p, end, ts).ptr;
+    p = ToCharsMilli(p, end, ts);
     put(", \"value\": ");
-    p = std::to_chars(p, end, r.value).ptr;
+    p = ToCharsMilli(p, end, r.value);
     if (cfg_.asset_size > 0) {
       put(", \"asset_id\": \"asset_");
       p = std::to_chars(p, end, r.sensor / cfg_.asset_size).ptr;

@@ -49,6 +49,12 @@ struct SimReading {
   AnomalyKind kind;  // kNone = normal
 };
 
+// Writes exactly what std::to_chars(p, end, v) writes (the shortest round-trip form), quickly when
+// v is a multiple of 0.001 with a non-zero fraction (the simulator's values and millisecond
+// timestamps): then the shortest form is the fixed-point decimal without trailing zeros. Anything
+// else goes to std::to_chars. end - p must be >= 32.
+char* ToCharsMilli(char* p, char* end, double v);
+
 class FleetSimulator {
  public:
   explicit FleetSimulator(const SimConfig& cfg);

@@ -2,7 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <charconv>
 #include <cmath>
+#include <cstring>
+#include <random>
 #include <map>
 
 #include "core/interner.h"
@@ -17,6 +20,36 @@ SimConfig Basic(uint32_t n, uint64_t seed = 7) {
   c.seed = seed;
   c.start_us = 1732406400LL * 1000000;
   return c;
+}
+
+// The encoder's fast number writer gives exactly std::to_chars's text: for millisecond values
+// (its fast path) of every magnitude and sign, and for everything else (its fallback).
+TEST(Simulator, ToCharsMilliWritesWhatToCharsWrites) {
+  std::mt19937_64 rng(3);
+  auto same = [](double v) {
+    char a[64], b[64];
+    char* ea = ToCharsMilli(a, a + sizeof a, v);
+    char* eb = std::to_chars(b, b + sizeof b, v).ptr;
+    return std::string(a, ea) == std::string(b, eb) ? std::string() : std::string(a, ea) + " vs " + std::string(b, eb);
+  };
+  for (int i = 0; i < 300000; i++) {
+    const int64_t scale = static_cast<int64_t>(std::pow(10.0, static_cast<double>(rng() % 16)));
+    int64_t m = static_cast<int64_t>(rng() % static_cast<uint64_t>(scale)) * (rng() % 2 ? 1 : -1);
+    const double v = static_cast<double>(m) / 1000;
+    ASSERT_EQ(same(v), "") << m;
+    const double ts = static_cast<double>(1732406400000000 + static_cast<int64_t>(rng() % 100000000) * 1000) / 1e6;
+    ASSERT_EQ(same(ts), "");
+    ASSERT_EQ(same(std::round(25 + 5 * std::sin(static_cast<double>(i)) * 1000) / 1000), "");
+    double r;
+    const uint64_t bits = rng();
+    std::memcpy(&r, &bits, sizeof r);
+    if (std::isfinite(r)) {
+      ASSERT_EQ(same(r), "");
+    }
+  }
+  for (double v : {0.0, -0.0, 0.001, -0.001, 0.01, 0.1, 1.0, 1000.0, 1700000000.0, 1700000000.5, 999999999999.999,
+                   1e12, 1e15, 123.4565, 0.1 + 0.2, 25.100, 1e-300, 1e300})
+    EXPECT_EQ(same(v), "") << v;
 }
 
 TEST(Simulator, BasicProfileIsNormal25And5WithRareSpikes) {
