@@ -50,8 +50,11 @@ LstmAeForward::LstmAeForward(const LstmAeWeights& w)
 }
 
 // ---------------------------------------------------------------------------------------------
-// A process-wide pool of persistent helper threads: Run(parts, fn) calls fn(0..parts-1), the caller
-// taking parts too. One parallel call at a time; a concurrent caller runs its parts itself.
+// A process-wide pool of persistent helper threads: Run(parts, threads, fn) calls fn(0..parts-1) on
+// up to `threads` threads (the caller and threads - 1 helpers), each taking the next part as it
+// finishes one: with more parts than threads, a thread that was descheduled (the pipeline's other
+// stages share the cores) delays the call by one part, not by half of it. One parallel call at a
+// time; a concurrent caller runs its parts itself.
 namespace {
 class Pool {
  public:
@@ -59,15 +62,15 @@ class Pool {
     static Pool p;
     return p;
   }
-  void Run(int parts, const std::function<void(int)>& fn) {
+  void Run(int parts, int threads, const std::function<void(int)>& fn) {
     std::unique_lock<std::mutex> busy(run_mu_, std::try_to_lock);
-    if (!busy.owns_lock() || parts <= 1) {
+    if (!busy.owns_lock() || parts <= 1 || threads <= 1) {
       for (int p = 0; p < parts; p++) fn(p);
       return;
     }
     {
       std::lock_guard<std::mutex> lk(mu_);
-      while (static_cast<int>(workers_.size()) < std::min(parts - 1, 15))
+      while (static_cast<int>(workers_.size()) < std::min(threads - 1, 15))
         workers_.emplace_back([this] { Work(); });
       job_ = &fn;
       parts_ = parts;
@@ -376,13 +379,16 @@ void LstmAeForward::RunRange(const float* x, size_t begin, size_t end, float* re
 }
 
 void LstmAeForward::Run(const float* x, size_t n, float* recon, float* e_win, float* e_last, int threads) const {
-  // Split in whole blocks; below ~2 blocks per thread the hand-off costs more than it saves.
+  // Below ~2 blocks per thread the hand-off costs more than it saves. Work is cut into parts of
+  // whole blocks, about 8 per thread, taken dynamically (see Pool).
   const size_t blocks = (n + kBlock - 1) / kBlock;
-  const int parts = static_cast<int>(std::max<size_t>(1, std::min<size_t>(std::max(threads, 1), blocks / 2)));
-  if (parts == 1) return RunRange(x, 0, n, recon, e_win, e_last);
-  Pool::Get().Run(parts, [&](int p) {
-    const size_t b = blocks * static_cast<size_t>(p) / static_cast<size_t>(parts);
-    const size_t e = blocks * static_cast<size_t>(p + 1) / static_cast<size_t>(parts);
+  const int use = static_cast<int>(std::max<size_t>(1, std::min<size_t>(std::max(threads, 1), blocks / 2)));
+  if (use == 1) return RunRange(x, 0, n, recon, e_win, e_last);
+  const size_t per = std::max<size_t>(2, blocks / (static_cast<size_t>(use) * 8));
+  const int parts = static_cast<int>((blocks + per - 1) / per);
+  Pool::Get().Run(parts, use, [&](int p) {
+    const size_t b = per * static_cast<size_t>(p);
+    const size_t e = std::min(blocks, b + per);
     RunRange(x, std::min(n, b * kBlock), std::min(n, e * kBlock), recon, e_win, e_last);
   });
 }
