@@ -17,7 +17,7 @@ namespace {
 // parquet.thrift enums.
 enum PType { kBoolean = 0, kInt32 = 1, kInt64 = 2, kFloat = 4, kDouble = 5, kByteArray = 6 };
 enum Conv { kNoConv = -1, kUtf8 = 0, kTimestampMicros = 10, kInt32Conv = 17, kInt64Conv = 18 };
-enum Enc { kPlain = 0, kRle = 3, kRleDictionary = 8 };
+enum Enc { kPlain = 0, kRle = 3, kDeltaBinaryPacked = 5, kRleDictionary = 8, kByteStreamSplit = 9 };
 enum PageType { kDataPage = 0, kDictionaryPage = 2 };
 enum Codec { kUncompressed = 0, kZstd = 6 };
 
@@ -130,6 +130,61 @@ void RleHybrid(const uint32_t* v, size_t n, int bw, std::string* o) {
   }
 }
 
+// DELTA_BINARY_PACKED (parquet-format Encodings.md) of n int64 values: blocks of 128 values in 4
+// miniblocks of 32; per block the minimum delta, then each miniblock's (delta - min) bit-packed
+// at its own width (LSB first). Deltas wrap as two's complement, as the spec requires.
+void DeltaBinaryPacked(const int64_t* v, size_t n, std::string* o) {
+  constexpr size_t kBlockValues = 128, kMiniblocks = 4, kMini = kBlockValues / kMiniblocks;
+  Thrift t(o);
+  t.Varint(kBlockValues);
+  t.Varint(kMiniblocks);
+  t.Varint(n);
+  t.Varint(Thrift::Zig(n ? v[0] : 0));
+  uint64_t d[kBlockValues];
+  for (size_t i = 1; i < n; i += kBlockValues) {
+    const size_t cnt = std::min(kBlockValues, n - i);
+    uint64_t min = 0;
+    for (size_t k = 0; k < cnt; k++) {
+      d[k] = static_cast<uint64_t>(v[i + k]) - static_cast<uint64_t>(v[i + k - 1]);
+      if (k == 0 || static_cast<int64_t>(d[k]) < static_cast<int64_t>(min)) min = d[k];
+    }
+    t.Varint(Thrift::Zig(static_cast<int64_t>(min)));
+    uint8_t widths[kMiniblocks] = {0, 0, 0, 0};
+    for (size_t mb = 0; mb * kMini < cnt; mb++) {
+      uint64_t any = 0;
+      for (size_t k = mb * kMini; k < std::min(cnt, (mb + 1) * kMini); k++) any |= d[k] - min;
+      widths[mb] = static_cast<uint8_t>(any ? 64 - __builtin_clzll(any) : 0);
+    }
+    o->append(reinterpret_cast<const char*>(widths), kMiniblocks);
+    for (size_t mb = 0; mb * kMini < cnt; mb++) {
+      const int bw = widths[mb];
+      if (bw == 0) continue;
+      unsigned __int128 acc = 0;
+      int bits = 0;
+      for (size_t k = mb * kMini; k < (mb + 1) * kMini; k++) {  // a partial last miniblock is padded
+        acc |= static_cast<unsigned __int128>(k < cnt ? d[k] - min : 0) << bits;
+        bits += bw;
+        while (bits >= 8) {
+          o->push_back(static_cast<char>(static_cast<uint8_t>(acc)));
+          acc >>= 8;
+          bits -= 8;
+        }
+      }
+    }
+  }
+}
+
+// BYTE_STREAM_SPLIT: byte k of every value, then byte k + 1, ... (floats' exponent bytes compress).
+template <typename T>
+void ByteStreamSplit(const T* v, size_t n, std::string* o) {
+  const size_t at = o->size();
+  o->resize(at + n * sizeof(T));
+  char* out = o->data() + at;
+  const auto* in = reinterpret_cast<const unsigned char*>(v);
+  for (size_t i = 0; i < n; i++)
+    for (size_t k = 0; k < sizeof(T); k++) out[k * n + i] = static_cast<char>(in[i * sizeof(T) + k]);
+}
+
 int BitWidth(uint32_t max_value) {
   int bw = 0;
   while (max_value >> bw) bw++;
@@ -149,6 +204,8 @@ struct ParquetWriter::Chunk {
   int type = 0;
   std::string name;
   bool dict = false;
+  int encoding = 0;     // of the data page: kPlain, kRleDictionary, kDeltaBinaryPacked, kByteStreamSplit
+  bool compress = true; // false: this chunk is stored UNCOMPRESSED whatever the file's codec
   int64_t num_values = 0;
   int64_t start = 0;  // file offset of the first page
   int64_t dict_offset = -1, data_offset = -1;
@@ -270,7 +327,7 @@ void ParquetWriter::StartFile() {
 
 void ParquetWriter::Page(int page_type, const std::string& payload, int32_t num_values, int encoding, Chunk* ch) {
   const std::string* body = &payload;
-  if (codec_ == kZstd) {
+  if (codec_ == kZstd && ch->compress) {
     comp_.resize(ZSTD_compressBound(payload.size()));
     size_t n = ZSTD_compressCCtx(static_cast<ZSTD_CCtx*>(zctx_), comp_.data(), comp_.size(), payload.data(),
                                  payload.size(), opt_.zstd_level);
@@ -357,11 +414,11 @@ void ParquetWriter::FinishFile(const std::vector<Column>& schema, const std::vec
         t.Elem(kPlain), t.Elem(kRle), t.Elem(kRleDictionary);
       } else {
         t.List(2, kTI32, 2);
-        t.Elem(kPlain), t.Elem(kRle);
+        t.Elem(ch.encoding), t.Elem(kRle);
       }
       t.List(3, kTBin, 1);
       t.Elem(std::string_view(ch.name));
-      t.I32(4, codec_);
+      t.I32(4, ch.compress ? codec_ : kUncompressed);
       t.I64(5, ch.num_values);
       t.I64(6, ch.uncompressed);
       t.I64(7, ch.compressed);
@@ -491,6 +548,31 @@ Status ParquetWriter::WriteReadings(const std::string& path, const ReadingColumn
       payload_.append(reinterpret_cast<const char*>(v + r0), m * sizeof(T));
       Page(kDataPage, payload_, static_cast<int32_t>(m), kPlain, ch);
     };
+    // Timestamps: DELTA_BINARY_PACKED, not compressed. Event times of one partition arrive nearly
+    // in order (deltas within +-0.1 s: ~18 bits a row, smaller than zstd's PLAIN at 20 bits) and
+    // processing times are constant per batch (0 bits); zstd over either costs more CPU than the
+    // rest of the file's encoding and saves nothing more.
+    auto delta_column = [&](Chunk* ch, const int64_t* v) {
+      MinMax(v + r0, m, ch);
+      payload_.clear();
+      levels_.assign(m, 1);
+      DefLevels(levels_.data(), m, &tmp, &payload_);
+      DeltaBinaryPacked(v + r0, m, &payload_);
+      ch->encoding = kDeltaBinaryPacked;
+      ch->compress = false;
+      Page(kDataPage, payload_, static_cast<int32_t>(m), kDeltaBinaryPacked, ch);
+    };
+    // Scores (float): BYTE_STREAM_SPLIT then the file's codec: zstd gets 1.26x instead of 1.14x
+    // on PLAIN floats, at ~2.6x its speed.
+    auto split_column = [&](Chunk* ch, const float* v) {
+      MinMax(v + r0, m, ch);
+      payload_.clear();
+      levels_.assign(m, 1);
+      DefLevels(levels_.data(), m, &tmp, &payload_);
+      ByteStreamSplit(v + r0, m, &payload_);
+      ch->encoding = kByteStreamSplit;
+      Page(kDataPage, payload_, static_cast<int32_t>(m), kByteStreamSplit, ch);
+    };
     auto bool_column = [&](Chunk* ch, const uint8_t* v) {
       payload_.clear();
       levels_.assign(m, 1);
@@ -512,13 +594,13 @@ Status ParquetWriter::WriteReadings(const std::string& path, const ReadingColumn
       Page(kDataPage, payload_, static_cast<int32_t>(m), kPlain, ch);
     };
     dict_column(&cols[0], c.sensor.data(), sensors, Interner::kNone);
-    plain_column(&cols[1], c.ts_us.data());
+    delta_column(&cols[1], c.ts_us.data());
     plain_column(&cols[2], c.value.data());
     bool_column(&cols[3], c.gt.data());
     dict_column(&cols[4], c.type.data(), types, ReadingBatch::kNoType);
-    plain_column(&cols[5], c.processing_ts_us.data());
+    delta_column(&cols[5], c.processing_ts_us.data());
     bool_column(&cols[6], c.predicted.data());
-    plain_column(&cols[7], c.score.data());
+    split_column(&cols[7], c.score.data());
     dict_column(&cols[8], c.model.data(), models, 0xFFFFFFFFu);
     groups.push_back(std::move(cols));
     group_rows.push_back(static_cast<int64_t>(m));

@@ -206,6 +206,51 @@ TEST_F(ParquetWriterTest, EmptyOneRowAndManyRowGroups) {
   EXPECT_EQ(Int("SELECT count(*) FROM parquet_metadata(" + SqlQuote(fu) + ") WHERE compression <> 'UNCOMPRESSED'"), 0);
 }
 
+// Timestamps are DELTA_BINARY_PACKED and scores BYTE_STREAM_SPLIT: awkward sequences (int64
+// extremes whose deltas wrap, runs, jumps, every length around the 128-value block and 32-value
+// miniblock) and special floats read back from DuckDB exactly as DuckDB's own PLAIN file has them.
+TEST_F(ParquetWriterTest, DeltaTimestampsAndSplitScoresReadBackExactly) {
+  const int64_t big = std::numeric_limits<int64_t>::max(), small = std::numeric_limits<int64_t>::min();
+  const std::vector<float> fs_ = {0.f, -0.f, 1.f, std::numeric_limits<float>::max(), std::numeric_limits<float>::denorm_min(),
+                                  std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(), 0.125f};
+  for (size_t n : {size_t{1}, size_t{2}, size_t{33}, size_t{128}, size_t{129}, size_t{4097}}) {
+    ProcessedBatch b;
+    b.readings = Readings(n);
+    uint64_t x = 12345;
+    for (size_t i = 0; i < n; i++) {
+      x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+      int64_t& ts = b.readings.ts_us[i];
+      switch (i % 7) {
+        case 0: ts = kT0 + static_cast<int64_t>(i) * 1000 + static_cast<int64_t>(x >> 45) - (1 << 18); break;
+        case 1: ts = i % 3 ? big : small; break;  // the widest deltas: they wrap
+        case 2: ts = static_cast<int64_t>(x); break;
+        case 3: ts = i > 0 ? b.readings.ts_us[i - 1] : 0; break;  // a zero delta
+        default: ts = kT0 - static_cast<int64_t>(i); break;       // decreasing
+      }
+      b.readings.score[i] = i % 5 == 0 ? fs_[(i / 5) % fs_.size()] : static_cast<float>(x >> 40) / 1e3f;
+    }
+    std::string native = Store("dn" + std::to_string(n), "native", b), duck = Store("dd" + std::to_string(n), "duckdb", b);
+    const std::string a = Glob(native + "/sensor_readings/**/*.parquet"), d = Glob(duck + "/sensor_readings/**/*.parquet");
+    EXPECT_EQ(Int("SELECT count(*) FROM " + a), static_cast<int64_t>(n));
+    EXPECT_EQ(Diff(a, d), 0) << n;
+    EXPECT_EQ(Int("SELECT count(*) FROM " + a + " WHERE epoch_us(timestamp) = " + std::to_string(small)) > 0, n > 15) << n;
+  }
+  // The encodings really are the ones named, and the timestamps are left uncompressed.
+  ProcessedBatch b;
+  b.readings = Readings(3000);
+  const std::string f = OneFile(Store("enc", "native", b) + "/sensor_readings");
+  auto t = db->Query("SELECT path_in_schema, encodings, compression FROM parquet_metadata(" + SqlQuote(f) +
+                     ") WHERE path_in_schema IN ('timestamp', 'processing_timestamp', 'anomaly_score') ORDER BY 1");
+  ASSERT_TRUE(t.ok()) << t.status().message();
+  ASSERT_EQ(t->rows.size(), 3u);
+  EXPECT_EQ(t->Str(0, 1).find("BYTE_STREAM_SPLIT") != std::string::npos, true) << t->Str(0, 1);
+  EXPECT_EQ(t->Str(0, 2), "ZSTD");
+  for (size_t r : {size_t{1}, size_t{2}}) {
+    EXPECT_NE(t->Str(r, 1).find("DELTA_BINARY_PACKED"), std::string::npos) << t->Str(r, 1);
+    EXPECT_EQ(t->Str(r, 2), "UNCOMPRESSED");
+  }
+}
+
 TEST_F(ParquetWriterTest, StatisticsAreReadableAndExact) {
   ParquetWriter w(ParquetWriterOptions{"zstd", 1, 1000});
   ReadingBatch r = Readings(2000);
