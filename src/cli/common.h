@@ -67,6 +67,7 @@ struct PipelineArgs {
   std::string detector = "baseline";
   std::string summary_json;
   size_t batch_size = 8192;
+  size_t queue_depth = 8;     // batches buffered between two stages
   bool quiet = false;
   bool no_checkpoint = false;
   std::string cpus;           // pin the process to these CPUs, e.g. "0" or "0,1"
