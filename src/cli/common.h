@@ -67,7 +67,8 @@ struct PipelineArgs {
   std::string detector = "baseline";
   std::string summary_json;
   size_t batch_size = 8192;
-  size_t queue_depth = 8;     // batches buffered between two stages
+  size_t queue_depth = 64;    // batches buffered between two stages (PipelineOptions)
+  size_t flush_rows = 250000;  // a partition is written at this many buffered rows (StoreOptions)
   bool quiet = false;
   bool no_checkpoint = false;
   std::string cpus;           // pin the process to these CPUs, e.g. "0" or "0,1"

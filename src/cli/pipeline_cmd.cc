@@ -23,6 +23,8 @@ void PipelineArgs::Add(CLI::App* app) {
   app->add_option("--batch-size", batch_size, "Records per batch between stages")->check(CLI::Range(1, 1 << 20));
   app->add_option("--queue-depth", queue_depth,
                   "Batches buffered between two stages (absorbs the store's flush bursts)")->check(CLI::Range(1, 1024));
+  app->add_option("--flush-rows", flush_rows, "Write a partition's file once it buffers this many rows (or after 1 s)")
+      ->check(CLI::Range(size_t{1000}, size_t{100000000}));
   app->add_flag("--quiet", quiet, "No progress line");
   app->add_flag("--no-checkpoint", no_checkpoint, "Neither restore nor save detector state");
   app->add_option("--compression", compression, "Parquet compression")
@@ -82,6 +84,7 @@ int RunPipeline(Source* source, const PipelineArgs& args) {
   PipelineOptions po;
   po.batch_size = args.batch_size;
   po.queue_depth = args.queue_depth;
+  po.store.max_rows = args.flush_rows;
   po.store.data_dir = args.data_dir;
   po.store.compression = args.compression;
   po.store.writer = args.parquet_writer;

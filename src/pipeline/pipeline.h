@@ -16,7 +16,7 @@ namespace iotpipe {
 
 struct PipelineOptions {
   size_t batch_size = 8192;
-  size_t queue_depth = 8;
+  size_t queue_depth = 64;  // batches between two stages: absorbs the store's flush bursts
   StoreOptions store;
   double progress_interval_s = 2.0;   // 0: no progress line
   std::string checkpoint_path;        // empty: no detector checkpoint
