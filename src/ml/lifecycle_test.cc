@@ -264,6 +264,44 @@ Model CalibratedModel(int S, int W) {
   return m;
 }
 
+// The monitor's own forward passes stay within max_windows_per_s whatever the input rate: at
+// 200k readings a second it samples every 200th reading of each sensor (1,000 windows a second).
+TEST(LifecycleMonitor, OwnScoringStaysWithinItsBudgetAtHighRates) {
+  Tmp d("monbudget");
+  const int S = 4, W = 8;
+  auto det = LoadDet(d.str(), CalibratedModel(S, W));
+  Dictionaries dict;
+  for (int s = 0; s < S; s++) dict.sensors.Intern("sensor_" + std::to_string(s));
+  LiveMonitorOptions o;
+  o.sample_every = 1;
+  o.keep = 10000000;
+  o.max_windows_per_s = 1000;
+  o.eval_interval_s = 1.0;
+  LiveMonitor mon(&dict, o);
+  mon.SetDetector(det);
+  std::mt19937_64 g(3);
+  std::normal_distribution<double> nd(0, 1);
+  auto feed = [&](int steps, int64_t t_us) {
+    ProcessedBatch pb;
+    for (int t = 0; t < steps; t++)
+      for (int s = 0; s < S; s++)
+        pb.readings.Push(static_cast<uint32_t>(s), t, 10.0 * s + (1.0 + s) * nd(g), false, ReadingBatch::kNoType);
+    mon.Observe(pb, t_us);
+  };
+  feed(100, 1000000);  // first evaluation: no rate known yet, every reading sampled
+  const int64_t w0 = mon.Get().windows;
+  EXPECT_GT(w0, 300);
+  feed(25000, 1500000);  // 100k readings: still sampled at stride 1
+  feed(25000, 2000000);  // 200k readings in the last second -> stride 200 from here
+  const int64_t w1 = mon.Get().windows;
+  EXPECT_GT(w1 - w0, 150000);
+  feed(25000, 2500000);
+  feed(25000, 3000000);
+  const int64_t w2 = mon.Get().windows;
+  EXPECT_GE(w2 - w1, 800);
+  EXPECT_LE(w2 - w1, 1300);
+}
+
 TEST(LifecycleMonitor, NoDriftOnTheReferenceDistributionDriftAfterAShift) {
   Tmp d("mon");
   const int S = 4, W = 8;

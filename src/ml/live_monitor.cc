@@ -96,6 +96,8 @@ void LiveMonitor::Observe(const ProcessedBatch& pb, int64_t now_us) {
   }
   const ReadingBatch& b = pb.readings;
   const size_t n = b.size();
+  if (stride_ == 0) stride_ = static_cast<uint32_t>(std::max(1, opt_.sample_every));
+  rows_since_eval_ += static_cast<int64_t>(n);
   BatchCounts c{static_cast<int64_t>(n), 0, 0, 0};
   for (size_t i = 0; i < n; i++) {
     c.pred += b.predicted[i];
@@ -127,7 +129,7 @@ void LiveMonitor::Observe(const ProcessedBatch& pb, int64_t now_us) {
       r.ring[r.head] = static_cast<float>(b.value[i]);
       r.head = (r.head + 1) % static_cast<uint32_t>(W);
       r.count++;
-      if (r.count < static_cast<uint32_t>(W) || r.count % static_cast<uint32_t>(opt_.sample_every) != 0) continue;
+      if (r.count < static_cast<uint32_t>(W) || r.count % stride_ != 0) continue;
       const size_t si = static_cast<size_t>(r.scaler);
       const double mean = sc.Expected(si, b.ts_us[i]), inv = 1.0 / sc.std[si];
       for (int t = 0; t < W; t++)
@@ -147,7 +149,15 @@ void LiveMonitor::Observe(const ProcessedBatch& pb, int64_t now_us) {
       while (inputs_.size() > opt_.keep) inputs_.pop_front();
     }
   }
-  if (now_us - last_eval_us_ >= static_cast<int64_t>(opt_.eval_interval_s * 1e6)) Evaluate(now_us);
+  if (now_us - last_eval_us_ >= static_cast<int64_t>(opt_.eval_interval_s * 1e6)) {
+    if (last_eval_us_ > 0 && opt_.max_windows_per_s > 0) {
+      const double rate = static_cast<double>(rows_since_eval_) * 1e6 / static_cast<double>(now_us - last_eval_us_);
+      stride_ = static_cast<uint32_t>(std::clamp(std::ceil(rate / opt_.max_windows_per_s),
+                                                 static_cast<double>(std::max(1, opt_.sample_every)), 1e6));
+    }
+    rows_since_eval_ = 0;
+    Evaluate(now_us);
+  }
 }
 
 void LiveMonitor::Evaluate(int64_t now_us) {
