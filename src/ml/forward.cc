@@ -181,21 +181,25 @@ void LstmAeForward::RunOneScalar(const float* x, float* r) const {
 // AVX2 + FMA path, compiled for those instructions only in these functions (checked at run time).
 #define IOTP_AVX2 __attribute__((target("avx2,fma")))
 
-// tanh as a [13/6] rational function on [-7.905, 7.905] (Eigen's ptanh_float coefficients; a few ulp).
+// tanh as a [9/6] rational function x P(x^2) / Q(x^2) on [-9, 9], clamped outside (tanh(9) = 1 - 3e-8).
+// Coefficients fitted here by Lawson-weighted least squares for the least maximum error: 5.0e-7 in
+// exact arithmetic, 7.6e-7 evaluated in float (checked on 200,001 points). It replaced Eigen's
+// [13/6] (a few ulp) with 2 FMAs and 2 constants fewer per call: the cell's 15 tanh per unit and
+// step for 24 windows no longer spill constants, and the forward pass went from 66.6k/78.3k to
+// 88.5k/87.6k windows/s on one thread (microbench, batch 2048, medians of 5, interleaved A/B).
+// Reconstructions still agree with LibTorch to 1e-5 (MlForward.MatchesLibTorchWithin1e5).
 IOTP_AVX2 static inline __m256 Tanh256(__m256 x) {
-  const __m256 lim = _mm256_set1_ps(7.90531110763549805f);
+  const __m256 lim = _mm256_set1_ps(9.0f);
   x = _mm256_min_ps(_mm256_max_ps(x, _mm256_sub_ps(_mm256_setzero_ps(), lim)), lim);
   const __m256 x2 = _mm256_mul_ps(x, x);
-  __m256 p = _mm256_fmadd_ps(x2, _mm256_set1_ps(-2.76076847742355e-16f), _mm256_set1_ps(2.00018790482477e-13f));
-  p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(-8.60467152213735e-11f));
-  p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(5.12229709037114e-08f));
-  p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(1.48572235717979e-05f));
-  p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(6.37261928875436e-04f));
-  p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(4.89352455891786e-03f));
+  __m256 p = _mm256_fmadd_ps(x2, _mm256_set1_ps(-4.934547520596411e-09f), _mm256_set1_ps(6.429801098077701e-06f));
+  p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(0.002592373837860656f));
+  p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(0.12606888823562673f));
+  p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(0.9999976256726663f));
   p = _mm256_mul_ps(x, p);
-  __m256 q = _mm256_fmadd_ps(x2, _mm256_set1_ps(1.19825839466702e-06f), _mm256_set1_ps(1.18534705686654e-04f));
-  q = _mm256_fmadd_ps(x2, q, _mm256_set1_ps(2.26843463243900e-03f));
-  q = _mm256_fmadd_ps(x2, q, _mm256_set1_ps(4.89352518554385e-03f));
+  __m256 q = _mm256_fmadd_ps(x2, _mm256_set1_ps(0.00018375599174140728f), _mm256_set1_ps(0.022398541724531998f));
+  q = _mm256_fmadd_ps(x2, q, _mm256_set1_ps(0.45939414072310725f));
+  q = _mm256_fmadd_ps(x2, q, _mm256_set1_ps(1.0f));
   return _mm256_div_ps(p, q);
 }
 
