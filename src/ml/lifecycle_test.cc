@@ -264,21 +264,24 @@ Model CalibratedModel(int S, int W) {
   return m;
 }
 
+// A calibrated 4-sensor model (window 8) loaded as a detector, and its sensors' dictionary.
+struct MonitorRig {
+  static constexpr int kSensors = 4, kWindow = 8;
+  Tmp d;
+  std::shared_ptr<const Detector> det;
+  Dictionaries dict;
+  explicit MonitorRig(const std::string& tag) : d(tag), det(LoadDet(d.str(), CalibratedModel(kSensors, kWindow))) {
+    for (int s = 0; s < kSensors; s++) dict.sensors.Intern("sensor_" + std::to_string(s));
+  }
+};
+
 // The monitor's own forward passes stay within max_windows_per_s whatever the input rate: at
 // 200k readings a second it samples every 200th reading of each sensor (1,000 windows a second).
 TEST(LifecycleMonitor, OwnScoringStaysWithinItsBudgetAtHighRates) {
-  Tmp d("monbudget");
-  const int S = 4, W = 8;
-  auto det = LoadDet(d.str(), CalibratedModel(S, W));
-  Dictionaries dict;
-  for (int s = 0; s < S; s++) dict.sensors.Intern("sensor_" + std::to_string(s));
-  LiveMonitorOptions o;
-  o.sample_every = 1;
-  o.keep = 10000000;
-  o.max_windows_per_s = 1000;
-  o.eval_interval_s = 1.0;
-  LiveMonitor mon(&dict, o);
-  mon.SetDetector(det);
+  MonitorRig rig("monbudget");
+  LiveMonitor mon(&rig.dict, {.sample_every = 1, .max_windows_per_s = 1000, .keep = 10000000, .eval_interval_s = 1.0});
+  mon.SetDetector(rig.det);
+  const int S = MonitorRig::kSensors;
   std::mt19937_64 g(3);
   std::normal_distribution<double> nd(0, 1);
   auto feed = [&](int steps, int64_t t_us) {
@@ -303,11 +306,10 @@ TEST(LifecycleMonitor, OwnScoringStaysWithinItsBudgetAtHighRates) {
 }
 
 TEST(LifecycleMonitor, NoDriftOnTheReferenceDistributionDriftAfterAShift) {
-  Tmp d("mon");
-  const int S = 4, W = 8;
-  auto det = LoadDet(d.str(), CalibratedModel(S, W));
-  Dictionaries dict;
-  for (int s = 0; s < S; s++) dict.sensors.Intern("sensor_" + std::to_string(s));
+  MonitorRig rig("mon");
+  const int S = MonitorRig::kSensors;
+  Dictionaries& dict = rig.dict;
+  auto det = rig.det;
   LiveMonitorOptions o;
   o.sample_every = 1;
   o.min_windows = 500;

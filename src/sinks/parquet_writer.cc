@@ -539,39 +539,34 @@ Status ParquetWriter::WriteReadings(const std::string& path, const ReadingColumn
       Page(kDataPage, payload_, static_cast<int32_t>(m), used.empty() ? kPlain : kRleDictionary, ch);
       if (used.empty()) ch->dict = false;
     };
-    auto plain_column = [&](Chunk* ch, const auto* v) {
-      using T = std::remove_cv_t<std::remove_pointer_t<decltype(v)>>;
+    // A non-null fixed-width column: statistics, all-1 definition levels, then `encode` appends the
+    // values in `encoding`; compressed with the file's codec unless `compress` is false.
+    auto value_column = [&](Chunk* ch, const auto* v, int encoding, bool compress, auto&& encode) {
       MinMax(v + r0, m, ch);
       payload_.clear();
       levels_.assign(m, 1);
       DefLevels(levels_.data(), m, &tmp, &payload_);
-      payload_.append(reinterpret_cast<const char*>(v + r0), m * sizeof(T));
-      Page(kDataPage, payload_, static_cast<int32_t>(m), kPlain, ch);
+      encode(v + r0);
+      ch->encoding = encoding;
+      ch->compress = compress;
+      Page(kDataPage, payload_, static_cast<int32_t>(m), encoding, ch);
+    };
+    auto plain_column = [&](Chunk* ch, const auto* v) {
+      value_column(ch, v, kPlain, true, [&](const auto* p) {
+        payload_.append(reinterpret_cast<const char*>(p), m * sizeof(*p));
+      });
     };
     // Timestamps: DELTA_BINARY_PACKED, not compressed. Event times of one partition arrive nearly
     // in order (deltas within +-0.1 s: ~18 bits a row, smaller than zstd's PLAIN at 20 bits) and
     // processing times are constant per batch (0 bits); zstd over either costs more CPU than the
     // rest of the file's encoding and saves nothing more.
     auto delta_column = [&](Chunk* ch, const int64_t* v) {
-      MinMax(v + r0, m, ch);
-      payload_.clear();
-      levels_.assign(m, 1);
-      DefLevels(levels_.data(), m, &tmp, &payload_);
-      DeltaBinaryPacked(v + r0, m, &payload_);
-      ch->encoding = kDeltaBinaryPacked;
-      ch->compress = false;
-      Page(kDataPage, payload_, static_cast<int32_t>(m), kDeltaBinaryPacked, ch);
+      value_column(ch, v, kDeltaBinaryPacked, false, [&](const int64_t* p) { DeltaBinaryPacked(p, m, &payload_); });
     };
     // Scores (float): BYTE_STREAM_SPLIT then the file's codec: zstd gets 1.26x instead of 1.14x
     // on PLAIN floats, at ~2.6x its speed.
     auto split_column = [&](Chunk* ch, const float* v) {
-      MinMax(v + r0, m, ch);
-      payload_.clear();
-      levels_.assign(m, 1);
-      DefLevels(levels_.data(), m, &tmp, &payload_);
-      ByteStreamSplit(v + r0, m, &payload_);
-      ch->encoding = kByteStreamSplit;
-      Page(kDataPage, payload_, static_cast<int32_t>(m), kByteStreamSplit, ch);
+      value_column(ch, v, kByteStreamSplit, true, [&](const float* p) { ByteStreamSplit(p, m, &payload_); });
     };
     auto bool_column = [&](Chunk* ch, const uint8_t* v) {
       payload_.clear();
