@@ -440,14 +440,9 @@ void ArtimeDetector::ScoreBatch(ReadingBatch& b, StateStore& store) const {
     std::byte* st = store.Get(b.sensor[i], &fresh);
     if (fresh) {
       InitState(st);
-      if (sensors_ && !ranges_.empty() && b.sensor[i] < sensors_->size()) {
-        auto it = ranges_.find(sensors_->Name(b.sensor[i]));
-        if (it != ranges_.end()) {
-          Hdr* h = reinterpret_cast<Hdr*>(st);
-          h->fixed = 1;
-          h->lo = it->second.first;
-          h->hi = it->second.second;
-        }
+      if (const auto* r = ranges_.Find(b.sensor[i])) {
+        Hdr* h = reinterpret_cast<Hdr*>(st);
+        h->fixed = 1, h->lo = r->first, h->hi = r->second;
       }
     }
     const double s = Step(st, b.value[i]);

@@ -69,10 +69,10 @@ class ArtimeDetector final : public Detector {
   std::string_view version() const override { return "artime-v1"; }
   size_t state_bytes() const override { return stride_; }
   void ScoreBatch(ReadingBatch& batch, StateStore& store) const override;
-  void Bind(const Interner* sensors, Interner* models) const override { sensors_ = sensors; }
+  void Bind(const Interner* sensors, Interner* models) const override { ranges_.Bind(sensors); }
 
   // Configured per-sensor value ranges (sensor name -> [lo, hi]); sensors without one use params().
-  void SetSensorRanges(std::map<std::string, std::pair<double, double>> ranges) { ranges_ = std::move(ranges); }
+  void SetSensorRanges(SensorRanges::Map ranges) { ranges_.Set(std::move(ranges)); }
 
   // Single-sensor API (tests, harness): initialise a state, score one value.
   void InitState(std::byte* st) const;
@@ -91,8 +91,7 @@ class ArtimeDetector final : public Detector {
   int sstep_ = 1, tw_ = 1, dim_ = 16, mask_ = 12, pp_ = 0;
   size_t stride_ = 0;
   size_t off_ds_ = 0, off_med_ = 0, off_fw_ = 0, off_raw_ = 0, off_sim_ = 0, off_diff_ = 0, off_w_ = 0;
-  std::map<std::string, std::pair<double, double>> ranges_;
-  mutable const Interner* sensors_ = nullptr;
+  SensorRanges ranges_;
 };
 
 }  // namespace iotpipe

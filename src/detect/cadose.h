@@ -63,10 +63,10 @@ class CadOseDetector final : public Detector {
   std::string_view version() const override { return "cadose-v1"; }
   size_t state_bytes() const override { return stride_; }
   void ScoreBatch(ReadingBatch& batch, StateStore& store) const override;
-  void Bind(const Interner* sensors, Interner* models) const override { sensors_ = sensors; }
+  void Bind(const Interner* sensors, Interner* models) const override { ranges_.Bind(sensors); }
 
   // Configured per-sensor value ranges (sensor name -> [lo, hi]); sensors without one use params().
-  void SetSensorRanges(std::map<std::string, std::pair<double, double>> ranges) { ranges_ = std::move(ranges); }
+  void SetSensorRanges(SensorRanges::Map ranges) { ranges_.Set(std::move(ranges)); }
 
   // Single-sensor API (tests, harness): initialise a state, score one value (the CAD OSE anomaly score).
   void InitState(std::byte* st) const;
@@ -86,8 +86,7 @@ class CadOseDetector final : public Detector {
   size_t stride_ = 0;
   size_t off_ctx_ = 0, off_left_ = 0, off_table_ = 0, off_facts_ = 0, off_post_ = 0, off_crossed_ = 0;
   uint32_t table_size_ = 0;
-  std::map<std::string, std::pair<double, double>> ranges_;
-  mutable const Interner* sensors_ = nullptr;
+  SensorRanges ranges_;
   friend struct CadOseEngine;
 };
 

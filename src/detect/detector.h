@@ -3,6 +3,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -47,6 +48,25 @@ class StateStore {
   size_t stride_ = 0;
   std::vector<std::byte> bytes_;
   std::vector<uint8_t> init_;
+};
+
+// Configured per-sensor value ranges (sensor name -> [lo, hi]) of detectors that scale values into
+// a range (artime, cadose); sensors without one use the detector's own fixed or learnt range.
+class SensorRanges {
+ public:
+  using Map = std::map<std::string, std::pair<double, double>>;
+  void Set(Map ranges) { ranges_ = std::move(ranges); }
+  void Bind(const Interner* sensors) const { sensors_ = sensors; }
+  // The range configured for interned sensor `id`, or nullptr.
+  const std::pair<double, double>* Find(uint32_t id) const {
+    if (!sensors_ || ranges_.empty() || id >= sensors_->size()) return nullptr;
+    auto it = ranges_.find(sensors_->Name(id));
+    return it == ranges_.end() ? nullptr : &it->second;
+  }
+
+ private:
+  Map ranges_;
+  mutable const Interner* sensors_ = nullptr;
 };
 
 class Detector {
