@@ -39,6 +39,15 @@ std::string Env(const char* k) {
     }                                                                                              \
   } while (0)
 
+// The project's venv with kafka-python (scripts/deps), for tests that use a third-party client.
+#define REQUIRE_PYTHON(py)                                                                               \
+  do {                                                                                                   \
+    if (!fs::exists(py)) {                                                                               \
+      if (Env("IOTPIPE_REQUIRE_KAFKA") == "1") FAIL() << (py) << " missing (scripts/deps installs kafka-python)"; \
+      GTEST_SKIP() << (py) << " missing";                                                                \
+    }                                                                                                    \
+  } while (0)
+
 std::string Unique(const std::string& base) {
   static int n = 0;
   auto t = std::chrono::system_clock::now().time_since_epoch().count();
@@ -339,11 +348,8 @@ TEST_F(KafkaTest, MalformedRecordsReachBothDeadLetterOutputs) {
 
 TEST_F(KafkaTest, ThirdPartyKafkaPythonRecordAcceptedUnchanged) {
   REQUIRE_KAFKA();
-  std::string py = SourceDir() + "/.deps/pyvenv/bin/python";
-  if (!fs::exists(py)) {
-    if (Env("IOTPIPE_REQUIRE_KAFKA") == "1") FAIL() << py << " missing (scripts/deps installs kafka-python)";
-    GTEST_SKIP() << py << " missing";
-  }
+  const std::string py = SourceDir() + "/.deps/pyvenv/bin/python";
+  REQUIRE_PYTHON(py);
   std::string script = (dir_ / "produce.py").string();
   std::ofstream(script) << R"PY(
 import json, sys
@@ -384,11 +390,8 @@ p.close()
 // dead-letter topic then stores everything exactly once (the batch was replayed, side records too).
 TEST_F(KafkaTest, SideTopicDeliveryFailureCommitsNothingAndFails) {
   REQUIRE_KAFKA();
-  std::string py = SourceDir() + "/.deps/pyvenv/bin/python";
-  if (!fs::exists(py)) {
-    if (Env("IOTPIPE_REQUIRE_KAFKA") == "1") FAIL() << py << " missing (scripts/deps installs kafka-python)";
-    GTEST_SKIP() << py << " missing";
-  }
+  const std::string py = SourceDir() + "/.deps/pyvenv/bin/python";
+  REQUIRE_PYTHON(py);
   std::string script = (dir_ / "setup.py").string();
   std::ofstream(script) << R"PY(
 import json, os, sys
