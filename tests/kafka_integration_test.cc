@@ -34,7 +34,8 @@ std::string Env(const char* k) {
 #define REQUIRE_KAFKA()                                                                            \
   do {                                                                                             \
     if (Env("IOTPIPE_KAFKA_BROKERS").empty()) {                                                    \
-      if (Env("IOTPIPE_REQUIRE_KAFKA") == "1") FAIL() << "IOTPIPE_REQUIRE_KAFKA=1 but no broker";  \
+      if (Env("IOTPIPE_REQUIRE_KAFKA") == "1")                                                     \
+        FAIL() << "IOTPIPE_REQUIRE_KAFKA=1 but no broker (scripts/test prints why after the tests)";  \
       GTEST_SKIP() << "IOTPIPE_KAFKA_BROKERS unset (scripts/kafka start)";                         \
     }                                                                                              \
   } while (0)
