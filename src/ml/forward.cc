@@ -188,7 +188,11 @@ void LstmAeForward::RunOneScalar(const float* x, float* r) const {
 // step for 24 windows no longer spill constants, and the forward pass went from 66.6k/78.3k to
 // 88.5k/87.6k windows/s on one thread (microbench, batch 2048, medians of 5, interleaved A/B).
 // Reconstructions still agree with LibTorch to 1e-5 (MlForward.MatchesLibTorchWithin1e5).
-IOTP_AVX2 static inline __m256 Tanh256(__m256 x) {
+// Returned as the pair P, Q: the cell multiplies such fractions and divides once per product.
+struct Frac256 {
+  __m256 p, q;
+};
+IOTP_AVX2 static inline Frac256 TanhFrac256(__m256 x) {
   const __m256 lim = _mm256_set1_ps(9.0f);
   x = _mm256_min_ps(_mm256_max_ps(x, _mm256_sub_ps(_mm256_setzero_ps(), lim)), lim);
   const __m256 x2 = _mm256_mul_ps(x, x);
@@ -200,7 +204,7 @@ IOTP_AVX2 static inline __m256 Tanh256(__m256 x) {
   __m256 q = _mm256_fmadd_ps(x2, _mm256_set1_ps(0.00018375599174140728f), _mm256_set1_ps(0.022398541724531998f));
   q = _mm256_fmadd_ps(x2, q, _mm256_set1_ps(0.45939414072310725f));
   q = _mm256_fmadd_ps(x2, q, _mm256_set1_ps(1.0f));
-  return _mm256_div_ps(p, q);
+  return {p, q};
 }
 
 // acc[g][v] += sum_k Wp[k][g] * hin[k][v]: the [4 gates x K] x [K x 8NV] micro-kernel of one unit.
@@ -215,16 +219,18 @@ IOTP_AVX2 static inline __m256 Tanh256(__m256 x) {
   } while (0)
 // Not inlined: inlined into the unit loop, GCC hoists the cell's constants out of it and spills
 // accumulators inside the k loop; the call costs ~24 moves per unit (vs 12 x K FMAs).
+// acc0 holds the initial sums (may be acc itself).
 template <int NV>
-IOTP_AVX2 __attribute__((noinline)) static void UnitGemm(const float* Wp, int K, const float* hin, __m256 (&acc)[4][NV]) {
+IOTP_AVX2 __attribute__((noinline)) static void UnitGemm(const float* Wp, int K, const float* hin,
+                                                         const __m256 (&acc0)[4][NV], __m256 (&acc)[4][NV]) {
   static_assert(NV >= 1 && NV <= 3);
   constexpr int L = 8 * NV;
   const __m256 z = _mm256_setzero_ps();
-  __m256 a00 = acc[0][0], a10 = acc[1][0], a20 = acc[2][0], a30 = acc[3][0];
-  __m256 a01 = NV > 1 ? acc[0][NV > 1 ? 1 : 0] : z, a11 = NV > 1 ? acc[1][NV > 1 ? 1 : 0] : z,
-         a21 = NV > 1 ? acc[2][NV > 1 ? 1 : 0] : z, a31 = NV > 1 ? acc[3][NV > 1 ? 1 : 0] : z;
-  __m256 a02 = NV > 2 ? acc[0][NV > 2 ? 2 : 0] : z, a12 = NV > 2 ? acc[1][NV > 2 ? 2 : 0] : z,
-         a22 = NV > 2 ? acc[2][NV > 2 ? 2 : 0] : z, a32 = NV > 2 ? acc[3][NV > 2 ? 2 : 0] : z;
+  __m256 a00 = acc0[0][0], a10 = acc0[1][0], a20 = acc0[2][0], a30 = acc0[3][0];
+  __m256 a01 = NV > 1 ? acc0[0][NV > 1 ? 1 : 0] : z, a11 = NV > 1 ? acc0[1][NV > 1 ? 1 : 0] : z,
+         a21 = NV > 1 ? acc0[2][NV > 1 ? 1 : 0] : z, a31 = NV > 1 ? acc0[3][NV > 1 ? 1 : 0] : z;
+  __m256 a02 = NV > 2 ? acc0[0][NV > 2 ? 2 : 0] : z, a12 = NV > 2 ? acc0[1][NV > 2 ? 2 : 0] : z,
+         a22 = NV > 2 ? acc0[2][NV > 2 ? 2 : 0] : z, a32 = NV > 2 ? acc0[3][NV > 2 ? 2 : 0] : z;
   for (int k = 0; k < K; k++) {
     const float* hk = hin + k * L;
     const __m256 h0 = _mm256_load_ps(hk);
@@ -242,23 +248,40 @@ IOTP_AVX2 __attribute__((noinline)) static void UnitGemm(const float* Wp, int K,
 }
 #undef IOTP_FMA_ROW
 
-// The LSTM cell for unit j from its 4 gate pre-activations (i, f, o pre-scaled by 1/2).
+// The LSTM cell for unit j from its 4 gate pre-activations (i, f, o pre-scaled by 1/2), with two
+// divisions instead of five: with tanh = P/Q, a gate s = (1 + tanh(a)) / 2 = (Q + P) / 2Q, so
+//   c' = f c + i g = [(Qf + Pf) c Qi Qg + (Qi + Pi) Pg Qf] / (2 Qf Qi Qg)
+//   h  = o tanh(c') = (Qo + Po) Pc / (2 Qo Qc).
+// |x| <= 9 gives 1 <= Q < 284, so the products stay far from float's limits and keep its relative
+// precision (MlForward tests: same predictions, LibTorch agreement at 1e-5).
 template <int NV>
 IOTP_AVX2 static inline void CellStore(const __m256 (&acc)[4][NV], float* c, float* hout) {
-  const __m256 half = _mm256_set1_ps(0.5f);
 #pragma GCC unroll 4
   for (int v = 0; v < NV; v++) {
-    const __m256 i = _mm256_fmadd_ps(half, Tanh256(acc[0][v]), half);
-    const __m256 f = _mm256_fmadd_ps(half, Tanh256(acc[1][v]), half);
-    const __m256 g = Tanh256(acc[2][v]);
-    const __m256 o = _mm256_fmadd_ps(half, Tanh256(acc[3][v]), half);
-    const __m256 cv = _mm256_fmadd_ps(f, _mm256_load_ps(c + 8 * v), _mm256_mul_ps(i, g));
+    const Frac256 ti = TanhFrac256(acc[0][v]), tf = TanhFrac256(acc[1][v]), tg = TanhFrac256(acc[2][v]);
+    const __m256 qig = _mm256_mul_ps(ti.q, tg.q);
+    const __m256 keep = _mm256_mul_ps(_mm256_mul_ps(_mm256_add_ps(tf.q, tf.p), _mm256_load_ps(c + 8 * v)), qig);
+    const __m256 num = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_add_ps(ti.q, ti.p), tg.p), tf.q, keep);
+    const __m256 cv = _mm256_div_ps(num, _mm256_mul_ps(_mm256_add_ps(tf.q, tf.q), qig));
     _mm256_store_ps(c + 8 * v, cv);
-    _mm256_store_ps(hout + 8 * v, _mm256_mul_ps(o, Tanh256(cv)));
+    const Frac256 to = TanhFrac256(acc[3][v]), tc = TanhFrac256(cv);
+    _mm256_store_ps(hout + 8 * v, _mm256_div_ps(_mm256_mul_ps(_mm256_add_ps(to.q, to.p), tc.p),
+                                                _mm256_mul_ps(_mm256_add_ps(to.q, to.q), tc.q)));
   }
 }
 
-// n <= 8*NV windows starting at x. scratch: (2T + 7H) * 8NV floats, 32-byte aligned.
+// The cell for all H units of a step, after their GEMMs: gates[j][g][L] -> c, hout. Run as a loop of
+// its own, the dependency chains of consecutive units (tanh, division, c, tanh(c)) overlap; run after
+// each unit's GEMM, the chains of 3 vectors stalled the core.
+template <int NV>
+IOTP_AVX2 __attribute__((noinline)) static void CellAll(const float* gates, int H, float* c, float* hout) {
+  constexpr int L = 8 * NV;
+#pragma GCC unroll 2
+  for (int j = 0; j < H; j++)
+    CellStore<NV>(*reinterpret_cast<const __m256(*)[4][NV]>(gates + j * 4 * L), c + j * L, hout + j * L);
+}
+
+// n <= 8*NV windows starting at x. scratch: (2T + 11H) * 8NV floats, 32-byte aligned.
 template <int NV>
 IOTP_AVX2 void LstmAeForward::RunBlockAvx2(const float* x, size_t n, float* recon, float* e_win, float* e_last,
                                            float* scratch) const {
@@ -270,6 +293,8 @@ IOTP_AVX2 void LstmAeForward::RunBlockAvx2(const float* x, size_t n, float* reco
   float* hB = hA + H * L;               // H x L
   float* c = hB + H * L;                // H x L
   float* pre = c + H * L;               // H x 4 x L
+  float* gates = pre + 4 * H * L;       // H x 4 x L
+  auto unit_acc = [&](int j) -> __m256(&)[4][NV] { return *reinterpret_cast<__m256(*)[4][NV]>(gates + j * 4 * L); };
   for (int t = 0; t < T; t++)
     for (int l = 0; l < L; l++)
       xT[t * L + l] = static_cast<size_t>(l) < n ? x[static_cast<size_t>(l) * T + t] : 0.f;
@@ -278,22 +303,16 @@ IOTP_AVX2 void LstmAeForward::RunBlockAvx2(const float* x, size_t n, float* reco
   // Encoder.
   for (int t = 0; t < T; t++) {
     for (int j = 0; j < H; j++) {
-      __m256 acc[4][NV];
+      __m256(&acc)[4][NV] = unit_acc(j);
 #pragma GCC unroll 4
-      for (int g = 0; g < 4; g++)
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; v++) acc[g][v] = _mm256_setzero_ps();
-      if (t > 0) UnitGemm<NV>(enc_hh_p_.data() + static_cast<size_t>(j) * H * 4, H, hA, acc);  // h_0 = 0
-      // + x_t w_ih + b after the recurrent sum (x is loaded here: fewer live registers in the kernel).
-#pragma GCC unroll 4
-      for (int g = 0; g < 4; g++) {
+      for (int g = 0; g < 4; g++) {  // x_t w_ih + b, then the recurrent sum (h_0 = 0)
         const __m256 w = _mm256_broadcast_ss(&enc_ih_p_[j * 4 + g]), b = _mm256_broadcast_ss(&enc_b_p_[j * 4 + g]);
 #pragma GCC unroll 4
-        for (int v = 0; v < NV; v++)
-          acc[g][v] = _mm256_add_ps(_mm256_fmadd_ps(_mm256_load_ps(xT + t * L + 8 * v), w, b), acc[g][v]);
+        for (int v = 0; v < NV; v++) acc[g][v] = _mm256_fmadd_ps(_mm256_load_ps(xT + t * L + 8 * v), w, b);
       }
-      CellStore<NV>(acc, c + j * L, hB + j * L);
+      if (t > 0) UnitGemm<NV>(enc_hh_p_.data() + static_cast<size_t>(j) * H * 4, H, hA, acc, acc);
     }
+    CellAll<NV>(gates, H, c, hB);
     std::swap(hA, hB);
   }
   // Decoder input z (= last encoder h) is the same at every step: z W_ih^T + b once.
@@ -301,19 +320,20 @@ IOTP_AVX2 void LstmAeForward::RunBlockAvx2(const float* x, size_t n, float* reco
     __m256 acc[4][NV];
     for (int g = 0; g < 4; g++)
       for (int v = 0; v < NV; v++) acc[g][v] = _mm256_broadcast_ss(&dec_b_p_[j * 4 + g]);
-    UnitGemm<NV>(dec_ih_p_.data() + static_cast<size_t>(j) * H * 4, H, hA, acc);
+    UnitGemm<NV>(dec_ih_p_.data() + static_cast<size_t>(j) * H * 4, H, hA, acc, acc);
     for (int g = 0; g < 4; g++)
       for (int v = 0; v < NV; v++) _mm256_store_ps(pre + (j * 4 + g) * L + 8 * v, acc[g][v]);
   }
   std::fill(c, c + H * L, 0.f);
   std::fill(hA, hA + H * L, 0.f);
   for (int t = 0; t < T; t++) {
-    for (int j = 0; j < H; j++) {
-      __m256 acc[4][NV];
-      for (int g = 0; g < 4; g++)
-        for (int v = 0; v < NV; v++) acc[g][v] = _mm256_load_ps(pre + (j * 4 + g) * L + 8 * v);
-      if (t > 0) UnitGemm<NV>(dec_hh_p_.data() + static_cast<size_t>(j) * H * 4, H, hA, acc);
-      CellStore<NV>(acc, c + j * L, hB + j * L);
+    if (t == 0) {
+      CellAll<NV>(pre, H, c, hB);  // h_0 = 0: the gates are the constant input term
+    } else {
+      for (int j = 0; j < H; j++)  // gates = pre (the constant input term) + recurrent sum
+        UnitGemm<NV>(dec_hh_p_.data() + static_cast<size_t>(j) * H * 4, H, hA,
+                     *reinterpret_cast<const __m256(*)[4][NV]>(pre + j * 4 * L), unit_acc(j));
+      CellAll<NV>(gates, H, c, hB);
     }
     std::swap(hA, hB);
     __m256 y[NV];
@@ -350,7 +370,7 @@ void LstmAeForward::RunRange(const float* x, size_t begin, size_t end, float* re
                              float* e_last) const {
   const size_t T = static_cast<size_t>(T_);
   if (avx2_) {
-    float* scratch = Scratch((2 * T + 7 * static_cast<size_t>(H_)) * kBlock);
+    float* scratch = Scratch((2 * T + 11 * static_cast<size_t>(H_)) * kBlock);
     for (size_t i = begin; i < end;) {
       const size_t m = std::min<size_t>(kBlock, end - i);
       float* r = recon ? recon + i * T : nullptr;

@@ -3,10 +3,11 @@
 // AVX2 path: windows are processed in blocks of 8 x NV (NV = 3 -> 24) with the batch in the vector lanes.
 // Weights are packed at load as [unit j][input k][gate i,f,g,o], so one register-blocked micro-kernel
 // holds the four gate pre-activations of hidden unit j for 24 windows in 12 ymm accumulators
-// (4 broadcast weights x 3 loaded h vectors = 12 FMAs per k), then applies the cell update in
-// registers (fused gate math) — gates never go to memory. Sigmoid is 0.5 + 0.5 tanh(x / 2) with the
-// 1/2 folded into the packed i, f, o weights (exact), and tanh is a [13/6] rational approximation
-// (a few ulp; same as Eigen's). A scalar path is used on CPUs without AVX2/FMA.
+// (4 broadcast weights x 3 loaded h vectors = 12 FMAs per k). After the GEMMs of all units of a step,
+// one loop applies the cell to all of them. Sigmoid is 0.5 + 0.5 tanh(x / 2) with the 1/2 folded into
+// the packed i, f, o weights (exact), and tanh is a fitted [9/6] rational P/Q (error 7.6e-7) whose
+// fractions the cell multiplies out, dividing twice per unit instead of five times.
+// A scalar path is used on CPUs without AVX2/FMA.
 // Each lane does exactly the same operations, so a window's result does not depend on the batch,
 // its position in it, or the number of threads. Matches LibTorch within 1e-5 (ml_test.cc).
 // Thread-safe: const after construction; scratch buffers are thread-local (no allocation per call
