@@ -9,6 +9,8 @@
 #           model trained here on a small simulated history (LSTM_SENSORS=100, LSTM_EVENTS=20000 for
 #           Python; iotpipe 50x LSTM_EVENTS, or CPP_LSTM_FACTOR x). Python runs PyTorch on 1 thread (PEER_TORCH_THREADS):
 #           a batch-1 window is too small to split, and the producer thread needs the other core.
+# ROUNDS (default 3): the two sides run alternately this many times (Python, iotpipe, Python, ...), so
+# a slow spell of the machine hits both; the ratio is that of the two medians, with each round's too.
 # Prints one JSON line per detector type with both rates and the ratio.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -26,20 +28,31 @@ events="${2:-300000}"
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 bin="${IOTPIPE:-$root/build/iotpipe}"
-compare() {  # $1 detector type, $2 python JSON, $3 iotpipe JSON
+rounds="${ROUNDS:-3}"
+compare() {  # $1 detector type, $2 file of Python JSON lines, $3 file of iotpipe JSON lines (one per round)
   "$venv/bin/python" - "$1" "$2" "$3" <<'PY'
-import json, sys
-det, py, cpp = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
-print(json.dumps({"detector": det, "python_events_per_s": py["events_per_s"],
-                  "iotpipe_events_per_s": cpp["events_per_s"], "ratio": cpp["events_per_s"] / py["events_per_s"],
-                  "python": py, "iotpipe_events": cpp["sent"], "iotpipe_detector": cpp.get("detector")}))
+import json, statistics, sys
+det = sys.argv[1]
+py = [json.loads(l) for l in open(sys.argv[2]) if l.strip()]
+cpp = [json.loads(l) for l in open(sys.argv[3]) if l.strip()]
+pr, cr = [p["events_per_s"] for p in py], [c["events_per_s"] for c in cpp]
+print(json.dumps({"detector": det, "rounds": len(pr),
+                  "python_events_per_s": statistics.median(pr), "iotpipe_events_per_s": statistics.median(cr),
+                  "ratio": statistics.median(cr) / statistics.median(pr),
+                  "ratio_per_round": [round(c / p, 1) for p, c in zip(pr, cr)],
+                  "python_per_round": [round(x) for x in pr], "iotpipe_per_round": [round(x) for x in cr],
+                  "python": py[-1], "iotpipe_events": cpp[-1]["sent"], "iotpipe_detector": cpp[-1].get("detector")}))
 PY
 }
 if [[ "$mode" == baseline || "$mode" == both ]]; then
-  py=$("$venv/bin/python" "$root/bench/python_peer/peer.py" "$sensors" "$events" "$out/py" baseline)
-  cpp=$("$bin" run --sensors "$sensors" --events "$((events * ${CPP_EVENTS_FACTOR:-20}))" --rate max --quiet --http off --no-checkpoint \
-        --data-dir "$out/cpp" --summary-json - 2>/dev/null)
-  compare baseline "$py" "$cpp"
+  for _ in $(seq "$rounds"); do
+    rm -rf "$out/py" "$out/cpp"
+    "$venv/bin/python" "$root/bench/python_peer/peer.py" "$sensors" "$events" "$out/py" baseline >>"$out/py.jsonl"
+    "$bin" run --sensors "$sensors" --events "$((events * ${CPP_EVENTS_FACTOR:-20}))" --rate max --quiet --http off \
+      --no-checkpoint --data-dir "$out/cpp" --summary-json - 2>/dev/null | tr -d '\n' >>"$out/cpp.jsonl"
+    echo >>"$out/cpp.jsonl"
+  done
+  compare baseline "$out/py.jsonl" "$out/cpp.jsonl"
 fi
 if [[ "$mode" == lstm || "$mode" == both ]]; then
   ls="${LSTM_SENSORS:-100}"
@@ -53,9 +66,14 @@ if [[ "$mode" == lstm || "$mode" == both ]]; then
   "$bin" train --data-dir "$out/hist" --model-dir "$out/models" --from "$(date -u -d '-1 hour' +%Y-%m-%dT%H:%M:%SZ)" \
     --to "$(date -u -d '+10 minutes' +%Y-%m-%dT%H:%M:%SZ)" --window 32 --hidden 32 --epochs 1 \
     --max-windows 2000 --seed 1 --threads 1 --torch-threads 1 --promote production >/dev/null 2>&1
-  py=$(PEER_TORCH_THREADS="${PEER_TORCH_THREADS:-1}" "$venv/bin/python" "$root/bench/python_peer/peer.py" \
-       "$ls" "$le" "$out/pyl" lstm 2>/dev/null)
-  cpp=$("$bin" run --sensors "$ls" --events "$((le * ${CPP_LSTM_FACTOR:-50}))" --rate max --quiet --http off --no-checkpoint \
-        --detector lstm --model-dir "$out/models" --model production --data-dir "$out/cppl" --summary-json - 2>/dev/null)
-  compare lstm "$py" "$cpp"
+  for _ in $(seq "$rounds"); do
+    rm -rf "$out/pyl" "$out/cppl"
+    PEER_TORCH_THREADS="${PEER_TORCH_THREADS:-1}" "$venv/bin/python" "$root/bench/python_peer/peer.py" \
+      "$ls" "$le" "$out/pyl" lstm 2>/dev/null >>"$out/pyl.jsonl"
+    "$bin" run --sensors "$ls" --events "$((le * ${CPP_LSTM_FACTOR:-50}))" --rate max --quiet --http off --no-checkpoint \
+      --detector lstm --model-dir "$out/models" --model production --data-dir "$out/cppl" --summary-json - 2>/dev/null |
+      tr -d '\n' >>"$out/cppl.jsonl"
+    echo >>"$out/cppl.jsonl"
+  done
+  compare lstm "$out/pyl.jsonl" "$out/cppl.jsonl"
 fi
