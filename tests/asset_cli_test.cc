@@ -15,8 +15,13 @@ namespace {
 TEST(AssetCli, SimulatedAssetsAreScoredStoredAndAlerted) {
   TempDir t("asset_cli_sim");
   const std::string d = t.str() + "/data";
+  // A fixed --start: with --rate max the run otherwise ends at the wall clock, and the simulated values
+  // depend on the start time (precision 0.71-0.75 and recall 0.87-1.00 in runs minutes apart). With it
+  // the run is deterministic: precision 0.646, recall 0.959, attribution 0.979 in every run, also
+  // with both cores loaded by other processes (batch boundaries do not change the result).
   auto r = Sh(Bin() + " run --sensors 16 --asset-size 4 --anomaly-rate 2 --rate max --duration 2h --seed 9 "
-              "--malformed-rate 0.001 --no-checkpoint --quiet --data-dir " + d + " --summary-json " + t.str() + "/s.json");
+              "--start 2026-01-01T00:00:00Z --malformed-rate 0.001 --no-checkpoint --quiet --data-dir " + d +
+              " --summary-json " + t.str() + "/s.json");
   ASSERT_EQ(r.code, 0) << r.err;
   auto j = nlohmann::json::parse(std::ifstream(t.str() + "/s.json"));
   EXPECT_EQ(j["stored"].get<int64_t>() + j["dead_letter"].get<int64_t>(), j["sent"].get<int64_t>());
@@ -26,11 +31,9 @@ TEST(AssetCli, SimulatedAssetsAreScoredStoredAndAlerted) {
   EXPECT_EQ(a["assets"].get<int>(), 4);
   EXPECT_EQ(a["max_channels"].get<int>(), 4);
   EXPECT_GT(a["true_vectors"].get<int64_t>(), 100);
-  EXPECT_GT(a["recall"].get<double>(), 0.6) << a.dump(2);
-  // Precision depends on how readings fall into ticks across batch boundaries, which varies with
-  // thread timing: 0.73 in the work tree, 0.59 in a clean-clone CI run (same recall 0.998).
-  EXPECT_GT(a["precision"].get<double>(), 0.45) << a.dump(2);
-  EXPECT_GT(a["attribution_correct"].get<double>(), 0.7) << a.dump(2);
+  EXPECT_GT(a["recall"].get<double>(), 0.93) << a.dump(2);
+  EXPECT_GT(a["precision"].get<double>(), 0.62) << a.dump(2);
+  EXPECT_GT(a["attribution_correct"].get<double>(), 0.95) << a.dump(2);
   EXPECT_GT(a["alerts_opened"].get<int64_t>(), 0);
   EXPECT_NE(r.err.find("[iotpipe] assets: 4"), std::string::npos) << r.err;
   // The dataset: one row per scored vector, queryable through the view.
