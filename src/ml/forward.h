@@ -5,7 +5,7 @@
 // holds the four gate pre-activations of hidden unit j for 24 windows in 12 ymm accumulators
 // (4 broadcast weights x 3 loaded h vectors = 12 FMAs per k). After the GEMMs of all units of a step,
 // one loop applies the cell to all of them. Sigmoid is 0.5 + 0.5 tanh(x / 2) with the 1/2 folded into
-// the packed i, f, o weights (exact), and tanh is a fitted [9/6] rational P/Q (error 7.6e-7) whose
+// the packed i, f, o weights (exact), and tanh is a fitted [7/6] rational P/Q (error 1.1e-6) whose
 // fractions the cell multiplies out, dividing twice per unit instead of five times.
 // A scalar path is used on CPUs without AVX2/FMA.
 // Each lane does exactly the same operations, so a window's result does not depend on the batch,
