@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "eval/datasets.h"
+#include "sinks/test_webhook_receiver.h"
 #include "test_util.h"
 
 namespace iotpipe::testing {
@@ -15,13 +16,14 @@ namespace {
 TEST(AssetCli, SimulatedAssetsAreScoredStoredAndAlerted) {
   TempDir t("asset_cli_sim");
   const std::string d = t.str() + "/data";
+  WebhookReceiver rx;  // asset alerts are delivered like the sensors' (--alert-webhook)
   // A fixed --start: with --rate max the run otherwise ends at the wall clock, and the simulated values
   // depend on the start time (precision 0.71-0.75 and recall 0.87-1.00 in runs minutes apart). With it
   // the run is deterministic: precision 0.646, recall 0.959, attribution 0.979 in every run, also
   // with both cores loaded by other processes (batch boundaries do not change the result).
   auto r = Sh(Bin() + " run --sensors 16 --asset-size 4 --anomaly-rate 2 --rate max --duration 2h --seed 9 "
               "--start 2026-01-01T00:00:00Z --malformed-rate 0.001 --no-checkpoint --quiet --data-dir " + d +
-              " --summary-json " + t.str() + "/s.json");
+              " --alert-webhook " + rx.url() + " --summary-json " + t.str() + "/s.json");
   ASSERT_EQ(r.code, 0) << r.err;
   auto j = nlohmann::json::parse(std::ifstream(t.str() + "/s.json"));
   EXPECT_EQ(j["stored"].get<int64_t>() + j["dead_letter"].get<int64_t>(), j["sent"].get<int64_t>());
@@ -35,6 +37,19 @@ TEST(AssetCli, SimulatedAssetsAreScoredStoredAndAlerted) {
   EXPECT_GT(a["precision"].get<double>(), 0.62) << a.dump(2);
   EXPECT_GT(a["attribution_correct"].get<double>(), 0.95) << a.dump(2);
   EXPECT_GT(a["alerts_opened"].get<int64_t>(), 0);
+  // Every asset alert event reached the webhook: as many "asset:" events as the asset alerts sent,
+  // with "open" events for the alerts opened (those opened while flapping are suppressed).
+  int64_t asset_events = 0, asset_opened = 0;
+  for (const auto& ev : rx.Events()) {
+    if (!ev.is_object() || !ev.contains("sensor_id")) continue;
+    if (ev["sensor_id"].get<std::string>().rfind("asset:", 0) != 0) continue;
+    asset_events++;
+    if (ev["event"] == "open") asset_opened++;
+  }
+  EXPECT_EQ(a["alerts_webhook_failed"].get<int64_t>(), 0);
+  EXPECT_EQ(asset_events, a["alerts_webhook_sent"].get<int64_t>());
+  EXPECT_GT(asset_opened, 0);
+  EXPECT_LE(asset_opened, a["alerts_opened"].get<int64_t>());
   EXPECT_NE(r.err.find("[iotpipe] assets: 4"), std::string::npos) << r.err;
   // The dataset: one row per scored vector, queryable through the view.
   auto rows = Query(d, "SELECT count(*) AS n, count(DISTINCT asset_id) AS assets, "

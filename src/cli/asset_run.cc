@@ -108,7 +108,7 @@ void AssetRun::Attach(PipelineOptions& po) {
   };
 }
 
-void AssetRun::Start(Pipeline& p) {
+void AssetRun::Start(Pipeline& p, const AlertOptions& alerts) {
   Impl& m = *impl_;
   if (!m.enabled) return;
   m.p = &p;
@@ -122,10 +122,10 @@ void AssetRun::Start(Pipeline& p) {
     if (!s.ok()) Fail("--assets: " + s.message(), 2);
   }
   m.alert_models.Intern("asset-pca");
-  AlertOptions al;
+  AlertOptions al = alerts;  // the run's quiet period and webhook
   al.data_dir = m.data_dir;
   al.file_prefix = "asset-alerts";
-  al.close_after_normal = 5;
+  al.close_after_normal = 5;  // per joint vector (one a tick), not per reading
   m.alerts = std::make_unique<AlertManager>(al, &m.alert_names, &m.alert_types, &m.alert_models);
 }
 
@@ -166,7 +166,9 @@ nlohmann::json AssetRun::Finish() {
                       {"attribution_correct", m.tp ? static_cast<double>(m.attributed) / static_cast<double>(m.tp) : 0.0},
                       {"state_bytes_per_asset", bytes},
                       {"rows_written", m.store ? m.store->rows_written() : 0},
-                      {"alerts_opened", m.alerts->counters().opened.load()}};
+                      {"alerts_opened", m.alerts->counters().opened.load()},
+                      {"alerts_webhook_sent", m.alerts->counters().webhook_sent.load()},
+                      {"alerts_webhook_failed", m.alerts->counters().webhook_failed.load()}};
   if (m.scorer->assets() > 0)
     std::fprintf(stderr,
                  "[iotpipe] assets: %zu (up to %zu channels), %lld vectors scored (%lld partial, %lld skipped, %lld "

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "pipeline/pipeline.h"
+#include "sinks/alerts.h"
 
 namespace iotpipe::cli {
 
@@ -27,7 +28,9 @@ class AssetRun {
   ~AssetRun();
   // Validates the options and the assets file (exits 2 on a bad one); chains on po.on_batch.
   void Attach(PipelineOptions& po);
-  void Start(Pipeline& p);
+  // alerts: quiet period, closing and webhook of the run's alerts (Serving::alert_options()); asset
+  // alerts are delivered the same way, stored under their own file prefix.
+  void Start(Pipeline& p, const AlertOptions& alerts);
   // Closes open ticks, writes the rest, stores open asset alerts. Returns the summary (null if off).
   nlohmann::json Finish();
 

@@ -100,7 +100,7 @@ int RunPipeline(Source* source, const PipelineArgs& args) {
   assets.Attach(po);
   Pipeline p(source, d, po, RealClock::Get());
   ml.Start(p);
-  assets.Start(p);
+  assets.Start(p, serving.alert_options());
   serving.SetExtraMetrics(ml.MetricsText());
   serving.SetDrift(ml.DriftJson());
   Check(serving.Start(p));

@@ -75,15 +75,20 @@ void Serving::Attach(PipelineOptions& po) {
   };
 }
 
+AlertOptions Serving::alert_options() const {
+  AlertOptions ao;
+  ao.quiet_period_s = args_.alert_quiet_s;
+  ao.close_after_normal = args_.alert_close_after;
+  ao.webhook_url = args_.alert_webhook;
+  return ao;
+}
+
 Status Serving::Start(Pipeline& p) {
   pipeline_ = &p;
   const bool given = !args_.http.empty();
   auto listen = http::ParseListen(given ? args_.http : "127.0.0.1:8080");
   if (!listen.ok()) return listen.status();
-  AlertOptions ao;
-  ao.quiet_period_s = args_.alert_quiet_s;
-  ao.close_after_normal = args_.alert_close_after;
-  ao.webhook_url = args_.alert_webhook;
+  AlertOptions ao = alert_options();
   ao.data_dir = data_dir_;
   if (!ao.webhook_url.empty()) {
     std::string a, b;

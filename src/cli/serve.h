@@ -7,9 +7,9 @@
 
 #include "core/status.h"
 #include "pipeline/pipeline.h"
+#include "sinks/alerts.h"
 
 namespace iotpipe {
-class AlertManager;
 namespace http {
 class LiveView;
 class Server;
@@ -38,6 +38,9 @@ class Serving {
   void Attach(PipelineOptions& po);
   // After the Pipeline is built, before Run: starts the server (fails on a bad bind).
   Status Start(Pipeline& p);
+  // The alert options from the command line (quiet period, closing, webhook), for other alert streams
+  // of the run (the asset detector's) to deliver the same way. Valid before Start.
+  AlertOptions alert_options() const;
   // After Run: stores open alerts, drains the webhook, lingers if asked, stops the server.
   void Finish(const std::atomic<bool>& stop);
   // Before Start: more Prometheus text for /metrics (the ML drift monitor's gauges).

@@ -1,4 +1,5 @@
 #include "sinks/alerts.h"
+#include "sinks/test_webhook_receiver.h"
 
 #include <gtest/gtest.h>
 #include <httplib.h>
@@ -44,31 +45,7 @@ std::vector<bool> Episode(size_t before, size_t points, size_t after) {
   return f;
 }
 
-// A local webhook receiver on 127.0.0.1, ephemeral port.
-struct Receiver {
-  httplib::Server srv;
-  std::thread th;
-  int port = 0;
-  std::mutex mu;
-  std::vector<nlohmann::json> got;
-  Receiver() {
-    srv.Post("/hook", [this](const httplib::Request& req, httplib::Response& res) {
-      std::lock_guard<std::mutex> g(mu);
-      got.push_back(nlohmann::json::parse(req.body));
-      res.set_content("{}", "application/json");
-    });
-    port = srv.bind_to_any_port("127.0.0.1");
-    th = std::thread([this] { srv.listen_after_bind(); });
-  }
-  ~Receiver() {
-    srv.stop();
-    th.join();
-  }
-  std::vector<nlohmann::json> Events() {
-    std::lock_guard<std::mutex> g(mu);
-    return got;
-  }
-};
+using Receiver = testing::WebhookReceiver;
 
 // A loopback port with nothing listening on it.
 int DeadPort() {
