@@ -71,6 +71,51 @@ TEST(AssetCli, SimulatedAssetsAreScoredStoredAndAlerted) {
   EXPECT_EQ(rd[0]["n"].get<int64_t>(), j["stored"].get<int64_t>());
 }
 
+// Asset state survives a restart (state/assets.ckpt beside the detector's checkpoint): the next run
+// scores from its first vector, no second warm-up. A damaged checkpoint is refused with a warning and
+// the run starts fresh.
+TEST(AssetCli, AssetStateSurvivesARestartAndABadCheckpointIsRefused) {
+  TempDir t("asset_cli_ckpt");
+  const std::string d = t.str() + "/data";
+  auto run = [&](const std::string& start, const std::string& dur, nlohmann::json* assets, std::string* err) {
+    auto r = Sh(Bin() + " run --sensors 16 --asset-size 4 --rate max --seed 9 --http off --quiet --duration " + dur +
+                " --start " + start + " --data-dir " + d + " --summary-json " + t.str() + "/s.json");
+    ASSERT_EQ(r.code, 0) << r.err;
+    *assets = nlohmann::json::parse(std::ifstream(t.str() + "/s.json"))["assets"];
+    *err = r.err;
+  };
+  nlohmann::json a;
+  std::string err;
+  run("2026-01-01T00:00:00Z", "30m", &a, &err);
+  EXPECT_EQ(a["restored_assets"].get<int>(), 0);
+  EXPECT_GT(a["warmup"].get<int64_t>(), 1000) << "4 assets x 256 vectors";
+  const std::string ck = d + "/state/assets.ckpt";
+  ASSERT_TRUE(std::filesystem::exists(ck));
+  run("2026-01-01T00:30:00Z", "10m", &a, &err);
+  EXPECT_EQ(a["restored_assets"].get<int>(), 4) << err;
+  EXPECT_EQ(a["warmup"].get<int64_t>(), 0) << "no second warm-up";
+  EXPECT_EQ(a["scored"].get<int64_t>(), 4 * 600) << "every vector of the 10 minutes scored";
+  // One flipped byte: refused by its checksum, with a warning; the run itself goes on from scratch.
+  std::string bytes;
+  {
+    std::ifstream in(ck, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  ASSERT_GT(bytes.size(), 600u);
+  bytes[500] ^= 0x01;
+  std::ofstream(ck, std::ios::binary | std::ios::trunc) << bytes;
+  run("2026-01-01T00:40:00Z", "10m", &a, &err);
+  EXPECT_NE(err.find("not restoring asset state"), std::string::npos) << err;
+  EXPECT_NE(err.find("checksum"), std::string::npos) << err;
+  EXPECT_EQ(a["restored_assets"].get<int>(), 0);
+  EXPECT_GT(a["warmup"].get<int64_t>(), 1000);
+  // --no-checkpoint neither reads nor writes it.
+  auto r = Sh(Bin() + " run --sensors 16 --asset-size 4 --rate max --seed 9 --http off --quiet --duration 1m "
+              "--start 2026-01-01T00:50:00Z --no-checkpoint --data-dir " + t.str() + "/other");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(t.str() + "/other/state/assets.ckpt"));
+}
+
 TEST(AssetCli, ConfiguredAssetsAndBadFiles) {
   TempDir t("asset_cli_cfg");
   const std::string d = t.str() + "/data";

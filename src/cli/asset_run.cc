@@ -2,7 +2,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include <filesystem>
+
 #include "cli/common.h"
+#include "core/clock.h"
+#include "core/fsutil.h"
 #include "detect/asset.h"
 #include "sinks/alerts.h"
 #include "sinks/asset_store.h"
@@ -37,6 +41,23 @@ struct AssetRun::Impl {
   ReadingBatch ab;
   int64_t predicted = 0, truth = 0, tp = 0, attributed = 0;
   bool failed = false;
+  // Checkpoint of the asset state beside the detector's (state/assets.ckpt), on the same schedule.
+  std::string ckpt_path;
+  int64_t ckpt_every_us = 0, last_ckpt_mono = 0;
+  size_t restored = 0;
+
+  void SaveCheckpoint() {
+    if (ckpt_path.empty() || !scorer || scorer->assets() == 0) return;  // no assets: no file
+    Status s = MakeDirs(ParentDir(ckpt_path));
+    if (s.ok()) s = WriteFileAtomic(ckpt_path, scorer->Snapshot());
+    // Not fatal, like the detector's: the data path does not depend on it.
+    if (!s.ok()) spdlog::warn("cannot write asset checkpoint {}: {}", ckpt_path, s.message());
+    last_ckpt_mono = MonoMicros();
+  }
+  void MaybeCheckpoint() {
+    if (ckpt_path.empty() || ckpt_every_us <= 0) return;
+    if (MonoMicros() - last_ckpt_mono >= ckpt_every_us) SaveCheckpoint();
+  }
 
   void Handle(int64_t processing_ts_us) {
     if (out.empty()) return;
@@ -98,6 +119,10 @@ void AssetRun::Attach(PipelineOptions& po) {
     m.map = std::move(map.value());
   }
   if (!m.enabled) return;
+  if (!po.checkpoint_path.empty()) {
+    m.ckpt_path = ParentDir(po.checkpoint_path) + "/assets.ckpt";
+    m.ckpt_every_us = static_cast<int64_t>(po.checkpoint_interval_s * 1e6);
+  }
   auto prev = po.on_batch;
   Impl* im = impl_.get();
   po.on_batch = [im, prev](const ProcessedBatch& b) {
@@ -105,6 +130,7 @@ void AssetRun::Attach(PipelineOptions& po) {
     if (!im->scorer) return;
     im->scorer->OnBatch(b.readings, &im->out);
     im->Handle(b.readings.processing_ts_us);
+    im->MaybeCheckpoint();
   };
 }
 
@@ -121,6 +147,17 @@ void AssetRun::Start(Pipeline& p, const AlertOptions& alerts) {
     Status s = m.scorer->SetMap(m.map);
     if (!s.ok()) Fail("--assets: " + s.message(), 2);
   }
+  if (!m.ckpt_path.empty() && std::filesystem::exists(m.ckpt_path)) {
+    auto data = ReadFile(m.ckpt_path);
+    Result<size_t> r = data.ok() ? m.scorer->Restore(data.value()) : Result<size_t>(data.status());
+    if (r.ok()) {
+      m.restored = r.value();
+      spdlog::info("restored the state of {} assets from {}", m.restored, m.ckpt_path);
+    } else {
+      spdlog::warn("not restoring asset state from {}: {}", m.ckpt_path, r.status().message());
+    }
+  }
+  m.last_ckpt_mono = MonoMicros();
   m.alert_models.Intern("asset-pca");
   AlertOptions al = alerts;  // the run's quiet period and webhook
   al.data_dir = m.data_dir;
@@ -132,6 +169,7 @@ void AssetRun::Start(Pipeline& p, const AlertOptions& alerts) {
 nlohmann::json AssetRun::Finish() {
   Impl& m = *impl_;
   if (!m.enabled || !m.scorer) return nullptr;
+  m.SaveCheckpoint();  // before the end-of-stream flush: a restart continues the open ticks
   m.scorer->Flush(&m.out);
   m.Handle(RealClock::Get()->NowMicros());
   if (m.store) {
@@ -166,6 +204,7 @@ nlohmann::json AssetRun::Finish() {
                       {"attribution_correct", m.tp ? static_cast<double>(m.attributed) / static_cast<double>(m.tp) : 0.0},
                       {"state_bytes_per_asset", bytes},
                       {"rows_written", m.store ? m.store->rows_written() : 0},
+                      {"restored_assets", m.restored},
                       {"alerts_opened", m.alerts->counters().opened.load()},
                       {"alerts_webhook_sent", m.alerts->counters().webhook_sent.load()},
                       {"alerts_webhook_failed", m.alerts->counters().webhook_failed.load()}};

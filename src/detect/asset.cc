@@ -2,11 +2,15 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <limits>
 #include <set>
 #include <sstream>
+#include <type_traits>
 
+#include <nlohmann/json.hpp>
 #include <toml++/toml.h>
 
 #include "detect/detector.h"
@@ -162,6 +166,158 @@ size_t AssetScorer::max_state_bytes(size_t d) const {
   return sizeof(Asset) + d * (3 * sizeof(double) + 1 + sizeof(int64_t) + 2 * sizeof(double)) +
          opt_.window * (d * sizeof(double) + sizeof(std::vector<double>)) + sizeof(PcaDetector) +
          (d * (3 + d) + d) * sizeof(double);
+}
+
+// ---- checkpoint ----
+
+namespace {
+constexpr const char* kAssetCkptMagic = "IOTPAST";
+constexpr int kAssetCkptFormat = 1;
+
+uint64_t Fnv64(std::string_view s) {
+  uint64_t h = 1469598103934665603ull;
+  for (char c : s) h = (h ^ static_cast<uint8_t>(c)) * 1099511628211ull;
+  return h;
+}
+
+nlohmann::json OptionsJson(const AssetOptions& o) {
+  return {{"tick_us", o.tick_us}, {"window", o.window}, {"max_channels", o.max_channels},
+          {"t2_weight", o.pca.t2_weight}};
+}
+
+// Reads a JSON array of finite numbers of the given length (any length if n < 0).
+template <typename T>
+bool Numbers(const nlohmann::json& j, long n, std::vector<T>* out) {
+  if (!j.is_array() || (n >= 0 && j.size() != static_cast<size_t>(n))) return false;
+  out->clear();
+  for (const auto& e : j) {
+    if (!e.is_number()) return false;
+    if constexpr (std::is_floating_point_v<T>) {
+      const double v = e.get<double>();
+      if (!std::isfinite(v)) return false;
+      out->push_back(static_cast<T>(v));
+    } else {
+      if (!e.is_number_integer()) return false;
+      out->push_back(e.get<T>());
+    }
+  }
+  return true;
+}
+}  // namespace
+
+std::string AssetScorer::Snapshot() const {
+  nlohmann::json assets = nlohmann::json::array();
+  for (const auto& up : assets_) {
+    const Asset& a = *up;
+    assets.push_back({{"name", a.name},
+                      {"channels", a.chan_names},
+                      {"tick", a.tick},
+                      {"closed", a.closed},
+                      {"cur", a.cur},
+                      {"last", a.last},
+                      {"have", a.have},
+                      {"last_tick", a.last_tick},
+                      {"gt", a.gt},
+                      {"gt_channel", a.gt_channel},
+                      {"window", a.window},
+                      {"pos", a.pos},
+                      {"since_fit", a.since_fit},
+                      {"smooth", a.smooth},
+                      {"model", a.pca ? nlohmann::json(a.pca->Export()) : nlohmann::json(nullptr)}});
+  }
+  const std::string body = nlohmann::json{{"options", OptionsJson(opt_)}, {"assets", assets}}.dump();
+  char head[64];
+  std::snprintf(head, sizeof head, "%s %d %016llx\n", kAssetCkptMagic, kAssetCkptFormat,
+                static_cast<unsigned long long>(Fnv64(body)));
+  return head + body;
+}
+
+Result<size_t> AssetScorer::Restore(std::string_view data) {
+  const size_t nl = data.find('\n');
+  if (nl == std::string_view::npos || nl > 64 || data.substr(0, std::strlen(kAssetCkptMagic)) != kAssetCkptMagic)
+    return Status::Error("not an iotpipe asset checkpoint");
+  int format = 0;
+  unsigned long long sum = 0;
+  const std::string head(data.substr(0, nl));
+  if (std::sscanf(head.c_str(), "IOTPAST %d %llx", &format, &sum) != 2) return Status::Error("malformed header");
+  if (format != kAssetCkptFormat)
+    return Status::Error("format " + std::to_string(format) + ", expected " + std::to_string(kAssetCkptFormat));
+  const std::string_view body = data.substr(nl + 1);
+  if (Fnv64(body) != sum) return Status::Error("corrupt (checksum mismatch)");
+  const nlohmann::json j = nlohmann::json::parse(body, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("assets") || !j["assets"].is_array())
+    return Status::Error("malformed JSON");
+  if (j.value("options", nlohmann::json()) != OptionsJson(opt_))
+    return Status::Error("written with other asset options " + j.value("options", nlohmann::json()).dump() +
+                         " (now " + OptionsJson(opt_).dump() + ")");
+  // Everything is checked into `staged` first; nothing changes unless all of it is sound.
+  std::vector<std::unique_ptr<Asset>> staged;
+  std::set<std::string> names;
+  for (const auto& e : j["assets"]) {
+    auto a = std::make_unique<Asset>();
+    auto bad = [&](const std::string& what) {
+      return Status::Error("asset '" + a->name + "': " + what);
+    };
+    if (!e.is_object() || !e.contains("name") || !e["name"].is_string()) return Status::Error("an asset without a name");
+    a->name = e["name"].get<std::string>();
+    if (a->name.empty() || !names.insert(a->name).second) return bad("empty or repeated name");
+    const auto& ch = e.value("channels", nlohmann::json());
+    if (!ch.is_array() || ch.empty() || ch.size() > opt_.max_channels) return bad("bad channel list");
+    for (const auto& c : ch) {
+      if (!c.is_string()) return bad("a channel name is not a string");
+      a->AddChannel(c.get<std::string>());
+    }
+    const long d = static_cast<long>(a->d());
+    if (!e.value("tick", nlohmann::json()).is_number_integer() || !e.value("closed", nlohmann::json()).is_boolean() ||
+        !e.value("gt", nlohmann::json()).is_boolean() || !e.value("gt_channel", nlohmann::json()).is_number_integer() ||
+        !e.value("pos", nlohmann::json()).is_number_unsigned() || !e.value("since_fit", nlohmann::json()).is_number_unsigned() ||
+        !e.value("smooth", nlohmann::json()).is_number())
+      return bad("a field is missing or of the wrong type");
+    a->tick = e["tick"].get<int64_t>();
+    a->closed = e["closed"].get<bool>();
+    a->gt = e["gt"].get<bool>();
+    a->gt_channel = e["gt_channel"].get<int32_t>();
+    a->pos = e["pos"].get<size_t>();
+    a->since_fit = e["since_fit"].get<size_t>();
+    a->smooth = e["smooth"].get<double>();
+    if (!std::isfinite(a->smooth) || a->gt_channel < -1 || a->gt_channel >= d) return bad("a value is out of range");
+    if (!Numbers(e.value("cur", nlohmann::json()), d, &a->cur) || !Numbers(e.value("last", nlohmann::json()), d, &a->last) ||
+        !Numbers(e.value("have", nlohmann::json()), d, &a->have) ||
+        !Numbers(e.value("last_tick", nlohmann::json()), d, &a->last_tick))
+      return bad("per-channel values of the wrong shape");
+    const auto& w = e.value("window", nlohmann::json());
+    if (!w.is_array() || w.size() > opt_.window) return bad("learning window of the wrong size");
+    for (const auto& row : w) {
+      std::vector<double> r;
+      if (!Numbers(row, d, &r)) return bad("a learning-window row of the wrong shape");
+      a->window.push_back(std::move(r));
+    }
+    if (a->pos >= std::max<size_t>(a->window.size(), 1) || a->since_fit > opt_.window) return bad("window position out of range");
+    const auto& m = e.value("model", nlohmann::json());
+    if (!m.is_null()) {
+      std::vector<double> mv;
+      if (!Numbers(m, -1, &mv)) return bad("model is not a list of numbers");
+      auto p = std::make_unique<PcaDetector>(opt_.pca);
+      Status s = p->Import(mv);
+      if (!s.ok()) return bad(s.message());
+      if (p->dims() != a->d()) return bad("model dimensions differ from the channel count");
+      a->pca = std::move(p);
+    }
+    a->type = ReadingBatch::kNoType;
+    // A configured asset keeps its configured channels.
+    auto it = by_name_.find(a->name);
+    if (it != by_name_.end() && assets_[it->second]->chan_names != a->chan_names)
+      return bad("channels differ from the configuration (the assets file changed?)");
+    staged.push_back(std::move(a));
+  }
+  for (auto& a : staged) {
+    auto it = by_name_.find(a->name);
+    const uint32_t idx = it != by_name_.end() ? it->second : AddAsset(a->name);
+    a->idx = idx;
+    a->chan_of = std::move(assets_[idx]->chan_of);  // wire sensor ids of this process, if any
+    assets_[idx] = std::move(a);
+  }
+  return staged.size();
 }
 
 // Asset and channel of reading i, or -1 if it belongs to none.

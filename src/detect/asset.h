@@ -104,6 +104,14 @@ class AssetScorer {
   // Bytes held for asset a now (window, model, tick buffers), and the bound for a fitted asset of d channels.
   size_t state_bytes(uint32_t a) const;
   size_t max_state_bytes(size_t d) const;
+  // Checkpoint of every asset's state: open tick, last values, learning window, fitted model and smoothed
+  // severity (not the counters, nor an open tick's anomaly type: type ids are per process). Text:
+  // "IOTPAST <format> <FNV-1a 64 of the rest>\n" then JSON. Restore checks the checksum, the options
+  // (tick, window, channel limit, statistic) and every asset's shape and numbers before it changes
+  // anything; a configured asset must have the same channels as in the checkpoint. Returns the number
+  // of assets restored.
+  std::string Snapshot() const;
+  Result<size_t> Restore(std::string_view data);
   const AssetCounters& counters() const { return c_; }
   const AssetOptions& options() const { return opt_; }
 

@@ -6,6 +6,8 @@
 #include <map>
 #include <random>
 
+#include <nlohmann/json.hpp>
+
 #include "detect/detector.h"
 #include "parse/parser.h"
 #include "sim/simulator.h"
@@ -109,6 +111,98 @@ TEST(AssetScorer, ConfiguredAssetWarmsUpThenScoresAndAttributes) {
   EXPECT_GE(right, hits * 8 / 10) << "attribution names the broken channel";
   EXPECT_LE(sc.state_bytes(0), sc.max_state_bytes(3));
   EXPECT_GT(sc.state_bytes(0), 100u * 3 * sizeof(double));
+}
+
+// A checkpoint taken mid-stream and restored into a new scorer continues bit for bit: same scores,
+// same predictions, same attribution. Every kind of bad checkpoint is refused and changes nothing.
+TEST(AssetScorer, CheckpointRestoreContinuesExactlyAndRefusesBadInput) {
+  Fleet f;
+  AssetOptions opt;
+  opt.window = 100;
+  AssetMap m;
+  m.assets.push_back({"pump", {"p_a", "p_b", "p_c"}});
+  AssetScorer a(opt, &f.sensors, nullptr);
+  ASSERT_TRUE(a.SetMap(m).ok());
+  std::vector<AssetScore> out;
+  ReadingBatch b;
+  int64_t t = 1700000000;
+  for (int i = 0; i < 250; i++) {  // past warm-up and a few refits; the last tick still open (skip c)
+    b.Clear();
+    f.Tick(b, t++, {"p_a", "p_b", "p_c"}, NAN, i == 249 ? 2 : -1);
+    a.OnBatch(b, &out);
+  }
+  ASSERT_TRUE(a.fitted(0));
+  const std::string ck = a.Snapshot();
+  AssetScorer r(opt, &f.sensors, nullptr);
+  ASSERT_TRUE(r.SetMap(m).ok());
+  auto n = r.Restore(ck);
+  ASSERT_TRUE(n.ok()) << n.status().message();
+  EXPECT_EQ(n.value(), 1u);
+  EXPECT_TRUE(r.fitted(0));
+  EXPECT_EQ(r.Snapshot(), ck) << "restore then snapshot is the identity";
+  std::vector<AssetScore> oa, orr;
+  for (int i = 0; i < 120; i++) {
+    b.Clear();
+    if (i >= 60 && i < 80) f.Tick(b, t++, {"p_a", "p_b", "p_c"}, 1.0 + f.latent);  // a correlation break
+    else f.Tick(b, t++, {"p_a", "p_b", "p_c"});
+    a.OnBatch(b, &oa);
+    r.OnBatch(b, &orr);
+  }
+  ASSERT_EQ(oa.size(), orr.size());
+  ASSERT_GT(oa.size(), 100u);
+  int predicted = 0;
+  for (size_t i = 0; i < oa.size(); i++) {
+    EXPECT_EQ(oa[i].tick_us, orr[i].tick_us) << i;
+    EXPECT_EQ(oa[i].severity, orr[i].severity) << i;
+    EXPECT_EQ(oa[i].q, orr[i].q) << i;
+    EXPECT_EQ(oa[i].predicted, orr[i].predicted) << i;
+    EXPECT_EQ(oa[i].top_channel, orr[i].top_channel) << i;
+    predicted += oa[i].predicted;
+  }
+  EXPECT_GT(predicted, 5) << "the break is found after the restore too";
+  EXPECT_EQ(r.counters().warmup, 0) << "no second warm-up";
+
+  // Bad checkpoints: an error each, and the scorer is left as it was (fresh, unfitted, configured).
+  auto refused = [&](const std::string& data, const AssetOptions& o) {
+    AssetScorer x(o, &f.sensors, nullptr);
+    EXPECT_TRUE(x.SetMap(m).ok());
+    auto res = x.Restore(data);
+    EXPECT_FALSE(res.ok());
+    EXPECT_FALSE(x.fitted(0));
+    EXPECT_EQ(x.channels(0), 3u);
+    return res.ok() ? std::string() : res.status().message();
+  };
+  std::string flipped = ck;
+  flipped[ck.size() / 2] ^= 0x01;
+  EXPECT_NE(refused(flipped, opt).find("checksum"), std::string::npos);
+  EXPECT_NE(refused(ck.substr(0, ck.size() - 10), opt).find("checksum"), std::string::npos);
+  EXPECT_NE(refused("PAR1 not a checkpoint", opt).find("not an iotpipe asset checkpoint"), std::string::npos);
+  EXPECT_NE(refused("", opt).find("not an iotpipe asset checkpoint"), std::string::npos);
+  AssetOptions other = opt;
+  other.window = 200;
+  EXPECT_NE(refused(ck, other).find("other asset options"), std::string::npos);
+  // Well-formed but wrong inside (checksum recomputed): a NaN, a window row of the wrong width.
+  auto reseal = [](std::string body) {
+    uint64_t h = 1469598103934665603ull;
+    for (char c : body) h = (h ^ static_cast<uint8_t>(c)) * 1099511628211ull;
+    char head[64];
+    std::snprintf(head, sizeof head, "IOTPAST 1 %016llx\n", static_cast<unsigned long long>(h));
+    return head + body;
+  };
+  auto j = nlohmann::json::parse(ck.substr(ck.find('\n') + 1));
+  auto j1 = j;
+  j1["assets"][0]["window"][3] = {1.0, 2.0};
+  EXPECT_NE(refused(reseal(j1.dump()), opt).find("learning-window row"), std::string::npos);
+  auto j2 = j;
+  j2["assets"][0]["model"][2] = -1.0;
+  EXPECT_NE(refused(reseal(j2.dump()), opt).find("control limits"), std::string::npos);
+  auto j3 = j;
+  j3["assets"][0]["channels"] = {"p_a", "p_b", "p_x"};
+  EXPECT_NE(refused(reseal(j3.dump()), opt).find("differ from the configuration"), std::string::npos);
+  auto j4 = j;
+  j4["assets"][0]["pos"] = 100000;
+  EXPECT_NE(refused(reseal(j4.dump()), opt).find("out of range"), std::string::npos);
+  EXPECT_TRUE(AssetScorer(opt, &f.sensors, nullptr).Restore(reseal(j.dump())).ok()) << "resealing alone is fine";
 }
 
 TEST(AssetScorer, WireAssetsPartialStaleAndLateReadings) {

@@ -50,6 +50,40 @@ void SymmetricEigen(std::vector<double> a, size_t d, std::vector<double>* vals, 
   }
 }
 
+std::vector<double> PcaDetector::Export() const {
+  std::vector<double> v = {static_cast<double>(mean_.size()), static_cast<double>(k_), t2_lim_, q_lim_};
+  v.insert(v.end(), mean_.begin(), mean_.end());
+  v.insert(v.end(), sd_.begin(), sd_.end());
+  v.insert(v.end(), eig_.begin(), eig_.end());
+  v.insert(v.end(), comp_.begin(), comp_.end());
+  return v;
+}
+
+Status PcaDetector::Import(const std::vector<double>& v) {
+  if (v.size() < 4) return Status::Error("pca model: too short");
+  for (double x : v)
+    if (!std::isfinite(x)) return Status::Error("pca model: a number is not finite");
+  if (v[0] < 1 || v[0] > 4096 || v[1] < 0 || v[1] > v[0] || v[0] != std::floor(v[0]) || v[1] != std::floor(v[1]))
+    return Status::Error("pca model: bad dimensions");
+  const size_t d = static_cast<size_t>(v[0]), k = static_cast<size_t>(v[1]);
+  if (v.size() != 4 + 2 * d + k + k * d) return Status::Error("pca model: wrong length for its dimensions");
+  if (v[2] <= 0 || v[3] <= 0) return Status::Error("pca model: control limits must be positive");
+  const auto at = [&](size_t off, size_t n) {
+    return std::vector<double>(v.begin() + static_cast<std::ptrdiff_t>(off), v.begin() + static_cast<std::ptrdiff_t>(off + n));
+  };
+  std::vector<double> sd = at(4 + d, d);
+  for (double x : sd)
+    if (x <= 0) return Status::Error("pca model: standard deviations must be positive");
+  mean_ = at(4, d);
+  sd_ = std::move(sd);
+  eig_ = at(4 + 2 * d, k);
+  comp_ = at(4 + 2 * d + k, k * d);
+  k_ = k;
+  t2_lim_ = v[2];
+  q_lim_ = v[3];
+  return Status::OK();
+}
+
 Status PcaDetector::Fit(const std::vector<std::vector<double>>& rows) {
   if (rows.empty()) return Status::Error("pca: no training rows");
   const size_t d = rows[0].size(), n = rows.size();

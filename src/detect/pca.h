@@ -40,6 +40,10 @@ class PcaDetector {
   // Bytes of model (shared by an asset's streams) and of per-stream state.
   size_t model_bytes() const { return (mean_.size() * (3 + k_) + k_) * sizeof(double); }
   static constexpr size_t state_bytes() { return sizeof(double); }
+  // The fitted model as numbers ([d, k, t2_lim, q_lim, mean, sd, eig, comp]), for checkpoints, and back.
+  // Import validates the shape and that every number is finite; the params stay those of the constructor.
+  std::vector<double> Export() const;
+  Status Import(const std::vector<double>& v);
   double t2_limit() const { return t2_lim_; }
   double q_limit() const { return q_lim_; }
 
