@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <toml++/toml.h>
 
+#include "core/checksum.h"
 #include "detect/detector.h"
 
 namespace iotpipe {
@@ -174,12 +175,6 @@ namespace {
 constexpr const char* kAssetCkptMagic = "IOTPAST";
 constexpr int kAssetCkptFormat = 1;
 
-uint64_t Fnv64(std::string_view s) {
-  uint64_t h = 1469598103934665603ull;
-  for (char c : s) h = (h ^ static_cast<uint8_t>(c)) * 1099511628211ull;
-  return h;
-}
-
 nlohmann::json OptionsJson(const AssetOptions& o) {
   return {{"tick_us", o.tick_us}, {"window", o.window}, {"max_channels", o.max_channels},
           {"t2_weight", o.pca.t2_weight}};
@@ -228,7 +223,7 @@ std::string AssetScorer::Snapshot() const {
   const std::string body = nlohmann::json{{"options", OptionsJson(opt_)}, {"assets", assets}}.dump();
   char head[64];
   std::snprintf(head, sizeof head, "%s %d %016llx\n", kAssetCkptMagic, kAssetCkptFormat,
-                static_cast<unsigned long long>(Fnv64(body)));
+                static_cast<unsigned long long>(Fnv1a64(body)));
   return head + body;
 }
 
@@ -243,7 +238,7 @@ Result<size_t> AssetScorer::Restore(std::string_view data) {
   if (format != kAssetCkptFormat)
     return Status::Error("format " + std::to_string(format) + ", expected " + std::to_string(kAssetCkptFormat));
   const std::string_view body = data.substr(nl + 1);
-  if (Fnv64(body) != sum) return Status::Error("corrupt (checksum mismatch)");
+  if (Fnv1a64(body) != sum) return Status::Error("corrupt (checksum mismatch)");
   const nlohmann::json j = nlohmann::json::parse(body, nullptr, false);
   if (j.is_discarded() || !j.is_object() || !j.contains("assets") || !j["assets"].is_array())
     return Status::Error("malformed JSON");

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/checksum.h"
 #include "detect/detector.h"
 #include "parse/parser.h"
 #include "sim/simulator.h"
@@ -183,10 +184,8 @@ TEST(AssetScorer, CheckpointRestoreContinuesExactlyAndRefusesBadInput) {
   EXPECT_NE(refused(ck, other).find("other asset options"), std::string::npos);
   // Well-formed but wrong inside (checksum recomputed): a NaN, a window row of the wrong width.
   auto reseal = [](std::string body) {
-    uint64_t h = 1469598103934665603ull;
-    for (char c : body) h = (h ^ static_cast<uint8_t>(c)) * 1099511628211ull;
     char head[64];
-    std::snprintf(head, sizeof head, "IOTPAST 1 %016llx\n", static_cast<unsigned long long>(h));
+    std::snprintf(head, sizeof head, "IOTPAST 1 %016llx\n", static_cast<unsigned long long>(Fnv1a64(body)));
     return head + body;
   };
   auto j = nlohmann::json::parse(ck.substr(ck.find('\n') + 1));

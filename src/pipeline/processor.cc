@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "core/checksum.h"
 #include "core/fsutil.h"
 
 namespace iotpipe {
@@ -116,12 +117,6 @@ namespace {
 constexpr const char* kCkptMagic = "IOTPCKP";
 constexpr int kCkptFormat = 2;
 
-uint64_t Fnv64(const char* p, size_t n) {
-  uint64_t h = 1469598103934665603ull;
-  for (size_t i = 0; i < n; i++) h = (h ^ static_cast<uint8_t>(p[i])) * 1099511628211ull;
-  return h;
-}
-
 }  // namespace
 
 std::string Processor::SnapshotState(bool shadow) {
@@ -147,7 +142,7 @@ std::string Processor::SnapshotState(bool shadow) {
   }
   char head[160];
   std::snprintf(head, sizeof head, "%zu %llu %016llx\n", stride, static_cast<unsigned long long>(n),
-                static_cast<unsigned long long>(Fnv64(payload.data(), payload.size())));
+                static_cast<unsigned long long>(Fnv1a64(payload)));
   std::string out = std::string(kCkptMagic) + " " + std::to_string(kCkptFormat) + "\n" + std::string(det->name()) +
                     "\n" + std::string(det->version()) + "\n" + head;
   out += payload;
@@ -199,7 +194,7 @@ Status Processor::LoadCheckpoint(const std::string& path, bool shadow) {
   if (stride != det->state_bytes())
     return Status::Error("checkpoint " + path + " holds " + std::to_string(stride) + "-byte states, the detector uses " +
                          std::to_string(det->state_bytes()));
-  if (Fnv64(d.data() + pos, d.size() - pos) != sum)
+  if (Fnv1a64(std::string_view(d).substr(pos)) != sum)
     return Status::Error("checkpoint " + path + " is corrupt (checksum mismatch)");
   // Parse everything before touching the state.
   std::vector<std::pair<std::string_view, size_t>> entries;

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "core/checksum.h"
 #include "core/clock.h"
 #include "core/fsutil.h"
 #include "pipeline/processor.h"
@@ -52,16 +53,10 @@ bool ParseCkpt(std::string_view d, CkptView* v) {
   return pos == d.size();
 }
 
-uint64_t Fnv64(std::string_view s) {
-  uint64_t h = 1469598103934665603ull;
-  for (char c : s) h = (h ^ static_cast<uint8_t>(c)) * 1099511628211ull;
-  return h;
-}
-
 std::string FormatCkpt(const CkptView& v, const std::string& payload, uint64_t n) {
   char dims[160];
   std::snprintf(dims, sizeof dims, "%zu %llu %016llx\n", v.stride, static_cast<unsigned long long>(n),
-                static_cast<unsigned long long>(Fnv64(payload)));
+                static_cast<unsigned long long>(Fnv1a64(payload)));
   std::string out;
   out.reserve(payload.size() + 256);
   out.append(v.magic).append("\n").append(v.name).append("\n").append(v.version).append("\n").append(dims);
