@@ -22,7 +22,7 @@ for f in bin/iotpipe lib/libiotpipe_torch.so lib/libduckdb.so share/iotpipe/web/
   [[ -e "$p/$f" ]] || fail "$f not installed"
 done
 ldd "$p/bin/iotpipe" >"$tmp/ldd.txt"
-grep -q "libduckdb.so => $p/lib/libduckdb.so" "$tmp/ldd.txt" || { cat "$tmp/ldd.txt" >&2; fail "libduckdb.so not taken from <prefix>/lib"; }
+grep -Eq "libduckdb\.so => $p/(bin/\.\./)?lib/libduckdb\.so" "$tmp/ldd.txt" || { cat "$tmp/ldd.txt" >&2; fail "libduckdb.so not taken from <prefix>/lib"; }
 ! grep -q "not found" "$tmp/ldd.txt" || { cat "$tmp/ldd.txt" >&2; fail "unresolved library"; }
 ! ldd "$p/lib/libiotpipe_torch.so" | grep -q "not found" || fail "libiotpipe_torch.so has an unresolved library"
 
