@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End to end: `cmake --install` into a temporary prefix, move the prefix elsewhere (nothing may point back
 # into the build or source tree), then run the installed binary from another directory: `run` with the
-# dashboard on a free port must serve the dashboard HTML, uPlot and /api/health, and stop on SIGINT.
+# dashboard on a free port must serve the dashboard HTML, uPlot and /api/health, and stop on SIGINT; `train`
+# must load libiotpipe_torch.so from the prefix.
 #   tests/install_smoke.sh BUILD_DIR
 set -euo pipefail
 build="$(cd "${1:?usage: install_smoke.sh BUILD_DIR}" && pwd)"
@@ -55,4 +56,8 @@ rc=0
 wait "$pid" || rc=$?
 pid=""
 [[ $rc -eq 0 ]] || fail "iotpipe run exited with $rc after SIGINT"
+# Training dlopens libiotpipe_torch.so from <prefix>/lib (before it reads data, so a short span is enough).
+env -u IOTPIPE_TORCH_LIB LD_DEBUG=files "$p/bin/iotpipe" train --data-dir "$tmp/cwd/data" --model-dir "$tmp/cwd/models" \
+  --epochs 1 >/dev/null 2>"$tmp/train.log" || true
+grep -q "file=$p/lib/libiotpipe_torch.so" "$tmp/train.log" || fail "train did not load <prefix>/lib/libiotpipe_torch.so"
 echo "install_smoke: ok ($url, prefix moved to $p)"
