@@ -8,10 +8,10 @@
 #include <string>
 
 #include "cli/common.h"
-#include "ml/live_monitor.h"
-#include "ml/retrain.h"
-#include "ml/shadow.h"
-#include "ml/watcher.h"
+#include "lifecycle/live_monitor.h"
+#include "lifecycle/retrain.h"
+#include "lifecycle/shadow.h"
+#include "lifecycle/watcher.h"
 
 namespace iotpipe::cli {
 

@@ -6,8 +6,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "core/dictionaries.h"
 #include "core/fsutil.h"
-#include "pipeline/processor.h"
 
 namespace fs = std::filesystem;
 
