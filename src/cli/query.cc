@@ -97,7 +97,7 @@ void AddQuery(CLI::App& app) {
     }
     if (!t.ok()) Fail("query failed: " + t.status().message());
     PrintTable(t.value(), *format);
-    std::exit(0);
+    Exit(0);
   });
 }
 

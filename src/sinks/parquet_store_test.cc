@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "core/fsutil.h"
+#include "pipeline/offset_ledger.h"
 #include "pipeline/processor.h"
 
 namespace fs = std::filesystem;
@@ -23,11 +24,19 @@ class StoreTest : public ::testing::Test {
     dicts.models.Intern("baseline-v1");
   }
   void TearDown() override { fs::remove_all(dir); }
+  std::unique_ptr<OffsetLedger> ledger;
 
+  // topic: positioned mode, named and committed as the pipeline does for a Kafka source.
   std::unique_ptr<ParquetStore> Open(const std::string& topic = "") {
     StoreOptions o;
     o.data_dir = dir.string();
-    o.kafka_topic = topic;
+    if (!topic.empty()) {
+      ledger = std::make_unique<OffsetLedger>(dir.string(), PositionNames{"kafka-" + topic, topic, "kafka:" + topic},
+                                              nullptr, nullptr);
+      o.position_files = ledger->names().files;
+      o.source_label = ledger->names().label;
+      o.committed = ledger->committed();
+    }
     auto s = ParquetStore::Open(o, &dicts.sensors, &dicts.types, &dicts.models);
     EXPECT_TRUE(s.ok()) << s.status().message();
     return std::move(s.value());
@@ -187,13 +196,14 @@ TEST_F(StoreTest, KafkaFilesCarryOffsetsAndReplayedRowsAreSkipped) {
     auto store = Open("iot-sensor-data");
     ASSERT_TRUE(store->Append(Batch(100, kT0, 2, 1000)).ok());
     ASSERT_TRUE(store->Flush().ok());
-    EXPECT_EQ(store->readings_offsets().at(2), 1099);
+    ASSERT_TRUE(ledger->Commit(*store->durable()).ok());
+    EXPECT_EQ(store->durable()->at(2), 1099);
   }
   auto files = Files("sensor_readings");
   ASSERT_EQ(files.size(), 1u);
   EXPECT_EQ(fs::path(files[0]).filename(), "kafka-iot-sensor-data-p2-o1000-1099.parquet");
   OffsetMap hw;
-  ParquetStore::ScanOffsets((dir / "sensor_readings").string(), "iot-sensor-data", &hw);
+  OffsetLedger::ScanOffsets((dir / "sensor_readings").string(), "kafka-iot-sensor-data", &hw);
   EXPECT_EQ(hw.at(2), 1099);
   // A restarted processor re-reads offsets 1050..1149: only 1100..1149 are new.
   auto store = Open("iot-sensor-data");
