@@ -4,7 +4,7 @@ JOBS  ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release -DIOTPIPE_WERROR=ON
 BIN   := $(BUILD)/iotpipe
 
-.PHONY: all deps build run test clean bench fmt
+.PHONY: all deps build run test clean bench fmt install
 
 all: build
 
@@ -24,6 +24,12 @@ run: build
 # Every test: unit, integration (DuckDB, Parquet, Kafka, browser) and end-to-end CLI tests.
 test: build
 	@scripts/test $(BUILD)
+
+# Installs a working iotpipe under PREFIX: bin/iotpipe, lib/ (libiotpipe_torch.so, libduckdb.so),
+# share/iotpipe/ (dashboard, uPlot). It finds them relative to itself: the prefix can be moved.
+PREFIX ?= /usr/local
+install: build
+	@cmake --install $(BUILD) --prefix $(PREFIX)
 
 bench: build
 	$(BIN) bench

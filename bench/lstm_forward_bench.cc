@@ -5,8 +5,8 @@
 
 #include <random>
 
-#include "ml/forward.h"
-#include "ml/train.h"
+#include "model/forward.h"
+#include "model/train.h"
 
 namespace {
 

@@ -106,6 +106,21 @@ TEST(CliE2E, QueryIsReadOnlyAndFormatsOutput) {
     EXPECT_NE(r.code, 0) << bad;
     EXPECT_NE(r.err.find("error"), std::string::npos) << bad << ": " << r.err;
   }
+  // Issue 14, finding 1: EXPLAIN ANALYZE ran its statement (here: overwriting a committed file).
+  const std::string zz = d.str() + "/sensor_readings/zz.parquet";
+  for (const std::string& bad : {"EXPLAIN ANALYZE COPY (SELECT 1) TO '" + zz + "' (FORMAT parquet)",
+                                 "explain (analyze) copy (select 1) to '" + zz + "'",
+                                 std::string("EXPLAIN ANALYZE CREATE TABLE t AS SELECT 1"),
+                                 std::string("select * from checkpoint()")}) {
+    auto r = Sh(Bin() + " query --data-dir " + d.str() + " \"" + bad + "\"");
+    EXPECT_NE(r.code, 0) << bad;
+    EXPECT_NE(r.err.find("refused"), std::string::npos) << bad << ": " << r.err;
+  }
+  EXPECT_FALSE(std::filesystem::exists(zz));
+  auto n_after = Sh(Bin() + " query --format csv --data-dir " + d.str() + " \"select count(*) as n from sensor_readings\"");
+  EXPECT_EQ(n_after.out, "n\n500\n");
+  auto explain = Sh(Bin() + " query --data-dir " + d.str() + " \"explain select count(*) from sensor_readings\"");
+  EXPECT_EQ(explain.code, 0) << explain.err;
   auto syntax = Sh(Bin() + " query --data-dir " + d.str() + " \"selec 1\"");
   EXPECT_NE(syntax.code, 0);
   // An empty data directory still has queryable (empty) views.

@@ -14,9 +14,9 @@
 #include <thread>
 
 #include "core/duck.h"
-#include "ml/model.h"
-#include "ml/registry.h"
-#include "ml/train.h"
+#include "model/model.h"
+#include "model/registry.h"
+#include "model/train.h"
 #include "test_util.h"
 
 namespace iotpipe::testing {
@@ -102,7 +102,7 @@ TEST(LifecycleE2E, KillNineAfterCheckpointThenRestartKeepsWindows) {
   EXPECT_NE(r.err.find("checksum"), std::string::npos) << r.err;
 }
 
-// LibTorch lives in libiotpipe_torch.so, which only training dlopens (src/ml/torch_api.h): `run`
+// LibTorch lives in libiotpipe_torch.so, which only training dlopens (src/model/torch_api.h): `run`
 // with the baseline or the LSTM detector never maps it (LD_DEBUG=files lists every object loaded),
 // `train` does, and without the library `train` fails with a clear message instead of crashing.
 TEST(LifecycleE2E, OnlyTrainingLoadsLibTorch) {

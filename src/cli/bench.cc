@@ -17,9 +17,9 @@
 #include "cli/common.h"
 #include "detect/baseline.h"
 #include "detect/lstm.h"
-#include "ml/forward.h"
-#include "ml/model.h"
-#include "ml/train.h"
+#include "model/forward.h"
+#include "model/model.h"
+#include "model/train.h"
 #include "parse/parser.h"
 #include "sim/simulator.h"
 

@@ -55,7 +55,7 @@ void KafkaBench(const std::string& brokers, int64_t events, const std::string& t
     return;
   }
   if (auto n = KafkaPartitionCount(brokers, "__iotpipe_bench_probe", 3000);
-      !n.ok() && n.status().message().find("metadata from") != std::string::npos) {
+      !n.ok() && n.status().IsUnavailable()) {
     j["kafka_skipped"] = "broker " + brokers + " does not answer: " + n.status().message();
     std::fprintf(stderr, "  kafka: skipped (%s)\n", n.status().message().c_str());
     return;

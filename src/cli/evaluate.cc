@@ -4,7 +4,7 @@
 #include "cli/common.h"
 #include "core/duck.h"
 #include "eval/evaluate.h"
-#include "ml/shadow.h"
+#include "lifecycle/shadow.h"
 
 namespace iotpipe::cli {
 

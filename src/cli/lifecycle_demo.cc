@@ -21,9 +21,9 @@
 #include "core/fsutil.h"
 #include "core/timeutil.h"
 #include "detect/lstm.h"
-#include "ml/model.h"
-#include "ml/registry.h"
-#include "ml/retrain.h"
+#include "lifecycle/retrain.h"
+#include "model/model.h"
+#include "model/registry.h"
 
 namespace iotpipe::cli {
 

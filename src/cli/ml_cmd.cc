@@ -1,4 +1,4 @@
-// iotpipe train | models | score | monitor: the ML lifecycle commands (thin shells over src/ml/).
+// iotpipe train | models | score | monitor: the ML lifecycle commands (thin shells over src/model/ and src/lifecycle/).
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
@@ -6,11 +6,11 @@
 #include "cli/common.h"
 #include "core/timeutil.h"
 #include "detect/lstm.h"
-#include "ml/backfill.h"
-#include "ml/model.h"
-#include "ml/registry.h"
-#include "ml/train.h"
-#include "ml/watcher.h"
+#include "lifecycle/backfill.h"
+#include "lifecycle/watcher.h"
+#include "model/model.h"
+#include "model/registry.h"
+#include "model/train.h"
 
 namespace iotpipe::cli {
 

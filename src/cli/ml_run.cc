@@ -4,7 +4,7 @@
 
 #include "core/timeutil.h"
 #include "detect/lstm.h"
-#include "ml/registry.h"
+#include "model/registry.h"
 
 namespace iotpipe::cli {
 

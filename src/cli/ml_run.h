@@ -9,10 +9,10 @@
 
 #include "cli/common.h"
 #include "sinks/sink.h"
-#include "ml/live_monitor.h"
-#include "ml/retrain.h"
-#include "ml/shadow.h"
-#include "ml/watcher.h"
+#include "lifecycle/live_monitor.h"
+#include "lifecycle/retrain.h"
+#include "lifecycle/shadow.h"
+#include "lifecycle/watcher.h"
 
 namespace iotpipe::cli {
 

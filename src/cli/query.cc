@@ -5,7 +5,7 @@
 
 #include "cli/common.h"
 #include "core/duck.h"
-#include "core/query_guard.h"
+#include "core/query_service.h"
 
 namespace iotpipe::cli {
 
@@ -84,19 +84,17 @@ void AddQuery(CLI::App& app) {
   cmd->add_option("--data-dir", *data_dir, "Data directory");
   cmd->add_option("--format", *format, "Output format")->check(CLI::IsMember({"table", "csv", "json"}));
   cmd->add_option("sql", *sql, "SQL over views sensor_readings, dead_letters, alerts")->required();
-  cmd->callback([data_dir, format, sql] {
-    auto db = Duck::Open("", 0);
-    if (!db.ok()) Fail(db.status().message());
-    Check(CreateDataViews(**db, *data_dir), "opening " + *data_dir);
-    Check(CheckReadOnly(**db, *sql));
-    // A compaction may remove files between listing and reading; retry once with fresh views.
-    auto t = (*db)->Query(*sql);
-    if (!t.ok() && t.status().message().find("No files found") != std::string::npos) {
-      Check(CreateDataViews(**db, *data_dir));
-      t = (*db)->Query(*sql);
-    }
-    if (!t.ok()) Fail("query failed: " + t.status().message());
-    PrintTable(t.value(), *format);
+  auto timeout = std::make_shared<double>(0);
+  cmd->add_option("--timeout", *timeout, "Interrupt the query after this many seconds (0: no limit)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  cmd->callback([data_dir, format, sql, timeout] {
+    // The same read-only door as POST /api/query (core/query_service.h), without its row limit.
+    auto q = QueryService::Open(*data_dir, 0, *timeout, 0, /*create_dir=*/false);
+    if (!q.ok()) Fail(q.status().message());
+    auto a = (*q)->Run(*sql);
+    if (!a.ok()) Fail(a.status().IsPermissionDenied() || a.status().IsTimedOut() ? a.status().message()
+                                                                                 : "query failed: " + a.status().message());
+    PrintTable(a->table, *format);
     Exit(0);
   });
 }

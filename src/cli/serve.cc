@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "cli/resources.h"
 #include "core/clock.h"
 #include "http/server.h"
 #include "sinks/alerts.h"
@@ -21,43 +22,12 @@ void ServeArgs::Add(CLI::App* app) {
                   "when that default is busy the run goes on without it)");
   app->add_option("--http-token", http_token,
                   "Bearer token required by the API (mandatory when --http is not a loopback address)");
-  app->add_option("--web-dir", web_dir, "Dashboard files (default: the source tree's web/)");
+  app->add_option("--web-dir", web_dir, "Dashboard files (default: $IOTPIPE_WEB_DIR, else share/iotpipe/web by the binary)");
   app->add_option("--http-linger", http_linger_s, "Keep serving this many seconds after the pipeline ends (Ctrl-C ends it)");
   app->add_option("--alert-webhook", alert_webhook, "POST alert events as JSON to this http:// URL");
   app->add_option("--alert-quiet", alert_quiet_s, "Seconds of event time without anomalies before an alert may close");
   app->add_option("--alert-close-after", alert_close_after, "Consecutive normal readings that close an alert")
       ->check(CLI::Range(1, 1000000));
-}
-
-static std::string ExeDir() {
-  std::error_code ec;
-  auto p = fs::read_symlink("/proc/self/exe", ec);
-  return ec ? std::string(".") : p.parent_path().string();
-}
-
-// web/ beside the sources (a build tree), else ../web from the binary, else ./web.
-static std::string FindWebDir(const std::string& given) {
-  if (!given.empty()) return given;
-  std::vector<std::string> c;
-  if (const char* env = std::getenv("IOTPIPE_SOURCE_DIR")) c.push_back(std::string(env) + "/web");
-#ifdef IOTPIPE_SOURCE_DIR
-  c.push_back(std::string(IOTPIPE_SOURCE_DIR) + "/web");
-#endif
-  c.push_back(ExeDir() + "/../web");
-  c.push_back("web");
-  for (auto& d : c)
-    if (fs::exists(d + "/index.html")) return d;
-  return c.front();
-}
-
-static std::string FindUplotDir(const std::string& web_dir) {
-  std::vector<std::string> c = {web_dir + "/../.deps/node/node_modules/uplot/dist"};
-#ifdef IOTPIPE_SOURCE_DIR
-  c.push_back(std::string(IOTPIPE_SOURCE_DIR) + "/.deps/node/node_modules/uplot/dist");
-#endif
-  for (auto& d : c)
-    if (fs::exists(d + "/uPlot.iife.min.js")) return d;
-  return c.front();
 }
 
 Serving::Serving(const ServeArgs& args, const std::string& data_dir) : args_(args), data_dir_(data_dir) {}

@@ -22,7 +22,7 @@ namespace iotpipe::cli {
 struct ServeArgs {
   std::string http;                     // HOST:PORT, or off; empty = 127.0.0.1:8080, skipped if busy
   std::string http_token;
-  std::string web_dir;                  // default: <source dir>/web
+  std::string web_dir;                  // default: cli/resources.h (FindWebDir)
   double http_linger_s = 0;             // keep serving this long after the pipeline ends
   std::string alert_webhook;
   double alert_quiet_s = 30;

@@ -1,17 +1,15 @@
 #include "core/duck.h"
 
+#include "core/tables.h"
+
 #include <filesystem>
 #include <memory>
 
 namespace iotpipe {
 
-const char* kReadingsSchema =
-    "sensor_id VARCHAR, timestamp TIMESTAMP, value DOUBLE, is_anomaly_ground_truth BOOLEAN, "
-    "anomaly_type VARCHAR, processing_timestamp TIMESTAMP, is_anomaly_predicted BOOLEAN, "
-    "anomaly_score FLOAT, model_version VARCHAR";
-const char* kDeadLettersSchema =
-    "received_timestamp TIMESTAMP, reason VARCHAR, raw BLOB, source VARCHAR, kafka_partition INTEGER, "
-    "kafka_offset BIGINT";
+// The views' and staging tables' columns come from the table descriptors (core/tables.h).
+const std::string kReadingsSchema = ReadingsTable().SqlColumns();
+const std::string kDeadLettersSchema = DeadLettersTable().SqlColumns();
 
 double Table::Num(size_t r, size_t c) const {
   const auto& v = rows.at(r).at(c);
@@ -61,13 +59,7 @@ Status Duck::Exec(const std::string& sql) {
   return Status::OK();
 }
 
-Result<Table> Duck::Query(const std::string& sql) {
-  duckdb_result res;
-  if (duckdb_query(con_, sql.c_str(), &res) != DuckDBSuccess) {
-    std::string m = duckdb_result_error(&res) ? duckdb_result_error(&res) : "unknown error";
-    duckdb_destroy_result(&res);
-    return Status::Error(m);
-  }
+static Table ToTable(duckdb_result& res) {
   Table t;
   idx_t nc = duckdb_column_count(&res), nr = duckdb_row_count(&res);
   for (idx_t c = 0; c < nc; c++) {
@@ -86,7 +78,56 @@ Result<Table> Duck::Query(const std::string& sql) {
       }
     }
   }
+  return t;
+}
+
+// DuckDB's error type as a Status code (callers branch on codes, never on DuckDB's text).
+static Status ResultError(duckdb_result& res) {
+  std::string m = duckdb_result_error(&res) ? duckdb_result_error(&res) : "unknown error";
+  switch (duckdb_result_error_type(&res)) {
+    case DUCKDB_ERROR_IO: return m.find("No files found") != std::string::npos ? Status::NotFound(m) : Status::IOError(m);
+    case DUCKDB_ERROR_PERMISSION: return Status::PermissionDenied(m);
+    case DUCKDB_ERROR_INTERRUPT: return Status::TimedOut(m);
+    case DUCKDB_ERROR_PARSER: case DUCKDB_ERROR_BINDER: case DUCKDB_ERROR_CATALOG: case DUCKDB_ERROR_INVALID_INPUT:
+      return Status::InvalidArgument(m);
+    case DUCKDB_ERROR_OUT_OF_MEMORY: return Status::Unavailable(m);
+    default: return Status::Error(m);
+  }
+}
+
+Result<Table> Duck::Query(const std::string& sql) {
+  duckdb_result res;
+  if (duckdb_query(con_, sql.c_str(), &res) != DuckDBSuccess) {
+    Status s = ResultError(res);
+    duckdb_destroy_result(&res);
+    return s;
+  }
+  Table t = ToTable(res);
   duckdb_destroy_result(&res);
+  return t;
+}
+
+Result<Table> Duck::QueryOfType(const std::string& sql, duckdb_statement_type allowed) {
+  duckdb_prepared_statement ps = nullptr;
+  if (duckdb_prepare(con_, sql.c_str(), &ps) != DuckDBSuccess) {
+    std::string m = duckdb_prepare_error(ps) ? duckdb_prepare_error(ps) : "cannot prepare";
+    duckdb_destroy_prepare(&ps);
+    return m.find("Permission Error") != std::string::npos ? Status::PermissionDenied(m) : Status::InvalidArgument(m);
+  }
+  if (duckdb_prepared_statement_type(ps) != allowed) {
+    duckdb_destroy_prepare(&ps);
+    return Status::PermissionDenied("read-only: refused a statement of another type");
+  }
+  duckdb_result res;
+  if (duckdb_execute_prepared(ps, &res) != DuckDBSuccess) {
+    Status s = ResultError(res);
+    duckdb_destroy_result(&res);
+    duckdb_destroy_prepare(&ps);
+    return s;
+  }
+  Table t = ToTable(res);
+  duckdb_destroy_result(&res);
+  duckdb_destroy_prepare(&ps);
   return t;
 }
 
@@ -122,38 +163,22 @@ static bool HasParquet(const std::string& dir) {
 }
 
 Status CreateDataViews(Duck& db, const std::string& data_dir) {
-  struct V { const char* name; const char* schema; };
-  for (V v : {V{"sensor_readings", kReadingsSchema}, V{"dead_letters", kDeadLettersSchema},
-              V{"alerts", "alert_id VARCHAR, sensor_id VARCHAR, opened TIMESTAMP, closed TIMESTAMP, points BIGINT, max_score FLOAT, anomaly_type VARCHAR, model_version VARCHAR, state VARCHAR"},
-              V{"asset_scores", "asset_id VARCHAR, timestamp TIMESTAMP, processing_timestamp TIMESTAMP, channels INTEGER, present INTEGER, t2 DOUBLE, q DOUBLE, asset_score FLOAT, is_anomaly_predicted BOOLEAN, top_channel VARCHAR, top_share FLOAT, is_anomaly_ground_truth BOOLEAN, anomaly_type VARCHAR, model_version VARCHAR"}}) {
-    std::string dir = data_dir + "/" + v.name;
+  for (const TableDesc* t : StoredTables()) {
+    const std::string name = t->name, dir = data_dir + "/" + name;
     std::string sql;
     if (HasParquet(dir)) {
-      sql = "CREATE OR REPLACE VIEW " + std::string(v.name) + " AS SELECT * FROM read_parquet(" +
-            SqlQuote(dir + "/**/*.parquet") + ", hive_partitioning = true, union_by_name = true" +
-            (std::string(v.name) == "alerts" || std::string(v.name) == "asset_scores"
-                 ? ""
-                 : ", hive_types = {'date': DATE, 'hour': INTEGER}") +
-            ")";
+      sql = "CREATE OR REPLACE VIEW " + name + " AS SELECT * FROM read_parquet(" + SqlQuote(dir + "/**/*.parquet") +
+            ", hive_partitioning = true, union_by_name = true" +
+            (t->hour_partitioned ? ", hive_types = {'date': DATE, 'hour': INTEGER}" : "") + ")";
     } else {
       // An empty view with the stored schema (plus the partition columns), so queries still bind.
-      // Build "SELECT NULL::T AS c, ..." from the schema text.
-      std::string cols, schema = v.schema;
-      size_t pos = 0;
-      while (pos < schema.size()) {
-        size_t comma = schema.find(", ", pos);
-        std::string def = schema.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
-        size_t sp = def.find(' ');
-        if (!cols.empty()) cols += ", ";
-        cols += "NULL::" + def.substr(sp + 1) + " AS " + def.substr(0, sp);
-        if (comma == std::string::npos) break;
-        pos = comma + 2;
-      }
+      std::string cols;
+      for (const auto& c : t->columns) cols += std::string(cols.empty() ? "" : ", ") + "NULL::" + SqlType(c.type) + " AS " + c.name;
       cols += ", NULL::DATE AS date, NULL::INTEGER AS hour";
-      sql = "CREATE OR REPLACE VIEW " + std::string(v.name) + " AS SELECT " + cols + " WHERE false";
+      sql = "CREATE OR REPLACE VIEW " + name + " AS SELECT " + cols + " WHERE false";
     }
     Status s = db.Exec(sql);
-    if (!s.ok()) return Status::Error(std::string("creating view ") + v.name + ": " + s.message());
+    if (!s.ok()) return s.Prefixed("creating view " + name);
   }
   return Status::OK();
 }

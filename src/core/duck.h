@@ -33,6 +33,8 @@ class Duck {
 
   Status Exec(const std::string& sql);
   Result<Table> Query(const std::string& sql);
+  // Prepares sql (one statement), refuses it unless its type is `allowed`, then runs it.
+  Result<Table> QueryOfType(const std::string& sql, duckdb_statement_type allowed);
   duckdb_connection conn() const { return con_; }
   void Interrupt() { duckdb_interrupt(con_); }
 
@@ -50,8 +52,8 @@ bool IsNumericType(duckdb_type t);
 // data_dir (empty typed views where no file exists yet).
 Status CreateDataViews(Duck& db, const std::string& data_dir);
 
-// Column definitions of the stored tables (the original design's names plus detection results).
-extern const char* kReadingsSchema;
-extern const char* kDeadLettersSchema;
+// Column definitions of the stored tables as SQL (from core/tables.h).
+extern const std::string kReadingsSchema;
+extern const std::string kDeadLettersSchema;
 
 }  // namespace iotpipe

@@ -7,8 +7,6 @@
 #include <cstring>
 #include <vector>
 
-#include "eval/datasets.h"
-#include "eval/nab.h"
 
 namespace iotpipe {
 namespace {
@@ -114,34 +112,6 @@ TEST(CadOse, BadValuesScoreZeroWithoutTouchingTheState) {
   EXPECT_EQ(d.Step(a.data(), std::nan("")), 0.0);
   EXPECT_EQ(d.Step(a.data(), INFINITY), 0.0);
   EXPECT_EQ(d.usage(a.data()).contexts, 0u);
-}
-
-// The port against the original's published per-file scores (numenta/NAB results/contextOSE/...), with NAB's
-// inputs: the file's min/max as the range and probation/5 as the rest period. The nyc_taxi rows are ones where
-// only Python 2's dict iteration order (not insertion order) gives the published values.
-void ExpectPublished(const std::string& rel, const std::vector<std::pair<size_t, double>>& expected) {
-  const std::string data = SharedDatasetsDir() + "/nab/data";
-  auto s = nab::ReadSeries(data, rel);
-  if (!s.ok()) GTEST_SKIP() << "no NAB data: " << s.status().message();
-  CadOseParams p;
-  p.fixed_range = true;
-  p.lo = *std::min_element(s->values.begin(), s->values.end());
-  p.hi = *std::max_element(s->values.begin(), s->values.end());
-  p.rest_period = static_cast<int>(static_cast<double>(nab::ProbationLength(static_cast<int64_t>(s->values.size()))) / 5.0);
-  CadOseDetector d(p);
-  size_t last = 0;
-  for (const auto& e : expected) last = std::max(last, e.first);
-  std::vector<double> xs(s->values.begin(), s->values.begin() + static_cast<ptrdiff_t>(last + 1));
-  auto sc = ScoreAll(d, xs);
-  for (const auto& [row, want] : expected) EXPECT_NEAR(sc[row], want, 1e-11) << rel << " row " << row;
-}
-
-TEST(CadOse, ReproducesPublishedScores) {
-  ExpectPublished("realKnownCause/ec2_request_latency_system_failure.csv",
-                  {{123, 0.0}, {124, 0.186819172113}, {125, 0.217320261438}, {126, 0.184920634921},
-                   {127, 0.109090909091}, {128, 0.147058823529}, {129, 0.109090909091}});
-  ExpectPublished("realKnownCause/nyc_taxi.csv", {{2840, 0.201547856814}, {2841, 0.195422535211},
-                                                  {2844, 0.183251684017}, {2891, 0.19649122807}});
 }
 
 }  // namespace

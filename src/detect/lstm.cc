@@ -4,9 +4,9 @@
 #include <cstddef>
 #include <cstring>
 
-#include "ml/features.h"
-#include "ml/forward.h"
-#include "ml/model.h"
+#include "model/features.h"
+#include "model/forward.h"
+#include "model/model.h"
 
 namespace iotpipe {
 
@@ -128,7 +128,7 @@ void LstmDetector::ScoreBatch(ReadingBatch& b, StateStore& store) const {
       const size_t s = static_cast<size_t>(h.scaler);
       std::memcpy(&fs, st + feat_off, sizeof fs);
       ch = ml::UpdateFeatures(fc, sc.Phi(s), fs, sc.Z(s, b.ts_us[i], b.value[i]), b.value[i]);
-      // Rule 2: the window sees the imputed value of a point outlier, not the outlier (ml/features.h).
+      // Rule 2: the window sees the imputed value of a point outlier, not the outlier (model/features.h).
       if (ml::WasImputed(fc, fs)) stored = static_cast<float>(sc.Expected(s, b.ts_us[i]) + sc.std[s] * fs.last_z);
     }
     ring[h.head] = stored;

@@ -6,7 +6,7 @@
 //   mode auto:     those rows are scored by the baseline instead (model_version says which);
 //   mode ensemble: severity = max(lstm, baseline) where both exist (model_version: the LSTM's).
 // Models with a seasonal scaler (tod_bins > 0) score each window on seasonal residuals and add the
-// streaming feature channels of ml/features.h (point, level, var, stuck) to the autoencoder's two
+// streaming feature channels of model/features.h (point, level, var, stuck) to the autoencoder's two
 // errors; their sensors are scored by the model from the first reading (features only until the window
 // is full), and the contextual alarm has hysteresis. Their state layout differs (name lstm-f-w<W>).
 #pragma once
@@ -53,7 +53,7 @@ class LstmDetector final : public Detector {
   LstmMode mode_;
   int threads_;
   int W_;
-  bool feat_;  // seasonal scaler + feature channels (ml/features.h): a FeatureState follows the baseline's
+  bool feat_;  // seasonal scaler + feature channels (model/features.h): a FeatureState follows the baseline's
   std::string name_, version_;
   uint32_t tag_;
   BaselineDetector baseline_;

@@ -3,10 +3,10 @@
 #include "detect/artimelik.h"
 #include "detect/baseline.h"
 #include "detect/cadose.h"
-#include "detect/likelihood.h"
 #include "detect/detector.h"
+#include "detect/likelihood.h"
 #include "detect/lstm.h"
-#include "ml/registry.h"
+#include "model/registry.h"
 
 namespace iotpipe {
 

@@ -1,5 +1,6 @@
 // Where the public benchmark data lives: <repo>/../shared/datasets (CI clones the repo with shared/ beside it),
-// else /work/shared/datasets. IOTPIPE_DATASETS overrides both.
+// else /work/shared/datasets. IOTPIPE_DATASETS overrides both. For tests only (IOTPIPE_SOURCE_DIR is defined
+// for the test binary alone): the commands take the data directory as a flag (nab/skab --data).
 #pragma once
 #include <cstdlib>
 #include <filesystem>

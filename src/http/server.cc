@@ -1,6 +1,9 @@
 #include "http/server.h"
 
+#include <arpa/inet.h>
 #include <httplib.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -13,6 +16,7 @@
 #include <sstream>
 
 #include "core/clock.h"
+#include "core/query_service.h"
 #include "core/query_guard.h"
 #include "core/timeutil.h"
 #include "detect/detector.h"
@@ -28,7 +32,44 @@ using json = nlohmann::json;
 // Listen address
 
 bool IsLoopback(const std::string& host) {
-  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+  // Decided from the resolved addresses, never from the spelling ("127.attacker.test" may resolve to
+  // 0.0.0.0): every address the name resolves to must be in 127.0.0.0/8 or ::1.
+  if (host.empty()) return false;
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  if (getaddrinfo(host.c_str(), nullptr, &hints, &res) != 0 || !res) return false;
+  bool all = true;
+  for (addrinfo* a = res; a; a = a->ai_next) {
+    if (a->ai_family == AF_INET) {
+      auto* in = reinterpret_cast<sockaddr_in*>(a->ai_addr);
+      all = all && (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+    } else if (a->ai_family == AF_INET6) {
+      auto* in6 = reinterpret_cast<sockaddr_in6*>(a->ai_addr);
+      all = all && IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
+    } else {
+      all = false;
+    }
+  }
+  freeaddrinfo(res);
+  return all;
+}
+
+// The host part of a Host header ("127.0.0.1:8080", "[::1]:8080", "localhost").
+static std::string HostName(const std::string& host_header) {
+  if (!host_header.empty() && host_header[0] == '[') {
+    size_t close = host_header.find(']');
+    return close == std::string::npos ? host_header : host_header.substr(1, close - 1);
+  }
+  size_t colon = host_header.rfind(':');
+  return colon == std::string::npos ? host_header : host_header.substr(0, colon);
+}
+
+// A literal loopback name, without resolving (for Host headers sent by clients).
+static bool IsLoopbackLiteral(const std::string& name) {
+  return name == "localhost" || name == "::1" || (name.rfind("127.", 0) == 0 &&
+         name.find_first_not_of("0123456789.") == std::string::npos);
 }
 
 Result<std::optional<std::pair<std::string, int>>> ParseListen(const std::string& spec) {
@@ -159,171 +200,6 @@ std::vector<std::pair<std::string, int64_t>> LiveView::AnomaliesBySensor(size_t 
 int64_t LiveView::anomaly_seq() const {
   std::lock_guard<std::mutex> g(mu_);
   return seq_;
-}
-
-// ---------------------------------------------------------------------------------------------
-// QueryService
-
-Result<std::unique_ptr<QueryService>> QueryService::Open(const std::string& data_dir, size_t row_limit,
-                                                         double timeout_s, size_t max_bytes) {
-  std::unique_ptr<QueryService> q(new QueryService());
-  std::error_code ec;
-  std::filesystem::create_directories(data_dir, ec);
-  auto abs = std::filesystem::weakly_canonical(std::filesystem::absolute(data_dir, ec), ec).string();
-  if (abs.empty()) return Status::Error("query: cannot resolve data dir '" + data_dir + "'");
-  q->data_dir_ = abs;
-  q->row_limit_ = row_limit;
-  q->timeout_s_ = timeout_s;
-  q->max_bytes_ = max_bytes;
-  auto db = Duck::Open("", 1, {{"autoinstall_known_extensions", "false"}, {"autoload_known_extensions", "false"}});
-  if (!db.ok()) return db.status();
-  q->db_ = std::move(db.value());
-  // Only the data directory is reachable; then lock the configuration so SQL cannot undo it.
-  for (std::string sql : {"SET allowed_directories = [" + SqlQuote(abs + "/") + "]", std::string("SET enable_external_access = false"),
-                          std::string("SET memory_limit = '1GB'"), std::string("SET lock_configuration = true")}) {
-    Status s = q->db_->Exec(sql);
-    if (!s.ok()) return Status::Error("query: " + sql + ": " + s.message());
-  }
-  Status s = CreateDataViews(*q->db_, abs);
-  if (!s.ok()) return s;
-  q->views_mono_ = MonoMicros();
-  return q;
-}
-
-Result<Table> QueryService::WithTimeout(const std::string& sql) {
-  // Fresh views at most every 2 s (new files, compactions); retry once if a file vanished.
-  if (MonoMicros() - views_mono_ > 2000000) {
-    Status s = CreateDataViews(*db_, data_dir_);
-    if (!s.ok()) return s;
-    views_mono_ = MonoMicros();
-  }
-  std::mutex m;
-  std::condition_variable cv;
-  bool done = false, fired = false;
-  std::thread watchdog([&] {
-    std::unique_lock<std::mutex> lk(m);
-    if (!cv.wait_for(lk, std::chrono::microseconds(static_cast<int64_t>(timeout_s_ * 1e6)), [&] { return done; })) {
-      fired = true;
-      db_->Interrupt();
-    }
-  });
-  auto t = db_->Query(sql);
-  if (!t.ok() && t.status().message().find("No files found") != std::string::npos) {
-    Status s = CreateDataViews(*db_, data_dir_);
-    views_mono_ = MonoMicros();
-    if (s.ok()) t = db_->Query(sql);
-  }
-  {
-    std::lock_guard<std::mutex> lk(m);
-    done = true;
-  }
-  cv.notify_all();
-  watchdog.join();
-  if (fired && !t.ok()) {
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "%.3g", timeout_s_);
-    return Status::Error(std::string("query refused: exceeded the time limit of ") + buf + " s and was interrupted");
-  }
-  return t;
-}
-
-Result<Table> QueryService::Internal(const std::string& sql) {
-  std::lock_guard<std::mutex> g(mu_);
-  return WithTimeout(sql);
-}
-
-static const char* StatementName(duckdb_statement_type t) {
-  switch (t) {
-    case DUCKDB_STATEMENT_TYPE_INSERT: return "INSERT";
-    case DUCKDB_STATEMENT_TYPE_UPDATE: return "UPDATE";
-    case DUCKDB_STATEMENT_TYPE_DELETE: return "DELETE";
-    case DUCKDB_STATEMENT_TYPE_CREATE: return "CREATE";
-    case DUCKDB_STATEMENT_TYPE_DROP: return "DROP";
-    case DUCKDB_STATEMENT_TYPE_ALTER: return "ALTER";
-    case DUCKDB_STATEMENT_TYPE_COPY: return "COPY";
-    case DUCKDB_STATEMENT_TYPE_ATTACH: return "ATTACH";
-    case DUCKDB_STATEMENT_TYPE_DETACH: return "DETACH";
-    case DUCKDB_STATEMENT_TYPE_LOAD: return "INSTALL/LOAD";
-    case DUCKDB_STATEMENT_TYPE_SET: return "SET";
-    case DUCKDB_STATEMENT_TYPE_PRAGMA: return "PRAGMA";
-    case DUCKDB_STATEMENT_TYPE_EXPORT: return "EXPORT";
-    case DUCKDB_STATEMENT_TYPE_TRANSACTION: return "transaction";
-    case DUCKDB_STATEMENT_TYPE_CALL: return "CALL";
-    case DUCKDB_STATEMENT_TYPE_VACUUM: return "VACUUM";
-    case DUCKDB_STATEMENT_TYPE_VARIABLE_SET: return "SET VARIABLE";
-    default: return nullptr;
-  }
-}
-
-Result<QueryService::Answer> QueryService::Run(const std::string& sql_in) {
-  std::string sql = sql_in;
-  if (sql.size() > max_bytes_)
-    return Status::Error("query refused: " + std::to_string(sql.size()) + " bytes is longer than the limit of " +
-                         std::to_string(max_bytes_));
-  while (!sql.empty() && (std::isspace(static_cast<unsigned char>(sql.back())) || sql.back() == ';')) sql.pop_back();
-  if (sql.empty()) return Status::Error("query refused: empty");
-  // Statements that are never reads, named by their first word (before DuckDB binds them, which
-  // could otherwise report a file permission error first). The guard below is the authority.
-  {
-    size_t b = 0;
-    while (b < sql.size() && (std::isspace(static_cast<unsigned char>(sql[b])) || sql[b] == '(')) b++;
-    size_t e = b;
-    while (e < sql.size() && std::isalpha(static_cast<unsigned char>(sql[e]))) e++;
-    std::string w = sql.substr(b, e - b);
-    std::transform(w.begin(), w.end(), w.begin(), [](unsigned char c) { return std::toupper(c); });
-    static const char* kNever[] = {"COPY", "ATTACH", "DETACH", "INSTALL", "LOAD", "FORCE", "INSERT", "UPDATE", "DELETE",
-                                   "CREATE", "DROP", "ALTER", "SET", "RESET", "PRAGMA", "EXPORT", "IMPORT", "CALL",
-                                   "VACUUM", "CHECKPOINT", "BEGIN", "COMMIT", "ROLLBACK", "ABORT", "USE", "TRUNCATE",
-                                   "MERGE", "UPSERT", "REPLACE"};
-    for (const char* k : kNever)
-      if (w == k) return Status::Error("query refused: " + w + " statements are not allowed (read-only: SELECT only)");
-  }
-  std::lock_guard<std::mutex> g(mu_);
-  // Name the kind of statement refused (the guard below is the authority).
-  duckdb_extracted_statements stmts = nullptr;
-  idx_t n = duckdb_extract_statements(db_->conn(), sql.c_str(), &stmts);
-  if (n == 1) {
-    duckdb_prepared_statement ps = nullptr;
-    if (duckdb_prepare_extracted_statement(db_->conn(), stmts, 0, &ps) == DuckDBSuccess) {
-      const char* kind = StatementName(duckdb_prepared_statement_type(ps));
-      duckdb_destroy_prepare(&ps);
-      duckdb_destroy_extracted(&stmts);
-      if (kind) return Status::Error(std::string("query refused: ") + kind + " statements are not allowed (read-only: SELECT only)");
-    } else {
-      std::string err = duckdb_prepare_error(ps) ? duckdb_prepare_error(ps) : "cannot prepare";
-      duckdb_destroy_prepare(&ps);
-      duckdb_destroy_extracted(&stmts);
-      if (err.find("Permission Error") != std::string::npos)
-        return Status::Error("query refused: only the data directory can be read (" + err.substr(0, err.find('\n')) + ")");
-      return Status::Error("SQL error: " + err);
-    }
-  } else {
-    duckdb_destroy_extracted(&stmts);
-  }
-  Status guard = CheckReadOnly(*db_, sql);
-  if (!guard.ok()) {
-    if (guard.message().rfind("SQL error", 0) == 0) return guard;  // a syntax error, not a refusal (HTTP 400)
-    return Status::Error("query refused: " + guard.message());
-  }
-  // A row limit without materialising more: wrap SELECTs; EXPLAIN output is small.
-  std::string lower = sql.substr(0, 16);
-  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
-  bool is_explain = lower.rfind("explain", 0) == 0;
-  std::string run = is_explain ? sql : "SELECT * FROM (\n" + sql + "\n) AS q LIMIT " + std::to_string(row_limit_ + 1);
-  auto t = WithTimeout(run);
-  if (!t.ok()) {
-    const std::string m = t.status().message();
-    if (m.find("Permission Error") != std::string::npos)
-      return Status::Error("query refused: only the data directory can be read (" + m.substr(0, m.find('\n')) + ")");
-    return t.status();
-  }
-  Answer a;
-  a.table = std::move(t.value());
-  if (a.table.rows.size() > row_limit_) {
-    a.table.rows.resize(row_limit_);
-    a.truncated = true;
-  }
-  return a;
 }
 
 static json TableJson(const Table& t) {
@@ -611,6 +487,26 @@ void Server::Routes() {
   const std::string token = opt_.token;
   s.set_pre_routing_handler([this, token](const httplib::Request& req, httplib::Response& res) {
     requests_++;
+    // Browsers: a page elsewhere must not reach this server (CSRF, DNS rebinding). The Host header must
+    // name this server, a POST must come from this origin (or no browser origin at all) and carry JSON,
+    // which a cross-site page cannot send without a CORS preflight that is never granted.
+    const std::string host_hdr = req.get_header_value("Host");
+    const std::string host_name = HostName(host_hdr);
+    if (!host_hdr.empty() && !IsLoopbackLiteral(host_name) && host_name != opt_.host) {
+      SendError(res, 403, "Host '" + host_hdr + "' is not served here");
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    if (req.method == "POST") {
+      const std::string origin = req.get_header_value("Origin");
+      if (!origin.empty() && origin != "http://" + host_hdr) {
+        SendError(res, 403, "cross-origin request refused (Origin " + origin + ")");
+        return httplib::Server::HandlerResponse::Handled;
+      }
+      if (req.get_header_value("Content-Type").rfind("application/json", 0) != 0 && !req.body.empty()) {
+        SendError(res, 415, "expected Content-Type: application/json");
+        return httplib::Server::HandlerResponse::Handled;
+      }
+    }
     if (token.empty()) return httplib::Server::HandlerResponse::Unhandled;
     bool needs = req.path.rfind("/api/", 0) == 0 || req.path == "/metrics" || req.method != "GET";
     if (!needs) return httplib::Server::HandlerResponse::Unhandled;
@@ -801,18 +697,17 @@ void Server::Routes() {
 
   s.Post("/api/query", [this](const httplib::Request& req, httplib::Response& res) {
     if (!query_) return SendError(res, 503, "query service unavailable");
-    std::string sql = req.body;
-    auto ct = req.get_header_value("Content-Type");
-    if (ct.rfind("application/json", 0) == 0) {
-      json body = json::parse(req.body, nullptr, false);
-      if (body.is_discarded() || !body.is_object() || !body.contains("sql") || !body["sql"].is_string())
-        return SendError(res, 400, "expected JSON {\"sql\": \"SELECT ...\"}");
-      sql = body["sql"].get<std::string>();
-    }
+    // Only application/json reaches here (see the pre-routing handler): no text/plain CSRF posts.
+    if (req.get_header_value("Content-Type").rfind("application/json", 0) != 0)
+      return SendError(res, 415, "expected Content-Type: application/json with {\"sql\": \"SELECT ...\"}");
+    json body = json::parse(req.body, nullptr, false);
+    if (body.is_discarded() || !body.is_object() || !body.contains("sql") || !body["sql"].is_string())
+      return SendError(res, 400, "expected JSON {\"sql\": \"SELECT ...\"}");
+    const std::string sql = body["sql"].get<std::string>();
     auto a = query_->Run(sql);
     if (!a.ok()) {
       const std::string m = a.status().message();
-      return SendError(res, m.rfind("query refused", 0) == 0 ? 403 : 400, m);
+      return SendError(res, a.status().IsPermissionDenied() || a.status().IsTimedOut() ? 403 : 400, m);
     }
     json j = TableJson(a->table);
     j["truncated"] = a->truncated;

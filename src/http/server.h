@@ -24,6 +24,7 @@
 
 #include "core/batch.h"
 #include "core/duck.h"
+#include "core/query_service.h"
 #include "core/metrics.h"
 #include "core/status.h"
 
@@ -124,30 +125,7 @@ struct ServerDeps {
   std::function<std::string()> drift;           // JSON object of the ML drift monitor (GET /api/drift, SSE "drift")
 };
 
-// A read-only SQL door to the data directory (also used by tests directly).
-class QueryService {
- public:
-  static Result<std::unique_ptr<QueryService>> Open(const std::string& data_dir, size_t row_limit, double timeout_s,
-                                                    size_t max_bytes);
-  struct Answer {
-    Table table;
-    bool truncated = false;
-  };
-  // Refuses anything but one read-only statement over the data; clear messages.
-  Result<Answer> Run(const std::string& sql);
-  // For internal queries (readings history): no guard, same limits.
-  Result<Table> Internal(const std::string& sql);
-
- private:
-  QueryService() = default;
-  Result<Table> WithTimeout(const std::string& sql);
-  std::unique_ptr<Duck> db_;
-  std::string data_dir_;
-  size_t row_limit_ = 0, max_bytes_ = 0;
-  double timeout_s_ = 0;
-  std::mutex mu_;
-  int64_t views_mono_ = 0;
-};
+using iotpipe::QueryService;
 
 std::string TableToJson(const Table& t);
 

@@ -189,7 +189,13 @@ TEST(Listen, ParsesAddresses) {
   EXPECT_FALSE(ParseListen("host:port").ok());
   EXPECT_FALSE(ParseListen("1.2.3.4:70000").ok());
   EXPECT_TRUE(IsLoopback("127.0.0.1"));
+  EXPECT_TRUE(IsLoopback("localhost"));
+  EXPECT_TRUE(IsLoopback("::1"));
   EXPECT_FALSE(IsLoopback("0.0.0.0"));
+  // Issue 14, finding 6: the decision follows the resolved address, not the spelling.
+  EXPECT_FALSE(IsLoopback("127.attacker.test"));
+  EXPECT_FALSE(IsLoopback("127.0.0.1.nip.invalid"));
+  EXPECT_FALSE(IsLoopback(""));
 }
 
 // ---- fixtures: a finished in-process pipeline with its data dir ----------------------------------
@@ -387,7 +393,10 @@ TEST(Api, TokenIsRequiredWhenSetAndForNonLoopbackBinds) {
   httplib::Headers auth = {{"Authorization", "Bearer s3cret"}};
   EXPECT_EQ(cli.Get("/api/health", auth)->status, 200);
   EXPECT_EQ(cli.Get("/api/health", {{"Authorization", "Bearer wrong"}})->status, 401);
-  EXPECT_EQ(cli.Post("/api/query", auth, "select 1 as one", "text/plain")->status, 200);
+  EXPECT_EQ(cli.Post("/api/query", auth, R"({"sql":"select 1 as one"})", "application/json")->status, 200);
+  // With the token, a text/plain post (what a cross-site form or fetch can send without a preflight)
+  // is still refused.
+  EXPECT_EQ(cli.Post("/api/query", auth, "select 1 as one", "text/plain")->status, 415);
   srv.Stop();
 }
 
@@ -515,7 +524,59 @@ TEST_F(QueryTest, HttpEndpointMapsRefusalsTo403) {
   EXPECT_EQ(bad->status, 403);
   EXPECT_NE(json::parse(bad->body)["error"].get<std::string>().find("COPY"), std::string::npos);
   EXPECT_EQ(cli.Post("/api/query", R"({"nope":1})", "application/json")->status, 400);
-  EXPECT_EQ(cli.Post("/api/query", "select from where", "text/plain")->status, 400);
+  EXPECT_EQ(cli.Post("/api/query", R"({"sql":"select from where"})", "application/json")->status, 400);
+  srv.Stop();
+}
+
+// Issue 14, finding 1: EXPLAIN ANALYZE ran its statement, so the read-only door wrote files.
+TEST_F(QueryTest, RefusesExplainAnalyzeAndWritingTableFunctions) {
+  const fs::path zz = rp_->dir / "sensor_readings" / "zz.parquet";
+  const std::string copy = "COPY (SELECT 1) TO '" + zz.string() + "' (FORMAT parquet)";
+  const std::string nested = "SELECT * FROM query('COPY (SELECT 1) TO ''" + zz.string() + "''')";
+  for (const std::string& sql : {"EXPLAIN ANALYZE " + copy, "explain analyze " + copy, "EXPLAIN (ANALYZE) " + copy,
+                                 "/* x */ EXPLAIN -- y\n ANALYZE " + copy, "EXPLAIN " + copy,
+                                 std::string("EXPLAIN ANALYZE SELECT count(*) FROM sensor_readings"),
+                                 std::string("EXPLAIN ANALYZE CREATE TABLE big AS SELECT * FROM range(5000000)"),
+                                 std::string("SELECT * FROM checkpoint()"), std::string("SELECT * FROM force_checkpoint()"),
+                                 std::string("PIVOT sensor_readings ON sensor_id")}) {
+    std::string m = Refusal(sql);
+    EXPECT_EQ(m.rfind("query refused", 0), 0u) << sql << " -> " << m;
+  }
+  // DuckDB itself rejects these before anything runs (an error, never an answer).
+  for (const std::string& sql : {nested, std::string("EXPLAIN ANALYZE INSERT INTO sensor_readings SELECT * FROM sensor_readings")})
+    EXPECT_NE(Refusal(sql), "ACCEPTED") << sql;
+  EXPECT_FALSE(fs::exists(zz));
+  // Reads of every usual shape still pass.
+  for (const char* sql : {"EXPLAIN SELECT count(*) FROM sensor_readings", "explain select 1",
+                          "WITH a AS (SELECT 1 AS x) SELECT * FROM a UNION ALL SELECT 2", "DESCRIBE sensor_readings",
+                          "SUMMARIZE dead_letters", "FROM alerts", "SELECT * FROM range(3)"}) {
+    auto r = q_->Run(sql);
+    EXPECT_TRUE(r.ok()) << sql << " -> " << r.status().message();
+  }
+}
+
+// Issue 14, finding 1: cross-site requests (text/plain, foreign Origin, foreign Host) are refused.
+TEST_F(QueryTest, HttpQueryRefusesCrossSiteRequests) {
+  Server srv(LocalOptions(rp_->dir), rp_->Deps());
+  ASSERT_TRUE(srv.Start().ok());
+  httplib::Client cli("127.0.0.1", srv.port());
+  const fs::path zz = rp_->dir / "sensor_readings" / "zz2.parquet";
+  const std::string explain = "EXPLAIN ANALYZE COPY (SELECT 1) TO '" + zz.string() + "' (FORMAT parquet)";
+  auto r = cli.Post("/api/query", json{{"sql", explain}}.dump(), "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 403) << r->body;
+  EXPECT_EQ(cli.Post("/api/query", "select 1", "text/plain")->status, 415);
+  EXPECT_EQ(cli.Post("/api/query", json{{"sql", "select 1"}}.dump(), "text/plain")->status, 415);
+  EXPECT_EQ(cli.Post("/api/query", "sql=select+1", "application/x-www-form-urlencoded")->status, 415);
+  const std::string self = "http://127.0.0.1:" + std::to_string(srv.port());
+  EXPECT_EQ(cli.Post("/api/query", {{"Origin", "http://evil.example"}}, R"({"sql":"select 1"})", "application/json")->status, 403);
+  EXPECT_EQ(cli.Post("/api/query", {{"Origin", self}}, R"({"sql":"select 1"})", "application/json")->status, 200);
+  // DNS rebinding: a foreign name resolving to 127.0.0.1 arrives with its own Host header.
+  httplib::Headers rebound = {{"Host", "attacker.example:" + std::to_string(srv.port())}};
+  EXPECT_EQ(cli.Post("/api/query", rebound, R"({"sql":"select 1"})", "application/json")->status, 403);
+  EXPECT_EQ(cli.Get("/api/health", rebound)->status, 403);
+  EXPECT_EQ(cli.Post("/api/models/rollback", {{"Origin", "http://evil.example"}}, "", "application/json")->status, 403);
+  EXPECT_FALSE(fs::exists(zz));
   srv.Stop();
 }
 

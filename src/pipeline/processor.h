@@ -7,21 +7,13 @@
 
 #include "core/batch.h"
 #include "core/clock.h"
+#include "core/dictionaries.h"
 #include "core/interner.h"
 #include "core/metrics.h"
 #include "detect/detector.h"
 #include "parse/parser.h"
 
 namespace iotpipe {
-
-// The dictionaries shared by the stages (sensor names, anomaly types, model versions).
-struct Dictionaries {
-  Interner sensors{1u << 24};
-  Interner types{256};
-  Interner models{4096};
-  Interner assets{1u << 16};  // wire asset_id values (detect/asset.h)
-  Dictionaries() { types.Intern("other"); }
-};
 
 class Processor {
  public:

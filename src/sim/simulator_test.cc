@@ -9,7 +9,6 @@
 #include <map>
 
 #include "core/interner.h"
-#include "parse/parser.h"
 
 namespace iotpipe {
 namespace {
@@ -129,52 +128,6 @@ TEST(Simulator, RealisticProfileLabelsEveryEpisodeType) {
   for (int k = 1; k < kNumAnomalyKinds; k++)
     EXPECT_GT(counts[static_cast<AnomalyKind>(k)], 0) << AnomalyKindName(static_cast<AnomalyKind>(k));
   EXPECT_GT(counts[AnomalyKind::kNone], counts[AnomalyKind::kDrift]);
-}
-
-TEST(Simulator, EncodedRecordsParseBackExactly) {
-  Interner sensors(1000), types(16);
-  Parser parser(&sensors, &types);
-  SimConfig c = Basic(10);
-  c.anomaly_rate = 0.05;
-  FleetSimulator sim(c);
-  RawBatch raw;
-  std::vector<SimReading> truth;
-  for (int i = 0; i < 2000; i++) {
-    truth.push_back(sim.Next());
-    ASSERT_TRUE(sim.Encode(truth.back(), raw));
-  }
-  raw.Seal();
-  ProcessedBatch out;
-  parser.Parse(raw, out);
-  ASSERT_EQ(out.dead.size(), 0u);
-  ASSERT_EQ(out.readings.size(), truth.size());
-  for (size_t i = 0; i < truth.size(); i++) {
-    EXPECT_EQ(sensors.Name(out.readings.sensor[i]), FleetSimulator::SensorName(truth[i].sensor));
-    EXPECT_EQ(out.readings.ts_us[i], truth[i].ts_us);
-    EXPECT_EQ(out.readings.value[i], truth[i].value);
-    EXPECT_EQ(out.readings.gt[i] != 0, truth[i].kind != AnomalyKind::kNone);
-    if (truth[i].kind != AnomalyKind::kNone) {
-      EXPECT_EQ(types.Name(out.readings.type[i]), AnomalyKindName(truth[i].kind));
-    }
-  }
-}
-
-TEST(Simulator, MalformedRecordsAreAllRejectedWithTheirReason) {
-  Interner sensors(1000), types(16);
-  Parser parser(&sensors, &types);
-  SimConfig c = Basic(10);
-  c.malformed_rate = 1.0;
-  FleetSimulator sim(c);
-  RawBatch raw;
-  for (int i = 0; i < 500; i++) EXPECT_FALSE(sim.Encode(sim.Next(), raw));
-  raw.Seal();
-  ProcessedBatch out;
-  parser.Parse(raw, out);
-  EXPECT_EQ(out.readings.size(), 0u);
-  ASSERT_EQ(out.dead.size(), 500u);
-  std::map<std::string, int> reasons;
-  for (auto& r : out.dead.reason) reasons[r.substr(0, r.find(':'))]++;
-  for (auto k : FleetSimulator::MalformedKinds()) EXPECT_GT(reasons[std::string(k)], 0) << k;
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "sinks/alerts.h"
 
+#include "core/tables.h"
+
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
@@ -239,8 +241,7 @@ Status AlertManager::StoreDue(bool force) {
     }
     // Rows go in through the appender: binding a VALUES list cost ~0.8 ms of SQL planning per alert.
     s = (*db)->Exec(
-        "CREATE OR REPLACE TABLE alerts_buf (alert_id VARCHAR, sensor_id VARCHAR, opened TIMESTAMP, closed TIMESTAMP, "
-        "points BIGINT, max_score FLOAT, anomaly_type VARCHAR, model_version VARCHAR, state VARCHAR)");
+        "CREATE OR REPLACE TABLE alerts_buf (" + AlertsTable().SqlColumns() + ")");
     if (!s.ok()) {
       c_.store_errors++;
       return s;

@@ -5,6 +5,7 @@
 #include "core/clock.h"
 #include "core/duck.h"
 #include "core/fsutil.h"
+#include "core/tables.h"
 #include "core/timeutil.h"
 
 namespace iotpipe {
@@ -26,7 +27,7 @@ Status AssetScoreStore::Open() {
   auto db = Duck::Open("", 1);
   if (!db.ok()) return db.status();
   db_ = std::move(db.value());
-  Status s = db_->Exec(std::string("CREATE TABLE buf (") + kSchema + ")");
+  Status s = db_->Exec(std::string("CREATE TABLE buf (") + AssetScoresTable().SqlColumns() + ")");
   if (!s.ok()) return s;
   if (duckdb_appender_create(db_->conn(), nullptr, "buf", &impl_->app) != DuckDBSuccess)
     return Status::Error("asset scores: cannot create the appender");

@@ -45,10 +45,6 @@ class AssetScoreStore {
   int64_t rows_written() const { return written_; }
   int64_t files() const { return files_; }
 
-  static constexpr const char* kSchema =
-      "asset_id VARCHAR, timestamp TIMESTAMP, processing_timestamp TIMESTAMP, channels INTEGER, present INTEGER, "
-      "t2 DOUBLE, q DOUBLE, asset_score FLOAT, is_anomaly_predicted BOOLEAN, top_channel VARCHAR, top_share FLOAT, "
-      "is_anomaly_ground_truth BOOLEAN, anomaly_type VARCHAR, model_version VARCHAR";
 
  private:
   AssetStoreOptions opt_;

@@ -139,7 +139,7 @@ Result<int> KafkaPartitionCount(const std::string& brokers, const std::string& t
   rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, t, &md, timeout_ms);
   Result<int> out = Status::Error("");
   if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    out = Status::Error("kafka metadata from " + brokers + ": " + rd_kafka_err2str(e));
+    out = Status::Unavailable("kafka metadata from " + brokers + ": " + rd_kafka_err2str(e));
   } else if (md->topic_cnt != 1 || md->topics[0].err) {
     out = Status::Error("kafka topic " + topic + ": " +
                         (md->topic_cnt ? rd_kafka_err2str(md->topics[0].err) : std::string("not found")));

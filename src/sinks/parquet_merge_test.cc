@@ -10,9 +10,9 @@
 #include <cstring>
 #include <random>
 
+#include "core/dictionaries.h"
 #include "core/duck.h"
 #include "core/fsutil.h"
-#include "pipeline/processor.h"
 #include "sinks/parquet_store.h"
 #include "sinks/parquet_writer.h"
 

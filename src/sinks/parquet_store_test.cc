@@ -6,9 +6,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "core/dictionaries.h"
 #include "core/fsutil.h"
-#include "pipeline/offset_ledger.h"
-#include "pipeline/processor.h"
 
 namespace fs = std::filesystem;
 

@@ -1,5 +1,7 @@
 #include "sinks/parquet_writer.h"
 
+#include "core/tables.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 #include <zstd.h>
@@ -199,6 +201,24 @@ struct ParquetWriter::Column {
   int conv;
   bool timestamp;  // TIMESTAMP logical type (micros, not adjusted to UTC)
 };
+
+// The Parquet physical and converted types of a stored column (core/tables.h).
+static std::vector<ParquetWriter::Column> SchemaOf(const TableDesc& t) {
+  std::vector<ParquetWriter::Column> out;
+  for (const auto& c : t.columns) {
+    switch (c.type) {
+      case ColType::kVarchar: out.push_back({c.name, kByteArray, kUtf8, false}); break;
+      case ColType::kBlob: out.push_back({c.name, kByteArray, kNoConv, false}); break;
+      case ColType::kTimestamp: out.push_back({c.name, kInt64, kTimestampMicros, true}); break;
+      case ColType::kDouble: out.push_back({c.name, kDouble, kNoConv, false}); break;
+      case ColType::kFloat: out.push_back({c.name, kFloat, kNoConv, false}); break;
+      case ColType::kBoolean: out.push_back({c.name, kBoolean, kNoConv, false}); break;
+      case ColType::kInteger: out.push_back({c.name, kInt32, kInt32Conv, false}); break;
+      case ColType::kBigint: out.push_back({c.name, kInt64, kInt64Conv, false}); break;
+    }
+  }
+  return out;
+}
 
 struct ParquetWriter::Chunk {
   int type = 0;
@@ -481,12 +501,7 @@ Status ParquetWriter::WriteOut(const std::string& path, uint64_t* bytes) {
 
 Status ParquetWriter::WriteReadings(const std::string& path, const ReadingColumns& c, const Interner& sensors,
                                     const Interner& types, const Interner& models, uint64_t* bytes) {
-  static const std::vector<Column> schema = {
-      {"sensor_id", kByteArray, kUtf8, false},       {"timestamp", kInt64, kTimestampMicros, true},
-      {"value", kDouble, kNoConv, false},             {"is_anomaly_ground_truth", kBoolean, kNoConv, false},
-      {"anomaly_type", kByteArray, kUtf8, false},     {"processing_timestamp", kInt64, kTimestampMicros, true},
-      {"is_anomaly_predicted", kBoolean, kNoConv, false}, {"anomaly_score", kFloat, kNoConv, false},
-      {"model_version", kByteArray, kUtf8, false}};
+  static const std::vector<Column> schema = SchemaOf(ReadingsTable());
   StartFile();
   const size_t n = c.size();
   std::vector<std::vector<Chunk>> groups;
@@ -605,12 +620,7 @@ Status ParquetWriter::WriteReadings(const std::string& path, const ReadingColumn
 }
 
 Status ParquetWriter::WriteDeadLetters(const std::string& path, const DeadLetterColumns& c, uint64_t* bytes) {
-  static const std::vector<Column> schema = {{"received_timestamp", kInt64, kTimestampMicros, true},
-                                             {"reason", kByteArray, kUtf8, false},
-                                             {"raw", kByteArray, kNoConv, false},
-                                             {"source", kByteArray, kUtf8, false},
-                                             {"kafka_partition", kInt32, kInt32Conv, false},
-                                             {"kafka_offset", kInt64, kInt64Conv, false}};
+  static const std::vector<Column> schema = SchemaOf(DeadLettersTable());
   StartFile();
   const size_t n = c.size();
   std::vector<std::vector<Chunk>> groups;

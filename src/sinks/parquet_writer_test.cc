@@ -8,8 +8,8 @@
 #include <filesystem>
 #include <limits>
 
+#include "core/dictionaries.h"
 #include "core/duck.h"
-#include "pipeline/processor.h"
 #include "sinks/parquet_store.h"
 
 namespace fs = std::filesystem;

@@ -1,0 +1,3 @@
+// fixture: core must not include detect
+#pragma once
+  #  include "detect/b.h"

@@ -1,0 +1,3 @@
+// fixture: the bottom layer
+#pragma once
+#include <string>

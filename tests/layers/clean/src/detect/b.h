@@ -1,0 +1,3 @@
+// fixture
+#pragma once
+#include "core/a.h"

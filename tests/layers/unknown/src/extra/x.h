@@ -1,0 +1,2 @@
+// fixture: a folder that is not a layer
+#pragma once
