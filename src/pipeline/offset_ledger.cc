@@ -108,21 +108,6 @@ Status OffsetLedger::Commit(const OffsetMap& durable) {
   return Status::OK();
 }
 
-void OffsetLedger::ScanOffsets(const std::string& dir, const std::string& files, OffsetMap* out) {
-  std::error_code ec;
-  if (!fs::is_directory(dir, ec)) return;
-  std::smatch m;
-  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
-       it.increment(ec)) {
-    std::string name = it->path().filename().string();
-    if (!std::regex_match(name, m, PositionedName()) || m[1].str() != files) continue;
-    int32_t p = std::stoi(m[2].str());
-    int64_t last = std::stoll(m[4].str());
-    auto [pos, inserted] = out->emplace(p, last);
-    if (!inserted) pos->second = std::max(pos->second, last);
-  }
-}
-
 void OffsetLedger::Observe(const ProcessedBatch& b) {
   const auto& r = b.readings;
   if (!proc_ || r.origins.size() != r.size()) return;

@@ -51,8 +51,6 @@ class OffsetLedger {
 
   static std::string MarkerPath(const std::string& data_dir, const std::string& markers, int32_t partition);
   static std::string StatePath(const std::string& data_dir, const std::string& markers, int32_t partition);
-  // The highest last position per partition in the names of files with this prefix under dir.
-  static void ScanOffsets(const std::string& dir, const std::string& files, OffsetMap* out);
 
  private:
   std::string data_dir_;

@@ -98,6 +98,8 @@ class ParquetStore final : public Sink {
   const StoreStats& stats() const { return stats_; }
   // Positioned mode: flushes every buffered row of one source partition (durable() then covers it).
   Status FlushSourcePartition(int32_t spart);
+  // The highest last position per source partition in the names of files with this prefix under dir.
+  static void ScanPositions(const std::string& dir, const std::string& files, OffsetMap* out);
   // Finishes interrupted compactions and removes temporary files left by a crash.
   static Status Recover(const std::string& dir);
 
