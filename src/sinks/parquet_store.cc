@@ -556,6 +556,35 @@ Status ParquetStore::CompactClosed(int64_t grace_us) {
   return Status::OK();
 }
 
+// Writes the compaction of `files` (in dir; `list`: their quoted paths) to tmp. Large row groups
+// are concatenated as written; small ones are re-encoded by DuckDB.
+Status ParquetStore::WriteCompacted(const std::string& dir, const std::vector<std::string>& files,
+                                    const std::string& list, const std::string& tmp) {
+  std::error_code ec;
+  Status s;
+  int64_t rows = 0, groups_n = 0;
+  std::vector<std::string> paths;
+  bool known = true;
+  for (auto& f : files) {
+    paths.push_back(dir + "/" + f);
+    auto info = ReadParquetInfo(paths.back());
+    if (!info.ok()) {
+      known = false;
+      break;
+    }
+    rows += info->rows;
+    groups_n += info->row_groups;
+  }
+  if (known && groups_n > 0 && static_cast<size_t>(rows / groups_n) >= opt_.compact_merge_min_rows) {
+    s = MergeParquetFiles(paths, tmp);
+    if (s.ok()) return s;
+    spdlog::debug("compaction of {} re-encodes: {}", dir, s.message());
+    fs::remove(tmp, ec);
+  }
+  return db_->Exec("COPY (SELECT * FROM read_parquet([" + list + "], hive_partitioning = false)) TO " + SqlQuote(tmp) +
+                   " (FORMAT parquet, COMPRESSION " + opt_.compression + ", ROW_GROUP_SIZE 122880)");
+}
+
 Status ParquetStore::CompactDir(const std::string& dir) {
   std::error_code ec;
   std::map<std::string, std::vector<std::string>> groups;  // source partition -> files
@@ -609,34 +638,7 @@ Status ParquetStore::CompactDir(const std::string& dir) {
     Status s = WriteFileAtomic(manifest, manifest_text);
     if (!s.ok()) return s;
     std::string tmp = dir + "/." + out + "." + pid + ".tmp";
-    // Large row groups are concatenated as written; small ones are re-encoded by DuckDB.
-    bool merged = false;
-    {
-      int64_t rows = 0, groups_n = 0;
-      std::vector<std::string> paths;
-      bool known = true;
-      for (auto& f : files) {
-        paths.push_back(dir + "/" + f);
-        auto info = ReadParquetInfo(paths.back());
-        if (!info.ok()) {
-          known = false;
-          break;
-        }
-        rows += info->rows;
-        groups_n += info->row_groups;
-      }
-      if (known && groups_n > 0 && static_cast<size_t>(rows / groups_n) >= opt_.compact_merge_min_rows) {
-        s = MergeParquetFiles(paths, tmp);
-        merged = s.ok();
-        if (!merged) {
-          spdlog::debug("compaction of {} re-encodes: {}", dir, s.message());
-          fs::remove(tmp, ec);
-        }
-      }
-    }
-    if (!merged)
-      s = db_->Exec("COPY (SELECT * FROM read_parquet([" + list + "], hive_partitioning = false)) TO " +
-                    SqlQuote(tmp) + " (FORMAT parquet, COMPRESSION " + opt_.compression + ", ROW_GROUP_SIZE 122880)");
+    s = WriteCompacted(dir, files, list, tmp);
     if (!s.ok()) {
       fs::remove(tmp, ec);
       fs::remove(manifest, ec);

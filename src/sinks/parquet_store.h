@@ -113,6 +113,8 @@ class ParquetStore final : public Sink {
   bool positioned() const { return !opt_.position_files.empty(); }
   Status AppendReadingsNative(const ReadingBatch& b);
   Status WritePartNative(Part* p, const std::string& tmp, uint64_t* bytes);
+  Status WriteCompacted(const std::string& dir, const std::vector<std::string>& files, const std::string& list,
+                        const std::string& tmp);
 
   StoreOptions opt_;
   std::unique_ptr<Duck> db_;
