@@ -19,8 +19,8 @@ void AppendCheckpointEntry(std::string* payload, std::string_view sensor, const 
   payload->append(static_cast<const char*>(state), stride);
 }
 
-std::string FormatCheckpoint(std::string_view name, std::string_view version, size_t stride,
-                             const std::string& payload, uint64_t count) {
+std::string FormatCheckpoint(std::string_view name, std::string_view version, size_t stride, const std::string& payload,
+                             uint64_t count) {
   char head[160];
   std::snprintf(head, sizeof head, "%zu %llu %016llx\n", stride, static_cast<unsigned long long>(count),
                 static_cast<unsigned long long>(Fnv1a64(payload)));
@@ -45,8 +45,7 @@ Status ParseCheckpoint(std::string_view d, const std::string& what, CheckpointVi
   if (!line(&magic) || !line(&v->name) || !line(&v->version) || !line(&dims) || !magic.starts_with(kCkptMagic))
     return Status::Error(what + " is not an iotpipe checkpoint");
   const std::string want = std::string(kCkptMagic) + " " + std::to_string(kCkptFormat);
-  if (magic != want)
-    return Status::Error(what + " has format '" + std::string(magic) + "', expected '" + want + "'");
+  if (magic != want) return Status::Error(what + " has format '" + std::string(magic) + "', expected '" + want + "'");
   unsigned long long n = 0, sum = 0;
   if (std::sscanf(std::string(dims).c_str(), "%zu %llu %llx", &v->stride, &n, &sum) != 3)
     return Status::Error(what + " has a malformed header");

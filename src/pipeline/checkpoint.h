@@ -29,8 +29,8 @@ struct CheckpointView {
 // Appends one sensor's entry to a payload.
 void AppendCheckpointEntry(std::string* payload, std::string_view sensor, const void* state, size_t stride);
 // The checkpoint bytes for a payload of `count` entries.
-std::string FormatCheckpoint(std::string_view name, std::string_view version, size_t stride,
-                             const std::string& payload, uint64_t count);
+std::string FormatCheckpoint(std::string_view name, std::string_view version, size_t stride, const std::string& payload,
+                             uint64_t count);
 // Parses and validates (magic, format, header, checksum, sizes). `what` names the bytes in errors
 // (e.g. "checkpoint <path>"). Views point into `bytes`.
 Status ParseCheckpoint(std::string_view bytes, const std::string& what, CheckpointView* out);

@@ -84,7 +84,8 @@ Result<int64_t> OffsetLedger::Recover(int32_t kpart) {
       }
     }
     for (auto& f : doomed) {
-      if (!fs::remove(f, ec) || ec) return Status::Error("cannot remove uncommitted " + f.string() + ": " + ec.message());
+      if (!fs::remove(f, ec) || ec)
+        return Status::Error("cannot remove uncommitted " + f.string() + ": " + ec.message());
       Status s = FsyncPath(f.parent_path().string());
       if (!s.ok()) return s;
     }

@@ -14,10 +14,14 @@ namespace iotpipe {
 
 std::string FormatCount(double v) {
   char buf[32];
-  if (v >= 1e9) std::snprintf(buf, sizeof buf, "%.2fG", v / 1e9);
-  else if (v >= 1e6) std::snprintf(buf, sizeof buf, "%.2fM", v / 1e6);
-  else if (v >= 1e3) std::snprintf(buf, sizeof buf, "%.1fk", v / 1e3);
-  else std::snprintf(buf, sizeof buf, "%.0f", v);
+  if (v >= 1e9)
+    std::snprintf(buf, sizeof buf, "%.2fG", v / 1e9);
+  else if (v >= 1e6)
+    std::snprintf(buf, sizeof buf, "%.2fM", v / 1e6);
+  else if (v >= 1e3)
+    std::snprintf(buf, sizeof buf, "%.1fk", v / 1e3);
+  else
+    std::snprintf(buf, sizeof buf, "%.0f", v);
   return buf;
 }
 
@@ -53,13 +57,17 @@ void Pipeline::AddSink(Sink* sink, bool before_store) { (before_store ? before_s
 void Pipeline::RestoreCheckpoints() {
   if (opt_.checkpoint_path.empty()) return;
   Status s = proc_->LoadCheckpoint(opt_.checkpoint_path);
-  if (s.ok()) spdlog::info("restored detector state of {} sensors from {}", dicts_.sensors.size(), opt_.checkpoint_path);
-  else if (std::filesystem::exists(opt_.checkpoint_path)) spdlog::warn("not restoring detector state: {}", s.message());
+  if (s.ok())
+    spdlog::info("restored detector state of {} sensors from {}", dicts_.sensors.size(), opt_.checkpoint_path);
+  else if (std::filesystem::exists(opt_.checkpoint_path))
+    spdlog::warn("not restoring detector state: {}", s.message());
   if (!proc_->shadow()) return;
   const std::string sp = opt_.checkpoint_path + ".shadow";
   s = proc_->LoadCheckpoint(sp, true);
-  if (s.ok()) spdlog::info("restored shadow detector state from {}", sp);
-  else if (std::filesystem::exists(sp)) spdlog::warn("not restoring shadow detector state: {}", s.message());
+  if (s.ok())
+    spdlog::info("restored shadow detector state from {}", sp);
+  else if (std::filesystem::exists(sp))
+    spdlog::warn("not restoring shadow detector state: {}", s.message());
 }
 
 // Opens the store (named by the source's positions, if it has them) and lists the sinks in write order.
@@ -127,8 +135,16 @@ Status Pipeline::Run(const std::atomic<bool>& stop) {
   const int64_t t_start = sh.now();
   SourceStage source_stage(src_, &sh, &m_, opt_.batch_size);
   ProcessStage process_stage(proc_.get(), &sh, &m_, &ckpt);
-  SinkStageDeps deps{src_, partitioned, ledger_.get(), store.get(), sinks, listener_ ? &listener_->drain : nullptr,
-                     &ckpt, opt_.progress, opt_.progress_interval_s, opt_.queue_depth * 2};
+  SinkStageDeps deps{src_,
+                     partitioned,
+                     ledger_.get(),
+                     store.get(),
+                     sinks,
+                     listener_ ? &listener_->drain : nullptr,
+                     &ckpt,
+                     opt_.progress,
+                     opt_.progress_interval_s,
+                     opt_.queue_depth * 2};
   SinkStage sink_stage(std::move(deps), &sh, &m_);
   std::thread source_thread([&] { source_stage.Run(stop); });
   std::thread proc_thread([&] { process_stage.Run(); });

@@ -42,14 +42,14 @@ class ProgressReporter {
 
 struct PipelineOptions {
   size_t batch_size = 8192;
-  size_t queue_depth = 64;  // batches between two stages: absorbs the store's flush bursts
-  StoreOptions store;       // the Parquet store, the first durable sink after the before_store ones
-  bool with_store = true;   // false: only the registered sinks (tests)
-  double progress_interval_s = 2.0;   // 0: no progress
+  size_t queue_depth = 64;           // batches between two stages: absorbs the store's flush bursts
+  StoreOptions store;                // the Parquet store, the first durable sink after the before_store ones
+  bool with_store = true;            // false: only the registered sinks (tests)
+  double progress_interval_s = 2.0;  // 0: no progress
   ProgressReporter* progress = nullptr;
-  std::string checkpoint_path;        // empty: no detector checkpoint
+  std::string checkpoint_path;  // empty: no detector checkpoint
   double checkpoint_interval_s = 60;
-  Clock* mono = nullptr;    // time of the timers (flushes, checkpoints, progress); null: steady clock
+  Clock* mono = nullptr;  // time of the timers (flushes, checkpoints, progress); null: steady clock
   // Called for each processed batch after the sinks wrote it (an observer sink; tests, tools).
   std::function<void(const ProcessedBatch&)> on_batch;
 };

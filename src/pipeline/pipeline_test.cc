@@ -189,7 +189,8 @@ class PipelineAckTest : public ::testing::Test {
     po.mono = &clock;
     auto det = MakeDetector("baseline");
     EXPECT_TRUE(det.ok());
-    return std::make_unique<Pipeline>(src, std::shared_ptr<const Detector>(std::move(det.value())), po, RealClock::Get());
+    return std::make_unique<Pipeline>(src, std::shared_ptr<const Detector>(std::move(det.value())), po,
+                                      RealClock::Get());
   }
   std::string Marker(int32_t p) {
     auto t = ReadFile(OffsetLedger::MarkerPath(dir.string(), "t", p));

@@ -33,10 +33,10 @@ class ProgressReporter;
 // written every batch pushed so far, flushed it durably and acknowledged it.
 class DrainGate {
  public:
-  bool Drain();                 // source thread; false if the sink stage is gone (failing)
-  int64_t Pending();            // sink thread: the request to serve (0: none)
-  void Done(int64_t request);   // sink thread: served
-  void Close();                 // the sink stage is gone: wakes and refuses every drain
+  bool Drain();                // source thread; false if the sink stage is gone (failing)
+  int64_t Pending();           // sink thread: the request to serve (0: none)
+  void Done(int64_t request);  // sink thread: served
+  void Close();                // the sink stage is gone: wakes and refuses every drain
 
  private:
   std::mutex mu_;
@@ -123,9 +123,9 @@ class SinkStage {
 
  private:
   Status Write(ProcessedBatch& b);
-  Status Step();          // between batches: ticks, acknowledgement, checkpoints, drain, progress
+  Status Step();  // between batches: ticks, acknowledgement, checkpoints, drain, progress
   Status FlushAll();
-  Status Acknowledge();   // commits and acknowledges the minimum durable positions
+  Status Acknowledge();  // commits and acknowledges the minimum durable positions
   void Progress(int64_t now);
 
   SinkStageDeps d_;

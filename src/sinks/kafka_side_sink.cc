@@ -1,10 +1,10 @@
 #include "sinks/kafka_side_sink.h"
 
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <climits>
+#include <nlohmann/json.hpp>
 
 namespace iotpipe {
 
@@ -64,7 +64,8 @@ Status KafkaSideSink::Write(const ProcessedBatch& b) {
                           {"model_version", models_->Name(r.model[i])},
                           {"is_anomaly_ground_truth", r.gt[i] != 0}};
       // Sensor ids are arbitrary UTF-8 from the wire: escaped by the JSON library, bad bytes replaced.
-      note(producer_->Produce(opt_.anomalies_topic, sid, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
+      note(producer_->Produce(opt_.anomalies_topic, sid,
+                              j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
     }
   }
   const int64_t failed_before = producer_->failed();
