@@ -150,6 +150,7 @@ int RunPipeline(Source* source, const PipelineArgs& args, const KafkaSourceOptio
   if (assets.sink()) p.AddSink(assets.sink());  // asset scoring, asset alerts
   InstallSignalHandlers();
   Status s = p.Run(g_stop);
+  serving.MarkDone();
   ml.Finish();
   nlohmann::json asset_summary = assets.Finish();
   auto& m = p.metrics();

@@ -43,6 +43,9 @@ class Serving {
   // of the run (the asset detector's) to deliver the same way. Valid before Start.
   AlertOptions alert_options() const;
   // After Run: stores open alerts, drains the webhook, lingers if asked, stops the server.
+  // The pipeline has ended: /api/health says "done" from now on (before the summary is written, so a
+  // reader of the summary never sees "running").
+  void MarkDone() { done_ = true; }
   void Finish(const std::atomic<bool>& stop);
   // Before Start: more Prometheus text for /metrics (the ML drift monitor's gauges).
   void SetExtraMetrics(std::function<std::string()> f) { extra_metrics_ = std::move(f); }
