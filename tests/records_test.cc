@@ -67,7 +67,9 @@ TEST(Records, InputTableInTheConfigAndConfigCheck) {
   auto no = Sh(Bin() + " config check " + bad);
   EXPECT_EQ(no.code, 2);
   EXPECT_NE(no.err.find("time-unit"), std::string::npos) << no.err;
-  auto no2 = Sh(Bin() + " config check /dev/stdin <<'EOF'\n[process.input]\nformat = \"json\"\ntime = \"time\"\nEOF");
+  const std::string bad2 = d.str() + "/bad2.toml";
+  std::ofstream(bad2) << "[process.input]\nformat = \"json\"\ntime = \"time\"\n";
+  auto no2 = Sh(Bin() + " config check " + bad2);
   EXPECT_EQ(no2.code, 2);
   EXPECT_NE(no2.err.find("input time = 'time' is not a JSON Pointer"), std::string::npos) << no2.err;
   auto r = Sh(Bin() + " process --config " + good + " --quiet --no-checkpoint --input " + Corpus() + "/nested.jsonl --data-dir " +

@@ -142,7 +142,8 @@ void CheckKey(const std::string& key, const std::string& name, const toml::node&
 // [<command>.input]: each key is the option input-<key>; then the mapping as a whole.
 void CheckInput(const toml::table& t, CLI::App* app, std::vector<std::string>& parents,
                 std::vector<std::string>* problems) {
-  const std::string section = Section(parents) + ".input";
+  std::string section = Section(parents);  // "[process]" -> "[process.input]"
+  section.insert(section.size() - 1, ".input");
   InputMapping m;
   bool ok = true;
   for (const auto& [k, v] : t) {
