@@ -1,5 +1,6 @@
 #include "core/fsutil.h"
 
+#include <chrono>
 #include <filesystem>
 
 namespace iotpipe {
@@ -57,5 +58,24 @@ Status WriteFileAtomic(const std::string& path, std::string_view content) {
 }
 
 Result<std::string> ReadFile(const std::string& path) { return Env::Default()->ReadFile(path); }
+
+int RemoveStaleTempFiles(const std::string& dir, const std::string& prefix, double max_age_s) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return 0;
+  const auto now = fs::file_time_type::clock::now();
+  int removed = 0;
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.size() < prefix.size() + 5 || name.rfind("." + prefix, 0) != 0 || name.compare(name.size() - 4, 4, ".tmp") != 0)
+      continue;
+    std::error_code e2;
+    auto mtime = fs::last_write_time(it->path(), e2);
+    if (e2 || std::chrono::duration<double>(now - mtime).count() < max_age_s) continue;
+    if (fs::remove(it->path(), e2)) removed++;
+  }
+  return removed;
+}
 
 }  // namespace iotpipe

@@ -19,6 +19,9 @@ Status CommitFile(const std::string& tmp, const std::string& final_path);
 Status WriteFileAtomic(Env* env, const std::string& path, std::string_view content);
 Status WriteFileAtomic(const std::string& path, std::string_view content);
 Result<std::string> ReadFile(const std::string& path);
+// Removes, under dir (recursively), temp files named ".<prefix>*.tmp" last modified more than max_age_s ago:
+// what a kill between write and rename leaves (younger ones may belong to a live writer). Returns how many.
+int RemoveStaleTempFiles(const std::string& dir, const std::string& prefix, double max_age_s);
 std::string ParentDir(const std::string& path);
 
 }  // namespace iotpipe

@@ -314,6 +314,25 @@ void SendJson(httplib::Response& res, const json& j, int status = 200) {
 
 void SendError(httplib::Response& res, int status, const std::string& msg) { SendJson(res, json{{"error", msg}}, status); }
 
+// JSON request bodies are small; the bound holds for chunked bodies too (read here, not by httplib,
+// whose payload limit this version applies to Content-Length bodies only).
+constexpr size_t kMaxJsonBody = 1 << 20;
+std::string BodyTooLong() { return "request body longer than " + std::to_string(kMaxJsonBody) + " bytes"; }
+
+// Reads the body (Content-Length or chunked) up to limit bytes; false as soon as it is longer.
+bool ReadBody(const httplib::ContentReader& reader, size_t limit, std::string* body) {
+  bool over = false;
+  reader([&](const char* data, size_t n) {
+    if (body->size() + n > limit) {
+      over = true;
+      return false;
+    }
+    body->append(data, n);
+    return true;
+  });
+  return !over;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -496,26 +515,31 @@ void Server::Routes() {
       SendError(res, 403, "Host '" + host_hdr + "' is not served here");
       return httplib::Server::HandlerResponse::Handled;
     }
+    const bool needs = req.path.rfind("/api/", 0) == 0 || req.path == "/metrics" || req.method != "GET";
+    if (!token.empty() && needs) {
+      std::string auth = req.get_header_value("Authorization");
+      bool ok = auth == "Bearer " + token || (req.path == "/api/stream" && req.get_param_value("token") == token);
+      if (!ok) {
+        res.set_header("WWW-Authenticate", "Bearer");
+        SendError(res, 401, "missing or wrong bearer token (Authorization: Bearer <token>)");
+        return httplib::Server::HandlerResponse::Handled;
+      }
+    }
     if (req.method == "POST") {
       const std::string origin = req.get_header_value("Origin");
       if (!origin.empty() && origin != "http://" + host_hdr) {
         SendError(res, 403, "cross-origin request refused (Origin " + origin + ")");
         return httplib::Server::HandlerResponse::Handled;
       }
-      if (req.get_header_value("Content-Type").rfind("application/json", 0) != 0 && !req.body.empty()) {
+      // The body is not read yet here: decide from the headers (a chunked body has no Content-Length).
+      const std::string len = req.get_header_value("Content-Length");
+      const bool has_body = (!len.empty() && len != "0") || req.has_header("Transfer-Encoding");
+      if (has_body && req.get_header_value("Content-Type").rfind("application/json", 0) != 0) {
         SendError(res, 415, "expected Content-Type: application/json");
         return httplib::Server::HandlerResponse::Handled;
       }
     }
-    if (token.empty()) return httplib::Server::HandlerResponse::Unhandled;
-    bool needs = req.path.rfind("/api/", 0) == 0 || req.path == "/metrics" || req.method != "GET";
-    if (!needs) return httplib::Server::HandlerResponse::Unhandled;
-    std::string auth = req.get_header_value("Authorization");
-    bool ok = auth == "Bearer " + token || (req.path == "/api/stream" && req.get_param_value("token") == token);
-    if (ok) return httplib::Server::HandlerResponse::Unhandled;
-    res.set_header("WWW-Authenticate", "Bearer");
-    SendError(res, 401, "missing or wrong bearer token (Authorization: Bearer <token>)");
-    return httplib::Server::HandlerResponse::Handled;
+    return httplib::Server::HandlerResponse::Unhandled;
   });
 
   auto file = [](const std::string& path) {
@@ -669,9 +693,12 @@ void Server::Routes() {
   });
 
   // Promote: swap in a detector by name (hot swap, takes effect from the next batch).
-  s.Post("/api/models/promote", [this](const httplib::Request& req, httplib::Response& res) {
+  s.Post("/api/models/promote", [this](const httplib::Request&, httplib::Response& res,
+                                       const httplib::ContentReader& reader) {
+    std::string text;
+    if (!ReadBody(reader, kMaxJsonBody, &text)) return SendError(res, 413, BodyTooLong());
     if (!deps_.processor) return SendError(res, 501, "no pipeline attached");
-    json body = json::parse(req.body, nullptr, false);
+    json body = json::parse(text, nullptr, false);
     if (body.is_discarded() || !body.is_object() || !body.contains("detector") || !body["detector"].is_string())
       return SendError(res, 400, "expected JSON {\"detector\": \"<name>\"}");
     auto d = MakeDetector(body["detector"].get<std::string>());
@@ -684,7 +711,10 @@ void Server::Routes() {
     SendJson(res, json{{"in_use", {{"detector", std::string(nd->name())}, {"version", std::string(nd->version())}}}});
   });
 
-  s.Post("/api/models/rollback", [this](const httplib::Request&, httplib::Response& res) {
+  s.Post("/api/models/rollback", [this](const httplib::Request&, httplib::Response& res,
+                                        const httplib::ContentReader& reader) {
+    std::string text;
+    if (!ReadBody(reader, kMaxJsonBody, &text)) return SendError(res, 413, BodyTooLong());
     if (!deps_.processor) return SendError(res, 501, "no pipeline attached");
     std::lock_guard<std::mutex> g(model_mu_);
     if (!prev_detector_) return SendError(res, 409, "nothing to roll back to");
@@ -696,12 +726,15 @@ void Server::Routes() {
     SendJson(res, j);
   });
 
-  s.Post("/api/query", [this](const httplib::Request& req, httplib::Response& res) {
+  s.Post("/api/query", [this](const httplib::Request& req, httplib::Response& res,
+                               const httplib::ContentReader& reader) {
+    std::string text;
+    if (!ReadBody(reader, kMaxJsonBody, &text)) return SendError(res, 413, BodyTooLong());
     if (!query_) return SendError(res, 503, "query service unavailable");
     // Only application/json reaches here (see the pre-routing handler): no text/plain CSRF posts.
     if (req.get_header_value("Content-Type").rfind("application/json", 0) != 0)
       return SendError(res, 415, "expected Content-Type: application/json with {\"sql\": \"SELECT ...\"}");
-    json body = json::parse(req.body, nullptr, false);
+    json body = json::parse(text, nullptr, false);
     if (body.is_discarded() || !body.is_object() || !body.contains("sql") || !body["sql"].is_string())
       return SendError(res, 400, "expected JSON {\"sql\": \"SELECT ...\"}");
     const std::string sql = body["sql"].get<std::string>();
@@ -761,7 +794,7 @@ Status Server::Start() {
   srv_->set_keep_alive_timeout(2);  // bounds how long Stop waits for idle browser connections
   srv_->set_read_timeout(5, 0);
   srv_->set_write_timeout(5, 0);
-  srv_->set_payload_max_length(1 << 20);
+  srv_->set_payload_max_length(8 << 20);  // the routes bound their bodies tighter (ReadBody)
   Routes();
   if (opt_.port == 0) {
     port_ = srv_->bind_to_any_port(opt_.host);

@@ -576,7 +576,37 @@ TEST_F(QueryTest, HttpQueryRefusesCrossSiteRequests) {
   EXPECT_EQ(cli.Post("/api/query", rebound, R"({"sql":"select 1"})", "application/json")->status, 403);
   EXPECT_EQ(cli.Get("/api/health", rebound)->status, 403);
   EXPECT_EQ(cli.Post("/api/models/rollback", {{"Origin", "http://evil.example"}}, "", "application/json")->status, 403);
+  EXPECT_EQ(cli.Post("/api/models/promote", R"({"detector":"baseline"})", "text/plain")->status, 415);
   EXPECT_FALSE(fs::exists(zz));
+  srv.Stop();
+}
+
+// Issue 14, finding 4: a chunked body bypassed the 1 MiB limit (50 MiB were read in full).
+TEST_F(QueryTest, HttpBodiesAreBoundedChunkedIncluded) {
+  Server srv(LocalOptions(rp_->dir), rp_->Deps());
+  ASSERT_TRUE(srv.Start().ok());
+  httplib::Client cli("127.0.0.1", srv.port());
+  size_t sent = 0;
+  const std::string block(64 * 1024, ' ');
+  auto r = cli.Post(
+      "/api/query",
+      [&](size_t, httplib::DataSink& sink) {
+        if (sent >= (50u << 20)) {
+          sink.done();
+          return true;
+        }
+        sent += block.size();
+        return sink.write(block.data(), block.size());
+      },
+      "application/json");
+  if (r) {
+    EXPECT_EQ(r->status, 413);  // or the server closed the connection before answering
+  }
+  EXPECT_LT(sent, 50u << 20) << "the whole chunked body was read";
+  auto big = cli.Post("/api/query", std::string(2 << 20, ' '), "application/json");
+  ASSERT_TRUE(big);
+  EXPECT_EQ(big->status, 413);
+  EXPECT_EQ(cli.Post("/api/query", R"({"sql":"select 1"})", "application/json")->status, 200);
   srv.Stop();
 }
 

@@ -50,6 +50,12 @@ AlertManager::AlertManager(AlertOptions opt, const Interner* sensors, const Inte
     : opt_(std::move(opt)), sensors_(sensors), types_(types), models_(models) {
   run_id_ = std::to_string(RealClock::Get()->NowMicros() / 1000);
   last_store_mono_ = MonoMicros();
+  // Temp files a kill left between COPY and rename (issue 14, finding 7). Writing one takes milliseconds,
+  // so one older than 10 minutes belongs to no live writer (processors of one group share the directory).
+  if (!opt_.data_dir.empty()) {
+    int n = RemoveStaleTempFiles(opt_.data_dir + "/alerts", opt_.file_prefix + "-", 600);
+    if (n) spdlog::warn("alerts: removed {} stale temp file(s) left by an earlier run", n);
+  }
   if (!opt_.webhook_url.empty()) {
     Status s = SplitHttpUrl(opt_.webhook_url, &wh_host_, &wh_path_);
     if (!s.ok()) {

@@ -7,7 +7,9 @@
 #include <netinet/in.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -218,6 +220,31 @@ TEST(Alerts, StoredAsParquetAndQueryable) {
   EXPECT_EQ(t->Str(1, 1), "open");
   EXPECT_EQ(t->Str(1, 4), "true");
   std::filesystem::remove_all(dir);
+}
+
+// Issue 14, finding 7: a kill between COPY and rename left .alerts-*.parquet.tmp forever.
+TEST(Alerts, StaleTempFilesFromAKillAreRemoved) {
+  namespace fs = std::filesystem;
+  auto dir = fs::temp_directory_path() / ("iotpipe-alerts-tmp-" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir / "alerts" / "date=2024-11-24");
+  const fs::path stale = dir / "alerts" / "date=2024-11-24" / ".alerts-123-0.parquet.tmp";
+  const fs::path young = dir / "alerts" / "date=2024-11-24" / ".alerts-456-0.parquet.tmp";
+  const fs::path other = dir / "alerts" / "date=2024-11-24" / "alerts-123-1.parquet";
+  for (const auto& p : {stale, young, other}) std::ofstream(p) << "x";
+  fs::last_write_time(stale, fs::file_time_type::clock::now() - std::chrono::hours(2));
+  {
+    Dicts d;
+    AlertOptions o;
+    o.log = false;
+    o.data_dir = dir.string();
+    AlertManager am(o, &d.sensors, &d.types, &d.models);
+    am.Stop(0);
+  }
+  EXPECT_FALSE(fs::exists(stale));
+  EXPECT_TRUE(fs::exists(young));  // may belong to a live writer sharing the directory
+  EXPECT_TRUE(fs::exists(other));
+  fs::remove_all(dir);
 }
 
 TEST(Alerts, RejectsNonHttpWebhookUrl) {

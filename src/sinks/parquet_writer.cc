@@ -1,6 +1,7 @@
 #include "sinks/parquet_writer.h"
 
 #include "core/tables.h"
+#include "sinks/thrift_compact.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -23,66 +24,9 @@ enum Enc { kPlain = 0, kRle = 3, kDeltaBinaryPacked = 5, kRleDictionary = 8, kBy
 enum PageType { kDataPage = 0, kDictionaryPage = 2 };
 enum Codec { kUncompressed = 0, kZstd = 6 };
 
-// Thrift compact protocol, the subset the footer and page headers need.
-class Thrift {
- public:
-  explicit Thrift(std::string* o) : o_(o) {}
-  void Varint(uint64_t v) {
-    while (v >= 0x80) {
-      o_->push_back(static_cast<char>(v | 0x80));
-      v >>= 7;
-    }
-    o_->push_back(static_cast<char>(v));
-  }
-  static uint64_t Zig(int64_t v) { return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63); }
-  void Field(int16_t id, uint8_t type) {
-    int d = id - last_;
-    if (d > 0 && d <= 15) {
-      o_->push_back(static_cast<char>((d << 4) | type));
-    } else {
-      o_->push_back(static_cast<char>(type));
-      Varint(Zig(id));
-    }
-    last_ = id;
-  }
-  void I32(int16_t id, int32_t v) { Field(id, 5), Varint(Zig(v)); }
-  void I64(int16_t id, int64_t v) { Field(id, 6), Varint(Zig(v)); }
-  void Bin(int16_t id, std::string_view s) { Field(id, 8), Elem(s); }
-  void Bool(int16_t id, bool b) { Field(id, b ? 1 : 2); }
-  void Struct(int16_t id) { Field(id, 12), Push(); }
-  void List(int16_t id, uint8_t elem_type, size_t n) {
-    Field(id, 9);
-    if (n < 15) {
-      o_->push_back(static_cast<char>((n << 4) | elem_type));
-    } else {
-      o_->push_back(static_cast<char>(0xF0 | elem_type));
-      Varint(n);
-    }
-  }
-  void Elem(int32_t v) { Varint(Zig(v)); }
-  void Elem(std::string_view s) {
-    Varint(s.size());
-    o_->append(s);
-  }
-  void Push() {  // a nested struct begins (as a field or as a list element)
-    stack_.push_back(last_);
-    last_ = 0;
-  }
-  void End() {  // the current struct ends
-    o_->push_back(0);
-    if (!stack_.empty()) {
-      last_ = stack_.back();
-      stack_.pop_back();
-    }
-  }
-
- private:
-  std::string* o_;
-  int16_t last_ = 0;
-  std::vector<int16_t> stack_;
-};
-
-constexpr uint8_t kTI32 = 5, kTBin = 8, kTStruct = 12;
+// Thrift compact protocol: the shared codec (sinks/thrift_compact.h).
+using Thrift = thrift::Encoder;
+constexpr uint8_t kTI32 = thrift::kI32, kTBin = thrift::kBinary, kTStruct = thrift::kStruct;
 
 template <typename T>
 void PutLE(std::string* o, T v) {
@@ -141,7 +85,7 @@ void DeltaBinaryPacked(const int64_t* v, size_t n, std::string* o) {
   t.Varint(kBlockValues);
   t.Varint(kMiniblocks);
   t.Varint(n);
-  t.Varint(Thrift::Zig(n ? v[0] : 0));
+  t.Varint(thrift::Zig(n ? v[0] : 0));
   uint64_t d[kBlockValues];
   for (size_t i = 1; i < n; i += kBlockValues) {
     const size_t cnt = std::min(kBlockValues, n - i);
@@ -150,7 +94,7 @@ void DeltaBinaryPacked(const int64_t* v, size_t n, std::string* o) {
       d[k] = static_cast<uint64_t>(v[i + k]) - static_cast<uint64_t>(v[i + k - 1]);
       if (k == 0 || static_cast<int64_t>(d[k]) < static_cast<int64_t>(min)) min = d[k];
     }
-    t.Varint(Thrift::Zig(static_cast<int64_t>(min)));
+    t.Varint(thrift::Zig(static_cast<int64_t>(min)));
     uint8_t widths[kMiniblocks] = {0, 0, 0, 0};
     for (size_t mb = 0; mb * kMini < cnt; mb++) {
       uint64_t any = 0;
@@ -464,7 +408,7 @@ void ParquetWriter::FinishFile(const std::vector<Column>& schema, const std::vec
     t.I64(5, cols.empty() ? 4 : cols[0].start);
     t.I64(6, total_comp);
     t.Field(7, 4);  // i16 ordinal
-    t.Varint(Thrift::Zig(static_cast<int64_t>(g)));
+    t.Varint(thrift::Zig(static_cast<int64_t>(g)));
     t.End();
   }
   t.Bin(6, "iotpipe parquet_writer 1");
