@@ -34,8 +34,9 @@ TEST(Records, CorpusIngestedThroughProcessRowByRow) {
                 " --data-dir " + d.str() + " --summary-json -");
     ASSERT_EQ(r.code, 0) << r.err;
     EXPECT_NE(r.err.find("all accounted for"), std::string::npos) << r.err;
-    auto rows = Query(d.str(), "select sensor_id, epoch_us(timestamp) as us, value, is_anomaly_ground_truth as gt "
-                               "from sensor_readings order by sensor_id, timestamp");
+    auto rows = Query(d.str(),
+                      "select sensor_id, epoch_us(timestamp) as us, value, is_anomaly_ground_truth as gt "
+                      "from sensor_readings order by sensor_id, timestamp");
     const auto& want = c["readings"];
     ASSERT_EQ(rows.size(), want.size()) << rows.dump();
     for (size_t k = 0; k < want.size(); k++) {
@@ -43,8 +44,10 @@ TEST(Records, CorpusIngestedThroughProcessRowByRow) {
       EXPECT_EQ(rows[k]["sensor_id"].get<std::string>(), want[k][0].get<std::string>());
       EXPECT_EQ(rows[k]["us"].get<int64_t>(), want[k][1].get<int64_t>());
       EXPECT_DOUBLE_EQ(rows[k]["value"].get<double>(), want[k][2].get<double>());
-      if (want[k][3].is_null()) EXPECT_TRUE(rows[k]["gt"].is_null()) << rows[k].dump();
-      else EXPECT_EQ(rows[k]["gt"], want[k][3]) << rows[k].dump();
+      if (want[k][3].is_null())
+        EXPECT_TRUE(rows[k]["gt"].is_null()) << rows[k].dump();
+      else
+        EXPECT_EQ(rows[k]["gt"], want[k][3]) << rows[k].dump();
     }
     std::vector<std::string> dead;
     if (!c["dead"].empty() || rows.empty()) {
@@ -72,14 +75,14 @@ TEST(Records, InputTableInTheConfigAndConfigCheck) {
   auto no2 = Sh(Bin() + " config check " + bad2);
   EXPECT_EQ(no2.code, 2);
   EXPECT_NE(no2.err.find("input time = 'time' is not a JSON Pointer"), std::string::npos) << no2.err;
-  auto r = Sh(Bin() + " process --config " + good + " --quiet --no-checkpoint --input " + Corpus() + "/nested.jsonl --data-dir " +
-              d.str() + "/data");
+  auto r = Sh(Bin() + " process --config " + good + " --quiet --no-checkpoint --input " + Corpus() +
+              "/nested.jsonl --data-dir " + d.str() + "/data");
   ASSERT_EQ(r.code, 0) << r.err;
   auto rows = Query(d.str() + "/data", "select sensor_id, value from sensor_readings");
   ASSERT_EQ(rows.size(), 1u);
   EXPECT_EQ(rows[0]["sensor_id"], "room-1");
-  auto bad_flag = Sh(Bin() + " process --http off --quiet --input - --format json --input-id meta --data-dir " + d.str() +
-                     "/x </dev/null");
+  auto bad_flag = Sh(Bin() + " process --http off --quiet --input - --format json --input-id meta --data-dir " +
+                     d.str() + "/x </dev/null");
   EXPECT_EQ(bad_flag.code, 2);
   EXPECT_NE(bad_flag.err.find("input id = 'meta' is not a JSON Pointer"), std::string::npos) << bad_flag.err;
 }
@@ -101,7 +104,9 @@ void Rewrite(const std::string& in, const std::string& out, const std::function<
 TEST(Records, EvaluateUsesLabelledRowsOnly) {
   TempDir d("records_eval");
   const std::string all = d.str() + "/all.jsonl";
-  auto s = Sh(Bin() + " simulate --sensors 20 --events 60000 --rate max --seed 5 --anomaly-rate 0.02 --output jsonl --path " + all);
+  auto s =
+      Sh(Bin() +
+         " simulate --sensors 20 --events 60000 --rate max --seed 5 --anomaly-rate 0.02 --output jsonl --path " + all);
   ASSERT_EQ(s.code, 0) << s.err;
   auto odd = [](const std::string& id) { return (id.back() - '0') % 2 == 1; };
   // half: odd sensors unlabelled; labelled: only the even sensors; none: no label at all.
@@ -109,8 +114,8 @@ TEST(Records, EvaluateUsesLabelledRowsOnly) {
   Rewrite(all, d.str() + "/labelled.jsonl", [&](const std::string& id) { return odd(id) ? 0 : 2; });
   Rewrite(all, d.str() + "/none.jsonl", [](const std::string&) { return 1; });
   for (const char* n : {"half", "labelled", "none"}) {
-    auto r = Sh(Bin() + " process --http off --quiet --no-checkpoint --input " + d.str() + "/" + n + ".jsonl --data-dir " +
-                d.str() + "/" + n);
+    auto r = Sh(Bin() + " process --http off --quiet --no-checkpoint --input " + d.str() + "/" + n +
+                ".jsonl --data-dir " + d.str() + "/" + n);
     ASSERT_EQ(r.code, 0) << r.err;
   }
   auto ev = [&](const std::string& n) {
@@ -123,8 +128,8 @@ TEST(Records, EvaluateUsesLabelledRowsOnly) {
   EXPECT_EQ(half["labelled_rows"], lab["labelled_rows"]);
   EXPECT_EQ(lab["unlabelled_rows_ignored"], 0);
   EXPECT_GT(lab["episodes"].get<int64_t>(), 0);
-  for (const char* k : {"point_precision", "point_recall", "point_f1", "episode_precision", "episode_recall", "episode_f1",
-                        "tp", "fp", "fn", "episodes", "false_alarms"})
+  for (const char* k : {"point_precision", "point_recall", "point_f1", "episode_precision", "episode_recall",
+                        "episode_f1", "tp", "fp", "fn", "episodes", "false_alarms"})
     EXPECT_EQ(half[k], lab[k]) << k;
   EXPECT_GT(lab["point_f1"].get<double>(), 0.1);
   // No label at all: alert rates, exit 0.
@@ -135,8 +140,9 @@ TEST(Records, EvaluateUsesLabelledRowsOnly) {
   EXPECT_EQ(t.code, 0);
   EXPECT_NE(t.out.find("no labelled rows"), std::string::npos) << t.out;
   // Stored as NULL, read back as NULL.
-  auto rows = Query(d.str() + "/half", "select count(*) filter (where is_anomaly_ground_truth is null) as n, count(*) as t "
-                                       "from sensor_readings");
+  auto rows = Query(d.str() + "/half",
+                    "select count(*) filter (where is_anomaly_ground_truth is null) as n, count(*) as t "
+                    "from sensor_readings");
   EXPECT_GT(rows[0]["n"].get<int64_t>(), 0);
   EXPECT_LT(rows[0]["n"].get<int64_t>(), rows[0]["t"].get<int64_t>());
 }
@@ -146,10 +152,12 @@ TEST(Records, EvaluateUsesLabelledRowsOnly) {
 TEST(Records, MultiFieldDevicesScoredPerQuantityAndPerDevice) {
   TempDir d("records_devices");
   const std::string in = d.str() + "/devices.jsonl";
-  auto s = Sh(Bin() + " simulate --device-fields 4 --sensors 16 --events 64000 --rate max --seed 9 --output jsonl --path " + in);
+  auto s =
+      Sh(Bin() + " simulate --device-fields 4 --sensors 16 --events 64000 --rate max --seed 9 --output jsonl --path " +
+         in);
   ASSERT_EQ(s.code, 0) << s.err;
-  auto r = Sh(Bin() + " process --http off --quiet --no-checkpoint --format flat --input " + in + " --data-dir " + d.str() +
-              "/data --summary-json -");
+  auto r = Sh(Bin() + " process --http off --quiet --no-checkpoint --format flat --input " + in + " --data-dir " +
+              d.str() + "/data --summary-json -");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.err.find("all accounted for"), std::string::npos) << r.err;
   auto j = nlohmann::json::parse(r.out);
@@ -161,8 +169,9 @@ TEST(Records, MultiFieldDevicesScoredPerQuantityAndPerDevice) {
   EXPECT_EQ(j["assets"]["assets"].get<int64_t>(), 4);
   EXPECT_EQ(j["assets"]["max_channels"].get<int64_t>(), 4);
   EXPECT_GT(j["assets"]["scored"].get<int64_t>(), 3000);
-  auto rows = Query(d.str() + "/data", "select count(distinct sensor_id) as n, min(sensor_id) as a, "
-                                       "count(*) filter (where model_version is not null) as scored from sensor_readings");
+  auto rows = Query(d.str() + "/data",
+                    "select count(distinct sensor_id) as n, min(sensor_id) as a, "
+                    "count(*) filter (where model_version is not null) as scored from sensor_readings");
   EXPECT_EQ(rows[0]["n"], 16);
   EXPECT_EQ(rows[0]["a"], "asset_0/q0");
   EXPECT_EQ(rows[0]["scored"], 64000);

@@ -14,7 +14,8 @@ void AddInputOptions(CLI::App* app, InputMapping* m) {
          "(line protocol), flat (device JSON), csv (header line + rows)")
       ->check(CLI::IsMember({"original", "json", "telegraf", "influx", "line-protocol", "flat", "csv"}))
       ->default_str("original");
-  app->add_option("--input-id", m->id, "JSON Pointer (csv: column) of the sensor id, or of the device id (multi-field)");
+  app->add_option("--input-id", m->id,
+                  "JSON Pointer (csv: column) of the sensor id, or of the device id (multi-field)");
   app->add_option("--input-time", m->time,
                   "JSON Pointer (csv: column) of the event time, or \"arrival\" to stamp records when decoded");
   app->add_option("--input-time-unit", m->time_unit, "Unit of numeric times: auto (by magnitude), s, ms, us, ns")
@@ -24,8 +25,10 @@ void AddInputOptions(CLI::App* app, InputMapping* m) {
   app->add_option("--input-asset", m->asset, "JSON Pointer (csv: column) of the optional asset id");
   app->add_option("--input-unit", m->unit, "JSON Pointer of the unit (validated; not stored yet)");
   app->add_option("--input-tags", m->tags, "JSON Pointer of the tags object (telegraf: part of the device id)");
-  app->add_option("--input-fields", m->fields, "JSON Pointer of the object holding the quantities (multi-field); \"\" = top level");
-  app->add_option("--input-quantities", m->quantities, "Only these quantities (comma-separated); default: every numeric field")
+  app->add_option("--input-fields", m->fields,
+                  "JSON Pointer of the object holding the quantities (multi-field); \"\" = top level");
+  app->add_option("--input-quantities", m->quantities,
+                  "Only these quantities (comma-separated); default: every numeric field")
       ->delimiter(',');
   app->add_option("--input-pattern", m->pattern, "Only quantities whose name matches this glob (* and ?)");
   app->add_option("--input-separator", m->separator, "Between device and quantity in sensor ids (device/quantity)");

@@ -1,33 +1,47 @@
 #include "parse/mapping.h"
 
+#include <simdjson.h>
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
-#include <simdjson.h>
 
 namespace iotpipe {
 
 namespace dom = simdjson::dom;
 
 bool ParseInputFormat(std::string_view s, InputFormat* f) {
-  if (s == "original" || s.empty()) *f = InputFormat::kOriginal;
-  else if (s == "json") *f = InputFormat::kJson;
-  else if (s == "telegraf") *f = InputFormat::kTelegraf;
-  else if (s == "influx" || s == "line-protocol" || s == "line_protocol") *f = InputFormat::kInflux;
-  else if (s == "flat") *f = InputFormat::kFlat;
-  else if (s == "csv") *f = InputFormat::kCsv;
-  else return false;
+  if (s == "original" || s.empty())
+    *f = InputFormat::kOriginal;
+  else if (s == "json")
+    *f = InputFormat::kJson;
+  else if (s == "telegraf")
+    *f = InputFormat::kTelegraf;
+  else if (s == "influx" || s == "line-protocol" || s == "line_protocol")
+    *f = InputFormat::kInflux;
+  else if (s == "flat")
+    *f = InputFormat::kFlat;
+  else if (s == "csv")
+    *f = InputFormat::kCsv;
+  else
+    return false;
   return true;
 }
 
 std::string_view InputFormatName(InputFormat f) {
   switch (f) {
-    case InputFormat::kOriginal: return "original";
-    case InputFormat::kJson: return "json";
-    case InputFormat::kTelegraf: return "telegraf";
-    case InputFormat::kInflux: return "influx";
-    case InputFormat::kFlat: return "flat";
-    case InputFormat::kCsv: return "csv";
+    case InputFormat::kOriginal:
+      return "original";
+    case InputFormat::kJson:
+      return "json";
+    case InputFormat::kTelegraf:
+      return "telegraf";
+    case InputFormat::kInflux:
+      return "influx";
+    case InputFormat::kFlat:
+      return "flat";
+    case InputFormat::kCsv:
+      return "csv";
   }
   return "original";
 }
@@ -74,14 +88,20 @@ std::string Column(const std::string& p) { return !p.empty() && p[0] == '/' ? p.
 
 const char* DomType(dom::element_type t) {
   switch (t) {
-    case dom::element_type::ARRAY: return "an array";
-    case dom::element_type::OBJECT: return "an object";
+    case dom::element_type::ARRAY:
+      return "an array";
+    case dom::element_type::OBJECT:
+      return "an object";
     case dom::element_type::INT64:
     case dom::element_type::UINT64:
-    case dom::element_type::DOUBLE: return "a number";
-    case dom::element_type::STRING: return "a string";
-    case dom::element_type::BOOL: return "a boolean";
-    case dom::element_type::NULL_VALUE: return "null";
+    case dom::element_type::DOUBLE:
+      return "a number";
+    case dom::element_type::STRING:
+      return "a string";
+    case dom::element_type::BOOL:
+      return "a boolean";
+    case dom::element_type::NULL_VALUE:
+      return "null";
   }
   return "unknown";
 }
@@ -143,12 +163,13 @@ Result<ResolvedMapping> ResolveMapping(const InputMapping& m) {
     return Status::InvalidArgument("input separator must have 1 to 8 characters");
   if (m.format != InputFormat::kCsv && m.format != InputFormat::kInflux) {
     const std::pair<const char*, const std::string*> ptrs[] = {
-        {"id", &r.id}, {"time", &r.time}, {"value", &r.value}, {"label", &r.label}, {"asset", &r.asset},
-        {"unit", &r.unit}, {"tags", &r.tags}, {"fields", &r.fields}};
+        {"id", &r.id},       {"time", &r.time}, {"value", &r.value}, {"label", &r.label},
+        {"asset", &r.asset}, {"unit", &r.unit}, {"tags", &r.tags},   {"fields", &r.fields}};
     for (auto& [k, p] : ptrs)
       if (!ValidPointer(*p))
-        return Status::InvalidArgument(std::string("input ") + k + " = '" + *p +
-                                       "' is not a JSON Pointer (RFC 6901: empty, or /member/member with ~0 ~1 escapes)");
+        return Status::InvalidArgument(
+            std::string("input ") + k + " = '" + *p +
+            "' is not a JSON Pointer (RFC 6901: empty, or /member/member with ~0 ~1 escapes)");
     if (r.id.empty()) return Status::InvalidArgument("input id: a JSON Pointer to the sensor or device id is required");
     if (r.time.empty() && !r.arrival_time)
       return Status::InvalidArgument("input time: a JSON Pointer, or \"arrival\" to stamp records when they arrive");
@@ -182,7 +203,8 @@ MappedReading& MappedDecoder::Next(size_t* n) {
 
 Reject MappedDecoder::Check(const MappedReading& r, std::string* detail) const {
   if (r.id.empty() || r.id.size() > opt_.max_sensor_id_bytes) {
-    *detail = "sensor id '" + r.id.substr(0, 64) + "' must have 1 to " + std::to_string(opt_.max_sensor_id_bytes) + " bytes";
+    *detail =
+        "sensor id '" + r.id.substr(0, 64) + "' must have 1 to " + std::to_string(opt_.max_sensor_id_bytes) + " bytes";
     return Reject::kInvalidSensorId;
   }
   for (unsigned char c : r.id) {
@@ -226,9 +248,15 @@ Reject MappedDecoder::Decode(std::string_view rec, int64_t arrival_us, size_t* n
   }
   Reject r;
   switch (m_.format) {
-    case InputFormat::kInflux: r = DecodeInflux(rec, arrival_us, n, detail); break;
-    case InputFormat::kCsv: r = DecodeCsv(rec, arrival_us, n, detail); break;
-    default: r = DecodeJson(rec, arrival_us, n, detail); break;
+    case InputFormat::kInflux:
+      r = DecodeInflux(rec, arrival_us, n, detail);
+      break;
+    case InputFormat::kCsv:
+      r = DecodeCsv(rec, arrival_us, n, detail);
+      break;
+    default:
+      r = DecodeJson(rec, arrival_us, n, detail);
+      break;
   }
   if (r != Reject::kNone) {
     *n = 0;
@@ -278,10 +306,17 @@ Reject JsonTime(dom::element el, const std::string& path, TimeUnit u, int64_t* u
 
 Reject JsonNumber(dom::element el, const std::string& path, double* v, std::string* detail) {
   switch (el.type()) {
-    case dom::element_type::INT64: *v = static_cast<double>(int64_t(el)); return Reject::kNone;
-    case dom::element_type::UINT64: *v = static_cast<double>(uint64_t(el)); return Reject::kNone;
-    case dom::element_type::DOUBLE: *v = double(el); return Reject::kNone;
-    default: break;
+    case dom::element_type::INT64:
+      *v = static_cast<double>(int64_t(el));
+      return Reject::kNone;
+    case dom::element_type::UINT64:
+      *v = static_cast<double>(uint64_t(el));
+      return Reject::kNone;
+    case dom::element_type::DOUBLE:
+      *v = double(el);
+      return Reject::kNone;
+    default:
+      break;
   }
   *detail = path + " is " + DomType(el.type()) + ", expected a number";
   return Reject::kWrongType;
@@ -294,9 +329,12 @@ bool IsNumber(dom::element_type t) {
 std::string Escape(std::string_view k) {  // a member name as a JSON Pointer token
   std::string s;
   for (char c : k) {
-    if (c == '~') s += "~0";
-    else if (c == '/') s += "~1";
-    else s += c;
+    if (c == '~')
+      s += "~0";
+    else if (c == '/')
+      s += "~1";
+    else
+      s += c;
   }
   return s;
 }
@@ -606,9 +644,12 @@ Reject MappedDecoder::DecodeCsv(std::string_view s, int64_t arrival_us, size_t* 
     }
     char c = s[i];
     if (q) {
-      if (c == '"' && i + 1 < s.size() && s[i + 1] == '"') cur += '"', i++;
-      else if (c == '"') q = false;
-      else cur += c;
+      if (c == '"' && i + 1 < s.size() && s[i + 1] == '"')
+        cur += '"', i++;
+      else if (c == '"')
+        q = false;
+      else
+        cur += c;
     } else if (c == '"' && cur.empty()) {
       q = true;
     } else if (c == m_.csv_delimiter) {
@@ -625,11 +666,16 @@ Reject MappedDecoder::DecodeCsv(std::string_view s, int64_t arrival_us, size_t* 
     id_col_ = time_col_ = value_col_ = label_col_ = asset_col_ = -1;
     for (int c = 0; c < static_cast<int>(header_.size()); c++) {
       const std::string& h = header_[static_cast<size_t>(c)];
-      if (h == m_.id) id_col_ = c;
-      else if (h == m_.time) time_col_ = c;
-      else if (h == m_.value && !m_.multi) value_col_ = c;
-      else if (h == m_.label) label_col_ = c;
-      else if (h == m_.asset) asset_col_ = c;
+      if (h == m_.id)
+        id_col_ = c;
+      else if (h == m_.time)
+        time_col_ = c;
+      else if (h == m_.value && !m_.multi)
+        value_col_ = c;
+      else if (h == m_.label)
+        label_col_ = c;
+      else if (h == m_.asset)
+        asset_col_ = c;
     }
     return Reject::kNone;  // the header: no reading
   }
@@ -656,8 +702,10 @@ Reject MappedDecoder::DecodeCsv(std::string_view s, int64_t arrival_us, size_t* 
   uint8_t label = 2;
   if (label_col_ >= 0) {
     const std::string& l = cell(label_col_);
-    if (l == "true" || l == "True" || l == "TRUE" || l == "1") label = 1;
-    else if (l == "false" || l == "False" || l == "FALSE" || l == "0") label = 0;
+    if (l == "true" || l == "True" || l == "TRUE" || l == "1")
+      label = 1;
+    else if (l == "false" || l == "False" || l == "FALSE" || l == "0")
+      label = 0;
     else if (!l.empty() && l != "null" && l != "NULL") {
       *detail = "column " + m_.label + " = '" + l.substr(0, 32) + "' is not a boolean";
       return Reject::kWrongType;
@@ -685,8 +733,7 @@ Reject MappedDecoder::DecodeCsv(std::string_view s, int64_t arrival_us, size_t* 
   for (int c = 0; c < static_cast<int>(cells.size()); c++) {
     if (c == id_col_ || c == time_col_ || c == label_col_ || c == asset_col_) continue;
     const std::string& h = header_[static_cast<size_t>(c)];
-    if (!m_.quantities.empty() &&
-        std::find(m_.quantities.begin(), m_.quantities.end(), h) == m_.quantities.end())
+    if (!m_.quantities.empty() && std::find(m_.quantities.begin(), m_.quantities.end(), h) == m_.quantities.end())
       continue;
     if (!m_.pattern.empty() && !GlobMatch(m_.pattern, h)) continue;
     double d;

@@ -134,8 +134,7 @@ TEST_F(MappingTest, JsonPointersAndExplicitReasons) {
             R"({"meta": {"id": "t1"}, "ts": 1, "payload": {"temp": "hot"}})",
             R"({"meta": {"id": "t1"}, "ts": "yesterday", "payload": {"temp": 1}})",
             R"({"meta": {"id": 7.5}, "ts": 1796292001, "payload": {"temp": 1}})",
-            R"({"meta": {"id": "t1"}, "ts": 5.0e21, "payload": {"temp": 1}})",
-            R"([1])", R"({"meta": )"});
+            R"({"meta": {"id": "t1"}, "ts": 5.0e21, "payload": {"temp": 1}})", R"([1])", R"({"meta": )"});
   ASSERT_EQ(rows.size(), 2u);
   EXPECT_EQ(rows[0].id, "t1");
   EXPECT_EQ(rows[0].ts_us, 1796292000000000);
@@ -157,10 +156,11 @@ TEST_F(MappingTest, JsonPointersAndExplicitReasons) {
 TEST_F(MappingTest, FlatDeviceJsonIsOneReadingPerQuantityWithTheDeviceAsAsset) {
   InputMapping m;
   m.format = InputFormat::kFlat;
-  Parse(m, {R"({"device": "pump-3", "ts": "2026-12-03T10:00:00Z", "temperature": 61.2, "pressure": 3.1, "vibration": 0.02, "state": "on"})",
-            R"({"device": "pump-3", "ts": 1796292001000000000, "temperature": 61.3})",
-            R"({"device": "pump-3", "temperature": 61.3})",
-            R"({"device": "pump-3", "ts": 1796292001, "state": "on"})"});
+  Parse(
+      m,
+      {R"({"device": "pump-3", "ts": "2026-12-03T10:00:00Z", "temperature": 61.2, "pressure": 3.1, "vibration": 0.02, "state": "on"})",
+       R"({"device": "pump-3", "ts": 1796292001000000000, "temperature": 61.3})",
+       R"({"device": "pump-3", "temperature": 61.3})", R"({"device": "pump-3", "ts": 1796292001, "state": "on"})"});
   ASSERT_EQ(rows.size(), 4u);
   EXPECT_EQ(rows[0].id, "pump-3/temperature");
   EXPECT_EQ(rows[1].id, "pump-3/pressure");
@@ -176,7 +176,8 @@ TEST_F(MappingTest, FlatDeviceJsonIsOneReadingPerQuantityWithTheDeviceAsAsset) {
   m.quantities = {"pressure"};
   m.separator = ".";
   m.time = "arrival";
-  Parse(m, {R"({"device": "pump-3", "temperature": 61.2, "pressure": 3.1})", R"({"device": "pump-3", "temperature": 61.2})"});
+  Parse(m, {R"({"device": "pump-3", "temperature": 61.2, "pressure": 3.1})",
+            R"({"device": "pump-3", "temperature": 61.2})"});
   ASSERT_EQ(rows.size(), 1u);
   EXPECT_EQ(rows[0].id, "pump-3.pressure");
   EXPECT_EQ(rows[0].ts_us, clock.NowMicros());
@@ -192,9 +193,11 @@ TEST_F(MappingTest, FlatDeviceJsonIsOneReadingPerQuantityWithTheDeviceAsAsset) {
 TEST_F(MappingTest, TelegrafJson) {
   InputMapping m;
   m.format = InputFormat::kTelegraf;
-  Parse(m, {R"({"fields":{"usage_idle":91.5,"usage_user":4},"name":"cpu","tags":{"host":"h1","cpu":"cpu0"},"timestamp":1764770000})",
-            R"({"fields":{"usage_idle":91.5},"name":"cpu","tags":{"host":"h1"}})",
-            R"({"fields":[1],"name":"cpu","timestamp":1764770000})"});
+  Parse(
+      m,
+      {R"({"fields":{"usage_idle":91.5,"usage_user":4},"name":"cpu","tags":{"host":"h1","cpu":"cpu0"},"timestamp":1764770000})",
+       R"({"fields":{"usage_idle":91.5},"name":"cpu","tags":{"host":"h1"}})",
+       R"({"fields":[1],"name":"cpu","timestamp":1764770000})"});
   ASSERT_EQ(rows.size(), 2u);
   EXPECT_EQ(rows[0].id, "cpu,host=h1,cpu=cpu0/usage_idle");
   EXPECT_EQ(rows[1].id, "cpu,host=h1,cpu=cpu0/usage_user");
@@ -210,11 +213,8 @@ TEST_F(MappingTest, InfluxLineProtocol) {
   InputMapping m;
   m.format = InputFormat::kInflux;
   Parse(m, {"weather,location=us temperature=82,humidity=54i,ok=true,note=\"a b\" 1465839830100400200",
-            "weather,location=us\\ west temperature=82.5 1465839830",
-            "weather temperature=82",
-            "weather temperature=hot 1465839830",
-            "weather",
-            "weather,location=us temperature=82 12x"});
+            "weather,location=us\\ west temperature=82.5 1465839830", "weather temperature=82",
+            "weather temperature=hot 1465839830", "weather", "weather,location=us temperature=82 12x"});
   ASSERT_EQ(rows.size(), 3u);
   EXPECT_EQ(rows[0].id, "weather,location=us/temperature");
   EXPECT_EQ(rows[1].id, "weather,location=us/humidity");
@@ -233,8 +233,8 @@ TEST_F(MappingTest, InfluxLineProtocol) {
 TEST_F(MappingTest, CsvSingleAndMultiField) {
   InputMapping m;
   m.format = InputFormat::kCsv;
-  Parse(m, {"sensor_id,timestamp,value,is_anomaly_ground_truth", "t1,1764770000.5,21.3,", "t1,2026-12-03T10:00:00Z,21.4,true",
-            "t1,1764770002,abc,false", "t1,1764770003", "\"t,2\",1764770004,1,0"});
+  Parse(m, {"sensor_id,timestamp,value,is_anomaly_ground_truth", "t1,1764770000.5,21.3,",
+            "t1,2026-12-03T10:00:00Z,21.4,true", "t1,1764770002,abc,false", "t1,1764770003", "\"t,2\",1764770004,1,0"});
   ASSERT_EQ(rows.size(), 3u);
   EXPECT_EQ(rows[0].label, ReadingBatch::kNoLabel);
   EXPECT_EQ(rows[1].label, 1);

@@ -6,22 +6,33 @@
 namespace iotpipe {
 
 bool ParseTimeUnit(std::string_view s, TimeUnit* u) {
-  if (s == "auto" || s.empty()) *u = TimeUnit::kAuto;
-  else if (s == "s") *u = TimeUnit::kSeconds;
-  else if (s == "ms") *u = TimeUnit::kMillis;
-  else if (s == "us" || s == "\xC2\xB5s") *u = TimeUnit::kMicros;
-  else if (s == "ns") *u = TimeUnit::kNanos;
-  else return false;
+  if (s == "auto" || s.empty())
+    *u = TimeUnit::kAuto;
+  else if (s == "s")
+    *u = TimeUnit::kSeconds;
+  else if (s == "ms")
+    *u = TimeUnit::kMillis;
+  else if (s == "us" || s == "\xC2\xB5s")
+    *u = TimeUnit::kMicros;
+  else if (s == "ns")
+    *u = TimeUnit::kNanos;
+  else
+    return false;
   return true;
 }
 
 std::string_view TimeUnitName(TimeUnit u) {
   switch (u) {
-    case TimeUnit::kAuto: return "auto";
-    case TimeUnit::kSeconds: return "s";
-    case TimeUnit::kMillis: return "ms";
-    case TimeUnit::kMicros: return "us";
-    case TimeUnit::kNanos: return "ns";
+    case TimeUnit::kAuto:
+      return "auto";
+    case TimeUnit::kSeconds:
+      return "s";
+    case TimeUnit::kMillis:
+      return "ms";
+    case TimeUnit::kMicros:
+      return "us";
+    case TimeUnit::kNanos:
+      return "ns";
   }
   return "auto";
 }
@@ -39,11 +50,20 @@ bool EpochToMicros(double v, TimeUnit u, int64_t* us) {
   if (u == TimeUnit::kAuto) u = InferTimeUnit(v);
   double m = 0;
   switch (u) {
-    case TimeUnit::kSeconds: m = v * 1e6; break;
-    case TimeUnit::kMillis: m = v * 1e3; break;
-    case TimeUnit::kMicros: m = v; break;
-    case TimeUnit::kNanos: m = v / 1e3; break;
-    case TimeUnit::kAuto: return false;
+    case TimeUnit::kSeconds:
+      m = v * 1e6;
+      break;
+    case TimeUnit::kMillis:
+      m = v * 1e3;
+      break;
+    case TimeUnit::kMicros:
+      m = v;
+      break;
+    case TimeUnit::kNanos:
+      m = v / 1e3;
+      break;
+    case TimeUnit::kAuto:
+      return false;
   }
   if (!(std::fabs(m) < 9.2e18)) return false;
   *us = static_cast<int64_t>(std::llround(m));
@@ -62,15 +82,20 @@ bool EpochIntToMicros(int64_t v, TimeUnit u, int64_t* us) {
       if (v > INT64_MAX / 1000 || v < -(INT64_MAX / 1000)) return false;
       *us = v * 1000;
       return true;
-    case TimeUnit::kMicros: *us = v; return true;
+    case TimeUnit::kMicros:
+      *us = v;
+      return true;
     case TimeUnit::kNanos: {
       int64_t q = v / 1000, r = v % 1000;
-      if (r >= 500) q++;
-      else if (r <= -500) q--;
+      if (r >= 500)
+        q++;
+      else if (r <= -500)
+        q--;
       *us = q;
       return true;
     }
-    case TimeUnit::kAuto: break;
+    case TimeUnit::kAuto:
+      break;
   }
   return false;
 }
