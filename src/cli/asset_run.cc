@@ -45,6 +45,7 @@ struct AssetRun::Impl {
   std::string ckpt_path;
   int64_t ckpt_every_us = 0, last_ckpt_mono = 0;
   size_t restored = 0;
+  std::unique_ptr<Sink> sink;
 
   void SaveCheckpoint() {
     if (ckpt_path.empty() || !scorer || scorer->assets() == 0) return;  // no assets: no file
@@ -109,34 +110,36 @@ AssetRun::AssetRun(const AssetArgs& args, std::string data_dir) : impl_(std::mak
 
 AssetRun::~AssetRun() = default;
 
-void AssetRun::Attach(PipelineOptions& po) {
+Status AssetRun::Configure(const PipelineOptions& po) {
   Impl& m = *impl_;
   m.enabled = m.args.detector != "none";
   if (!m.args.assets_file.empty()) {
-    if (!m.enabled) Fail("--assets needs an asset detector (--asset-detector pca)", 2);
+    if (!m.enabled) return Status::Error("--assets needs an asset detector (--asset-detector pca)");
     auto map = AssetMap::FromTomlFile(m.args.assets_file);
-    if (!map.ok()) Fail("--assets: " + map.status().message(), 2);
+    if (!map.ok()) return Status::Error("--assets: " + map.status().message());
     m.map = std::move(map.value());
   }
-  if (!m.enabled) return;
+  if (!m.enabled) return Status::OK();
   if (!po.checkpoint_path.empty()) {
     m.ckpt_path = ParentDir(po.checkpoint_path) + "/assets.ckpt";
     m.ckpt_every_us = static_cast<int64_t>(po.checkpoint_interval_s * 1e6);
   }
-  auto prev = po.on_batch;
   Impl* im = impl_.get();
-  po.on_batch = [im, prev](const ProcessedBatch& b) {
-    if (prev) prev(b);
-    if (!im->scorer) return;
+  m.sink = MakeObserver([im](const ProcessedBatch& b) {
+    if (!im->scorer) return Status::OK();
     im->scorer->OnBatch(b.readings, &im->out);
     im->Handle(b.readings.processing_ts_us);
     im->MaybeCheckpoint();
-  };
+    return Status::OK();
+  });
+  return Status::OK();
 }
 
-void AssetRun::Start(Pipeline& p, const AlertOptions& alerts) {
+Sink* AssetRun::sink() { return impl_->sink.get(); }
+
+Status AssetRun::Start(Pipeline& p, const AlertOptions& alerts) {
   Impl& m = *impl_;
-  if (!m.enabled) return;
+  if (!m.enabled) return Status::OK();
   m.p = &p;
   AssetOptions ao;
   ao.tick_us = static_cast<int64_t>(m.args.tick_s * 1e6);
@@ -145,7 +148,7 @@ void AssetRun::Start(Pipeline& p, const AlertOptions& alerts) {
   m.scorer = std::make_unique<AssetScorer>(ao, &p.dicts().sensors, &p.dicts().assets);
   if (!m.map.assets.empty()) {
     Status s = m.scorer->SetMap(m.map);
-    if (!s.ok()) Fail("--assets: " + s.message(), 2);
+    if (!s.ok()) return Status::Error("--assets: " + s.message());
   }
   if (!m.ckpt_path.empty() && std::filesystem::exists(m.ckpt_path)) {
     auto data = ReadFile(m.ckpt_path);
@@ -164,6 +167,7 @@ void AssetRun::Start(Pipeline& p, const AlertOptions& alerts) {
   al.file_prefix = "asset-alerts";
   al.close_after_normal = 5;  // per joint vector (one a tick), not per reading
   m.alerts = std::make_unique<AlertManager>(al, &m.alert_names, &m.alert_types, &m.alert_models);
+  return Status::OK();
 }
 
 nlohmann::json AssetRun::Finish() {

@@ -1,4 +1,4 @@
-// Assets in `run` / `process`: the asset detector on the sink thread (PipelineOptions::on_batch), its
+// Assets in `run` / `process`: the asset detector on the sink thread (an observer sink), its
 // `asset_scores` dataset and asset alerts (detect/asset.h, sinks/asset_store.h).
 #pragma once
 #include <CLI/CLI.hpp>
@@ -10,6 +10,7 @@
 
 #include "pipeline/pipeline.h"
 #include "sinks/alerts.h"
+#include "sinks/sink.h"
 
 namespace iotpipe::cli {
 
@@ -26,11 +27,14 @@ class AssetRun {
  public:
   AssetRun(const AssetArgs& args, std::string data_dir);
   ~AssetRun();
-  // Validates the options and the assets file (exits 2 on a bad one); chains on po.on_batch.
-  void Attach(PipelineOptions& po);
+  // Validates the options and the assets file (an error is a bad option: exit code 2); takes the
+  // checkpoint schedule of the run.
+  Status Configure(const PipelineOptions& po);
   // alerts: quiet period, closing and webhook of the run's alerts (Serving::alert_options()); asset
-  // alerts are delivered the same way, stored under their own file prefix.
-  void Start(Pipeline& p, const AlertOptions& alerts);
+  // alerts are delivered the same way, stored under their own file prefix. Errors: exit code 2.
+  Status Start(Pipeline& p, const AlertOptions& alerts);
+  // The observer sink running the asset detector on each batch (null when off).
+  Sink* sink();
   // Closes open ticks, writes the rest, stores open asset alerts. Returns the summary (null if off).
   nlohmann::json Finish();
 

@@ -486,7 +486,7 @@ void AddBench(CLI::App& app) {
     b.j["bench_seconds"] = Secs(t0);
     fs::remove_all(b.tmp);
     if (!json->empty()) WriteJson(*json, b.j.dump(2));
-    std::exit(0);
+    Exit(0);
   });
 }
 

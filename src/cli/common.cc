@@ -27,13 +27,15 @@ void InstallSignalHandlers() {
   signal(SIGPIPE, SIG_IGN);
 }
 
+void Exit(int code) { throw ExitCode{code}; }
+
 void Fail(const std::string& msg, int code) {
   std::fprintf(stderr, "iotpipe: error: %s\n", msg.c_str());
-  std::exit(code);
+  Exit(code);
 }
 
-void Check(const Status& s, const std::string& context) {
-  if (!s.ok()) Fail(context.empty() ? s.message() : context + ": " + s.message());
+void Check(const Status& s, const std::string& context, int code) {
+  if (!s.ok()) Fail(context.empty() ? s.message() : context + ": " + s.message(), code);
 }
 
 void SimArgs::Add(CLI::App* app) {

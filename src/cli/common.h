@@ -10,6 +10,7 @@
 #include "cli/asset_run.h"
 #include "cli/serve.h"
 #include "pipeline/pipeline.h"
+#include "sources/kafka_source.h"
 #include "sources/source.h"
 
 namespace iotpipe::cli {
@@ -18,9 +19,15 @@ namespace iotpipe::cli {
 extern std::atomic<bool> g_stop;
 void InstallSignalHandlers();
 
-// Exit with a clear message (exit code 1, or 2 for bad usage).
+// Commands end with an exit code; only main exits. Exit throws ExitCode, which main catches and
+// returns (destructors run on the way: a pipeline is stopped cleanly).
+struct ExitCode {
+  int code;
+};
+[[noreturn]] void Exit(int code);
+// Ends the command with a clear message (exit code 1, or 2 for bad usage).
 [[noreturn]] void Fail(const std::string& msg, int code = 1);
-void Check(const Status& s, const std::string& context = "");
+void Check(const Status& s, const std::string& context = "", int code = 1);
 
 struct SimArgs {
   uint32_t sensors = 100;
@@ -96,8 +103,9 @@ struct PipelineArgs {
 // (cli/config.cc flattens it to input-format, input-id ...).
 void AddInputOptions(CLI::App* app, InputMapping* m);
 
-// Runs a pipeline over `source` to completion (or Ctrl-C) and prints the summary. Returns the exit code.
-int RunPipeline(Source* source, const PipelineArgs& args);
+// Runs a pipeline over `source` to completion (or Ctrl-C) and prints the summary. Returns the exit
+// code. kafka: the options of a Kafka source (its side topics are a sink of the run).
+int RunPipeline(Source* source, const PipelineArgs& args, const KafkaSourceOptions* kafka = nullptr);
 // LSTM inference threads for the run: --lstm-threads, or one per CPU the process may use (at most 8).
 int LstmThreads(const PipelineArgs& args);
 // Watches args.model (an alias) and hot-swaps the processor's detector on promotion; null if n/a.

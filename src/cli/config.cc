@@ -325,7 +325,7 @@ void AddConfig(CLI::App& app, std::function<void(CLI::App&)> register_all) {
     register_all(fresh);
     auto problems = CheckConfigFile(*file, fresh);
     for (const auto& p : problems) std::fprintf(stderr, "%s\n", p.c_str());
-    if (!problems.empty()) std::exit(2);
+    if (!problems.empty()) Exit(2);
     std::printf("%s: valid\n", file->c_str());
   });
   auto* example = cfg->add_subcommand("example", "Print a configuration file with every key (commented out) and its default");
@@ -362,7 +362,7 @@ void PrecheckConfig(int argc, char** argv, std::function<void(CLI::App&)> regist
   auto problems = CheckConfigFile(path, fresh);
   if (problems.empty()) return;
   for (const auto& p : problems) std::fprintf(stderr, "iotpipe: %s\n", p.c_str());
-  std::exit(2);
+  Exit(2);
 }
 
 }  // namespace iotpipe::cli

@@ -24,7 +24,7 @@ void AddEvaluate(CLI::App& app) {
       if (!c.ok()) Fail("evaluate --shadow: " + c.status().message());
       if (*json) std::printf("%s\n", c->ToJson().dump(2).c_str());
       else std::printf("%s", c->ToText().c_str());
-      std::exit(0);
+      Exit(0);
     }
     auto db = Duck::Open("", 0);
     if (!db.ok()) Fail(db.status().message());
@@ -33,7 +33,7 @@ void AddEvaluate(CLI::App& app) {
     if (!rep.ok()) Fail("evaluate: " + rep.status().message());
     if (*json) std::printf("%s\n", rep->ToJson().dump(2).c_str());
     else std::printf("%s", rep->ToText().c_str());
-    std::exit(0);
+    Exit(0);
   });
 }
 

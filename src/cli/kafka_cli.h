@@ -7,6 +7,7 @@
 #include <string>
 
 #include "core/status.h"
+#include "sinks/kafka_producer.h"
 #include "sources/kafka_source.h"
 #include "sources/source.h"
 

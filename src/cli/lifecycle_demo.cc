@@ -89,9 +89,9 @@ Phase RunPhase(const DemoArgs& a, const std::string& data, const std::string& mo
   po.progress_interval_s = 0;
   po.checkpoint_path = data + "/state/detector-" + detector + ".ckpt";
   MlRun ml(pa);
-  ml.Attach(po);
   Pipeline p(&src, std::shared_ptr<const Detector>(std::move(det.value())), po, RealClock::Get());
-  ml.Start(p);
+  Check(ml.Start(p), "", 2);
+  if (ml.sink()) p.AddSink(ml.sink());  // drift monitor, shadow scores
   Status s = p.Run(g_stop);
   Check(s, "pipeline");
   Phase ph;
@@ -253,7 +253,7 @@ void AddLifecycleDemo(CLI::App& app) {
                 versions.dump().c_str(), reg.Alias("production").c_str(), out["production_history"].dump().c_str(),
                 reg.Alias("shadow").c_str());
     if (!a->json.empty()) WriteJson(a->json, out.dump(2));
-    std::exit(0);
+    Exit(0);
   });
 }
 

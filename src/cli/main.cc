@@ -3,11 +3,14 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <cstdio>
+
 #include "cli/common.h"
 #include "cli/config.h"
 #include "cli/registry.h"
 
-int main(int argc, char** argv) {
+// The only place the process exits: commands end by returning, or by throwing cli::ExitCode.
+int main(int argc, char** argv) try {
   iotpipe::cli::InstallSignalHandlers();  // first: a Ctrl-C during start-up must still drain cleanly
   auto logger = spdlog::stderr_color_mt("iotpipe");
   spdlog::set_default_logger(logger);
@@ -22,4 +25,7 @@ int main(int argc, char** argv) {
   iotpipe::cli::AddConfig(app, iotpipe::cli::RegisterAll);
   CLI11_PARSE(app, argc, argv);
   return 0;
+} catch (const iotpipe::cli::ExitCode& e) {
+  std::fflush(stdout);
+  return e.code;
 }

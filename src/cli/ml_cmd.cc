@@ -67,7 +67,7 @@ void AddTrain(CLI::App& app) {
       Check(ml::Registry(o->model_dir).Promote(r->version, *promote), "promote");
       std::printf("%s -> %s\n", promote->c_str(), r->version.c_str());
     }
-    std::exit(0);
+    Exit(0);
   });
 }
 
@@ -99,7 +99,7 @@ void AddModels(CLI::App& app) {
                     m.valid ? "ok" : ("INVALID: " + m.error).c_str());
       }
     }
-    std::exit(0);
+    Exit(0);
   });
   auto* show = cmd->add_subcommand("show", "Print a model's card (version or alias)");
   auto ver = std::make_shared<std::string>();
@@ -113,7 +113,7 @@ void AddModels(CLI::App& app) {
     j["config"] = m->config;
     j["evaluations"] = ml::Registry(*dir).Evaluations(m->version);
     std::printf("%s\n", j.dump(2).c_str());
-    std::exit(0);
+    Exit(0);
   });
   auto* prom = cmd->add_subcommand("promote", "Point an alias (default production) at a version");
   auto pv = std::make_shared<std::string>();
@@ -125,7 +125,7 @@ void AddModels(CLI::App& app) {
     std::string before = reg.Alias(*alias);
     Check(reg.Promote(*pv, *alias));
     std::printf("%s: %s -> %s\n", alias->c_str(), before.empty() ? "(unset)" : before.c_str(), pv->c_str());
-    std::exit(0);
+    Exit(0);
   });
   auto* rb = cmd->add_subcommand("rollback", "Point an alias back at its previous version");
   auto ralias = std::make_shared<std::string>("production");
@@ -136,7 +136,7 @@ void AddModels(CLI::App& app) {
     auto r = reg.Rollback(*ralias);
     if (!r.ok()) Fail(r.status().message());
     std::printf("%s: %s -> %s\n", ralias->c_str(), before.c_str(), r->c_str());
-    std::exit(0);
+    Exit(0);
   });
 }
 
@@ -169,7 +169,7 @@ void AddScore(CLI::App& app) {
     if (*json) std::printf("%s\n", j.dump(2).c_str());
     else std::printf("scored %lld rows with %s: %lld predicted anomalies -> %s\n%s\n", static_cast<long long>(r->rows),
                      r->version.c_str(), static_cast<long long>(r->predicted), r->file.c_str(), r->evaluation.dump(2).c_str());
-    std::exit(0);
+    Exit(0);
   });
 }
 
@@ -193,7 +193,7 @@ void AddMonitor(CLI::App& app) {
     if (!r.ok()) Fail("monitor: " + r.status().message());
     if (*json) std::printf("%s\n", r->ToJson().dump(2).c_str());
     else std::printf("%s", r->ToText().c_str());
-    std::exit(r->drifted ? 3 : 0);
+    Exit(r->drifted ? 3 : 0);
   });
 }
 

@@ -12,11 +12,9 @@ MlRun::MlRun(const PipelineArgs& args) : args_(args) { model_detector_ = ParseLs
 
 MlRun::~MlRun() { Finish(); }
 
-void MlRun::Attach(PipelineOptions& po) {
-  if (!model_detector_) return;
-  auto prev = po.on_batch;
-  po.on_batch = [this, prev](const ProcessedBatch& pb) {
-    if (prev) prev(pb);
+Status MlRun::Start(Pipeline& p) {
+  if (!model_detector_) return Status::OK();
+  sink_ = MakeObserver([this](const ProcessedBatch& pb) {
     if (monitor_) monitor_->Observe(pb);
     if (shadow_sink_) {
       Status s = shadow_sink_->Add(pb);
@@ -25,11 +23,8 @@ void MlRun::Attach(PipelineOptions& po) {
         sink_error_logged_ = true;
       }
     }
-  };
-}
-
-void MlRun::Start(Pipeline& p) {
-  if (!model_detector_) return;
+    return Status::OK();
+  });
   const LstmMode mode = ParseLstmMode(args_.detector).value();
   Processor* proc = &p.processor();
   monitor_ = std::make_unique<ml::LiveMonitor>(&p.dicts());
@@ -62,7 +57,7 @@ void MlRun::Start(Pipeline& p) {
     ro.train.data_dir = args_.data_dir;
     ro.train.model_dir = args_.model_dir;
     auto span = ParseDurationMicros(args_.retrain_span);
-    if (!span.ok()) Fail("--retrain-span: " + span.status().message(), 2);
+    if (!span.ok()) return Status::Error("--retrain-span: " + span.status().message());
     ro.train.since_us = span.value();
     ro.train.epochs = args_.retrain_epochs;
     ro.train.torch_threads = 1;
@@ -77,6 +72,7 @@ void MlRun::Start(Pipeline& p) {
     retrainer_ = std::make_unique<ml::AutoRetrainer>(ro, monitor_.get());
     retrainer_->Start();
   }
+  return Status::OK();
 }
 
 void MlRun::Finish() {

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "cli/common.h"
+#include "sinks/sink.h"
 #include "lifecycle/live_monitor.h"
 #include "lifecycle/retrain.h"
 #include "lifecycle/shadow.h"
@@ -19,11 +20,11 @@ class MlRun {
  public:
   explicit MlRun(const PipelineArgs& args);
   ~MlRun();
-  // Before the Pipeline is built: chains the shadow sink and the monitor into po.on_batch.
-  void Attach(PipelineOptions& po);
   // After the Pipeline is built, before Run: watchers (the shadow model is loaded now so that its
-  // checkpoint is restored), monitor, auto-retrainer.
-  void Start(Pipeline& p);
+  // checkpoint is restored), monitor, auto-retrainer. An error is a bad option (exit code 2).
+  Status Start(Pipeline& p);
+  // The observer sink feeding the drift monitor and the shadow scores (null without a model detector).
+  Sink* sink() { return sink_.get(); }
   // After Run: stops the threads, flushes the shadow rows.
   void Finish();
   // Prometheus text of the drift monitor (empty without a model detector).
@@ -42,6 +43,7 @@ class MlRun {
   std::unique_ptr<ml::LiveMonitor> monitor_;
   std::unique_ptr<ml::AutoRetrainer> retrainer_;
   bool sink_error_logged_ = false;
+  std::unique_ptr<Sink> sink_;
 };
 
 }  // namespace iotpipe::cli

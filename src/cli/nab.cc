@@ -63,7 +63,7 @@ void AddNab(CLI::App& app) {
   cmd->callback([o] {
     if (o->list) {
       for (const auto& n : DetectorNames()) std::printf("%s\n", n.c_str());
-      std::exit(0);
+      Exit(0);
     }
     if (o->data.empty() || o->labels.empty() || o->detector.empty())
       Fail("nab: --data, --labels and --detector are required", 2);
@@ -141,7 +141,7 @@ void AddNab(CLI::App& app) {
       std::error_code ec;
       std::filesystem::remove_all(results, ec);
     }
-    std::exit(rc);
+    Exit(rc);
   });
 }
 

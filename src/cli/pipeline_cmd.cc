@@ -7,6 +7,7 @@
 
 #include "cli/common.h"
 #include "cli/ml_run.h"
+#include "sinks/kafka_side_sink.h"
 #include "detect/detector.h"
 #include "eval/evaluate.h"
 
@@ -73,7 +74,37 @@ int LstmThreads(const PipelineArgs& args) {
   return std::clamp(n, 1, 8);
 }
 
-int RunPipeline(Source* source, const PipelineArgs& args) {
+namespace {
+
+// The progress line of a running pipeline (every 2 s on stderr).
+class ProgressLine final : public ProgressReporter {
+ public:
+  void Report(const PipelineMetrics& m, double rate, size_t queue_capacity) override {
+    std::string lag = m.lag.load() >= 0 ? " | lag " + FormatCount(static_cast<double>(m.lag.load())) : "";
+    if (!lag.empty()) {  // per partition, compact: lag 1.2k (p0 200, p1 1.0k, ...)
+      auto parts = m.lag_by_partition.Get();
+      int shown = 0;
+      for (auto& [pn, l] : parts) {
+        lag += (shown ? ", p" : " (p") + std::to_string(pn) + " " + FormatCount(static_cast<double>(l));
+        if (++shown == 8 && parts.size() > 8) {
+          lag += ", ...";
+          break;
+        }
+      }
+      if (shown) lag += ")";
+    }
+    std::fprintf(stderr, "[iotpipe] events %s | %s ev/s | stored %s | dead %s | anomalies %s | queue %lld/%zu%s\n",
+                 FormatCount(static_cast<double>(m.sent.load())).c_str(), FormatCount(rate).c_str(),
+                 FormatCount(static_cast<double>(m.stored.load())).c_str(),
+                 FormatCount(static_cast<double>(m.dead_stored.load())).c_str(),
+                 FormatCount(static_cast<double>(m.predicted.load())).c_str(),
+                 static_cast<long long>(m.queue_raw.load() + m.queue_processed.load()), queue_capacity, lag.c_str());
+  }
+};
+
+}  // namespace
+
+int RunPipeline(Source* source, const PipelineArgs& args, const KafkaSourceOptions* kafka) {
   if (auto r = ResolveMapping(args.input); !r.ok()) Fail(r.status().message(), 2);
   if (!args.cpus.empty()) PinCpus(args.cpus);  // before any thread starts: threads inherit it
   DetectorOptions dopt;
@@ -82,6 +113,7 @@ int RunPipeline(Source* source, const PipelineArgs& args) {
   dopt.threads = LstmThreads(args);
   auto det = MakeDetector(args.detector, dopt);
   if (!det.ok()) Fail(det.status().message(), 2);
+  ProgressLine progress_line;
   PipelineOptions po;
   po.batch_size = args.batch_size;
   po.queue_depth = args.queue_depth;
@@ -90,22 +122,34 @@ int RunPipeline(Source* source, const PipelineArgs& args) {
   po.store.compression = args.compression;
   po.store.writer = args.parquet_writer;
   po.progress_interval_s = args.quiet ? 0 : 2.0;
+  po.progress = &progress_line;
   if (!args.no_checkpoint) po.checkpoint_path = args.data_dir + "/state/detector-" + args.detector + ".ckpt";
   po.checkpoint_interval_s = args.checkpoint_interval_s;
   std::shared_ptr<const Detector> d(std::move(det.value()));
   Serving serving(args.serve, args.data_dir);  // HTTP API, dashboard, alerts
-  serving.Attach(po);
   MlRun ml(args);  // model watchers, shadow scoring, drift monitor, auto-retrain
-  ml.Attach(po);
   AssetRun assets(args.assets, args.data_dir);  // multivariate asset detector (sink thread)
-  assets.Attach(po);
+  Check(assets.Configure(po), "", 2);
   Pipeline p(source, d, po, RealClock::Get());
   Check(p.processor().SetInputMapping(args.input), "input mapping");
-  ml.Start(p);
-  assets.Start(p, serving.alert_options());
+  Check(ml.Start(p), "", 2);
+  Check(assets.Start(p, serving.alert_options()), "", 2);
   serving.SetExtraMetrics(ml.MetricsText());
   serving.SetDrift(ml.DriftJson());
   Check(serving.Start(p));
+  // The sinks of the run, in write order, the one place they are registered. The Parquet store
+  // (PipelineOptions::store) is written after the before_store sinks and before the others.
+  std::unique_ptr<KafkaSideSink> side;  // dead-letter and anomaly topics (durable: gates the commit)
+  if (kafka) {
+    KafkaSideOptions ko{kafka->brokers, kafka->topic, kafka->dlq_topic, kafka->anomalies_topic};
+    auto r = KafkaSideSink::Open(ko, &p.dicts().sensors, &p.dicts().models);
+    Check(r.status(), "kafka");
+    side = std::move(r.value());
+    if (side) p.AddSink(side.get(), /*before_store=*/true);
+  }
+  p.AddSink(serving.sink());                  // live view, alerts
+  if (ml.sink()) p.AddSink(ml.sink());        // drift monitor, shadow scores
+  if (assets.sink()) p.AddSink(assets.sink());  // asset scoring, asset alerts
   InstallSignalHandlers();
   Status s = p.Run(g_stop);
   ml.Finish();

@@ -19,10 +19,10 @@ void AddProcess(CLI::App& app) {
   cmd->callback([input, pa, source, ka] {
     if (*source == "kafka") {
       KafkaSource src(ka->SourceOptions());
-      std::exit(RunPipeline(&src, *pa));
+      Exit(RunPipeline(&src, *pa, &src.options()));
     }
     FileSource src(*input);
-    std::exit(RunPipeline(&src, *pa));
+    Exit(RunPipeline(&src, *pa));
   });
 }
 

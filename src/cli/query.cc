@@ -95,7 +95,7 @@ void AddQuery(CLI::App& app) {
     if (!a.ok()) Fail(a.status().IsPermissionDenied() || a.status().IsTimedOut() ? a.status().message()
                                                                                  : "query failed: " + a.status().message());
     PrintTable(a->table, *format);
-    std::exit(0);
+    Exit(0);
   });
 }
 

@@ -30,17 +30,17 @@ void AddRun(CLI::App& app) {
       Status ps;
       std::thread producer([&] { ps = ProduceSimToKafka(so, *ka, g_stop, &st, false); });
       KafkaSource src(ko);
-      int rc = RunPipeline(&src, *pa);
+      int rc = RunPipeline(&src, *pa, &src.options());
       g_stop = true;
       producer.join();
       Check(ps, "kafka producer");
       std::fprintf(stderr, "[iotpipe] producer: %lld produced, %lld delivered, %lld failed%s%s\n",
                    static_cast<long long>(st.produced), static_cast<long long>(st.delivered),
                    static_cast<long long>(st.failed), st.failed ? ": " : "", st.first_error.c_str());
-      std::exit(rc != 0 ? rc : (st.failed ? 1 : 0));
+      Exit(rc != 0 ? rc : (st.failed ? 1 : 0));
     }
     SimSource src(so, RealClock::Get());
-    std::exit(RunPipeline(&src, *pa));
+    Exit(RunPipeline(&src, *pa));
   });
 }
 

@@ -36,15 +36,6 @@ Serving::~Serving() {
   if (server_) server_->Stop();
 }
 
-void Serving::Attach(PipelineOptions& po) {
-  auto prev = po.on_batch;
-  po.on_batch = [this, prev](const ProcessedBatch& b) {
-    if (prev) prev(b);
-    if (live_) live_->OnBatch(b);
-    if (alerts_) alerts_->OnBatch(b.readings);
-  };
-}
-
 AlertOptions Serving::alert_options() const {
   AlertOptions ao;
   ao.quiet_period_s = args_.alert_quiet_s;
@@ -55,6 +46,11 @@ AlertOptions Serving::alert_options() const {
 
 Status Serving::Start(Pipeline& p) {
   pipeline_ = &p;
+  sink_ = MakeObserver([this](const ProcessedBatch& b) {
+    if (live_) live_->OnBatch(b);
+    if (alerts_) alerts_->OnBatch(b.readings);
+    return Status::OK();
+  });
   const bool given = !args_.http.empty();
   auto listen = http::ParseListen(given ? args_.http : "127.0.0.1:8080");
   if (!listen.ok()) return listen.status();

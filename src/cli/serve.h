@@ -8,6 +8,7 @@
 #include "core/status.h"
 #include "pipeline/pipeline.h"
 #include "sinks/alerts.h"
+#include "sinks/sink.h"
 
 namespace iotpipe {
 namespace http {
@@ -34,10 +35,10 @@ class Serving {
  public:
   Serving(const ServeArgs& args, const std::string& data_dir);
   ~Serving();
-  // Before the Pipeline is built: chains the live view and alerts into po.on_batch.
-  void Attach(PipelineOptions& po);
   // After the Pipeline is built, before Run: starts the server (fails on a bad bind).
   Status Start(Pipeline& p);
+  // The observer sink feeding the live view and the alerts (valid after Start).
+  Sink* sink() { return sink_.get(); }
   // The alert options from the command line (quiet period, closing, webhook), for other alert streams
   // of the run (the asset detector's) to deliver the same way. Valid before Start.
   AlertOptions alert_options() const;
@@ -55,6 +56,7 @@ class Serving {
   std::unique_ptr<http::LiveView> live_;
   std::unique_ptr<AlertManager> alerts_;
   std::unique_ptr<http::Server> server_;
+  std::unique_ptr<Sink> sink_;
   std::atomic<bool> done_{false};
   std::function<std::string()> extra_metrics_;
   std::function<std::string()> drift_;

@@ -85,7 +85,7 @@ void AddSimulate(CLI::App& app) {
                    FormatCount(st.elapsed_s > 0 ? static_cast<double>(st.produced) / st.elapsed_s : 0).c_str(),
                    static_cast<long long>(st.delivered), static_cast<long long>(st.failed),
                    st.failed ? ": " : "", st.first_error.c_str());
-      std::exit(st.failed || st.delivered != st.produced ? 1 : 0);
+      Exit(st.failed || st.delivered != st.produced ? 1 : 0);
     }
     FILE* out = stdout;
     std::string tmp;
@@ -119,7 +119,7 @@ void AddSimulate(CLI::App& app) {
     }
     std::fprintf(stderr, "[iotpipe] simulated %lld records (%lld malformed)\n", static_cast<long long>(src.sent()),
                  static_cast<long long>(src.malformed()));
-    std::exit(0);
+    Exit(0);
   });
 }
 

@@ -23,7 +23,7 @@ void AddSkab(CLI::App& app) {
   cmd->callback([o] {
     if (o->list) {
       for (const auto& n : skab::DetectorNames()) std::printf("%s\n", n.c_str());
-      std::exit(0);
+      Exit(0);
     }
     if (o->data.empty()) Fail("skab: --data is required", 2);
     auto r = skab::Run(o->data, o->detector, o->max_files);
@@ -35,7 +35,7 @@ void AddSkab(CLI::App& app) {
                   r->detector.c_str(), static_cast<long long>(r->files), static_cast<long long>(r->rows),
                   r->precision, r->recall, r->f1);
     }
-    std::exit(0);
+    Exit(0);
   });
 }
 

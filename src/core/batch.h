@@ -1,17 +1,22 @@
 // The units that flow between stages: raw wire records, decoded readings (columnar), dead letters.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace iotpipe {
 
-// Where a record came from, for acknowledgement after a durable write (Kafka: partition/offset).
+// A record's source position: where it came from, for acknowledgement after a durable write
+// (Kafka: partition/offset). Positions grow within a partition.
 struct Origin {
   int32_t partition = -1;
   int64_t offset = -1;
 };
+
+// Per source partition, a position (e.g. the highest one durably stored; -1: none).
+using OffsetMap = std::map<int32_t, int64_t>;
 
 // Raw records as they arrived: one contiguous buffer, record i is data[offsets[i], offsets[i+1]).
 // The buffer keeps kPadding readable bytes past its end so simdjson can parse in place.

@@ -2,8 +2,22 @@
 
 #include "core/tables.h"
 
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <set>
+
+#include "core/thrift_compact.h"
 
 namespace iotpipe {
 
@@ -151,23 +165,119 @@ std::string SqlQuote(const std::string& s) {
   return out + "'";
 }
 
-static bool HasParquet(const std::string& dir) {
-  std::error_code ec;
-  if (!std::filesystem::is_directory(dir, ec)) return false;
-  for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
-       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
-    const auto& p = it->path();
-    if (p.extension() == ".parquet" && p.filename().string()[0] != '.') return true;
+namespace {
+
+// What a footer check found, cached per (path, size, mtime) so a refresh reads only new files.
+struct FileCheck {
+  uint64_t size = 0;
+  int64_t mtime = 0;
+  std::string problem;  // empty: readable with the table's columns
+};
+std::mutex g_check_mu;
+std::map<std::string, FileCheck> g_checks;
+std::atomic<int64_t> g_skipped{0};
+
+// A Parquet file is readable as table t if its footer decodes and names every column of t.
+std::string CheckParquetFile(const std::string& path, uint64_t size, const TableDesc& t) {
+  if (size < 12) return "shorter than a Parquet file (" + std::to_string(size) + " bytes)";
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::string("cannot open: ") + std::strerror(errno);
+  std::string head(4, '\0'), tail(8, '\0');
+  bool ok = ::pread(fd, head.data(), 4, 0) == 4 && ::pread(fd, tail.data(), 8, static_cast<off_t>(size - 8)) == 8;
+  uint32_t len = 0;
+  if (ok) std::memcpy(&len, tail.data(), 4);
+  std::string footer;
+  if (ok && head == "PAR1" && tail.compare(4, 4, "PAR1") == 0 && len > 0 && len <= size - 12) {
+    footer.resize(len);
+    ok = ::pread(fd, footer.data(), len, static_cast<off_t>(size - 8 - len)) == static_cast<ssize_t>(len);
   }
-  return false;
+  ::close(fd);
+  if (!ok) return "unreadable";
+  if (head != "PAR1" || tail.compare(4, 4, "PAR1") != 0) return "not a Parquet file (no PAR1 magic)";
+  if (footer.empty()) return "damaged Parquet footer length";
+  thrift::TVal meta;
+  if (!thrift::DecodeStruct(footer.data(), footer.size(), &meta)) return "damaged Parquet footer";
+  thrift::TVal* schema = meta.Field(2);
+  if (!schema || schema->type != thrift::kList || !meta.Field(3)) return "Parquet footer without schema or rows";
+  std::set<std::string> names;
+  for (auto& el : schema->items)
+    if (thrift::TVal* n = el.Field(4); n && n->type == thrift::kBinary) names.insert(n->s);
+  for (const auto& c : t.columns)
+    if (!names.count(c.name)) return std::string("foreign schema (no column ") + c.name + ")";
+  return "";
+}
+
+// The Parquet files a reader may see under dir: committed (no dot-files), not the inputs of a committed
+// compaction (its manifest names them and its output exists: readers must never see both), and readable.
+std::vector<std::string> VisibleParquetFiles(const std::string& dir, const TableDesc& t) {
+  namespace fs = std::filesystem;
+  std::vector<std::string> files;
+  std::set<std::string> hidden;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return files;
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    const auto& p = it->path();
+    const std::string name = p.filename().string();
+    if (name.rfind(".compact-", 0) == 0 && name.ends_with(".manifest")) {
+      std::ifstream in(p);
+      std::string output, line;
+      std::error_code e2;
+      if (std::getline(in, output) && !output.empty() && fs::exists(p.parent_path() / output, e2))
+        while (std::getline(in, line))
+          if (!line.empty()) hidden.insert((p.parent_path() / line).string());
+      continue;
+    }
+    if (p.extension() != ".parquet" || name[0] == '.' || !it->is_regular_file(ec)) continue;
+    files.push_back(p.string());
+  }
+  std::vector<std::string> out;
+  for (auto& f : files) {
+    if (hidden.count(f)) continue;
+    std::error_code e2;
+    const uint64_t size = fs::file_size(f, e2);
+    if (e2) continue;  // removed meanwhile (a compaction finished)
+    const int64_t mtime = static_cast<int64_t>(fs::last_write_time(f, e2).time_since_epoch().count());
+    std::string problem;
+    bool fresh = false;
+    {
+      std::lock_guard<std::mutex> g(g_check_mu);
+      auto c = g_checks.find(f);
+      if (c != g_checks.end() && c->second.size == size && c->second.mtime == mtime) problem = c->second.problem;
+      else fresh = true;
+    }
+    if (fresh) {
+      problem = CheckParquetFile(f, size, t);
+      std::lock_guard<std::mutex> g(g_check_mu);
+      g_checks[f] = FileCheck{size, mtime, problem};
+      if (!problem.empty()) {
+        g_skipped++;
+        spdlog::warn("data: skipping {}: {}", f, problem);
+      }
+    }
+    if (problem.empty()) out.push_back(f);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace
+
+int64_t SkippedDataFiles() { return g_skipped.load(); }
+
+std::vector<std::string> ReadableDataFiles(const std::string& data_dir, const TableDesc& t) {
+  return VisibleParquetFiles(data_dir + "/" + t.name, t);
 }
 
 Status CreateDataViews(Duck& db, const std::string& data_dir) {
   for (const TableDesc* t : StoredTables()) {
     const std::string name = t->name, dir = data_dir + "/" + name;
     std::string sql;
-    if (HasParquet(dir)) {
-      sql = "CREATE OR REPLACE VIEW " + name + " AS SELECT * FROM read_parquet(" + SqlQuote(dir + "/**/*.parquet") +
+    const std::vector<std::string> files = VisibleParquetFiles(dir, *t);
+    if (!files.empty()) {
+      std::string list;
+      for (const auto& f : files) list += (list.empty() ? "" : ", ") + SqlQuote(f);
+      sql = "CREATE OR REPLACE VIEW " + name + " AS SELECT * FROM read_parquet([" + list + "]" +
             ", hive_partitioning = true, union_by_name = true" +
             (t->hour_partitioned ? ", hive_types = {'date': DATE, 'hour': INTEGER}" : "") + ")";
     } else {

@@ -49,8 +49,15 @@ std::string SqlQuote(const std::string& s);  // 'it''s'
 bool IsNumericType(duckdb_type t);
 
 // Creates the views `sensor_readings`, `dead_letters`, `alerts` and `asset_scores` over the Parquet files under
-// data_dir (empty typed views where no file exists yet).
+// data_dir (empty typed views where no file exists yet). A reader sees a committed state: no temp file, never
+// both the inputs and the output of a compaction (a manifest whose output exists hides its inputs), and no
+// damaged or foreign file (skipped with a warning, counted by SkippedDataFiles()), so one bad file never
+// breaks a query.
+struct TableDesc;
 Status CreateDataViews(Duck& db, const std::string& data_dir);
+// The files such a view reads for table t, sorted; and how many files were skipped so far (process-wide).
+std::vector<std::string> ReadableDataFiles(const std::string& data_dir, const TableDesc& t);
+int64_t SkippedDataFiles();
 
 // Column definitions of the stored tables as SQL (from core/tables.h).
 extern const std::string kReadingsSchema;

@@ -1,5 +1,7 @@
 #include "pipeline/processor.h"
 
+#include "pipeline/checkpoint.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
@@ -119,13 +121,6 @@ void Processor::Process(const RawBatch& raw, ProcessedBatch& out) {
   m_->batch_seconds.Observe(static_cast<double>(MonoMicros() - t0) / 1e6);
 }
 
-namespace {
-
-constexpr const char* kCkptMagic = "IOTPCKP";
-constexpr int kCkptFormat = 2;
-
-}  // namespace
-
 std::string Processor::SnapshotState(bool shadow) {
   std::shared_ptr<const Detector> det;
   {
@@ -140,20 +135,10 @@ std::string Processor::SnapshotState(bool shadow) {
   const uint32_t lim = std::min<uint32_t>(static_cast<uint32_t>(st.size()), dicts_->sensors.size());
   for (uint32_t i = 0; i < lim; i++) {
     if (!st.Has(i)) continue;
-    const std::string& name = dicts_->sensors.Name(i);
-    uint32_t len = static_cast<uint32_t>(name.size());
-    payload.append(reinterpret_cast<const char*>(&len), 4);
-    payload.append(name);
-    payload.append(reinterpret_cast<const char*>(st.Peek(i)), stride);
+    AppendCheckpointEntry(&payload, dicts_->sensors.Name(i), st.Peek(i), stride);
     n++;
   }
-  char head[160];
-  std::snprintf(head, sizeof head, "%zu %llu %016llx\n", stride, static_cast<unsigned long long>(n),
-                static_cast<unsigned long long>(Fnv1a64(payload)));
-  std::string out = std::string(kCkptMagic) + " " + std::to_string(kCkptFormat) + "\n" + std::string(det->name()) +
-                    "\n" + std::string(det->version()) + "\n" + head;
-  out += payload;
-  return out;
+  return FormatCheckpoint(det->name(), det->version(), stride, payload, n);
 }
 
 Status Processor::SaveCheckpoint(const std::string& path, bool shadow) {
@@ -173,55 +158,26 @@ Status Processor::LoadCheckpoint(const std::string& path, bool shadow) {
   if (!det) return Status::Error("no " + std::string(shadow ? "shadow " : "") + "detector to restore into");
   auto data = ReadFile(path);
   if (!data.ok()) return data.status();
-  const std::string& d = data.value();
-  size_t pos = 0;
-  auto line = [&](std::string* out) {
-    size_t e = d.find('\n', pos);
-    if (e == std::string::npos || e - pos > 4096) return false;
-    *out = d.substr(pos, e - pos);
-    pos = e + 1;
-    return true;
-  };
-  std::string magic, name, version, dims;
-  if (!line(&magic) || !line(&name) || !line(&version) || !line(&dims) ||
-      magic.compare(0, std::strlen(kCkptMagic), kCkptMagic) != 0)
-    return Status::Error("checkpoint " + path + " is not an iotpipe checkpoint");
-  if (magic != std::string(kCkptMagic) + " " + std::to_string(kCkptFormat))
-    return Status::Error("checkpoint " + path + " has format '" + magic + "', expected '" + kCkptMagic + " " +
-                         std::to_string(kCkptFormat) + "'");
+  const std::string what = "checkpoint " + path;
+  CheckpointView v;
+  Status ps = ParseCheckpoint(data.value(), what, &v);  // everything is validated before touching the state
+  if (!ps.ok()) return ps;
   // Detectors with the same name share a state layout (the rule SetDetector uses), so a checkpoint
   // written by another version of the same detector (e.g. before a model promotion) is restored.
-  if (name != det->name())
-    return Status::Error("checkpoint " + path + " was written by " + name + " " + version + ", not " +
+  if (v.name != det->name())
+    return Status::Error(what + " was written by " + std::string(v.name) + " " + std::string(v.version) + ", not " +
                          std::string(det->name()));
-  size_t stride = 0;
-  unsigned long long n = 0, sum = 0;
-  if (std::sscanf(dims.c_str(), "%zu %llu %llx", &stride, &n, &sum) != 3)
-    return Status::Error("checkpoint " + path + " has a malformed header");
+  const size_t stride = v.stride;
   if (stride != det->state_bytes())
-    return Status::Error("checkpoint " + path + " holds " + std::to_string(stride) + "-byte states, the detector uses " +
+    return Status::Error(what + " holds " + std::to_string(stride) + "-byte states, the detector uses " +
                          std::to_string(det->state_bytes()));
-  if (Fnv1a64(std::string_view(d).substr(pos)) != sum)
-    return Status::Error("checkpoint " + path + " is corrupt (checksum mismatch)");
-  // Parse everything before touching the state.
-  std::vector<std::pair<std::string_view, size_t>> entries;
-  for (uint64_t k = 0; k < n; k++) {
-    uint32_t len;
-    if (pos + 4 > d.size()) return Status::Error("checkpoint " + path + " is truncated");
-    std::memcpy(&len, d.data() + pos, 4);
-    pos += 4;
-    if (len > 4096 || pos + len + stride > d.size()) return Status::Error("checkpoint " + path + " is truncated");
-    entries.emplace_back(std::string_view(d.data() + pos, len), pos + len);
-    pos += len + stride;
-  }
-  if (pos != d.size()) return Status::Error("checkpoint " + path + " has trailing bytes");
   StateStore& st = shadow ? shadow_state_ : state_;
   if (st.stride() != stride) st = StateStore(stride);
-  for (auto& [nm, off] : entries) {
+  for (auto& [nm, bytes] : v.entries) {
     uint32_t id = dicts_->sensors.Intern(nm);
     if (id == Interner::kNone) return Status::Error("checkpoint has more sensors than the sensor table holds");
     bool fresh;
-    std::memcpy(st.Get(id, &fresh), d.data() + off, stride);
+    std::memcpy(st.Get(id, &fresh), bytes.data(), stride);
   }
   return Status::OK();
 }

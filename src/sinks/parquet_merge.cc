@@ -1,6 +1,6 @@
 #include "sinks/parquet_merge.h"
 
-#include "sinks/thrift_compact.h"
+#include "core/thrift_compact.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>

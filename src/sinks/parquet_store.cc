@@ -27,9 +27,9 @@ const duckdb_type kReadingTypes[kReadingCols] = {
     DUCKDB_TYPE_VARCHAR, DUCKDB_TYPE_TIMESTAMP, DUCKDB_TYPE_DOUBLE, DUCKDB_TYPE_BOOLEAN, DUCKDB_TYPE_VARCHAR,
     DUCKDB_TYPE_TIMESTAMP, DUCKDB_TYPE_BOOLEAN, DUCKDB_TYPE_FLOAT, DUCKDB_TYPE_VARCHAR};
 
-// kafka-<topic>-p<partition>-o<first>-<last>.parquet
-const std::regex& KafkaName() {
-  static const std::regex re(R"(^kafka-(.+)-p(\d+)-o(\d+)-(\d+)\.parquet$)");
+// <prefix>-p<partition>-o<first>-<last>.parquet (files named by source positions)
+const std::regex& PositionedName() {
+  static const std::regex re(R"(^(.+)-p(\d+)-o(\d+)-(\d+)\.parquet$)");
   return re;
 }
 
@@ -115,12 +115,9 @@ Result<std::unique_ptr<ParquetStore>> ParquetStore::Open(const StoreOptions& opt
   std::ostringstream id;
   id << std::hex << RealClock::Get()->NowMicros() << "-" << std::dec << getpid();
   s->run_id_ = id.str();
-  if (!opt.kafka_topic.empty()) {
-    // Only committed offsets count: a file above its partition's marker is not durable yet.
-    s->readings_hw_ = ReadKafkaMarkers(opt.data_dir, opt.kafka_topic);
-    s->dead_hw_ = s->readings_hw_;
-    s->committed_ = s->readings_hw_;
-  }
+  s->last_compact_mono_ = MonoMicros();
+  // Only committed positions count: a file above them is not durable yet (the pipeline's ledger).
+  if (s->positioned()) s->durable_ = opt.committed;
   return s;
 }
 
@@ -131,99 +128,27 @@ ParquetStore::~ParquetStore() {
   }
 }
 
-std::string ParquetStore::KafkaMarkerPath(const std::string& data_dir, const std::string& topic, int32_t kpart) {
-  return data_dir + "/_offsets/" + topic + "-p" + std::to_string(kpart);
-}
-
-OffsetMap ParquetStore::ReadKafkaMarkers(const std::string& data_dir, const std::string& topic) {
-  OffsetMap out;
-  std::error_code ec;
-  const std::string prefix = topic + "-p";
-  for (auto it = fs::directory_iterator(data_dir + "/_offsets", ec); !ec && it != fs::directory_iterator();
-       it.increment(ec)) {
-    std::string name = it->path().filename().string();
-    if (!name.starts_with(prefix)) continue;
-    std::string num = name.substr(prefix.size());
-    if (num.empty() || num.find_first_not_of("0123456789") != std::string::npos) continue;
-    auto text = ReadFile(it->path().string());
-    if (!text.ok()) continue;
-    char* end = nullptr;
-    long long v = std::strtoll(text.value().c_str(), &end, 10);
-    if (end == text.value().c_str()) continue;
-    out[std::stoi(num)] = v;
-  }
-  return out;
-}
-
-Result<int64_t> ParquetStore::RecoverKafkaPartition(const std::string& data_dir, const std::string& topic,
-                                                    int32_t kpart) {
-  int64_t marker = -1;
-  auto text = ReadFile(KafkaMarkerPath(data_dir, topic, kpart));
-  if (text.ok()) {
-    char* end = nullptr;
-    long long v = std::strtoll(text.value().c_str(), &end, 10);
-    if (end == text.value().c_str()) return Status::Error("corrupt commit marker " + KafkaMarkerPath(data_dir, topic, kpart));
-    marker = v;
-  }
-  std::error_code ec;
-  std::smatch m;
-  for (const char* sub : {"/sensor_readings", "/dead_letters"}) {
-    std::string dir = data_dir + sub;
-    if (!fs::is_directory(dir, ec)) continue;
-    std::vector<fs::path> doomed;
-    for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
-         it.increment(ec)) {
-      std::string name = it->path().filename().string();
-      if (!std::regex_match(name, m, KafkaName()) || m[1].str() != topic || std::stoi(m[2].str()) != kpart) continue;
-      int64_t first = std::stoll(m[3].str()), last = std::stoll(m[4].str());
-      if (first > marker) {
-        doomed.push_back(it->path());
-      } else if (last > marker) {
-        spdlog::warn("{} straddles the commit marker {} of partition {}; kept", name, marker, kpart);
-      }
-    }
-    for (auto& f : doomed) {
-      if (!fs::remove(f, ec) || ec) return Status::Error("cannot remove uncommitted " + f.string() + ": " + ec.message());
-      Status s = FsyncPath(f.parent_path().string());
-      if (!s.ok()) return s;
-    }
-  }
-  return marker;
-}
-
-Status ParquetStore::FlushKafkaPartition(int32_t kpart) {
+Status ParquetStore::FlushSourcePartition(int32_t spart) {
   for (auto& [k, p] : parts_) {
-    if (p->kpart != kpart) continue;
+    if (p->kpart != spart) continue;
     Status s = FlushPart(p.get());
     if (!s.ok()) return s;
   }
-  auto am = appended_max_.find(kpart);
+  auto am = appended_max_.find(spart);
   if (am == appended_max_.end()) return Status::OK();
-  auto c = committed_.find(kpart);
-  if (c != committed_.end() && c->second >= am->second) return Status::OK();
-  std::string dir = opt_.data_dir + "/_offsets";
-  if (!dirs_made_.count(dir)) {
-    Status s = MakeDirs(dir);
-    if (!s.ok()) return s;
-    dirs_made_[dir] = true;
-  }
-  Status s = WriteFileAtomic(KafkaMarkerPath(opt_.data_dir, opt_.kafka_topic, kpart),
-                             std::to_string(am->second) + "\n");
-  if (!s.ok()) return s;
-  committed_[kpart] = am->second;
-  readings_hw_[kpart] = am->second;
-  dead_hw_[kpart] = am->second;
+  auto [d, ins] = durable_.emplace(spart, am->second);
+  if (!ins) d->second = std::max(d->second, am->second);
   return Status::OK();
 }
 
-void ParquetStore::ScanOffsets(const std::string& dir, const std::string& topic, OffsetMap* out) {
+void ParquetStore::ScanPositions(const std::string& dir, const std::string& files, OffsetMap* out) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) return;
   std::smatch m;
   for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
        it.increment(ec)) {
     std::string name = it->path().filename().string();
-    if (!std::regex_match(name, m, KafkaName()) || m[1].str() != topic) continue;
+    if (!std::regex_match(name, m, PositionedName()) || m[1].str() != files) continue;
     int32_t p = std::stoi(m[2].str());
     int64_t last = std::stoll(m[4].str());
     auto [pos, inserted] = out->emplace(p, last);
@@ -300,14 +225,14 @@ Status ParquetStore::Append(const ProcessedBatch& b) {
   Status s = AppendReadings(b.readings);
   if (!s.ok()) return s;
   s = AppendDead(b.dead);
-  if (!s.ok() || !kafka()) return s;
-  // Kafka mode flushes a partition only between batches, once all of a batch's rows (readings
+  if (!s.ok() || !positioned()) return s;
+  // Positioned mode flushes a partition only between batches, once all of a batch's rows (readings
   // and dead letters, which are not in offset order with each other) are buffered.
   std::set<int32_t> full;
   for (auto& [k, p] : parts_)
     if (p->open && p->rows >= opt_.max_rows) full.insert(p->kpart);
   for (int32_t kp : full) {
-    s = FlushKafkaPartition(kp);
+    s = FlushSourcePartition(kp);
     if (!s.ok()) return s;
   }
   return Status::OK();
@@ -327,8 +252,8 @@ Status ParquetStore::AppendReadings(const ReadingBatch& b) {
   for (size_t i = 0; i < n; i++) {
     int32_t kpart = with_origin ? b.origins[i].partition : -1;
     if (with_origin) {
-      auto hw = readings_hw_.find(kpart);
-      if (hw != readings_hw_.end() && b.origins[i].offset <= hw->second) continue;  // already stored
+      auto hw = durable_.find(kpart);
+      if (hw != durable_.end() && b.origins[i].offset <= hw->second) continue;  // already stored
     }
     int64_t hour = HourIndex(b.ts_us[i]);
     if (hour != cur_hour || kpart != cur_kpart || !p || !p->open) {
@@ -375,7 +300,7 @@ Status ParquetStore::AppendReadings(const ReadingBatch& b) {
       p->Bind();
       p->n = 0;
     }
-    if (p->rows >= opt_.max_rows && !kafka()) {
+    if (p->rows >= opt_.max_rows && !positioned()) {
       Status s = FlushPart(p);
       if (!s.ok()) return s;
       p = nullptr;
@@ -392,8 +317,8 @@ Status ParquetStore::AppendDead(const DeadLetterBatch& d) {
   for (size_t i = 0; i < n; i++) {
     int32_t kpart = with_origin ? d.origins[i].partition : -1;
     if (with_origin) {
-      auto hw = dead_hw_.find(kpart);
-      if (hw != dead_hw_.end() && d.origins[i].offset <= hw->second) continue;
+      auto hw = durable_.find(kpart);
+      if (hw != durable_.end() && d.origins[i].offset <= hw->second) continue;
     }
     Part* p = GetPart(true, hour, kpart);
     if (!p) return Status::Error("cannot create dead-letter buffer table");
@@ -402,7 +327,7 @@ Status ParquetStore::AppendDead(const DeadLetterBatch& d) {
       p->dc.reason.push_back(d.reason[i]);
       p->dc.raw.push_back(d.raw[i]);
       p->dc.has_origin.push_back(with_origin);
-      p->dc.source.push_back(with_origin ? "kafka:" + opt_.kafka_topic : std::string("embedded"));
+      p->dc.source.push_back(with_origin ? opt_.source_label : std::string("embedded"));
       p->dc.kafka_partition.push_back(with_origin ? kpart : 0);
       p->dc.kafka_offset.push_back(with_origin ? d.origins[i].offset : 0);
       if (with_origin) {
@@ -419,7 +344,7 @@ Status ParquetStore::AppendDead(const DeadLetterBatch& d) {
     duckdb_append_varchar_length(p->app, d.reason[i].data(), d.reason[i].size());
     duckdb_append_blob(p->app, d.raw[i].data(), d.raw[i].size());
     if (with_origin) {
-      std::string src = "kafka:" + opt_.kafka_topic;
+      const std::string& src = opt_.source_label;
       duckdb_append_varchar_length(p->app, src.data(), src.size());
       duckdb_append_int32(p->app, kpart);
       duckdb_append_int64(p->app, d.origins[i].offset);
@@ -449,8 +374,8 @@ Status ParquetStore::AppendReadingsNative(const ReadingBatch& b) {
   while (i < n) {
     int32_t kpart = with_origin ? b.origins[i].partition : -1;
     if (with_origin) {
-      auto hw = readings_hw_.find(kpart);
-      if (hw != readings_hw_.end() && b.origins[i].offset <= hw->second) {  // already stored
+      auto hw = durable_.find(kpart);
+      if (hw != durable_.end() && b.origins[i].offset <= hw->second) {  // already stored
         i++;
         continue;
       }
@@ -478,7 +403,7 @@ Status ParquetStore::AppendReadingsNative(const ReadingBatch& b) {
     p->rows += j - i;
     buffered_ += j - i;
     i = j;
-    if (p->rows >= opt_.max_rows && !kafka()) {
+    if (p->rows >= opt_.max_rows && !positioned()) {
       Status s = FlushPart(p);
       if (!s.ok()) return s;
     }
@@ -517,8 +442,8 @@ Status ParquetStore::FlushPart(Part* p) {
       dirs_made_[p->dir] = true;
     }
     std::string name;
-    if (p->kpart >= 0 && !opt_.kafka_topic.empty()) {
-      name = "kafka-" + opt_.kafka_topic + "-p" + std::to_string(p->kpart) + "-o" + std::to_string(p->first_off) +
+    if (p->kpart >= 0 && positioned()) {
+      name = opt_.position_files + "-p" + std::to_string(p->kpart) + "-o" + std::to_string(p->first_off) +
              "-" + std::to_string(p->last_off) + ".parquet";
     } else {
       char buf[32];
@@ -549,9 +474,8 @@ Status ParquetStore::FlushPart(Part* p) {
     stats_.bytes += fs::file_size(final_path, ec);
     stats_.files++;
     (p->dead ? stats_.dead : stats_.rows) += p->rows;
-    if (p->kpart >= 0 && p->last_off >= 0 && !kafka()) {
-      auto& hw = p->dead ? dead_hw_ : readings_hw_;
-      auto [pos, inserted] = hw.emplace(p->kpart, p->last_off);
+    if (p->kpart >= 0 && p->last_off >= 0 && !positioned()) {
+      auto [pos, inserted] = durable_.emplace(p->kpart, p->last_off);
       if (!inserted) pos->second = std::max(pos->second, p->last_off);
     }
   }
@@ -569,13 +493,20 @@ Status ParquetStore::FlushPart(Part* p) {
   return Status::OK();
 }
 
+Status ParquetStore::Tick(int64_t now_mono_us) {
+  Status s = FlushDue(now_mono_us);
+  if (!s.ok() || now_mono_us - last_compact_mono_ <= 5000000) return s;
+  last_compact_mono_ = now_mono_us;
+  return CompactClosed();
+}
+
 Status ParquetStore::FlushDue(int64_t now_mono_us) {
-  if (kafka()) {
+  if (positioned()) {
     std::set<int32_t> due;
     for (auto& [k, p] : parts_)
       if (p->open && p->rows > 0 && now_mono_us - p->first_mono >= opt_.max_delay_us) due.insert(p->kpart);
     for (int32_t kp : due) {
-      Status s = FlushKafkaPartition(kp);
+      Status s = FlushSourcePartition(kp);
       if (!s.ok()) return s;
     }
     return Status::OK();
@@ -590,12 +521,12 @@ Status ParquetStore::FlushDue(int64_t now_mono_us) {
 }
 
 Status ParquetStore::Flush() {
-  if (kafka()) {
+  if (positioned()) {
     std::set<int32_t> kps;
     for (auto& [k, p] : parts_) kps.insert(p->kpart);
     for (auto& [kp, off] : appended_max_) kps.insert(kp);
     for (int32_t kp : kps) {
-      Status s = FlushKafkaPartition(kp);
+      Status s = FlushSourcePartition(kp);
       if (!s.ok()) return s;
     }
     return Status::OK();
@@ -622,7 +553,7 @@ Status ParquetStore::CompactClosed(int64_t grace_us) {
     if (!s.ok()) {
       // Several processors of one group may share a data directory and race to compact it;
       // a failed compaction leaves its inputs in place, so it is not fatal.
-      if (!kafka()) return s;
+      if (!positioned()) return s;
       spdlog::warn("{}", s.message());
     }
   }
@@ -630,26 +561,55 @@ Status ParquetStore::CompactClosed(int64_t grace_us) {
   return Status::OK();
 }
 
+// Writes the compaction of `files` (in dir; `list`: their quoted paths) to tmp. Large row groups
+// are concatenated as written; small ones are re-encoded by DuckDB.
+Status ParquetStore::WriteCompacted(const std::string& dir, const std::vector<std::string>& files,
+                                    const std::string& list, const std::string& tmp) {
+  std::error_code ec;
+  Status s;
+  int64_t rows = 0, groups_n = 0;
+  std::vector<std::string> paths;
+  bool known = true;
+  for (auto& f : files) {
+    paths.push_back(dir + "/" + f);
+    auto info = ReadParquetInfo(paths.back());
+    if (!info.ok()) {
+      known = false;
+      break;
+    }
+    rows += info->rows;
+    groups_n += info->row_groups;
+  }
+  if (known && groups_n > 0 && static_cast<size_t>(rows / groups_n) >= opt_.compact_merge_min_rows) {
+    s = MergeParquetFiles(paths, tmp);
+    if (s.ok()) return s;
+    spdlog::debug("compaction of {} re-encodes: {}", dir, s.message());
+    fs::remove(tmp, ec);
+  }
+  return db_->Exec("COPY (SELECT * FROM read_parquet([" + list + "], hive_partitioning = false)) TO " + SqlQuote(tmp) +
+                   " (FORMAT parquet, COMPRESSION " + opt_.compression + ", ROW_GROUP_SIZE 122880)");
+}
+
 Status ParquetStore::CompactDir(const std::string& dir) {
   std::error_code ec;
   std::map<std::string, std::vector<std::string>> groups;  // source partition -> files
   std::map<std::string, std::pair<int64_t, int64_t>> ranges;
   std::smatch m;
-  // Kafka mode: only committed files of partitions this store writes are merged.
-  const OffsetMap markers = kafka() ? ReadKafkaMarkers(opt_.data_dir, opt_.kafka_topic) : OffsetMap();
+  // Positioned mode: only committed files of partitions this store writes are merged.
+  const OffsetMap markers = !positioned() ? OffsetMap() : opt_.committed_now ? opt_.committed_now() : durable_;
   for (auto& e : fs::directory_iterator(dir, ec)) {
     std::string name = e.path().filename().string();
     if (name[0] == '.' || !name.ends_with(".parquet")) continue;
     std::string key;
-    if (std::regex_match(name, m, KafkaName())) {
-      if (kafka()) {
+    if (std::regex_match(name, m, PositionedName())) {
+      if (positioned()) {
         int32_t kp = std::stoi(m[2].str());
         auto mk = markers.find(kp);
-        if (m[1].str() != opt_.kafka_topic || !appended_max_.count(kp) || mk == markers.end() ||
+        if (m[1].str() != opt_.position_files || !appended_max_.count(kp) || mk == markers.end() ||
             std::stoll(m[4].str()) > mk->second)
           continue;
       }
-      key = "kafka-" + m[1].str() + "-p" + m[2].str();
+      key = m[1].str() + "-p" + m[2].str();
       auto [pos, inserted] = ranges.emplace(key, std::make_pair(std::stoll(m[3].str()), std::stoll(m[4].str())));
       if (!inserted) {
         pos->second.first = std::min<int64_t>(pos->second.first, std::stoll(m[3].str()));
@@ -668,7 +628,7 @@ Status ParquetStore::CompactDir(const std::string& dir) {
       out = "part-" + run_id_ + "-c" + buf + ".parquet";
     } else {
       out = key + "-o" + std::to_string(ranges[key].first) + "-" + std::to_string(ranges[key].second) + ".parquet";
-      // A compacted Kafka file may take the name of one of its inputs; write under a distinct name.
+      // A compacted positioned file may take the name of one of its inputs; write under a distinct name.
       if (std::find(files.begin(), files.end(), out) != files.end()) continue;
     }
     std::string pid = std::to_string(getpid());
@@ -683,34 +643,7 @@ Status ParquetStore::CompactDir(const std::string& dir) {
     Status s = WriteFileAtomic(manifest, manifest_text);
     if (!s.ok()) return s;
     std::string tmp = dir + "/." + out + "." + pid + ".tmp";
-    // Large row groups are concatenated as written; small ones are re-encoded by DuckDB.
-    bool merged = false;
-    {
-      int64_t rows = 0, groups_n = 0;
-      std::vector<std::string> paths;
-      bool known = true;
-      for (auto& f : files) {
-        paths.push_back(dir + "/" + f);
-        auto info = ReadParquetInfo(paths.back());
-        if (!info.ok()) {
-          known = false;
-          break;
-        }
-        rows += info->rows;
-        groups_n += info->row_groups;
-      }
-      if (known && groups_n > 0 && static_cast<size_t>(rows / groups_n) >= opt_.compact_merge_min_rows) {
-        s = MergeParquetFiles(paths, tmp);
-        merged = s.ok();
-        if (!merged) {
-          spdlog::debug("compaction of {} re-encodes: {}", dir, s.message());
-          fs::remove(tmp, ec);
-        }
-      }
-    }
-    if (!merged)
-      s = db_->Exec("COPY (SELECT * FROM read_parquet([" + list + "], hive_partitioning = false)) TO " +
-                    SqlQuote(tmp) + " (FORMAT parquet, COMPRESSION " + opt_.compression + ", ROW_GROUP_SIZE 122880)");
+    s = WriteCompacted(dir, files, list, tmp);
     if (!s.ok()) {
       fs::remove(tmp, ec);
       fs::remove(manifest, ec);

@@ -8,19 +8,22 @@
 // only once complete, so queries never see a partial file and a crash leaves at most an
 // unreferenced temporary file (removed on open).
 //
-// File names: embedded runs write part-<run>-<seq>.parquet; Kafka sources write
-// kafka-<topic>-p<partition>-o<first>-<last>.parquet, so the highest durable offset of every
-// partition can be recovered from the names alone (the Kafka Connect HDFS/S3 sink rule).
+// File names: embedded runs write part-<run>-<seq>.parquet. When records carry source positions
+// (StoreOptions::position_files set, e.g. "kafka-<topic>"), files are named
+// <position_files>-p<partition>-o<first>-<last>.parquet, so the highest stored position of every
+// source partition can be recovered from the names alone (the Kafka Connect HDFS/S3 sink rule).
 // Closed hour partitions are compacted into one file per source partition, crash-safely.
 //
-// Kafka mode (exactly once): the files of one Kafka partition are flushed together (every hour,
-// readings and dead letters), and only then is the partition's commit marker
-// data/_offsets/<topic>-p<P> (the last offset handled) written atomically. A file whose first
-// offset is above the marker was written but never committed: RecoverKafkaPartition deletes it when
-// the partition is (re)assigned, and consumption resumes at marker + 1. Compaction only merges
-// committed files. So a crash at any point neither loses nor duplicates a row.
+// Positioned mode: the files of one source partition are flushed together (every hour, readings
+// and dead letters), never a partition's rows by size in the middle of a batch; durable() then
+// covers the partition's highest appended position. The store knows nothing of commit markers or
+// of the source behind the positions: the pipeline's offset ledger (pipeline/offset_ledger.h)
+// writes them after the files and recovers from them. Rows at or below a committed position
+// (StoreOptions::committed, then durable()) are replays and skipped. Compaction merges only files
+// at or below the committed positions (StoreOptions::committed_now) of partitions this store wrote.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -32,6 +35,7 @@
 #include "core/metrics.h"
 #include "core/status.h"
 #include "sinks/parquet_writer.h"
+#include "sinks/sink.h"
 
 namespace iotpipe {
 
@@ -46,7 +50,13 @@ struct StoreOptions {
   std::string compression = "zstd";
   // native: the hand-written writer (zstd/uncompressed); duckdb: buffer tables + COPY (any codec).
   std::string writer = "native";
-  std::string kafka_topic;            // set by the Kafka source: names files by offsets
+  // Positioned mode (records carry source positions): the file name prefix ("kafka-<topic>"), the
+  // dead letters' `source` column, the positions already committed (rows at or below are skipped),
+  // and what is committed now (compaction merges only that; null: durable()).
+  std::string position_files;
+  std::string source_label;
+  OffsetMap committed;
+  std::function<OffsetMap()> committed_now;
   int duck_threads = 1;
   // Compaction merges the row groups of a closed hour's files as they are (no re-encoding,
   // sinks/parquet_merge.h) when they average at least this many rows per row group; smaller ones
@@ -59,22 +69,26 @@ struct StoreStats {
   uint64_t rows = 0, dead = 0, files = 0, bytes = 0, compactions = 0;
 };
 
-// Per Kafka partition, the highest offset durably stored (by file names), or -1.
-using OffsetMap = std::map<int32_t, int64_t>;
-
-class ParquetStore {
+// A durable sink: durable() covers what has been flushed (positioned mode: per source partition).
+class ParquetStore final : public Sink {
  public:
   static constexpr size_t kLatencySample = 16;
   static Result<std::unique_ptr<ParquetStore>> Open(const StoreOptions& opt, const Interner* sensors,
                                                     const Interner* types, const Interner* models);
-  ~ParquetStore();
+  ~ParquetStore() override;
+
+  // Sink: Write = Append; Tick = FlushDue, and CompactClosed every 5 s; Close = CompactClosed.
+  Status Write(const ProcessedBatch& b) override { return Append(b); }
+  Status Tick(int64_t now_mono_us) override;
+  Status Close() override { return CompactClosed(); }
+  const OffsetMap* durable() const override { return &durable_; }
 
   // Buffers readings and dead letters; flushes partitions that are full.
   Status Append(const ProcessedBatch& b);
   // Flushes partitions older than max_delay (call periodically).
   Status FlushDue(int64_t now_mono_us);
   // Writes every buffered row durably. After it returns OK, all appended rows are on disk.
-  Status Flush();
+  Status Flush() override;
   // Compacts hour partitions whose hour ended at least `grace_us` before the newest event time seen.
   Status CompactClosed(int64_t grace_us = 10 * 60 * 1000000LL);
   // Compacts one partition directory now (tests, tools).
@@ -82,20 +96,10 @@ class ParquetStore {
 
   size_t buffered_rows() const { return buffered_; }
   const StoreStats& stats() const { return stats_; }
-  // Highest offsets durably stored per Kafka partition (readings and dead letters separately).
-  const OffsetMap& readings_offsets() const { return readings_hw_; }
-  const OffsetMap& dead_offsets() const { return dead_hw_; }
-  // Kafka mode: flushes every buffered row of one Kafka partition, then commits its marker.
-  Status FlushKafkaPartition(int32_t kpart);
-  // Kafka mode: the committed marker of each partition (-1 none), read from data_dir/_offsets.
-  static OffsetMap ReadKafkaMarkers(const std::string& data_dir, const std::string& topic);
-  static std::string KafkaMarkerPath(const std::string& data_dir, const std::string& topic, int32_t kpart);
-  // Kafka mode, on partition assignment: deletes files of (topic, kpart) written after the last
-  // commit marker and returns the marker (-1: nothing committed; consume from the beginning).
-  static Result<int64_t> RecoverKafkaPartition(const std::string& data_dir, const std::string& topic,
-                                               int32_t kpart);
-  // Scans a data directory's file names for Kafka offsets.
-  static void ScanOffsets(const std::string& dir, const std::string& topic, OffsetMap* out);
+  // Positioned mode: flushes every buffered row of one source partition (durable() then covers it).
+  Status FlushSourcePartition(int32_t spart);
+  // The highest last position per source partition in the names of files with this prefix under dir.
+  static void ScanPositions(const std::string& dir, const std::string& files, OffsetMap* out);
   // Finishes interrupted compactions and removes temporary files left by a crash.
   static Status Recover(const std::string& dir);
 
@@ -106,9 +110,11 @@ class ParquetStore {
   Status AppendDead(const DeadLetterBatch& d);
   Part* GetPart(bool dead, int64_t hour, int32_t kpart);
   Status FlushPart(Part* p);
-  bool kafka() const { return !opt_.kafka_topic.empty(); }
+  bool positioned() const { return !opt_.position_files.empty(); }
   Status AppendReadingsNative(const ReadingBatch& b);
   Status WritePartNative(Part* p, const std::string& tmp, uint64_t* bytes);
+  Status WriteCompacted(const std::string& dir, const std::vector<std::string>& files, const std::string& list,
+                        const std::string& tmp);
 
   StoreOptions opt_;
   std::unique_ptr<Duck> db_;
@@ -124,9 +130,9 @@ class ParquetStore {
   size_t buffered_ = 0;
   int64_t max_event_us_ = INT64_MIN;
   StoreStats stats_;
-  OffsetMap readings_hw_, dead_hw_;
-  OffsetMap appended_max_;     // Kafka mode: highest offset appended per partition
-  OffsetMap committed_;        // Kafka mode: markers written by this store
+  OffsetMap durable_;          // per source partition: every row at or below is on disk (or committed)
+  OffsetMap appended_max_;     // positioned mode: highest position appended per partition
+  int64_t last_compact_mono_ = 0;
   std::map<std::string, bool> dirs_made_;
 };
 

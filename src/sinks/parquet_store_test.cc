@@ -23,11 +23,17 @@ class StoreTest : public ::testing::Test {
     dicts.models.Intern("baseline-v1");
   }
   void TearDown() override { fs::remove_all(dir); }
+  OffsetMap committed;  // what the pipeline's ledger would have committed (positioned mode)
 
+  // topic: positioned mode, named and committed as the pipeline does for a Kafka source.
   std::unique_ptr<ParquetStore> Open(const std::string& topic = "") {
     StoreOptions o;
     o.data_dir = dir.string();
-    o.kafka_topic = topic;
+    if (!topic.empty()) {
+      o.position_files = "kafka-" + topic;
+      o.source_label = "kafka:" + topic;
+      o.committed = committed;
+    }
     auto s = ParquetStore::Open(o, &dicts.sensors, &dicts.types, &dicts.models);
     EXPECT_TRUE(s.ok()) << s.status().message();
     return std::move(s.value());
@@ -187,13 +193,14 @@ TEST_F(StoreTest, KafkaFilesCarryOffsetsAndReplayedRowsAreSkipped) {
     auto store = Open("iot-sensor-data");
     ASSERT_TRUE(store->Append(Batch(100, kT0, 2, 1000)).ok());
     ASSERT_TRUE(store->Flush().ok());
-    EXPECT_EQ(store->readings_offsets().at(2), 1099);
+    committed = *store->durable();  // the pipeline commits what every durable sink holds
+    EXPECT_EQ(store->durable()->at(2), 1099);
   }
   auto files = Files("sensor_readings");
   ASSERT_EQ(files.size(), 1u);
   EXPECT_EQ(fs::path(files[0]).filename(), "kafka-iot-sensor-data-p2-o1000-1099.parquet");
   OffsetMap hw;
-  ParquetStore::ScanOffsets((dir / "sensor_readings").string(), "iot-sensor-data", &hw);
+  ParquetStore::ScanPositions((dir / "sensor_readings").string(), "kafka-iot-sensor-data", &hw);
   EXPECT_EQ(hw.at(2), 1099);
   // A restarted processor re-reads offsets 1050..1149: only 1100..1149 are new.
   auto store = Open("iot-sensor-data");

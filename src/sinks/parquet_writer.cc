@@ -1,7 +1,7 @@
 #include "sinks/parquet_writer.h"
 
 #include "core/tables.h"
-#include "sinks/thrift_compact.h"
+#include "core/thrift_compact.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -24,7 +24,7 @@ enum Enc { kPlain = 0, kRle = 3, kDeltaBinaryPacked = 5, kRleDictionary = 8, kBy
 enum PageType { kDataPage = 0, kDictionaryPage = 2 };
 enum Codec { kUncompressed = 0, kZstd = 6 };
 
-// Thrift compact protocol: the shared codec (sinks/thrift_compact.h).
+// Thrift compact protocol: the shared codec (core/thrift_compact.h).
 using Thrift = thrift::Encoder;
 constexpr uint8_t kTI32 = thrift::kI32, kTBin = thrift::kBinary, kTStruct = thrift::kStruct;
 

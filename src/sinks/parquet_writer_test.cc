@@ -70,7 +70,10 @@ class ParquetWriterTest : public ::testing::Test {
     StoreOptions o;
     o.data_dir = (dir / name).string();
     o.writer = writer;
-    o.kafka_topic = topic;
+    if (!topic.empty()) {  // named as the pipeline names the files of a Kafka source
+      o.position_files = "kafka-" + topic;
+      o.source_label = "kafka:" + topic;
+    }
     auto s = ParquetStore::Open(o, &dicts.sensors, &dicts.types, &dicts.models);
     EXPECT_TRUE(s.ok()) << s.status().message();
     EXPECT_TRUE((*s)->Append(b).ok());

@@ -1,6 +1,6 @@
 // The one Thrift compact codec: what the writer encodes decodes and re-encodes byte for byte (the
 // invariant compaction relies on), and damaged bytes are refused, never read past.
-#include "sinks/thrift_compact.h"
+#include "core/thrift_compact.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>

@@ -2,8 +2,6 @@
 // A source never loses a record it handed out: failed records are routed, not dropped.
 #pragma once
 #include <cstddef>
-#include <functional>
-#include <map>
 #include <memory>
 #include <string>
 
@@ -11,43 +9,32 @@
 #include "core/clock.h"
 #include "core/status.h"
 #include "sim/simulator.h"
-#include "sinks/parquet_store.h"
 
 namespace iotpipe {
 
 enum class PollResult { kData, kIdle, kEnd };
-struct Dictionaries;
-class Processor;
 
+// The Source contract (Benthos inputs, Vector sources), six methods:
+//   Start, then Poll repeatedly on one thread (the source thread), Ack from the sink thread,
+//   Stop once after the pipeline has stopped. Lag and Describe from any thread.
+// Every record handed out carries a source position (RawBatch::origins: one per record) when the
+// source has positions (Kafka); sources without (simulator, files) leave origins empty and ignore
+// Ack. A source never loses a record it handed out: it learns through Ack what is durable, and a
+// record not acknowledged is handed out again after a restart (by this or another consumer).
+// Partitioned sources also implement PartitionedSource (sources/partitioned.h).
 class Source {
  public:
   virtual ~Source() = default;
   virtual Status Start() { return Status::OK(); }
   // Appends up to max records to out (which is Clear()ed first). kIdle: nothing right now.
   virtual PollResult Poll(RawBatch& out, size_t max) = 0;
-  // Records up to these offsets (per Kafka partition) are durably stored.
-  virtual void Ack(const OffsetMap& readings, const OffsetMap& dead) {}
-  virtual void Stop() {}
-  virtual std::string Describe() const = 0;
+  // Records at or below these positions (per partition) are durably stored and committed.
+  virtual void Ack(const OffsetMap& durable) {}
+  // Ends the source after the pipeline stopped; returns why it ended early, if it did.
+  virtual Status Stop() { return Status::OK(); }
   // Consumer lag in records, if known (-1 otherwise). Called from another thread.
   virtual int64_t Lag() const { return -1; }
-  // The pipeline hands the source a function that blocks until every record handed out so far is
-  // durably stored and acknowledged (false if the pipeline is failing). Call it only from Poll's
-  // thread (e.g. a Kafka partition revocation, so that the next owner starts after our last row).
-  virtual void SetDrain(std::function<bool()> drain) {}
-  // Lets the source adapt the store (e.g. Kafka names files by offsets) before it is opened.
-  virtual void BindStore(StoreOptions& store) {}
-  // Called on the sink thread for each processed batch before it is stored (dead-letter and anomaly
-  // topics). An error fails the sink: the batch is not stored and nothing since the last flush is
-  // acknowledged, so it is replayed by whoever consumes next (at least once for the side records).
-  virtual Status OnBatch(const ProcessedBatch& b, const Dictionaries& dicts) { return Status::OK(); }
-  // Why the source ended early, if it did (read after the pipeline has stopped).
-  virtual Status error() const { return Status::OK(); }
-  // The pipeline's processor, for sources that move detector state with their partitions (Kafka).
-  // Its state may be read or restored only while the pipeline is drained (see SetDrain) or stopped.
-  virtual void BindProcessor(Processor* proc) {}
-  // Consumer lag per source partition, as last measured (empty if not applicable). Any thread.
-  virtual std::map<int32_t, int64_t> LagByPartition() const { return {}; }
+  virtual std::string Describe() const = 0;
 };
 
 // The embedded source: a simulated fleet, paced by a clock or as fast as possible.

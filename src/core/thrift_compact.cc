@@ -1,4 +1,4 @@
-#include "sinks/thrift_compact.h"
+#include "core/thrift_compact.h"
 
 #include <climits>
 
