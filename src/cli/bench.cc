@@ -6,6 +6,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
@@ -20,6 +21,7 @@
 #include "model/forward.h"
 #include "model/model.h"
 #include "model/train.h"
+#include "parse/mapping.h"
 #include "parse/parser.h"
 #include "sim/simulator.h"
 
@@ -365,6 +367,88 @@ void Query(Bench& b) {
 
 }  // namespace
 
+// Record shapes (issue 16), side by side on the same readings: the original wire record (fast path),
+// mapped JSON (format json, other member names, ms timestamps), line protocol (one field a line) and
+// flat device JSON (4 quantities a record). Rounds alternate the formats; the median of each is kept.
+void Formats(Bench& b) {
+  const size_t n = b.quick ? 400000 : 2000000, batch = 8192;
+  FleetSimulator sim(Sim(1000));
+  std::vector<SimReading> rs(n);
+  for (auto& r : rs) r = sim.Next();
+  struct Shape {
+    const char* name;
+    const char* key;
+    InputFormat format;
+    std::vector<RawBatch> raws;
+    std::vector<double> rates;
+  };
+  std::vector<Shape> shapes;
+  shapes.push_back({"original wire record (fast path)", "original", InputFormat::kOriginal, {}, {}});
+  shapes.push_back({"mapped JSON (JSON Pointers, ms times)", "mapped_json", InputFormat::kJson, {}, {}});
+  shapes.push_back({"InfluxDB line protocol", "line_protocol", InputFormat::kInflux, {}, {}});
+  shapes.push_back({"flat device JSON (4 quantities/record)", "flat_device", InputFormat::kFlat, {}, {}});
+  char buf[64];
+  for (size_t i = 0; i < n; i += batch) {
+    RawBatch a, m, l;
+    for (size_t k = i; k < std::min(n, i + batch); k++) {
+      const SimReading& r = rs[k];
+      sim.Encode(r, a);
+      std::string v(buf, ToCharsMilli(buf, buf + sizeof buf, r.value));
+      const int64_t ms = r.ts_us / 1000;
+      m.Add("{\"device\": {\"id\": \"sensor_" + std::to_string(r.sensor) + "\"}, \"time_ms\": " + std::to_string(ms) +
+            ", \"reading\": {\"v\": " + v + "}}");
+      l.Add("sensor,id=sensor_" + std::to_string(r.sensor) + " value=" + v + " " + std::to_string(r.ts_us * 1000));
+    }
+    a.Seal(), m.Seal(), l.Seal();
+    shapes[0].raws.push_back(std::move(a));
+    shapes[1].raws.push_back(std::move(m));
+    shapes[2].raws.push_back(std::move(l));
+  }
+  for (size_t i = 0; i < n; i += batch * 4) {  // 4 channels a device: groups of 4 consecutive readings
+    RawBatch f;
+    for (size_t k = i; k + 4 <= std::min(n, i + batch * 4); k += 4) {
+      std::string s = "{\"device\": \"dev_" + std::to_string(rs[k].sensor / 4) + "\", \"ts\": " +
+                      std::to_string(rs[k].ts_us / 1000);
+      for (size_t c = 0; c < 4; c++)
+        s += ", \"q" + std::to_string(c) + "\": " + std::string(buf, ToCharsMilli(buf, buf + sizeof buf, rs[k + c].value));
+      f.Add(s + "}");
+    }
+    f.Seal();
+    shapes[3].raws.push_back(std::move(f));
+  }
+  const int rounds = b.quick ? 3 : 5;
+  for (int round = 0; round < rounds; round++) {
+    for (auto& sh : shapes) {
+      Interner sensors(1 << 20), types(256);
+      Parser p(&sensors, &types);
+      InputMapping im;
+      im.format = sh.format;
+      if (sh.format == InputFormat::kJson) im.id = "/device/id", im.time = "/time_ms", im.value = "/reading/v";
+      Check(p.SetMapping(im), "bench mapping");
+      ProcessedBatch out;
+      size_t readings = 0;
+      int64_t t0 = MonoMicros();
+      for (auto& r : sh.raws) {
+        out.readings.Clear();
+        out.dead.Clear();
+        p.Parse(r, out);
+        readings += out.readings.size();
+      }
+      sh.rates.push_back(static_cast<double>(readings) / Secs(t0));
+      if (readings != n) std::fprintf(stderr, "bench formats: %s gave %zu readings of %zu\n", sh.name, readings, n);
+    }
+  }
+  double base = 0;
+  for (auto& sh : shapes) {
+    std::sort(sh.rates.begin(), sh.rates.end());
+    const double med = sh.rates[sh.rates.size() / 2];
+    if (base == 0) base = med;
+    b.Row(std::string("parse ") + sh.name, med, "readings/s", std::string("format_") + sh.key + "_readings_per_s");
+    b.j[std::string("format_") + sh.key + "_vs_original"] = med / base;
+  }
+  std::fprintf(stderr, "  (median of %d alternating rounds; ratios to the original record in the JSON report)\n", rounds);
+}
+
 void AddBench(CLI::App& app) {
   auto* cmd = app.add_subcommand("bench", "Benchmark every stage, the pipeline end to end, memory and scaling");
   auto json = std::make_shared<std::string>();
@@ -374,7 +458,7 @@ void AddBench(CLI::App& app) {
   cmd->add_flag("--quick", *quick, "Smaller runs (under a minute), for CI smoke tests");
   auto brokers = std::make_shared<std::string>(std::getenv("IOTPIPE_KAFKA_BROKERS") ? std::getenv("IOTPIPE_KAFKA_BROKERS") : "");
   cmd->add_option("--only", *only, "Run one group")
-      ->check(CLI::IsMember({"all", "stages", "detectors", "e2e", "memory", "query", "kafka"}));
+      ->check(CLI::IsMember({"all", "stages", "formats", "detectors", "e2e", "memory", "query", "kafka"}));
   cmd->add_option("--brokers", *brokers, "Kafka broker for the kafka group (default $IOTPIPE_KAFKA_BROKERS; none: skipped)");
   cmd->callback([json, quick, only, brokers] {
     Bench b;
@@ -390,6 +474,7 @@ void AddBench(CLI::App& app) {
     std::fprintf(stderr, "iotpipe bench%s on %s (%u cores)\n", b.quick ? " --quick" : "", CpuModel().c_str(),
                  std::thread::hardware_concurrency());
     if (*only == "all" || *only == "stages") Stages(b);
+    if (*only == "all" || *only == "formats") Formats(b);
     if (*only == "all" || *only == "detectors") Detectors(b);
     if (*only == "all" || *only == "e2e") EndToEnd(b);
     if (*only == "all" || *only == "memory") MemoryAndScaling(b);

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "core/status.h"
+#include "parse/mapping.h"
 #include "cli/asset_run.h"
 #include "cli/serve.h"
 #include "pipeline/pipeline.h"
@@ -93,8 +94,14 @@ struct PipelineArgs {
   int retrain_epochs = 8;
   ServeArgs serve;  // --http, --http-token, --web-dir, --alert-webhook ...
   AssetArgs assets;  // --assets, --asset-detector, --asset-tick, --asset-window (cli/asset_run.h)
+  InputMapping input;  // --input-format ... (AddInputOptions; process only): the original record by default
   void Add(CLI::App* app);
 };
+
+// The declared input mapping (parse/mapping.h) as flags, --input-format (alias --format), --input-id,
+// --input-time ... ; in a config file a [<command>.input] table with the keys format, id, time ...
+// (cli/config.cc flattens it to input-format, input-id ...).
+void AddInputOptions(CLI::App* app, InputMapping* m);
 
 // Runs a pipeline over `source` to completion (or Ctrl-C) and prints the summary. Returns the exit
 // code. kafka: the options of a Kafka source (its side topics are a sink of the run).

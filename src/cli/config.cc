@@ -62,6 +62,18 @@ void Walk(const toml::table& t, std::vector<std::string>& parents, std::vector<C
   for (const auto& [k, v] : t) {
     std::string key(k.str());
     if (const auto* sub = v.as_table()) {
+      if (key == "input" && !parents.empty()) {  // [<command>.input]: keys of the input mapping
+        for (const auto& [ik, iv] : *sub) {
+          CLI::ConfigItem item;
+          item.parents = parents;
+          item.name = "input-" + OptionKey(std::string(ik.str()));
+          if (iv.is_table() || !Inputs(iv, &item.inputs))
+            throw CLI::ConfigError(Section(parents) + ".input " + std::string(ik.str()) + " (" + Where(iv) +
+                                   "): unsupported value (use a string, number, boolean or array of them)");
+          items->push_back(std::move(item));
+        }
+        continue;
+      }
       parents.push_back(key);
       Walk(*sub, parents, items);
       parents.pop_back();
@@ -124,11 +136,56 @@ CLI::App* FindSub(CLI::App* app, const std::string& name) {
   return nullptr;
 }
 
+void CheckKey(const std::string& key, const std::string& name, const toml::node& v, CLI::App* app,
+              const std::string& section, bool top, std::vector<std::string>* problems);
+
+// [<command>.input]: each key is the option input-<key>; then the mapping as a whole.
+void CheckInput(const toml::table& t, CLI::App* app, std::vector<std::string>& parents,
+                std::vector<std::string>* problems) {
+  std::string section = Section(parents);  // "[process]" -> "[process.input]"
+  section.insert(section.size() - 1, ".input");
+  InputMapping m;
+  bool ok = true;
+  for (const auto& [k, v] : t) {
+    const std::string key(k.str()), name = "input-" + OptionKey(key);
+    const size_t before = problems->size();
+    CheckKey(key, name, v, app, section, false, problems);
+    if (problems->size() != before) {
+      ok = false;
+      continue;
+    }
+    const std::string s = v.is_string() ? v.as_string()->get() : "";
+    if (name == "input-format") ok &= ParseInputFormat(s, &m.format);
+    else if (name == "input-id") m.id = s;
+    else if (name == "input-time") m.time = s;
+    else if (name == "input-time-unit") m.time_unit = s;
+    else if (name == "input-value") m.value = s;
+    else if (name == "input-label") m.label = s;
+    else if (name == "input-asset") m.asset = s;
+    else if (name == "input-unit") m.unit = s;
+    else if (name == "input-tags") m.tags = s;
+    else if (name == "input-fields") m.fields = s;
+    else if (name == "input-pattern") m.pattern = s;
+    else if (name == "input-separator") m.separator = s;
+    else if (name == "input-quantities") {
+      std::vector<std::string> q;
+      if (Inputs(v, &q)) m.quantities = q;
+    }
+  }
+  if (!ok) return;
+  auto r = ResolveMapping(m);
+  if (!r.ok()) problems->push_back(section + " (" + Where(t) + "): " + r.status().message());
+}
+
 void CheckTable(const toml::table& t, CLI::App* app, std::vector<std::string>& parents,
                 std::vector<std::string>* problems) {
   for (const auto& [k, v] : t) {
     std::string key(k.str());
     if (const auto* sub = v.as_table()) {
+      if (key == "input" && !parents.empty() && app->get_option_no_throw("--input-format") != nullptr) {
+        CheckInput(*sub, app, parents, problems);
+        continue;
+      }
       CLI::App* s = FindSub(app, key);
       parents.push_back(key);
       if (s == nullptr || s->get_name() == "config") {
@@ -142,30 +199,34 @@ void CheckTable(const toml::table& t, CLI::App* app, std::vector<std::string>& p
       parents.pop_back();
       continue;
     }
-    const std::string name = OptionKey(key);
-    const std::string at = Section(parents) + " " + key + " (" + Where(v) + ")";
-    CLI::Option* opt = app->get_option_no_throw("--" + name);
-    if (opt == nullptr || name == "config" || name == "help") {
-      problems->push_back(at + ": unknown key" + Suggest(name, OptionNames(app)) +
-                          (parents.empty() ? "; options go in a [command] table, e.g. [run]" : ""));
-      continue;
-    }
-    std::vector<std::string> inputs;
-    if (!Inputs(v, &inputs)) {
-      problems->push_back(at + ": unsupported value (use a string, number, boolean or array of them)");
-      continue;
-    }
-    if (opt->get_expected_min() == 0) {  // a flag
-      if (!v.is_boolean()) problems->push_back(at + ": expects true or false");
-      continue;
-    }
-    try {
-      opt->clear();
-      opt->add_result(inputs);
-      opt->run_callback();
-    } catch (const CLI::Error& e) {
-      problems->push_back(at + ": invalid value: " + e.what());
-    }
+    CheckKey(key, OptionKey(key), v, app, Section(parents), parents.empty(), problems);
+  }
+}
+
+void CheckKey(const std::string& key, const std::string& name, const toml::node& v, CLI::App* app,
+              const std::string& section, bool top, std::vector<std::string>* problems) {
+  const std::string at = section + " " + key + " (" + Where(v) + ")";
+  CLI::Option* opt = app->get_option_no_throw("--" + name);
+  if (opt == nullptr || name == "config" || name == "help") {
+    problems->push_back(at + ": unknown key" + Suggest(name, OptionNames(app)) +
+                        (top ? "; options go in a [command] table, e.g. [run]" : ""));
+    return;
+  }
+  std::vector<std::string> inputs;
+  if (!Inputs(v, &inputs)) {
+    problems->push_back(at + ": unsupported value (use a string, number, boolean or array of them)");
+    return;
+  }
+  if (opt->get_expected_min() == 0) {  // a flag
+    if (!v.is_boolean()) problems->push_back(at + ": expects true or false");
+    return;
+  }
+  try {
+    opt->clear();
+    opt->add_result(inputs);
+    opt->run_callback();
+  } catch (const CLI::Error& e) {
+    problems->push_back(at + ": invalid value: " + e.what());
   }
 }
 

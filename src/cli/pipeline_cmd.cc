@@ -105,6 +105,7 @@ class ProgressLine final : public ProgressReporter {
 }  // namespace
 
 int RunPipeline(Source* source, const PipelineArgs& args, const KafkaSourceOptions* kafka) {
+  if (auto r = ResolveMapping(args.input); !r.ok()) Fail(r.status().message(), 2);
   if (!args.cpus.empty()) PinCpus(args.cpus);  // before any thread starts: threads inherit it
   DetectorOptions dopt;
   dopt.model_dir = args.model_dir;
@@ -130,6 +131,7 @@ int RunPipeline(Source* source, const PipelineArgs& args, const KafkaSourceOptio
   AssetRun assets(args.assets, args.data_dir);  // multivariate asset detector (sink thread)
   Check(assets.Configure(po), "", 2);
   Pipeline p(source, d, po, RealClock::Get());
+  Check(p.processor().SetInputMapping(args.input), "input mapping");
   Check(ml.Start(p), "", 2);
   Check(assets.Start(p, serving.alert_options()), "", 2);
   serving.SetExtraMetrics(ml.MetricsText());
@@ -156,8 +158,12 @@ int RunPipeline(Source* source, const PipelineArgs& args, const KafkaSourceOptio
   auto& m = p.metrics();
   const auto& st = p.store_stats();
   int64_t sent = m.sent.load(), stored = static_cast<int64_t>(st.rows), dead = static_cast<int64_t>(st.dead);
-  double prec = m.predicted ? static_cast<double>(m.tp) / static_cast<double>(m.predicted) : 0;
+  // Precision over labelled rows only: a flag on an unlabelled reading is neither true nor false.
+  const int64_t pred_labelled = m.predicted - m.unlabelled_predicted;
+  double prec = pred_labelled ? static_cast<double>(m.tp) / static_cast<double>(pred_labelled) : 0;
   double rec = m.truth ? static_cast<double>(m.tp) / static_cast<double>(m.truth) : 0;
+  // Records: a multi-field record is stored as several readings; a CSV header as none.
+  const int64_t records_stored = stored - m.expanded.load() + m.skipped.load();
   nlohmann::json j = {{"sent", sent},
                       {"stored", stored},
                       {"dead_letter", dead},
@@ -169,6 +175,9 @@ int RunPipeline(Source* source, const PipelineArgs& args, const KafkaSourceOptio
                       {"precision", prec},
                       {"recall", rec},
                       {"f1", F1(prec, rec)},
+                      {"unlabelled_rows", m.unlabelled.load()},
+                      {"readings_beyond_first_per_record", m.expanded.load()},
+                      {"records_without_readings", m.skipped.load()},
                       {"sensors", m.sensors.load()},
                       {"files", st.files},
                       {"bytes_written", st.bytes},
@@ -179,7 +188,7 @@ int RunPipeline(Source* source, const PipelineArgs& args, const KafkaSourceOptio
                "[iotpipe] done: sent %lld, stored %lld, dead letters %lld (%s) in %.2f s = %s events/s; "
                "anomalies: %lld true, %lld predicted, precision %.4f recall %.4f F1 %.4f; peak RSS %lld MB\n",
                static_cast<long long>(sent), static_cast<long long>(stored), static_cast<long long>(dead),
-               stored + dead == sent ? "all accounted for" : "MISMATCH", p.elapsed_s(),
+               records_stored + dead == sent ? "all accounted for" : "MISMATCH", p.elapsed_s(),
                FormatCount(j["events_per_s"].get<double>()).c_str(), static_cast<long long>(m.truth.load()),
                static_cast<long long>(m.predicted.load()), prec, rec, F1(prec, rec),
                static_cast<long long>(PeakRssMb()));

@@ -54,7 +54,7 @@ struct ReadingBatch {
   std::vector<uint32_t> sensor;
   std::vector<int64_t> ts_us;          // event time, µs since epoch
   std::vector<double> value;
-  std::vector<uint8_t> gt;             // is_anomaly_ground_truth
+  std::vector<uint8_t> gt;             // is_anomaly_ground_truth: 0, 1, or kNoLabel (NULL: unlabelled)
   std::vector<uint16_t> type;          // anomaly_type id; kNoType = NULL
   std::vector<float> score;            // anomaly_score in [0, 1]
   std::vector<uint8_t> predicted;      // is_anomaly_predicted
@@ -67,6 +67,9 @@ struct ReadingBatch {
 
   static constexpr uint16_t kNoType = 0xFFFF;
   static constexpr uint32_t kNoAsset = 0xFFFFFFFF;
+  static constexpr uint8_t kNoLabel = 2;  // gt of a reading that carried no label (stored as NULL)
+  static bool Labelled(uint8_t g) { return g != kNoLabel; }
+  static bool Positive(uint8_t g) { return g == 1; }
 
   size_t size() const { return sensor.size(); }
   void Reserve(size_t n) {
@@ -77,7 +80,8 @@ struct ReadingBatch {
     sensor.clear(); ts_us.clear(); value.clear(); gt.clear(); type.clear();
     score.clear(); predicted.clear(); model.clear(); origins.clear(); asset.clear();
   }
-  void Push(uint32_t s, int64_t t, double v, bool g, uint16_t ty) {
+  // g: 0/1 (or a bool), or kNoLabel.
+  void Push(uint32_t s, int64_t t, double v, uint8_t g, uint16_t ty) {
     sensor.push_back(s); ts_us.push_back(t); value.push_back(v); gt.push_back(g); type.push_back(ty);
     score.push_back(0.f); predicted.push_back(0); model.push_back(0);
   }

@@ -76,6 +76,10 @@ struct PipelineMetrics {
   std::atomic<int64_t> predicted{0};       // is_anomaly_predicted
   std::atomic<int64_t> truth{0};           // is_anomaly_ground_truth
   std::atomic<int64_t> tp{0};
+  std::atomic<int64_t> unlabelled{0};       // readings without a label (left out of precision/recall)
+  std::atomic<int64_t> unlabelled_predicted{0};
+  std::atomic<int64_t> skipped{0};         // records with no reading and no rejection (a CSV header)
+  std::atomic<int64_t> expanded{0};        // readings beyond the first of multi-field records
   std::atomic<int64_t> queue_raw{0}, queue_processed{0};
   std::atomic<int64_t> lag{-1};
   PartitionLag lag_by_partition;  // per source partition (Kafka), empty otherwise

@@ -374,7 +374,7 @@ void AssetScorer::OnBatch(const ReadingBatch& b, std::vector<AssetScore>* out) {
     a.have[ch] = 1;
     a.last[ch] = b.value[i];
     a.last_tick[ch] = t;
-    if (b.gt[i]) {
+    if (ReadingBatch::Positive(b.gt[i])) {
       if (!a.gt) a.gt_channel = ch;
       a.gt = true;
       if (a.type == ReadingBatch::kNoType) a.type = b.type[i];

@@ -16,6 +16,11 @@ nlohmann::json EvalFigures::ToJson() const {
 
 nlohmann::json EvalReport::ToJson() const {
   nlohmann::json j = overall.ToJson();
+  j["total_rows"] = total_rows;
+  j["labelled_rows"] = labelled_rows;
+  j["unlabelled_rows_ignored"] = unlabelled_rows;
+  j["alerts"] = alerts;
+  j["alert_rate"] = alert_rate();
   j["by_type"] = nlohmann::json::object();
   for (auto& [t, f] : by_type) j["by_type"][t] = f.ToJson();
   j["by_model"] = nlohmann::json::object();
@@ -30,7 +35,10 @@ static std::string Row(const std::string& name, const EvalFigures& f) {
 }
 
 std::string EvalReport::ToText() const {
-  std::string s = fmt::format("{:<16} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>10} {:>9}\n", "", "point_P",
+  std::string head = fmt::format("rows {}  labelled {}  unlabelled (ignored by P/R/F1) {}  alerts {}  alert_rate {:.6f}\n",
+                                 total_rows, labelled_rows, unlabelled_rows, alerts, alert_rate());
+  if (labelled_rows == 0) return head + "no labelled rows: precision/recall/F1 not computed (alert rate only)\n";
+  std::string s = head + fmt::format("{:<16} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>10} {:>9}\n", "", "point_P",
                               "point_R", "point_F1", "ep_P", "ep_R", "ep_F1", "episodes", "FA/sen-day", "delay_s");
   s += Row("overall", overall);
   for (auto& [t, f] : by_type) s += Row("type:" + t, f);
@@ -42,7 +50,8 @@ namespace {
 
 // Builds temp tables ev (rows with episode/alarm ids), eps (episodes) and alarms for a row filter.
 Status Prepare(Duck& db, const std::string& table, const std::string& where) {
-  std::string w = where.empty() ? "" : " WHERE " + where;
+  // Labelled rows only: an unlabelled row is neither a true nor a false alarm.
+  std::string w = " WHERE is_anomaly_ground_truth IS NOT NULL" + (where.empty() ? "" : " AND (" + where + ")");
   Status s = db.Exec(
       "CREATE OR REPLACE TEMP TABLE ev AS "
       "WITH r AS (SELECT sensor_id, timestamp, coalesce(is_anomaly_ground_truth, false) AS gt, "
@@ -112,6 +121,13 @@ Status FillAll(Duck& db, const std::string& table, const std::string& where, Eva
 
 Result<EvalReport> Evaluate(Duck& db, const std::string& table, const std::string& where) {
   EvalReport rep;
+  auto counts = db.Query("SELECT count(*), count(is_anomaly_ground_truth), count(*) FILTER (WHERE is_anomaly_predicted) FROM " +
+                         table + (where.empty() ? "" : " WHERE " + where));
+  if (!counts.ok()) return counts.status();
+  rep.total_rows = counts->Int(0, 0);
+  rep.labelled_rows = counts->Int(0, 1);
+  rep.unlabelled_rows = rep.total_rows - rep.labelled_rows;
+  rep.alerts = counts->Int(0, 2);
   auto models = db.Query("SELECT DISTINCT model_version FROM " + table + (where.empty() ? "" : " WHERE " + where) +
                          " ORDER BY 1");
   if (!models.ok()) return models.status();

@@ -27,7 +27,13 @@ struct EvalFigures {
 
 inline double F1(double p, double r) { return p + r > 0 ? 2 * p * r / (p + r) : 0; }
 
+// P/R/F1, episodes and delays are computed over labelled rows only (is_anomaly_ground_truth not
+// NULL): on a partly labelled run they equal the figures of its labelled rows alone. Unlabelled rows
+// are counted (unlabelled) and enter only the alert rate; with no labelled row the report is the
+// alert rate alone (labelled_rows == 0).
 struct EvalReport {
+  int64_t total_rows = 0, labelled_rows = 0, unlabelled_rows = 0, alerts = 0;  // alerts: predicted rows, all rows
+  double alert_rate() const { return total_rows ? static_cast<double>(alerts) / static_cast<double>(total_rows) : 0; }
   EvalFigures overall;
   std::map<std::string, EvalFigures> by_type;
   std::map<std::string, EvalFigures> by_model;

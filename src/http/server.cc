@@ -623,7 +623,8 @@ void Server::Routes() {
       v.push_back(p.value);
       sc.push_back(p.score);
       pr.push_back(p.predicted);
-      gt.push_back(p.gt);
+      if (ReadingBatch::Labelled(p.gt)) gt.push_back(p.gt);
+      else gt.push_back(nullptr);
     }
     SendJson(res, json{{"sensor_id", id}, {"t", t}, {"value", v}, {"score", sc}, {"predicted", pr}, {"ground_truth", gt},
                        {"threshold", kScoreThreshold}, {"from_memory", pts.size() - from_disk}, {"from_disk", from_disk}});

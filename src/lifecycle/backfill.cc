@@ -209,7 +209,7 @@ nlohmann::json DriftReport::ToJson() const {
   return {{"version", version}, {"from", FormatIsoMicros(from_us)}, {"to", FormatIsoMicros(to_us)}, {"windows", windows},
           {"psi", psi}, {"ks", ks}, {"alert_rate", alert_rate}, {"input_psi", input_psi}, {"input_ks", input_ks},
           {"drifted", drifted}, {"worst_sensors", w}, {"sensors", per},
-          {"stored", {{"rows", rows}, {"flagged", flagged}, {"alert_rate", stored_alert_rate}, {"labelled", labelled},
+          {"stored", {{"rows", rows}, {"flagged", flagged}, {"alert_rate", stored_alert_rate}, {"labelled", labelled}, {"unlabelled_rows_ignored", unlabelled},
                       {"precision", labelled ? nlohmann::json(precision) : nlohmann::json(nullptr)},
                       {"recall", labelled ? nlohmann::json(recall) : nlohmann::json(nullptr)},
                       {"f1", labelled ? nlohmann::json(f1) : nlohmann::json(nullptr)}}}};
@@ -227,6 +227,10 @@ std::string DriftReport::ToText(size_t max_sensors) const {
   std::snprintf(buf, sizeof buf, "stored rows: %lld, flagged %lld (alert rate %.4f)", static_cast<long long>(rows),
                 static_cast<long long>(flagged), stored_alert_rate);
   o += buf;
+  if (unlabelled) {
+    std::snprintf(buf, sizeof buf, "; %lld unlabelled rows ignored by precision/recall/F1", static_cast<long long>(unlabelled));
+    o += buf;
+  }
   if (labelled) {
     std::snprintf(buf, sizeof buf, "; %lld labelled anomalous: point precision %.3f recall %.3f F1 %.3f\n",
                   static_cast<long long>(labelled), precision, recall, f1);
@@ -271,16 +275,20 @@ Result<DriftReport> MonitorDrift(const DriftOptions& opt) {
   rep.to_us = to;
   auto st = db.Query("SELECT count(*), coalesce(sum(is_anomaly_predicted::INTEGER), 0), "
                      "coalesce(sum(coalesce(is_anomaly_ground_truth, false)::INTEGER), 0), "
-                     "coalesce(sum((is_anomaly_predicted AND coalesce(is_anomaly_ground_truth, false))::INTEGER), 0) "
+                     "coalesce(sum((is_anomaly_predicted AND coalesce(is_anomaly_ground_truth, false))::INTEGER), 0), "
+                     "count(*) FILTER (WHERE is_anomaly_ground_truth IS NULL), "
+                     "count(*) FILTER (WHERE is_anomaly_ground_truth IS NULL AND is_anomaly_predicted) "
                      "FROM sensor_readings WHERE " + RangeWhere(from, to));
   if (!st.ok()) return st.status();
   rep.rows = st->Int(0, 0);
   rep.flagged = st->Int(0, 1);
   rep.labelled = st->Int(0, 2);
   const int64_t tp = st->Int(0, 3);
+  rep.unlabelled = st->Int(0, 4);
+  const int64_t flagged_labelled = rep.flagged - st->Int(0, 5);  // P/R/F1 over labelled rows only
   rep.stored_alert_rate = rep.rows ? static_cast<double>(rep.flagged) / static_cast<double>(rep.rows) : 0;
   if (rep.labelled) {
-    rep.precision = rep.flagged ? static_cast<double>(tp) / static_cast<double>(rep.flagged) : 0;
+    rep.precision = flagged_labelled ? static_cast<double>(tp) / static_cast<double>(flagged_labelled) : 0;
     rep.recall = static_cast<double>(tp) / static_cast<double>(rep.labelled);
     rep.f1 = rep.precision + rep.recall > 0 ? 2 * rep.precision * rep.recall / (rep.precision + rep.recall) : 0;
   }

@@ -62,7 +62,8 @@ struct DriftReport {
   std::vector<Sensor> sensors;  // every sensor with a full window, highest PSI first
   // The stored rows of the span as the live pipeline flagged them: alert rate and, where labels
   // exist, point precision / recall / F1.
-  int64_t rows = 0, flagged = 0, labelled = 0;
+  // labelled: rows labelled anomalous; unlabelled: rows without a label (NULL), left out of P/R/F1.
+  int64_t rows = 0, flagged = 0, labelled = 0, unlabelled = 0;
   double stored_alert_rate = 0, precision = 0, recall = 0, f1 = 0;
   nlohmann::json ToJson() const;
   std::string ToText(size_t max_sensors = 20) const;

@@ -55,7 +55,7 @@ nlohmann::json DriftSnapshot::ToJson() const {
   nlohmann::json w = nlohmann::json::array();
   for (auto& [s, p] : worst_sensors) w.push_back({{"sensor_id", s}, {"psi", p}});
   return {{"version", version}, {"windows", windows}, {"min_windows", min_windows}, {"psi", psi}, {"ks", ks}, {"input_psi", input_psi},
-          {"input_ks", input_ks}, {"alert_rate", alert_rate}, {"rows", rows}, {"labelled", labelled},
+          {"input_ks", input_ks}, {"alert_rate", alert_rate}, {"rows", rows}, {"labelled", labelled}, {"unlabelled", unlabelled},
           {"precision", precision}, {"recall", recall}, {"f1", f1}, {"drifted", drifted},
           {"drifted_for_s", drifted_for_s}, {"worst_sensors", w}};
 }
@@ -98,17 +98,21 @@ void LiveMonitor::Observe(const ProcessedBatch& pb, int64_t now_us) {
   const size_t n = b.size();
   if (stride_ == 0) stride_ = static_cast<uint32_t>(std::max(1, opt_.sample_every));
   rows_since_eval_ += static_cast<int64_t>(n);
-  BatchCounts c{static_cast<int64_t>(n), 0, 0, 0};
+  BatchCounts c{static_cast<int64_t>(n), 0, 0, 0, 0, 0};
   for (size_t i = 0; i < n; i++) {
     c.pred += b.predicted[i];
-    c.gt += b.gt[i];
-    c.tp += b.predicted[i] & b.gt[i];
+    const bool pos = ReadingBatch::Positive(b.gt[i]);
+    c.gt += pos;
+    c.tp += b.predicted[i] & pos;
+    if (!ReadingBatch::Labelled(b.gt[i])) c.unl++, c.unl_pred += b.predicted[i];
   }
   counts_.push_back(c);
-  sum_ = {sum_.rows + c.rows, sum_.pred + c.pred, sum_.gt + c.gt, sum_.tp + c.tp};
+  sum_ = {sum_.rows + c.rows, sum_.pred + c.pred, sum_.gt + c.gt, sum_.tp + c.tp, sum_.unl + c.unl,
+          sum_.unl_pred + c.unl_pred};
   while (counts_.size() > 1 && sum_.rows - counts_.front().rows >= opt_.rows_window) {
     const BatchCounts& f = counts_.front();
-    sum_ = {sum_.rows - f.rows, sum_.pred - f.pred, sum_.gt - f.gt, sum_.tp - f.tp};
+    sum_ = {sum_.rows - f.rows, sum_.pred - f.pred, sum_.gt - f.gt, sum_.tp - f.tp, sum_.unl - f.unl,
+            sum_.unl_pred - f.unl_pred};
     counts_.pop_front();
   }
   if (model_ && !ref_sorted_.empty()) {
@@ -183,9 +187,11 @@ void LiveMonitor::Evaluate(int64_t now_us) {
   }
   s.rows = sum_.rows;
   s.labelled = sum_.gt;
+  s.unlabelled = sum_.unl;
   s.alert_rate = sum_.rows ? static_cast<double>(sum_.pred) / static_cast<double>(sum_.rows) : 0;
-  if (sum_.gt > 0) {
-    s.precision = sum_.pred ? static_cast<double>(sum_.tp) / static_cast<double>(sum_.pred) : 0;
+  if (sum_.gt > 0) {  // precision over labelled rows only: flags on unlabelled rows are neither true nor false
+    const int64_t pred_l = sum_.pred - sum_.unl_pred;
+    s.precision = pred_l ? static_cast<double>(sum_.tp) / static_cast<double>(pred_l) : 0;
     s.recall = static_cast<double>(sum_.tp) / static_cast<double>(sum_.gt);
     s.f1 = s.precision + s.recall > 0 ? 2 * s.precision * s.recall / (s.precision + s.recall) : 0;
   }

@@ -60,8 +60,9 @@ struct DriftSnapshot {
   double psi = 0, ks = 0;       // errors vs validation errors
   double input_psi = 0, input_ks = 0;  // scaled inputs vs N(0, 1)
   double alert_rate = 0;        // flagged rows / rows (rolling)
-  int64_t rows = 0, labelled = 0;
-  double precision = 0, recall = 0, f1 = 0;  // rolling, where labels exist
+  int64_t rows = 0, labelled = 0;  // labelled: rows labelled anomalous
+  int64_t unlabelled = 0;       // rows without a label: left out of precision/recall/F1
+  double precision = 0, recall = 0, f1 = 0;  // rolling, over labelled rows only
   bool drifted = false;
   double drifted_for_s = 0;
   std::vector<std::pair<std::string, double>> worst_sensors;  // highest error PSI (at most 10)
@@ -101,9 +102,10 @@ class LiveMonitor {
   std::vector<float> ref_sorted_, ref_in_sorted_;
   std::unordered_map<uint32_t, SensorRing> sensors_;
   std::deque<float> errors_, inputs_;
-  struct BatchCounts { int64_t rows, pred, gt, tp; };
+  // rows, predicted, positive labels, true positives, unlabelled rows, predicted among unlabelled rows.
+  struct BatchCounts { int64_t rows, pred, gt, tp, unl, unl_pred; };
   std::deque<BatchCounts> counts_;
-  BatchCounts sum_{0, 0, 0, 0};
+  BatchCounts sum_{0, 0, 0, 0, 0, 0};
   int64_t last_eval_us_ = 0, drift_start_us_ = 0;
   int64_t rows_since_eval_ = 0;
   uint32_t stride_ = 0;  // sample every stride_-th reading of a sensor (>= sample_every)

@@ -57,7 +57,8 @@ Status ShadowSink::Flush() {
   for (size_t i = 0; i < sensor_.size(); i++) {
     duckdb_append_varchar(app, dicts_->sensors.Name(sensor_[i]).c_str());
     duckdb_append_timestamp(app, duckdb_timestamp{ts_[i]});
-    duckdb_append_bool(app, gt_[i] != 0);
+    if (ReadingBatch::Labelled(gt_[i])) duckdb_append_bool(app, gt_[i] != 0);
+    else duckdb_append_null(app);
     if (type_[i] == ReadingBatch::kNoType || type_[i] >= dicts_->types.size()) duckdb_append_null(app);
     else duckdb_append_varchar(app, dicts_->types.Name(type_[i]).c_str());
     duckdb_append_float(app, score_[i]);

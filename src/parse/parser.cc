@@ -4,6 +4,7 @@
 #include <simdjson.h>
 
 #include "parse/known_layout.h"
+#include "parse/mapping.h"
 
 namespace iotpipe {
 
@@ -25,6 +26,7 @@ std::string_view RejectName(Reject r) {
     case Reject::kInvalidSensorId: return "invalid_sensor_id";
     case Reject::kTooManySensors: return "too_many_sensors";
     case Reject::kInvalidAssetId: return "invalid_asset_id";
+    case Reject::kMalformed: return "malformed";
     case Reject::kCount: break;
   }
   return "unknown";
@@ -129,7 +131,10 @@ Reject Parser::ParseOne(std::string_view rec, ParsedRecord* out, std::string* de
     return Reject::kOversize;
   }
   // The producers' own layout is read in one scan; anything else goes through simdjson.
-  if (opt_.known_layout && ParseKnownLayout(rec, out)) return CheckFields(opt_, *out, detail);
+  if (opt_.known_layout && ParseKnownLayout(rec, out)) {
+    out->has_gt = true;
+    return CheckFields(opt_, *out, detail);
+  }
   od::document doc;
   auto err = impl_->parser.iterate(rec.data(), rec.size(), rec.size() + sj::SIMDJSON_PADDING).get(doc);
   if (err) {
@@ -210,8 +215,12 @@ Reject Parser::ParseOne(std::string_view rec, ParsedRecord* out, std::string* de
     } else if (key == "is_anomaly_ground_truth") {
       od::json_type t;
       if ((err = v.type().get(t))) { *detail = sj::error_message(err); return Reject::kInvalidJson; }
+      if (t == od::json_type::null) {  // null: unlabelled, as absent
+        has_gt = false;
+        continue;
+      }
       if (t != od::json_type::boolean) {
-        *detail = std::string("is_anomaly_ground_truth must be a boolean, got ") + TypeName(t);
+        *detail = std::string("is_anomaly_ground_truth must be a boolean or null, got ") + TypeName(t);
         return Reject::kWrongType;
       }
       if ((err = v.get_bool().get(out->gt))) { *detail = sj::error_message(err); return Reject::kInvalidJson; }
@@ -275,11 +284,91 @@ Reject Parser::ParseOne(std::string_view rec, ParsedRecord* out, std::string* de
   if (!has_id) { *detail = "sensor_id"; return Reject::kMissingField; }
   if (!has_ts) { *detail = "timestamp"; return Reject::kMissingField; }
   if (!has_val) { *detail = "value"; return Reject::kMissingField; }
-  if (!has_gt) { *detail = "is_anomaly_ground_truth"; return Reject::kMissingField; }
+  out->has_gt = has_gt;  // no label: an unlabelled reading (NULL), not a rejection
+  if (!has_gt) out->gt = false;
   return CheckFields(opt_, *out, detail);
 }
 
+Status Parser::SetMapping(const InputMapping& m) {
+  auto r = ResolveMapping(m);
+  if (!r.ok()) return r.status();
+  if (r->format == InputFormat::kOriginal) {
+    mapped_.reset();
+    return Status::OK();
+  }
+  mapped_ = std::make_unique<MappedDecoder>(std::move(r.value()), opt_);
+  return Status::OK();
+}
+
+void Parser::ParseMapped(const RawBatch& raw, ProcessedBatch& out) {
+  std::string detail;
+  const size_t n = raw.size();
+  out.readings.Reserve(out.readings.size() + n);
+  const bool with_origin = !raw.origins.empty();
+  const int64_t arrival_us = clock_->NowMicros();
+  auto reject = [&](size_t i, Reject r) {
+    rejected_[static_cast<int>(r)]++;
+    out.dead.raw.emplace_back(raw.record(i));
+    std::string reason(RejectName(r));
+    if (!detail.empty()) reason += ": " + detail;
+    out.dead.reason.push_back(std::move(reason));
+    if (with_origin) out.dead.origins.push_back(raw.origins[i]);
+  };
+  for (size_t i = 0; i < n; i++) {
+    detail.clear();
+    size_t k = 0;
+    Reject r = mapped_->Decode(raw.record(i), arrival_us, &k, &detail);
+    if (r != Reject::kNone) {
+      reject(i, r);
+      continue;
+    }
+    if (k == 0) {  // a CSV header
+      skipped_++;
+      continue;
+    }
+    // Intern every id first: a record is stored whole or rejected whole.
+    const auto& rs = mapped_->out();
+    sids_.clear();
+    aids_.clear();
+    bool full = false;
+    for (size_t j = 0; j < k && !full; j++) {
+      uint32_t sid = sensors_->Intern(rs[j].id);
+      if (sid == Interner::kNone) {
+        detail = "the sensor table is full (" + std::to_string(sensors_->capacity()) + " sensors)";
+        reject(i, Reject::kTooManySensors);
+        full = true;
+        break;
+      }
+      uint32_t aid = ReadingBatch::kNoAsset;
+      if (!rs[j].asset.empty() && assets_) {
+        aid = assets_->Intern(rs[j].asset);
+        if (aid == Interner::kNone) {
+          detail = "the asset table is full (" + std::to_string(assets_->capacity()) + " assets)";
+          reject(i, Reject::kInvalidAssetId);
+          full = true;
+          break;
+        }
+      }
+      sids_.push_back(sid);
+      aids_.push_back(aid);
+    }
+    if (full) continue;
+    expanded_ += k - 1;
+    for (size_t j = 0; j < k; j++) {
+      out.readings.Push(sids_[j], rs[j].ts_us, rs[j].value, rs[j].label, ReadingBatch::kNoType);
+      if (with_origin) out.readings.origins.push_back(raw.origins[i]);
+      if (aids_[j] != ReadingBatch::kNoAsset) {
+        auto& col = out.readings.asset;
+        col.resize(out.readings.size() - 1, ReadingBatch::kNoAsset);
+        col.push_back(aids_[j]);
+      }
+    }
+  }
+  if (!out.readings.asset.empty()) out.readings.asset.resize(out.readings.size(), ReadingBatch::kNoAsset);
+}
+
 void Parser::Parse(const RawBatch& raw, ProcessedBatch& out) {
+  if (mapped_) return ParseMapped(raw, out);
   ParsedRecord rec;
   std::string detail;
   const size_t n = raw.size();
@@ -321,7 +410,8 @@ void Parser::Parse(const RawBatch& raw, ProcessedBatch& out) {
         continue;
       }
     }
-    out.readings.Push(sid, static_cast<int64_t>(std::llround(rec.timestamp * 1e6)), rec.value, rec.gt, ty);
+    out.readings.Push(sid, static_cast<int64_t>(std::llround(rec.timestamp * 1e6)), rec.value,
+                      rec.has_gt ? static_cast<uint8_t>(rec.gt) : ReadingBatch::kNoLabel, ty);
     if (with_origin) out.readings.origins.push_back(raw.origins[i]);
     if (aid != ReadingBatch::kNoAsset) {  // the asset column exists only once a record carries one
       auto& col = out.readings.asset;

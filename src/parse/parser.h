@@ -4,11 +4,17 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/batch.h"
+#include "core/clock.h"
 #include "core/interner.h"
+#include "core/status.h"
 
 namespace iotpipe {
+
+struct InputMapping;
+class MappedDecoder;
 
 // Why a record was rejected. The stored reason is "<name>: <detail>".
 enum class Reject : uint8_t {
@@ -25,6 +31,7 @@ enum class Reject : uint8_t {
   kInvalidSensorId,
   kTooManySensors,
   kInvalidAssetId,
+  kMalformed,       // line protocol / CSV syntax (JSON syntax is kInvalidJson)
   kCount
 };
 std::string_view RejectName(Reject r);
@@ -44,6 +51,7 @@ struct ParsedRecord {
   double timestamp = 0;        // epoch seconds
   double value = 0;
   bool gt = false;
+  bool has_gt = false;         // false: no label (or null): an unlabelled reading
   std::string_view anomaly_type;  // empty if absent or null
   std::string_view asset_id;      // optional multivariate grouping (empty if absent or null)
 };
@@ -65,6 +73,18 @@ class Parser {
   Reject ParseCopy(std::string_view rec, ParsedRecord* out, std::string* detail);
 
   uint64_t rejected(Reject r) const { return rejected_[static_cast<int>(r)]; }
+  // Records of another shape than the original wire record (parse/mapping.h): decoded through the
+  // mapping, one reading per quantity. The original format (the default) keeps the fast path.
+  // InvalidArgument if the mapping does not resolve.
+  Status SetMapping(const InputMapping& m);
+  bool mapped() const { return mapped_ != nullptr; }
+  // The clock of time = "arrival" (tests pass a manual one).
+  void SetClock(Clock* c) { clock_ = c; }
+  // Records that yielded no reading and no rejection (a CSV header), and readings beyond the first
+  // of multi-field records: sent == readings - expanded + skipped + dead letters.
+  uint64_t skipped() const { return skipped_; }
+  uint64_t expanded() const { return expanded_; }
+
   // Where wire `asset_id` values are interned (ReadingBatch::asset); null: the field is validated only.
   void SetAssets(Interner* assets) { assets_ = assets; }
 
@@ -77,6 +97,11 @@ class Parser {
   ParserOptions opt_;
   uint64_t rejected_[static_cast<int>(Reject::kCount)] = {};
   std::string copy_;
+  std::unique_ptr<MappedDecoder> mapped_;
+  uint64_t skipped_ = 0, expanded_ = 0;
+  std::vector<uint32_t> sids_, aids_;
+  Clock* clock_ = RealClock::Get();
+  void ParseMapped(const RawBatch& raw, ProcessedBatch& out);
 };
 
 }  // namespace iotpipe

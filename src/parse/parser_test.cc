@@ -94,7 +94,8 @@ TEST_F(ParserTest, EveryRejectionReason) {
   EXPECT_EQ(last_detail, "missing_field: sensor_id");
   EXPECT_EQ(Reason(R"({"sensor_id": "s", "value": 1, "is_anomaly_ground_truth": false})"), "missing_field");
   EXPECT_EQ(Reason(R"({"sensor_id": "s", "timestamp": 1, "is_anomaly_ground_truth": false})"), "missing_field");
-  EXPECT_EQ(Reason(R"({"sensor_id": "s", "timestamp": 1, "value": 1})"), "missing_field");
+  // Labels are optional (issue 16): a record without one is an unlabelled reading, not a rejection.
+  EXPECT_EQ(Reason(R"({"sensor_id": "s", "timestamp": 1, "value": 1})"), "ok");
   EXPECT_EQ(Reason(R"({})"), "missing_field");
   EXPECT_EQ(Reason(R"({"sensor_id": 7, "timestamp": 1, "value": 1, "is_anomaly_ground_truth": false})"), "wrong_type");
   EXPECT_EQ(Reason(R"({"sensor_id": "s", "timestamp": "2024-01-01", "value": 1, "is_anomaly_ground_truth": false})"), "wrong_type");

@@ -14,6 +14,7 @@ namespace iotpipe {
 Processor::Processor(Dictionaries* dicts, std::shared_ptr<const Detector> det, PipelineMetrics* m, Clock* clock)
     : dicts_(dicts), parser_(&dicts->sensors, &dicts->types), m_(m), clock_(clock) {
   parser_.SetAssets(&dicts->assets);
+  if (clock) parser_.SetClock(clock);
   det_ = std::move(det);
   state_ = StateStore(det_->state_bytes());
   model_id_ = static_cast<uint16_t>(dicts_->models.Intern(det_->version()));
@@ -96,17 +97,23 @@ void Processor::Process(const RawBatch& raw, ProcessedBatch& out) {
     std::swap(b.predicted, out.shadow_predicted);
     std::swap(b.model, out.shadow_model);
   }
-  int64_t pred = 0, truth = 0, tp = 0;
+  int64_t pred = 0, truth = 0, tp = 0, unl = 0, unl_pred = 0;
   for (size_t i = 0, n = b.size(); i < n; i++) {
     pred += b.predicted[i];
-    truth += b.gt[i];
-    tp += b.predicted[i] & b.gt[i];
+    if (!ReadingBatch::Labelled(b.gt[i])) unl++, unl_pred += b.predicted[i];
+    const bool pos = ReadingBatch::Positive(b.gt[i]);  // unlabelled rows count as neither
+    truth += pos;
+    tp += b.predicted[i] & pos;
   }
   m_->received_bytes += static_cast<int64_t>(raw.data.size());
   m_->parsed += static_cast<int64_t>(b.size());
   m_->dead_letter += static_cast<int64_t>(out.dead.size());
   m_->predicted += pred;
   m_->truth += truth;
+  m_->unlabelled += unl;
+  m_->unlabelled_predicted += unl_pred;
+  m_->skipped = static_cast<int64_t>(parser_.skipped());
+  m_->expanded = static_cast<int64_t>(parser_.expanded());
   m_->tp += tp;
   m_->sensors = dicts_->sensors.size();
   for (int r = 1; r < static_cast<int>(Reject::kCount) && r < 16; r++)

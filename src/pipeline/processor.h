@@ -23,6 +23,8 @@ class Processor {
   // Swaps the detector; takes effect from the next batch. State is reset if the layout differs.
   void SetDetector(std::shared_ptr<const Detector> det);
   std::shared_ptr<const Detector> detector() const;
+  // Records of another shape than the original wire record (parse/mapping.h). Before the first batch.
+  Status SetInputMapping(const InputMapping& m) { return parser_.SetMapping(m); }
   StateStore& state() { return state_; }
   // Shadow scoring: a second detector scores the same rows with its own state; its results go to
   // ProcessedBatch::shadow_*. Null stops it. Takes effect from the next batch (like SetDetector).

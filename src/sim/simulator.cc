@@ -215,6 +215,21 @@ static void AppendDouble(std::string& out, double v) {
   out.append(buf, r.ptr);
 }
 
+void FleetSimulator::EncodeDevice(const std::vector<SimReading>& group, RawBatch& out) const {
+  if (group.empty() || cfg_.asset_size == 0) return;
+  std::string s = "{\"device\": \"asset_" + std::to_string(group[0].sensor / cfg_.asset_size) + "\", \"ts\": ";
+  char buf[32];
+  s.append(buf, std::to_chars(buf, buf + sizeof buf, (group[0].ts_us + 500) / 1000).ptr);
+  bool any = false;
+  for (const SimReading& r : group) {
+    s += ", \"q" + std::to_string(r.sensor % cfg_.asset_size) + "\": ";
+    s.append(buf, ToCharsMilli(buf, buf + sizeof buf, r.value));
+    any |= r.kind != AnomalyKind::kNone;
+  }
+  s += any ? ", \"is_anomaly_ground_truth\": true}" : ", \"is_anomaly_ground_truth\": false}";
+  out.Add(s);
+}
+
 bool FleetSimulator::Encode(const SimReading& r, RawBatch& out) {
   std::string& s = scratch_;
   s.clear();

@@ -68,6 +68,11 @@ class FleetSimulator {
   // Appends the wire record for r (or a malformed one, chosen with malformed_rate) to out.
   // Returns true if the record is well-formed.
   bool Encode(const SimReading& r, RawBatch& out);
+  // Device-shaped output (flat device JSON, parse/mapping.h format `flat`): the readings of one
+  // asset at one time as one record {"device": "asset_<i>", "ts": <epoch ms>, "q0": v, "q1": v, …,
+  // "is_anomaly_ground_truth": any reading anomalous}; quantity q<k> is channel k of the asset.
+  // `group` holds readings of one asset (config().asset_size > 0), any order.
+  void EncodeDevice(const std::vector<SimReading>& group, RawBatch& out) const;
   static std::string SensorName(uint32_t i) { return "sensor_" + std::to_string(i); }
   static std::string AssetName(uint32_t i) { return "asset_" + std::to_string(i); }
 

@@ -62,7 +62,9 @@ Status KafkaSideSink::Write(const ProcessedBatch& b) {
                           {"value", r.value[i]},
                           {"anomaly_score", static_cast<double>(r.score[i])},
                           {"model_version", models_->Name(r.model[i])},
-                          {"is_anomaly_ground_truth", r.gt[i] != 0}};
+                          {"is_anomaly_ground_truth", ReadingBatch::Labelled(r.gt[i])  // null: unlabelled
+                                                          ? nlohmann::json(r.gt[i] != 0)
+                                                          : nlohmann::json(nullptr)}};
       // Sensor ids are arbitrary UTF-8 from the wire: escaped by the JSON library, bad bytes replaced.
       note(producer_->Produce(opt_.anomalies_topic, sid,
                               j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));

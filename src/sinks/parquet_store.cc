@@ -71,6 +71,7 @@ struct ParquetStore::Part {
   bool* pred = nullptr;
   float* score = nullptr;
   uint64_t* type_valid = nullptr;
+  uint64_t* gt_valid = nullptr;
 
   void Bind() {
     for (int c = 0; c < kReadingCols; c++) vec[c] = duckdb_data_chunk_get_vector(chunk, c);
@@ -82,6 +83,8 @@ struct ParquetStore::Part {
     score = static_cast<float*>(duckdb_vector_get_data(vec[7]));
     duckdb_vector_ensure_validity_writable(vec[4]);
     type_valid = duckdb_vector_get_validity(vec[4]);
+    duckdb_vector_ensure_validity_writable(vec[3]);
+    gt_valid = duckdb_vector_get_validity(vec[3]);
   }
 };
 
@@ -264,7 +267,9 @@ Status ParquetStore::AppendReadings(const ReadingBatch& b) {
     duckdb_vector_assign_string_element_len(p->vec[0], r, sid.data(), sid.size());
     p->ts[r] = b.ts_us[i];
     p->val[r] = b.value[i];
-    p->gt[r] = b.gt[i] != 0;
+    p->gt[r] = ReadingBatch::Positive(b.gt[i]);
+    if (ReadingBatch::Labelled(b.gt[i])) duckdb_validity_set_row_valid(p->gt_valid, r);
+    else duckdb_validity_set_row_invalid(p->gt_valid, r);
     if (b.type[i] == ReadingBatch::kNoType) {
       duckdb_validity_set_row_invalid(p->type_valid, r);
     } else {

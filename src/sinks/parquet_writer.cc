@@ -262,7 +262,8 @@ void ReadingColumns::AppendRange(const ReadingBatch& b, size_t from, size_t to) 
   sensor.insert(sensor.end(), b.sensor.begin() + from, b.sensor.begin() + to);
   ts_us.insert(ts_us.end(), b.ts_us.begin() + from, b.ts_us.begin() + to);
   value.insert(value.end(), b.value.begin() + from, b.value.begin() + to);
-  for (size_t i = from; i < to; i++) gt.push_back(b.gt[i] != 0);
+  for (size_t i = from; i < to; i++)
+    gt.push_back(ReadingBatch::Labelled(b.gt[i]) ? b.gt[i] != 0 : ReadingBatch::kNoLabel);
   type.insert(type.end(), b.type.begin() + from, b.type.begin() + to);
   processing_ts_us.insert(processing_ts_us.end(), to - from, b.processing_ts_us);
   for (size_t i = from; i < to; i++) predicted.push_back(b.predicted[i] != 0);
@@ -527,20 +528,30 @@ Status ParquetWriter::WriteReadings(const std::string& path, const ReadingColumn
     auto split_column = [&](Chunk* ch, const float* v) {
       value_column(ch, v, kByteStreamSplit, true, [&](const float* p) { ByteStreamSplit(p, m, &payload_); });
     };
+    // Booleans; a value of ReadingBatch::kNoLabel is NULL (definition level 0, no value written).
     auto bool_column = [&](Chunk* ch, const uint8_t* v) {
       payload_.clear();
       levels_.assign(m, 1);
+      for (size_t i = 0; i < m; i++) {
+        if (v[r0 + i] == ReadingBatch::kNoLabel) {
+          levels_[i] = 0;
+          ch->null_count++;
+        }
+      }
       DefLevels(levels_.data(), m, &tmp, &payload_);
       bool any_t = false, any_f = false;
       uint8_t byte = 0;
+      size_t k = 0;  // values written (non-null rows)
       for (size_t i = 0; i < m; i++) {
+        if (!levels_[i]) continue;
         const bool b = v[r0 + i] != 0;
         (b ? any_t : any_f) = true;
-        byte |= static_cast<uint8_t>(b) << (i & 7);
-        if ((i & 7) == 7) payload_.push_back(static_cast<char>(byte)), byte = 0;
+        byte |= static_cast<uint8_t>(b) << (k & 7);
+        if ((k & 7) == 7) payload_.push_back(static_cast<char>(byte)), byte = 0;
+        k++;
       }
-      if (m & 7) payload_.push_back(static_cast<char>(byte));
-      if (m > 0) {
+      if (k & 7) payload_.push_back(static_cast<char>(byte));
+      if (k > 0) {
         ch->has_minmax = true;
         ch->min.assign(1, any_f ? '\0' : '\1');
         ch->max.assign(1, any_t ? '\1' : '\0');

@@ -26,7 +26,7 @@ struct ReadingColumns {
   std::vector<uint32_t> sensor;
   std::vector<int64_t> ts_us;
   std::vector<double> value;
-  std::vector<uint8_t> gt;
+  std::vector<uint8_t> gt;     // 0, 1 or ReadingBatch::kNoLabel (NULL)
   std::vector<uint16_t> type;  // ReadingBatch::kNoType = NULL
   std::vector<int64_t> processing_ts_us;
   std::vector<uint8_t> predicted;
@@ -40,7 +40,7 @@ struct ReadingColumns {
   }
   void Append(const ReadingBatch& b, size_t i) {
     sensor.push_back(b.sensor[i]); ts_us.push_back(b.ts_us[i]); value.push_back(b.value[i]);
-    gt.push_back(b.gt[i] != 0); type.push_back(b.type[i]); processing_ts_us.push_back(b.processing_ts_us);
+    gt.push_back(ReadingBatch::Labelled(b.gt[i]) ? b.gt[i] != 0 : ReadingBatch::kNoLabel); type.push_back(b.type[i]); processing_ts_us.push_back(b.processing_ts_us);
     predicted.push_back(b.predicted[i] != 0); score.push_back(b.score[i]); model.push_back(b.model[i]);
   }
   // Appends rows [from, to) of b (no filtering).
