@@ -99,8 +99,14 @@ class PositionedSource final : public ScriptedSource, public PartitionedSource {
     auto m = listener_->Recover(0);  // deletes what is past the marker
     if (!m.ok()) return m.status();
     next_ = m.value() + 1;
-    listener_->Assigned({0});
     return Status::OK();
+  }
+  PollResult Poll(RawBatch& out, size_t max) override {
+    if (!assigned_) {  // on the Poll thread, as the Kafka source's rebalance callback
+      assigned_ = true;
+      listener_->Assigned({0});
+    }
+    return ScriptedSource::Poll(out, max);
   }
   PositionNames position_names() const override { return {"fake-t", "t", "fake:t"}; }
   void SetPartitionListener(PartitionListener* l) override { listener_ = l; }
@@ -109,6 +115,7 @@ class PositionedSource final : public ScriptedSource, public PartitionedSource {
 
  private:
   PartitionListener* listener_ = nullptr;
+  bool assigned_ = false;
 };
 
 enum class Path { kEmbedded, kPositioned };
