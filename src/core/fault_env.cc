@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "core/fsutil.h"
@@ -61,9 +62,24 @@ void FaultInjectionEnv::Crash() {
   std::lock_guard<std::mutex> g(mu_);
   crashed_ = true;
 }
+void FaultInjectionEnv::CrashAtRename(int n) {
+  std::lock_guard<std::mutex> g(mu_);
+  crash_at_rename_ = n;
+}
+void FaultInjectionEnv::TearWritesTo(const std::string& path_part, int64_t keep) {
+  std::lock_guard<std::mutex> g(mu_);
+  tear_part_ = path_part;
+  tear_keep_ = keep;
+}
+int FaultInjectionEnv::renames() const {
+  std::lock_guard<std::mutex> g(mu_);
+  return renames_;
+}
 void FaultInjectionEnv::Reset() {
   std::lock_guard<std::mutex> g(mu_);
   budget_ = -1;
+  crash_at_rename_ = 0;
+  tear_part_.clear();
   appended_ = 0;
   fail_sync_ = fail_rename_ = crashed_ = false;
 }
@@ -89,6 +105,17 @@ Status FaultInjectionEnv::OnAppend(const std::string& path, size_t n, size_t* fi
   if (crashed_) {
     failed_++;
     return Status::IOError("write " + path + ": simulated crash");
+  }
+  if (!tear_part_.empty() && path.find(tear_part_) != std::string::npos) {
+    FileState& f = files_[path];
+    const int64_t have = static_cast<int64_t>(f.size);
+    if (have + static_cast<int64_t>(n) > tear_keep_) {
+      failed_++;
+      *fits = static_cast<size_t>(std::max<int64_t>(tear_keep_ - have, 0));
+      f.size += *fits;
+      appended_ += static_cast<int64_t>(*fits);
+      return Status::IOError("write " + path + ": No space left on device (injected, torn)");
+    }
   }
   if (budget_ >= 0 && appended_ + static_cast<int64_t>(n) > budget_) {
     failed_++;
@@ -129,10 +156,16 @@ Status FaultInjectionEnv::RenameFile(const std::string& from, const std::string&
       failed_++;
       return Status::IOError("rename " + from + ": Input/output error (injected)");
     }
+    if (crash_at_rename_ > 0 && --crash_at_rename_ == 0) {
+      crashed_ = true;
+      failed_++;
+      return Status::IOError("rename " + from + ": simulated crash");
+    }
   }
   s = target()->RenameFile(from, to);
   if (!s.ok()) return s;
   std::lock_guard<std::mutex> g(mu_);
+  renames_++;
   auto it = files_.find(from);
   if (it != files_.end()) {
     files_[to] = it->second;

@@ -24,6 +24,13 @@ class FaultInjectionEnv final : public EnvWrapper {
   void FailSync(bool on);
   void FailRename(bool on);
   void Crash();                        // from now on every operation fails (until Reset)
+  // The n-th rename from now (1: the next) does not happen: the process "dies" there (Crash()), between
+  // writing a file and making it visible. 0: off.
+  void CrashAtRename(int n);
+  int renames() const;                 // renames done through this Env
+  // Files whose path contains `path_part` take only their first `keep` bytes, then writes fail with
+  // ENOSPC: a torn file of one kind (e.g. "_offsets/": a commit marker). Empty: off.
+  void TearWritesTo(const std::string& path_part, int64_t keep);
   void Reset();                        // clears every fault (not the tracked state)
   Status DropUnsyncedData();           // what survives a power cut at this moment
 
@@ -51,7 +58,9 @@ class FaultInjectionEnv final : public EnvWrapper {
   mutable std::mutex mu_;
   int64_t budget_ = -1, appended_ = 0;
   bool fail_sync_ = false, fail_rename_ = false, crashed_ = false;
-  int failed_ = 0;
+  int failed_ = 0, crash_at_rename_ = 0, renames_ = 0;
+  std::string tear_part_;
+  int64_t tear_keep_ = 0;
   std::map<std::string, FileState> files_;
   std::vector<Rename> pending_renames_;
 };

@@ -22,8 +22,13 @@ const std::regex& PositionedName() {
 }
 }  // namespace
 
-OffsetLedger::OffsetLedger(std::string data_dir, PositionNames names, Processor* proc, const Dictionaries* dicts)
-    : data_dir_(std::move(data_dir)), names_(std::move(names)), proc_(proc), dicts_(dicts) {
+OffsetLedger::OffsetLedger(std::string data_dir, PositionNames names, Processor* proc, const Dictionaries* dicts,
+                           Env* env)
+    : data_dir_(std::move(data_dir)),
+      names_(std::move(names)),
+      env_(env ? env : Env::Default()),
+      proc_(proc),
+      dicts_(dicts) {
   committed_ = ReadMarkers();
 }
 
@@ -45,7 +50,7 @@ OffsetMap OffsetLedger::ReadMarkers() const {
     if (!name.starts_with(prefix)) continue;
     std::string num = name.substr(prefix.size());
     if (num.empty() || num.find_first_not_of("0123456789") != std::string::npos) continue;
-    auto text = ReadFile(it->path().string());
+    auto text = env_->ReadFile(it->path().string());
     if (!text.ok()) continue;
     char* end = nullptr;
     long long v = std::strtoll(text.value().c_str(), &end, 10);
@@ -58,11 +63,13 @@ OffsetMap OffsetLedger::ReadMarkers() const {
 Result<int64_t> OffsetLedger::Recover(int32_t kpart) {
   int64_t marker = -1;
   const std::string mpath = MarkerPath(data_dir_, names_.markers, kpart);
-  auto text = ReadFile(mpath);
+  auto text = env_->ReadFile(mpath);
+  // An unreadable marker is not "no marker": that would delete committed files.
+  if (!text.ok() && !text.status().IsNotFound()) return text.status().Prefixed("reading commit marker");
   if (text.ok()) {
     char* end = nullptr;
     long long v = std::strtoll(text.value().c_str(), &end, 10);
-    if (end == text.value().c_str()) return Status::Error("corrupt commit marker " + mpath);
+    if (end == text.value().c_str()) return Status::Corruption("corrupt commit marker " + mpath);
     marker = v;
   }
   std::error_code ec;
@@ -84,9 +91,9 @@ Result<int64_t> OffsetLedger::Recover(int32_t kpart) {
       }
     }
     for (auto& f : doomed) {
-      if (!fs::remove(f, ec) || ec)
-        return Status::Error("cannot remove uncommitted " + f.string() + ": " + ec.message());
-      Status s = FsyncPath(f.parent_path().string());
+      Status s = env_->RemoveFile(f.string());
+      if (!s.ok()) return s.Prefixed("cannot remove uncommitted " + f.string());
+      s = env_->SyncPath(f.parent_path().string());
       if (!s.ok()) return s;
     }
   }
@@ -98,11 +105,11 @@ Status OffsetLedger::Commit(const OffsetMap& durable) {
     auto c = committed_.find(p);
     if (off < 0 || (c != committed_.end() && c->second >= off)) continue;
     if (!offsets_dir_made_) {
-      Status s = MakeDirs(data_dir_ + "/_offsets");
+      Status s = MakeDirs(env_, data_dir_ + "/_offsets");
       if (!s.ok()) return s;
       offsets_dir_made_ = true;
     }
-    Status s = WriteFileAtomic(MarkerPath(data_dir_, names_.markers, p), std::to_string(off) + "\n");
+    Status s = WriteFileAtomic(env_, MarkerPath(data_dir_, names_.markers, p), std::to_string(off) + "\n");
     if (!s.ok()) return s;
     committed_[p] = off;
   }
@@ -143,10 +150,10 @@ void OffsetLedger::SaveStates(const std::set<int32_t>& parts) {
       it->second.second++;
     }
   }
-  Status s = MakeDirs(data_dir_ + "/state");
+  Status s = MakeDirs(env_, data_dir_ + "/state");
   for (auto& [p, pl] : per) {
     if (s.ok())
-      s = WriteFileAtomic(StatePath(data_dir_, names_.markers, p),
+      s = WriteFileAtomic(env_, StatePath(data_dir_, names_.markers, p),
                           FormatCheckpoint(v.name, v.version, v.stride, pl.first, pl.second));
     if (!s.ok()) {
       spdlog::warn("kafka: cannot save the detector state of partition {}: {}", p, s.message());
@@ -161,7 +168,7 @@ void OffsetLedger::LoadStates(const std::set<int32_t>& parts, const std::functio
   bool drained = false;
   for (int32_t p : parts) {
     const std::string path = StatePath(data_dir_, names_.markers, p);
-    auto data = ReadFile(path);
+    auto data = env_->ReadFile(path);
     if (!data.ok()) continue;  // no state saved for this partition yet
     CheckpointView v;
     Status s = ParseCheckpoint(data.value(), path, &v);

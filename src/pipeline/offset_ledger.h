@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "core/batch.h"
+#include "core/env.h"
 #include "core/status.h"
 #include "sources/partitioned.h"
 
@@ -32,7 +33,9 @@ struct Dictionaries;
 
 class OffsetLedger {
  public:
-  OffsetLedger(std::string data_dir, PositionNames names, Processor* proc, const Dictionaries* dicts);
+  // Markers, state files and removals go through env (null: Env::Default()).
+  OffsetLedger(std::string data_dir, PositionNames names, Processor* proc, const Dictionaries* dicts,
+               Env* env = nullptr);
 
   const PositionNames& names() const { return names_; }
   // The committed marker of each partition (-1 none), read from data_dir/_offsets.
@@ -55,6 +58,7 @@ class OffsetLedger {
  private:
   std::string data_dir_;
   PositionNames names_;
+  Env* env_;
   Processor* proc_;
   const Dictionaries* dicts_;
   OffsetMap committed_;

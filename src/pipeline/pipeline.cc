@@ -72,8 +72,11 @@ void Pipeline::RestoreCheckpoints() {
 
 // Opens the store (named by the source's positions, if it has them) and lists the sinks in write order.
 Status Pipeline::Prepare(std::unique_ptr<ParquetStore>* store, std::vector<Sink*>* sinks) {
+  if (opt_.env) opt_.store.env = opt_.env;
+  if (!opt_.store.env) opt_.store.env = Env::Default();
   if (auto* ps = dynamic_cast<PartitionedSource*>(src_)) {
-    ledger_ = std::make_unique<OffsetLedger>(opt_.store.data_dir, ps->position_names(), proc_.get(), &dicts_);
+    ledger_ = std::make_unique<OffsetLedger>(opt_.store.data_dir, ps->position_names(), proc_.get(), &dicts_,
+                                             opt_.store.env);
     listener_ = std::make_unique<Listener>(ledger_.get());
     opt_.store.position_files = ledger_->names().files;
     opt_.store.source_label = ledger_->names().label;
@@ -131,7 +134,7 @@ Status Pipeline::Run(const std::atomic<bool>& stop) {
   }
   StageShared sh(opt_.queue_depth);
   sh.now = [c = opt_.mono] { return c ? c->NowMicros() : MonoMicros(); };
-  CheckpointHandoff ckpt(opt_.checkpoint_path, opt_.checkpoint_interval_s);
+  CheckpointHandoff ckpt(opt_.checkpoint_path, opt_.checkpoint_interval_s, opt_.store.env);
   const int64_t t_start = sh.now();
   SourceStage source_stage(src_, &sh, &m_, opt_.batch_size);
   ProcessStage process_stage(proc_.get(), &sh, &m_, &ckpt);
@@ -171,9 +174,9 @@ Status Pipeline::Run(const std::atomic<bool>& stop) {
 void Pipeline::Finish(const Status& st) {
   if (auto* ps = dynamic_cast<PartitionedSource*>(src_); ps && ledger_) ledger_->SaveStates(ps->assigned());
   if (opt_.checkpoint_path.empty() || !st.ok()) return;
-  Status s = proc_->SaveCheckpoint(opt_.checkpoint_path);
+  Status s = proc_->SaveCheckpoint(opt_.checkpoint_path, false, opt_.store.env);
   if (!s.ok()) spdlog::warn("cannot save detector state: {}", s.message());
-  s = proc_->SaveCheckpoint(opt_.checkpoint_path + ".shadow", true);
+  s = proc_->SaveCheckpoint(opt_.checkpoint_path + ".shadow", true, opt_.store.env);
   if (!s.ok()) spdlog::warn("cannot save shadow detector state: {}", s.message());
 }
 

@@ -49,6 +49,8 @@ struct PipelineOptions {
   ProgressReporter* progress = nullptr;
   std::string checkpoint_path;  // empty: no detector checkpoint
   double checkpoint_interval_s = 60;
+  // Files of the store, the offset ledger and the checkpoints (tests: core/fault_env.h); null: store.env.
+  Env* env = nullptr;
   Clock* mono = nullptr;  // time of the timers (flushes, checkpoints, progress); null: steady clock
   // Called for each processed batch after the sinks wrote it (an observer sink; tests, tools).
   std::function<void(const ProcessedBatch&)> on_batch;

@@ -141,12 +141,13 @@ std::string Processor::SnapshotState(bool shadow) {
   return FormatCheckpoint(det->name(), det->version(), stride, payload, n);
 }
 
-Status Processor::SaveCheckpoint(const std::string& path, bool shadow) {
+Status Processor::SaveCheckpoint(const std::string& path, bool shadow, Env* env) {
   std::string out = SnapshotState(shadow);
   if (out.empty()) return Status::OK();
-  Status s = MakeDirs(ParentDir(path));
+  if (!env) env = Env::Default();
+  Status s = MakeDirs(env, ParentDir(path));
   if (!s.ok()) return s;
-  return WriteFileAtomic(path, out);
+  return WriteFileAtomic(env, path, out);
 }
 
 Status Processor::LoadCheckpoint(const std::string& path, bool shadow) {

@@ -8,6 +8,7 @@
 #include "core/batch.h"
 #include "core/clock.h"
 #include "core/dictionaries.h"
+#include "core/env.h"
 #include "core/interner.h"
 #include "core/metrics.h"
 #include "detect/detector.h"
@@ -38,7 +39,7 @@ class Processor {
   // sensor count and an FNV-1a 64 checksum of the payload (per sensor: name, state bytes).
   // Loading validates all of them before touching the state: a corrupt or foreign checkpoint is
   // refused with an error and the state stays as it was.
-  Status SaveCheckpoint(const std::string& path, bool shadow = false);
+  Status SaveCheckpoint(const std::string& path, bool shadow = false, Env* env = nullptr);  // null env: Default()
   Status LoadCheckpoint(const std::string& path, bool shadow = false);
 
  private:

@@ -40,10 +40,11 @@ void DrainGate::Close() {
 
 // ---- CheckpointHandoff -------------------------------------------------------------------------
 
-CheckpointHandoff::CheckpointHandoff(std::string path, double interval_s)
+CheckpointHandoff::CheckpointHandoff(std::string path, double interval_s, Env* env)
     : path_(std::move(path)),
       on_(!path_.empty() && interval_s > 0),
-      every_us_(static_cast<int64_t>(interval_s * 1e6)) {}
+      every_us_(static_cast<int64_t>(interval_s * 1e6)),
+      env_(env ? env : Env::Default()) {}
 
 void CheckpointHandoff::MaybeSnapshot(Processor& proc, int64_t now) {
   if (!on_) return;
@@ -68,10 +69,10 @@ void CheckpointHandoff::WriteReady() {
     ready_ = false;
   }
   // A failed checkpoint is logged, not fatal: the data path does not depend on it.
-  auto write = [](const std::string& path, const std::string& bytes) {
+  auto write = [env = env_](const std::string& path, const std::string& bytes) {
     if (bytes.empty()) return;
-    Status cs = MakeDirs(ParentDir(path));
-    if (cs.ok()) cs = WriteFileAtomic(path, bytes);
+    Status cs = MakeDirs(env, ParentDir(path));
+    if (cs.ok()) cs = WriteFileAtomic(env, path, bytes);
     if (!cs.ok()) spdlog::warn("cannot write checkpoint {}: {}", path, cs.message());
   };
   write(path_, a);

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/batch.h"
+#include "core/env.h"
 #include "core/metrics.h"
 #include "core/queue.h"
 #include "core/status.h"
@@ -48,7 +49,7 @@ class DrainGate {
 // Detector state snapshots: taken by the processor thread between batches, written by the sink thread.
 class CheckpointHandoff {
  public:
-  CheckpointHandoff(std::string path, double interval_s);
+  CheckpointHandoff(std::string path, double interval_s, Env* env = nullptr);  // files through env (null: Default)
   bool on() const { return on_; }
   void MaybeSnapshot(Processor& proc, int64_t now);  // processor thread
   void WriteReady();                                 // sink thread; failures are logged, not fatal
@@ -57,6 +58,7 @@ class CheckpointHandoff {
   std::string path_;
   bool on_;
   int64_t every_us_, last_ = 0;
+  Env* env_;
   std::mutex mu_;
   std::string main_, shadow_;
   bool ready_ = false;

@@ -101,10 +101,11 @@ Result<std::unique_ptr<ParquetStore>> ParquetStore::Open(const StoreOptions& opt
   if (s->native_) {
     ParquetWriterOptions wo;
     wo.compression = opt.compression;
+    wo.env = s->env();
     s->writer_ = std::make_unique<ParquetWriter>(wo);
   }
   for (const char* sub : {"sensor_readings", "dead_letters"}) {
-    Status st = MakeDirs(opt.data_dir + "/" + sub);
+    Status st = MakeDirs(s->env(), opt.data_dir + "/" + sub);
     if (!st.ok()) return st;
     st = Recover(opt.data_dir + "/" + sub);
     if (!st.ok()) return st;
@@ -437,7 +438,7 @@ Status ParquetStore::FlushPart(Part* p) {
   }
   if (p->rows > 0) {
     if (!dirs_made_.count(p->dir)) {
-      Status s = MakeDirs(p->dir);
+      Status s = MakeDirs(env(), p->dir);
       if (!s.ok()) return s;
       dirs_made_[p->dir] = true;
     }
@@ -457,11 +458,10 @@ Status ParquetStore::FlushPart(Part* p) {
                        : db_->Exec("COPY " + p->table + " TO " + SqlQuote(tmp) + " (FORMAT parquet, COMPRESSION " +
                                    opt_.compression + ", ROW_GROUP_SIZE 122880)");
     if (!s.ok()) {
-      std::error_code rm_ec;
-      fs::remove(tmp, rm_ec);
-      return Status::Error("writing " + tmp + ": " + s.message());
+      (void)env()->RemoveFile(tmp);  // a torn temp file (e.g. disk full) is never left behind
+      return s.Prefixed("writing " + tmp);  // keeps the code (IOError for the disk)
     }
-    s = CommitFile(tmp, final_path);
+    s = CommitFile(env(), tmp, final_path);
     if (!s.ok()) return s;
     if (opt_.e2e_latency) {
       // Stored time - event time, for the sampled rows of this file.
@@ -640,7 +640,7 @@ Status ParquetStore::CompactDir(const std::string& dir) {
       list += SqlQuote(dir + "/" + f);
     }
     std::string manifest = dir + "/.compact-" + out + "." + pid + ".manifest";
-    Status s = WriteFileAtomic(manifest, manifest_text);
+    Status s = WriteFileAtomic(env(), manifest, manifest_text);
     if (!s.ok()) return s;
     std::string tmp = dir + "/." + out + "." + pid + ".tmp";
     s = WriteCompacted(dir, files, list, tmp);
@@ -649,10 +649,10 @@ Status ParquetStore::CompactDir(const std::string& dir) {
       fs::remove(manifest, ec);
       return Status::Error("compacting " + dir + ": " + s.message());
     }
-    s = CommitFile(tmp, dir + "/" + out);
+    s = CommitFile(env(), tmp, dir + "/" + out);
     if (!s.ok()) return s;
-    for (auto& f : files) fs::remove(dir + "/" + f, ec);
-    s = FsyncPath(dir);
+    for (auto& f : files) (void)env()->RemoveFile(dir + "/" + f);
+    s = env()->SyncPath(dir);
     if (!s.ok()) return s;
     fs::remove(manifest, ec);
     stats_.compactions++;

@@ -31,6 +31,7 @@
 
 #include "core/batch.h"
 #include "core/duck.h"
+#include "core/env.h"
 #include "core/interner.h"
 #include "core/metrics.h"
 #include "core/status.h"
@@ -62,6 +63,8 @@ struct StoreOptions {
   // sinks/parquet_merge.h) when they average at least this many rows per row group; smaller ones
   // (slow streams: many tiny row groups) are re-encoded through DuckDB into full row groups.
   size_t compact_merge_min_rows = 16384;
+  // Every file the store writes, commits or removes goes through it (tests: core/fault_env.h).
+  Env* env = Env::Default();
   Histogram* e2e_latency = nullptr;   // if set: observes (stored time - event time) of sampled rows
 };
 
@@ -110,6 +113,7 @@ class ParquetStore final : public Sink {
   Status AppendDead(const DeadLetterBatch& d);
   Part* GetPart(bool dead, int64_t hour, int32_t kpart);
   Status FlushPart(Part* p);
+  Env* env() const { return opt_.env ? opt_.env : Env::Default(); }
   bool positioned() const { return !opt_.position_files.empty(); }
   Status AppendReadingsNative(const ReadingBatch& b);
   Status WritePartNative(Part* p, const std::string& tmp, uint64_t* bytes);

@@ -426,20 +426,12 @@ void ParquetWriter::FinishFile(const std::vector<Column>& schema, const std::vec
 }
 
 Status ParquetWriter::WriteOut(const std::string& path, uint64_t* bytes) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return Status::Error("cannot create " + path + ": " + std::strerror(errno));
-  size_t done = 0;
-  while (done < out_.size()) {
-    ssize_t w = ::write(fd, out_.data() + done, out_.size() - done);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) {
-      int e = errno;
-      ::close(fd);
-      return Status::Error("cannot write " + path + ": " + std::strerror(e));
-    }
-    done += static_cast<size_t>(w);
-  }
-  if (::close(fd) != 0) return Status::Error("cannot close " + path + ": " + std::strerror(errno));
+  Env* env = opt_.env ? opt_.env : Env::Default();
+  auto f = env->NewWritableFile(path);
+  if (!f.ok()) return f.status();
+  Status s = f.value()->Append(out_);  // the whole file in one write, as before
+  if (s.ok()) s = f.value()->Close();
+  if (!s.ok()) return s;
   if (bytes) *bytes = out_.size();
   return Status::OK();
 }

@@ -17,6 +17,7 @@
 
 #include "core/batch.h"
 #include "core/interner.h"
+#include "core/env.h"
 #include "core/status.h"
 
 namespace iotpipe {
@@ -67,6 +68,7 @@ struct ParquetWriterOptions {
   std::string compression = "zstd";  // zstd | uncompressed
   int zstd_level = 1;
   size_t row_group_rows = 122880;     // as the DuckDB path (ROW_GROUP_SIZE 122880); at most 1M
+  Env* env = nullptr;                 // where the file is written (one Append of the whole file); null: Env::Default()
 };
 
 class ParquetWriter {
