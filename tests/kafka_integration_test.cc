@@ -285,7 +285,11 @@ TEST_F(KafkaTest, SigkilledRepeatedlyWhileProducingLosesAndDuplicatesNothing) {
   REQUIRE_KAFKA();
   const int64_t n = 400000;
   // Create the topic first so the processor can subscribe while the producer runs.
-  Child sim0(Simulate(1000, "max", 0.01, 6), Log("simulate0"));
+  // The first batch's event times are far in the past, so they can never share a (sensor_id, timestamp)
+  // with the real-time run that follows (a collision at the same millisecond counted as a duplicate once).
+  auto first = Simulate(1000, "max", 0.01, 6);
+  first.insert(first.end(), {"--start", "1732406400"});
+  Child sim0(first, Log("simulate0"));
   ASSERT_EQ(sim0.Wait(120), 0) << ReadAll(Log("simulate0"));
   Child sim(Simulate(n - 1000, "20000", 0.01, 6), Log("simulate"));
   std::mt19937 rng(12345);
@@ -455,7 +459,11 @@ TEST_F(KafkaTest, BrokerRestartWhileRunningBothRecover) {
   }
   brokers_ = "127.0.0.1:" + std::to_string(port);
   const int64_t n = 200000;
-  Child sim0(Simulate(1000, "max", 0, 4), Log("simulate0"));
+  // The first batch's event times are far in the past, so they can never share a (sensor_id, timestamp)
+  // with the real-time run that follows (a collision at the same millisecond counted as a duplicate once).
+  auto first = Simulate(1000, "max", 0, 4);
+  first.insert(first.end(), {"--start", "1732406400"});
+  Child sim0(first, Log("simulate0"));
   ASSERT_EQ(sim0.Wait(120), 0) << ReadAll(Log("simulate0"));
   Child sim(Simulate(n - 1000, "20000", 0, 4), Log("simulate"));
   Child proc(Process(45, {"--quiet"}), Log("process"));  // the idempotent producer may need a while after the restart
