@@ -147,7 +147,7 @@ TEST(AssetCli, ConfiguredAssetsAndBadFiles) {
 }
 
 // SKAB slice (3 valve1 files) for the multivariate detectors added with assets; measured 0.727 (aakr) and
-// 0.520 (asset-pca) on the slice, 0.787 / 0.449 on all of valve1 (README). Deterministic: a band of +-0.02.
+// 0.520 (asset-pca) on the slice, 0.787 / 0.449 on all of valve1 (docs/BENCHMARKS.md). Deterministic: a band of +-0.02.
 TEST(AssetCli, SkabSliceMultivariateDetectors) {
   const std::string valve = iotpipe::SharedDatasetsDir() + "/skab/data/valve1";
   if (!std::filesystem::exists(valve)) GTEST_SKIP() << "no SKAB data at " << valve;

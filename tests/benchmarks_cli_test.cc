@@ -63,7 +63,7 @@ TEST(BenchmarksCli, NabSliceWritesResultsAndScores) {
   for (const char* p : {"standard", "reward_low_FP_rate", "reward_low_FN_rate"}) {
     double s = js[p]["score"].get<double>();
     EXPECT_LE(s, 100.0);
-    EXPECT_GT(s, 30.0) << p;  // measured: see README; a broken detector or scorer lands near 0 or below
+    EXPECT_GT(s, 30.0) << p;  // measured: see docs/BENCHMARKS.md; a broken detector or scorer lands near 0 or below
   }
   // NAB's results layout: <results>/<detector>/<category>/<detector>_<file>.csv
   for (const char* rel : kNabSlice) {
@@ -104,7 +104,7 @@ TEST(BenchmarksCli, NabSliceScoresLikelihood) {
   for (const char* p : {"standard", "reward_low_FP_rate", "reward_low_FN_rate"}) {
     double s = js[p]["score"].get<double>();
     EXPECT_LE(s, 100.0);
-    EXPECT_GT(s, 60.0) << p;  // measured on this slice: 84.78 / 80.20 / 89.85 (README)
+    EXPECT_GT(s, 60.0) << p;  // measured on this slice: 84.78 / 80.20 / 89.85 (docs/BENCHMARKS.md)
   }
 }
 
@@ -120,7 +120,7 @@ TEST(BenchmarksCli, NabSliceScoresCadOse) {
     labels[rel] = all[rel];
   }
   std::ofstream(t.path / "labels.json") << labels.dump();
-  // Measured on this slice (README): with the range hint 86.63 / 86.63 / 91.09; online range 59.29 / 56.54 / 61.75.
+  // Measured on this slice (docs/BENCHMARKS.md): with the range hint 86.63 / 86.63 / 91.09; online range 59.29 / 56.54 / 61.75.
   // The detector is deterministic: a band of +-3 catches a changed algorithm, not noise.
   const double want_hint[] = {86.63, 86.63, 91.09}, want_online[] = {59.29, 56.54, 61.75};
   for (bool hint : {true, false}) {
@@ -148,7 +148,7 @@ TEST(BenchmarksCli, SkabSliceScoresPca) {
     EXPECT_GE(j[k].get<double>(), 0.0);
     EXPECT_LE(j[k].get<double>(), 1.0);
   }
-  EXPECT_GT(j["f1"].get<double>(), 0.6);  // measured: see README
+  EXPECT_GT(j["f1"].get<double>(), 0.6);  // measured: see docs/BENCHMARKS.md
   auto lst = Sh(Bin() + " skab --list-detectors");
   EXPECT_EQ(lst.code, 0);
   EXPECT_NE(lst.out.find("pca\n"), std::string::npos);
