@@ -21,9 +21,10 @@ TEST(AssetCli, SimulatedAssetsAreScoredStoredAndAlerted) {
   // depend on the start time (precision 0.71-0.75 and recall 0.87-1.00 in runs minutes apart). With it
   // the run is deterministic: precision 0.646, recall 0.959, attribution 0.979 in every run, also
   // with both cores loaded by other processes (batch boundaries do not change the result).
-  auto r = Sh(Bin() + " run --sensors 16 --asset-size 4 --anomaly-rate 2 --rate max --duration 2h --seed 9 "
-              "--start 2026-01-01T00:00:00Z --malformed-rate 0.001 --no-checkpoint --quiet --data-dir " + d +
-              " --alert-webhook " + rx.url() + " --summary-json " + t.str() + "/s.json");
+  auto r = Sh(Bin() +
+              " run --sensors 16 --asset-size 4 --anomaly-rate 2 --rate max --duration 2h --seed 9 "
+              "--start 2026-01-01T00:00:00Z --malformed-rate 0.001 --no-checkpoint --quiet --data-dir " +
+              d + " --alert-webhook " + rx.url() + " --summary-json " + t.str() + "/s.json");
   ASSERT_EQ(r.code, 0) << r.err;
   auto j = nlohmann::json::parse(std::ifstream(t.str() + "/s.json"));
   EXPECT_EQ(j["stored"].get<int64_t>() + j["dead_letter"].get<int64_t>(), j["sent"].get<int64_t>());
@@ -52,19 +53,23 @@ TEST(AssetCli, SimulatedAssetsAreScoredStoredAndAlerted) {
   EXPECT_LE(asset_opened, a["alerts_opened"].get<int64_t>());
   EXPECT_NE(r.err.find("[iotpipe] assets: 4"), std::string::npos) << r.err;
   // The dataset: one row per scored vector, queryable through the view.
-  auto rows = Query(d, "SELECT count(*) AS n, count(DISTINCT asset_id) AS assets, "
-                       "sum(CASE WHEN is_anomaly_predicted THEN 1 ELSE 0 END) AS pred, "
-                       "min(channels) AS ch FROM asset_scores");
+  auto rows = Query(d,
+                    "SELECT count(*) AS n, count(DISTINCT asset_id) AS assets, "
+                    "sum(CASE WHEN is_anomaly_predicted THEN 1 ELSE 0 END) AS pred, "
+                    "min(channels) AS ch FROM asset_scores");
   ASSERT_EQ(rows.size(), 1u);
   EXPECT_EQ(rows[0]["n"].get<int64_t>(), a["scored"].get<int64_t>());
   EXPECT_EQ(rows[0]["assets"].get<int64_t>(), 4);
   EXPECT_EQ(rows[0]["pred"].get<int64_t>(), a["predicted_vectors"].get<int64_t>());
   EXPECT_EQ(rows[0]["ch"].get<int64_t>(), 4);
   // Attribution stored per row: for true positives the top channel is usually the labelled one.
-  auto top = Query(d, "SELECT count(*) AS n FROM asset_scores WHERE is_anomaly_predicted AND "
-                      "is_anomaly_ground_truth AND top_channel LIKE 'sensor_%'");
+  auto top = Query(d,
+                   "SELECT count(*) AS n FROM asset_scores WHERE is_anomaly_predicted AND "
+                   "is_anomaly_ground_truth AND top_channel LIKE 'sensor_%'");
   EXPECT_GT(top[0]["n"].get<int64_t>(), 0);
-  auto al = Query(d, "SELECT count(*) AS n FROM alerts WHERE sensor_id LIKE 'asset:%' AND anomaly_type LIKE 'top_channel=sensor_%'");
+  auto al = Query(
+      d,
+      "SELECT count(*) AS n FROM alerts WHERE sensor_id LIKE 'asset:%' AND anomaly_type LIKE 'top_channel=sensor_%'");
   EXPECT_GT(al[0]["n"].get<int64_t>(), 0);
   // The readings themselves are stored as before.
   auto rd = Query(d, "SELECT count(*) AS n FROM sensor_readings");
@@ -110,8 +115,10 @@ TEST(AssetCli, AssetStateSurvivesARestartAndABadCheckpointIsRefused) {
   EXPECT_EQ(a["restored_assets"].get<int>(), 0);
   EXPECT_GT(a["warmup"].get<int64_t>(), 1000);
   // --no-checkpoint neither reads nor writes it.
-  auto r = Sh(Bin() + " run --sensors 16 --asset-size 4 --rate max --seed 9 --http off --quiet --duration 1m "
-              "--start 2026-01-01T00:50:00Z --no-checkpoint --data-dir " + t.str() + "/other");
+  auto r = Sh(Bin() +
+              " run --sensors 16 --asset-size 4 --rate max --seed 9 --http off --quiet --duration 1m "
+              "--start 2026-01-01T00:50:00Z --no-checkpoint --data-dir " +
+              t.str() + "/other");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_FALSE(std::filesystem::exists(t.str() + "/other/state/assets.ckpt"));
 }
@@ -137,7 +144,8 @@ TEST(AssetCli, ConfiguredAssetsAndBadFiles) {
   EXPECT_EQ(rows[1]["ch"].get<int64_t>(), 2);
 
   std::ofstream(t.str() + "/bad.toml") << "pump = [\"sensor_0\"]\nfan = [\"sensor_0\"]\n";
-  auto bad = Sh(Bin() + " run --sensors 2 --events 10 --rate max --quiet --assets " + t.str() + "/bad.toml --data-dir " + d);
+  auto bad =
+      Sh(Bin() + " run --sensors 2 --events 10 --rate max --quiet --assets " + t.str() + "/bad.toml --data-dir " + d);
   EXPECT_EQ(bad.code, 2);
   EXPECT_NE(bad.err.find("'sensor_0' is in two assets"), std::string::npos) << bad.err;
   auto off = Sh(Bin() + " run --sensors 2 --events 10 --rate max --quiet --asset-detector none --assets " + t.str() +

@@ -1,11 +1,11 @@
 // Regression tests of the benchmark harnesses on a small slice of the public data: `iotpipe nab` and
 // `iotpipe skab` end to end (results layout, scores in range, floors well below the measured figures).
+#include <gtest/gtest.h>
+
 #include <filesystem>
 #include <fstream>
-#include <sstream>
-
-#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "eval/datasets.h"
 #include "test_util.h"
@@ -67,8 +67,8 @@ TEST(BenchmarksCli, NabSliceWritesResultsAndScores) {
   }
   // NAB's results layout: <results>/<detector>/<category>/<detector>_<file>.csv
   for (const char* rel : kNabSlice) {
-    fs::path f = fs::path(res) / "adaptive" / fs::path(rel).parent_path() /
-                 ("adaptive_" + fs::path(rel).filename().string());
+    fs::path f =
+        fs::path(res) / "adaptive" / fs::path(rel).parent_path() / ("adaptive_" + fs::path(rel).filename().string());
     ASSERT_TRUE(fs::exists(f)) << f;
     std::ifstream in(f);
     std::getline(in, line);
@@ -78,7 +78,8 @@ TEST(BenchmarksCli, NabSliceWritesResultsAndScores) {
     EXPECT_EQ(rows, 4032u);
   }
   // Bad usage is a clear error, not a crash.
-  auto bad = Sh(Bin() + " nab --data " + (t.path / "data").string() + " --labels /nonexistent.json --detector adaptive --score");
+  auto bad = Sh(Bin() + " nab --data " + (t.path / "data").string() +
+                " --labels /nonexistent.json --detector adaptive --score");
   EXPECT_EQ(bad.code, 1);
   EXPECT_NE(bad.err.find("nonexistent"), std::string::npos);
   auto unknown = Sh(Bin() + " nab --data x --labels y --detector no_such --score");
@@ -120,12 +121,13 @@ TEST(BenchmarksCli, NabSliceScoresCadOse) {
     labels[rel] = all[rel];
   }
   std::ofstream(t.path / "labels.json") << labels.dump();
-  // Measured on this slice (docs/BENCHMARKS.md): with the range hint 86.63 / 86.63 / 91.09; online range 59.29 / 56.54 / 61.75.
-  // The detector is deterministic: a band of +-3 catches a changed algorithm, not noise.
+  // Measured on this slice (docs/BENCHMARKS.md): with the range hint 86.63 / 86.63 / 91.09; online range 59.29 / 56.54
+  // / 61.75. The detector is deterministic: a band of +-3 catches a changed algorithm, not noise.
   const double want_hint[] = {86.63, 86.63, 91.09}, want_online[] = {59.29, 56.54, 61.75};
   for (bool hint : {true, false}) {
-    auto r = Sh(Bin() + " nab --data " + (t.path / "data").string() + " --labels " + (t.path / "labels.json").string() +
-                " --detector cadose --score" + (hint ? " --range-hint" : "") + " --json " + (t.path / "s.json").string());
+    auto r =
+        Sh(Bin() + " nab --data " + (t.path / "data").string() + " --labels " + (t.path / "labels.json").string() +
+           " --detector cadose --score" + (hint ? " --range-hint" : "") + " --json " + (t.path / "s.json").string());
     ASSERT_EQ(r.code, 0) << r.err;
     auto js = nlohmann::json::parse(std::ifstream(t.path / "s.json"));
     int i = 0;

@@ -20,7 +20,8 @@ namespace {
 TEST(CliE2E, RunAccountsForEveryRecordAndQueryAgrees) {
   TempDir d("e2e_run");
   std::string summary = d.str() + "/summary.json";
-  auto r = Sh(Bin() + " run --http off --sensors 1000 --events 2000000 --rate max --malformed-rate 0.001 --quiet --data-dir " +
+  auto r = Sh(Bin() +
+              " run --http off --sensors 1000 --events 2000000 --rate max --malformed-rate 0.001 --quiet --data-dir " +
               d.str() + "/data --summary-json " + summary);
   ASSERT_EQ(r.code, 0) << r.err;
   std::ifstream f(summary);
@@ -36,7 +37,8 @@ TEST(CliE2E, RunAccountsForEveryRecordAndQueryAgrees) {
   EXPECT_EQ(rows[0]["n"].get<int64_t>(), s["stored"].get<int64_t>());
   rows = Query(d.str() + "/data", "select count(*) as n from dead_letters");
   EXPECT_EQ(rows[0]["n"].get<int64_t>(), s["dead_letter"].get<int64_t>());
-  rows = Query(d.str() + "/data", "select count(*) as n from (select distinct sensor_id, timestamp from sensor_readings)");
+  rows =
+      Query(d.str() + "/data", "select count(*) as n from (select distinct sensor_id, timestamp from sensor_readings)");
   EXPECT_EQ(rows[0]["n"].get<int64_t>(), s["stored"].get<int64_t>()) << "no duplicates";
   bool has_partition = false;
   for (auto& e : fs::recursive_directory_iterator(d.path / "data")) {
@@ -55,7 +57,10 @@ TEST(CliE2E, RunAccountsForEveryRecordAndQueryAgrees) {
 
 TEST(CliE2E, EvaluateReportsTheDocumentedKeys) {
   TempDir d("e2e_eval");
-  ASSERT_EQ(Sh(Bin() + " run --http off --sensors 50 --profile realistic --duration 2h --rate max --quiet --data-dir " + d.str()).code, 0);
+  ASSERT_EQ(Sh(Bin() + " run --http off --sensors 50 --profile realistic --duration 2h --rate max --quiet --data-dir " +
+               d.str())
+                .code,
+            0);
   auto r = Sh(Bin() + " evaluate --json --data-dir " + d.str());
   ASSERT_EQ(r.code, 0) << r.err;
   auto j = nlohmann::json::parse(r.out);
@@ -73,14 +78,18 @@ TEST(CliE2E, EvaluateReportsTheDocumentedKeys) {
 TEST(CliE2E, SimulateThenProcessFromAFileAndFromStdin) {
   TempDir d("e2e_proc");
   std::string jsonl = d.str() + "/in.jsonl";
-  auto s = Sh(Bin() + " simulate --sensors 20 --events 20000 --rate max --seed 3 --malformed-rate 0.01 --output jsonl --path " + jsonl);
+  auto s = Sh(Bin() +
+              " simulate --sensors 20 --events 20000 --rate max --seed 3 --malformed-rate 0.01 --output jsonl --path " +
+              jsonl);
   ASSERT_EQ(s.code, 0) << s.err;
-  auto a = Sh(Bin() + " process --http off --quiet --input " + jsonl + " --data-dir " + d.str() + "/a --summary-json -");
+  auto a =
+      Sh(Bin() + " process --http off --quiet --input " + jsonl + " --data-dir " + d.str() + "/a --summary-json -");
   ASSERT_EQ(a.code, 0) << a.err;
   auto ja = nlohmann::json::parse(a.out);
   EXPECT_EQ(ja["sent"].get<int64_t>(), 20000);
   EXPECT_EQ(ja["stored"].get<int64_t>() + ja["dead_letter"].get<int64_t>(), 20000);
-  auto b = Sh("cat " + jsonl + " | " + Bin() + " process --http off --quiet --input - --data-dir " + d.str() + "/b --summary-json -");
+  auto b = Sh("cat " + jsonl + " | " + Bin() + " process --http off --quiet --input - --data-dir " + d.str() +
+              "/b --summary-json -");
   ASSERT_EQ(b.code, 0) << b.err;
   auto jb = nlohmann::json::parse(b.out);
   EXPECT_EQ(jb["stored"], ja["stored"]);
@@ -108,23 +117,25 @@ TEST(CliE2E, QueryIsReadOnlyAndFormatsOutput) {
   }
   // Issue 14, finding 1: EXPLAIN ANALYZE ran its statement (here: overwriting a committed file).
   const std::string zz = d.str() + "/sensor_readings/zz.parquet";
-  for (const std::string& bad : {"EXPLAIN ANALYZE COPY (SELECT 1) TO '" + zz + "' (FORMAT parquet)",
-                                 "explain (analyze) copy (select 1) to '" + zz + "'",
-                                 std::string("EXPLAIN ANALYZE CREATE TABLE t AS SELECT 1"),
-                                 std::string("select * from checkpoint()")}) {
+  for (const std::string& bad :
+       {"EXPLAIN ANALYZE COPY (SELECT 1) TO '" + zz + "' (FORMAT parquet)",
+        "explain (analyze) copy (select 1) to '" + zz + "'", std::string("EXPLAIN ANALYZE CREATE TABLE t AS SELECT 1"),
+        std::string("select * from checkpoint()")}) {
     auto r = Sh(Bin() + " query --data-dir " + d.str() + " \"" + bad + "\"");
     EXPECT_NE(r.code, 0) << bad;
     EXPECT_NE(r.err.find("refused"), std::string::npos) << bad << ": " << r.err;
   }
   EXPECT_FALSE(std::filesystem::exists(zz));
-  auto n_after = Sh(Bin() + " query --format csv --data-dir " + d.str() + " \"select count(*) as n from sensor_readings\"");
+  auto n_after =
+      Sh(Bin() + " query --format csv --data-dir " + d.str() + " \"select count(*) as n from sensor_readings\"");
   EXPECT_EQ(n_after.out, "n\n500\n");
   auto explain = Sh(Bin() + " query --data-dir " + d.str() + " \"explain select count(*) from sensor_readings\"");
   EXPECT_EQ(explain.code, 0) << explain.err;
   auto syntax = Sh(Bin() + " query --data-dir " + d.str() + " \"selec 1\"");
   EXPECT_NE(syntax.code, 0);
   // An empty data directory still has queryable (empty) views.
-  auto empty = Sh(Bin() + " query --format csv --data-dir " + d.str() + "/none \"select count(*) as n from sensor_readings\"");
+  auto empty =
+      Sh(Bin() + " query --format csv --data-dir " + d.str() + "/none \"select count(*) as n from sensor_readings\"");
   EXPECT_EQ(empty.code, 0) << empty.err;
   EXPECT_EQ(empty.out, "n\n0\n");
 }
@@ -144,7 +155,8 @@ TEST(CliE2E, BadArgumentsGiveClearErrors) {
 TEST(CliE2E, SigintFlushesEverything) {
   TempDir d("e2e_sigint");
   std::string summary = d.str() + "/s.json";
-  std::string cmd = Bin() + " run --http off --sensors 200 --rate 2000 --quiet --data-dir " + d.str() + "/data --summary-json " + summary;
+  std::string cmd = Bin() + " run --http off --sensors 200 --rate 2000 --quiet --data-dir " + d.str() +
+                    "/data --summary-json " + summary;
   pid_t pid = fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {
@@ -156,7 +168,8 @@ TEST(CliE2E, SigintFlushesEverything) {
   for (int i = 0; i < 600; i++) {
     bool any = false;
     std::error_code ec;
-    for (auto it = fs::recursive_directory_iterator(readings, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
+    for (auto it = fs::recursive_directory_iterator(readings, ec); !ec && it != fs::recursive_directory_iterator();
+         it.increment(ec))
       any |= it->path().extension() == ".parquet";
     if (any) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));

@@ -85,7 +85,8 @@ TEST(ConfigCli, ExampleListsEveryKeyAndIsItselfValid) {
   TempDir d("cfg_example");
   auto r = Sh(Bin() + " config example run");
   ASSERT_EQ(r.code, 0) << r.err;
-  for (const char* k : {"[run]", "#sensors = 100", "#data-dir = \"data\"", "#detector = \"baseline\"", "#quiet = false"})
+  for (const char* k :
+       {"[run]", "#sensors = 100", "#data-dir = \"data\"", "#detector = \"baseline\"", "#quiet = false"})
     EXPECT_NE(r.out.find(k), std::string::npos) << k << "\n" << r.out;
   // Uncommenting every key gives a file that checks as valid (defaults are valid values).
   std::string text;

@@ -79,9 +79,16 @@ TEST(HttpCli, MetricsAgreeWithTheRunSummary) {
   fs::create_directories(dir);
   int port = FreePort();
   std::string summary = (dir / "summary.json").string();
-  Child c({IOTPIPE_BIN, "run", "--sensors", "200", "--events", "50000", "--rate", "max", "--malformed-rate", "0.01",
-           "--data-dir", (dir / "data").string(), "--http", "127.0.0.1:" + std::to_string(port), "--http-linger", "120",
-           "--summary-json", summary, "--quiet", "--no-checkpoint"},
+  Child c({IOTPIPE_BIN,        "run",
+           "--sensors",        "200",
+           "--events",         "50000",
+           "--rate",           "max",
+           "--malformed-rate", "0.01",
+           "--data-dir",       (dir / "data").string(),
+           "--http",           "127.0.0.1:" + std::to_string(port),
+           "--http-linger",    "120",
+           "--summary-json",   summary,
+           "--quiet",          "--no-checkpoint"},
           (dir / "stderr.log").string());
   // The summary is written when the pipeline is done; the server lingers after it.
   for (int i = 0; i < 1200 && !fs::exists(summary); i++) std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -116,8 +123,8 @@ TEST(HttpCli, MetricsAgreeWithTheRunSummary) {
 TEST(HttpCli, NonLoopbackBindWithoutTokenIsRefused) {
   auto dir = fs::temp_directory_path() / ("iotpipe-httpcli-nl-" + std::to_string(getpid()));
   fs::create_directories(dir);
-  Child c({IOTPIPE_BIN, "run", "--sensors", "2", "--events", "10", "--rate", "max", "--data-dir", (dir / "data").string(),
-           "--http", "0.0.0.0:" + std::to_string(FreePort()), "--quiet", "--no-checkpoint"},
+  Child c({IOTPIPE_BIN, "run", "--sensors", "2", "--events", "10", "--rate", "max", "--data-dir",
+           (dir / "data").string(), "--http", "0.0.0.0:" + std::to_string(FreePort()), "--quiet", "--no-checkpoint"},
           (dir / "stderr.log").string());
   EXPECT_EQ(c.Wait(), 1);
   std::ifstream f(dir / "stderr.log");

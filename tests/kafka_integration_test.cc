@@ -8,18 +8,17 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <cstring>
-#include <map>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "core/duck.h"
 #include "detect/baseline.h"
@@ -33,22 +32,22 @@ std::string Env(const char* k) {
   return v ? v : "";
 }
 
-#define REQUIRE_KAFKA()                                                                            \
-  do {                                                                                             \
-    if (Env("IOTPIPE_KAFKA_BROKERS").empty()) {                                                    \
-      if (Env("IOTPIPE_REQUIRE_KAFKA") == "1")                                                     \
-        FAIL() << "IOTPIPE_REQUIRE_KAFKA=1 but no broker (scripts/test prints why after the tests)";  \
-      GTEST_SKIP() << "IOTPIPE_KAFKA_BROKERS unset (scripts/kafka start)";                         \
-    }                                                                                              \
+#define REQUIRE_KAFKA()                                                                              \
+  do {                                                                                               \
+    if (Env("IOTPIPE_KAFKA_BROKERS").empty()) {                                                      \
+      if (Env("IOTPIPE_REQUIRE_KAFKA") == "1")                                                       \
+        FAIL() << "IOTPIPE_REQUIRE_KAFKA=1 but no broker (scripts/test prints why after the tests)"; \
+      GTEST_SKIP() << "IOTPIPE_KAFKA_BROKERS unset (scripts/kafka start)";                           \
+    }                                                                                                \
   } while (0)
 
 // The project's venv with kafka-python (scripts/deps), for tests that use a third-party client.
-#define REQUIRE_PYTHON(py)                                                                               \
-  do {                                                                                                   \
-    if (!fs::exists(py)) {                                                                               \
+#define REQUIRE_PYTHON(py)                                                                                        \
+  do {                                                                                                            \
+    if (!fs::exists(py)) {                                                                                        \
       if (Env("IOTPIPE_REQUIRE_KAFKA") == "1") FAIL() << (py) << " missing (scripts/deps installs kafka-python)"; \
-      GTEST_SKIP() << (py) << " missing";                                                                \
-    }                                                                                                    \
+      GTEST_SKIP() << (py) << " missing";                                                                         \
+    }                                                                                                             \
   } while (0)
 
 std::string Unique(const std::string& base) {
@@ -169,15 +168,22 @@ class KafkaTest : public ::testing::Test {
 
   std::vector<std::string> Simulate(int64_t events, const std::string& rate = "max", double malformed = 0,
                                     int partitions = 6, const std::string& topic = "") const {
-    return {IOTPIPE_BIN, "simulate", "--output", "kafka", "--brokers", brokers_, "--topic",
-            topic.empty() ? topic_ : topic, "--partitions", std::to_string(partitions), "--sensors", "1000",
-            "--rate", rate, "--events", std::to_string(events), "--malformed-rate", std::to_string(malformed),
-            "--seed", "7"};
+    return {IOTPIPE_BIN,        "simulate",
+            "--output",         "kafka",
+            "--brokers",        brokers_,
+            "--topic",          topic.empty() ? topic_ : topic,
+            "--partitions",     std::to_string(partitions),
+            "--sensors",        "1000",
+            "--rate",           rate,
+            "--events",         std::to_string(events),
+            "--malformed-rate", std::to_string(malformed),
+            "--seed",           "7"};
   }
   std::vector<std::string> Process(double idle_s, const std::vector<std::string>& more = {}) const {
-    std::vector<std::string> a = {IOTPIPE_BIN, "process", "--source", "kafka", "--brokers", brokers_,
-                                  "--topic", topic_, "--group", group_, "--data-dir", Data(),
-                                  "--exit-when-idle", std::to_string(idle_s), "--no-checkpoint"};
+    std::vector<std::string> a = {
+        IOTPIPE_BIN,      "process", "--source", "kafka",      "--brokers", brokers_,           "--topic",
+        topic_,           "--group", group_,     "--data-dir", Data(),      "--exit-when-idle", std::to_string(idle_s),
+        "--no-checkpoint"};
     a.insert(a.end(), extra_.begin(), extra_.end());
     a.insert(a.end(), more.begin(), more.end());
     return a;
@@ -227,7 +233,8 @@ class KafkaTest : public ::testing::Test {
 
 // Reads a whole topic (all partitions, from the beginning) until it is quiet; counts records and
 // those carrying a header `header`.
-std::pair<int64_t, int64_t> ConsumeAll(const std::string& brokers, const std::string& topic, const std::string& header) {
+std::pair<int64_t, int64_t> ConsumeAll(const std::string& brokers, const std::string& topic,
+                                       const std::string& header) {
   char err[512];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   rd_kafka_conf_set(conf, "bootstrap.servers", brokers.c_str(), err, sizeof err);
@@ -273,11 +280,12 @@ TEST_F(KafkaTest, MillionRecordsStoredExactlyOnce) {
   ASSERT_EQ(proc.Wait(400), 0) << ReadAll(Log("process"));
   ExpectExact(n);
   Counts c = Count();
-  EXPECT_GT(c.dead, 500);   // ~0.1% malformed
+  EXPECT_GT(c.dead, 500);  // ~0.1% malformed
   EXPECT_LT(c.dead, 1500);
   // Every partition committed a marker.
   int markers = 0;
-  for (auto& e : fs::directory_iterator(Data() + "/_offsets")) markers += e.path().filename().string().starts_with(topic_);
+  for (auto& e : fs::directory_iterator(Data() + "/_offsets"))
+    markers += e.path().filename().string().starts_with(topic_);
   EXPECT_EQ(markers, 6);
 }
 
@@ -607,8 +615,9 @@ p.close()
     const std::string tag = std::to_string(i++);
     Child prod({py, script, brokers_, topic, SourceDir() + "/tests/records/" + file}, Log("py" + tag));
     ASSERT_EQ(prod.Wait(120), 0) << ReadAll(Log("py" + tag));
-    std::vector<std::string> a = {IOTPIPE_BIN, "process", "--source", "kafka", "--brokers", brokers_, "--topic", topic,
-                                  "--group", group, "--data-dir", data, "--exit-when-idle", "3", "--no-checkpoint"};
+    std::vector<std::string> a = {IOTPIPE_BIN,        "process", "--source",       "kafka", "--brokers",  brokers_,
+                                  "--topic",          topic,     "--group",        group,   "--data-dir", data,
+                                  "--exit-when-idle", "3",       "--no-checkpoint"};
     a.insert(a.end(), extra_.begin(), extra_.end());
     std::istringstream ws(args);
     for (std::string w; ws >> w;) a.push_back(w);
@@ -618,9 +627,10 @@ p.close()
     ASSERT_TRUE(db.ok());
     std::vector<std::string> rows;
     if (!c["readings"].empty()) {
-      auto t = db.value()->Query("SELECT sensor_id, epoch_us(timestamp), value, is_anomaly_ground_truth FROM read_parquet(" +
-                                 iotpipe::SqlQuote(data + "/sensor_readings/**/*.parquet") +
-                                 ", hive_partitioning = false) ORDER BY sensor_id, timestamp");
+      auto t =
+          db.value()->Query("SELECT sensor_id, epoch_us(timestamp), value, is_anomaly_ground_truth FROM read_parquet(" +
+                            iotpipe::SqlQuote(data + "/sensor_readings/**/*.parquet") +
+                            ", hive_partitioning = false) ORDER BY sensor_id, timestamp");
       ASSERT_TRUE(t.ok()) << t.status().message();
       ASSERT_EQ(t.value().rows.size(), c["readings"].size());
       for (size_t k = 0; k < t.value().rows.size(); k++) {
@@ -629,13 +639,16 @@ p.close()
         EXPECT_EQ(t.value().Int(k, 1), w[1].get<int64_t>());
         EXPECT_DOUBLE_EQ(t.value().Num(k, 2), w[2].get<double>());
         const bool null = !t.value().rows[k][3];
-        if (w[3].is_null()) EXPECT_TRUE(null) << k;
-        else EXPECT_EQ(t.value().Str(k, 3), w[3].get<bool>() ? "true" : "false") << k;
+        if (w[3].is_null())
+          EXPECT_TRUE(null) << k;
+        else
+          EXPECT_EQ(t.value().Str(k, 3), w[3].get<bool>() ? "true" : "false") << k;
       }
     }
     std::vector<std::string> dead;
     if (!c["dead"].empty()) {
-      auto t = db.value()->Query("SELECT reason FROM read_parquet(" + iotpipe::SqlQuote(data + "/dead_letters/**/*.parquet") +
+      auto t = db.value()->Query("SELECT reason FROM read_parquet(" +
+                                 iotpipe::SqlQuote(data + "/dead_letters/**/*.parquet") +
                                  ", hive_partitioning = false) ORDER BY reason");
       ASSERT_TRUE(t.ok()) << t.status().message();
       for (size_t k = 0; k < t.value().rows.size(); k++) dead.push_back(t.value().Str(k, 0));

@@ -65,8 +65,10 @@ TEST(LifecycleE2E, KillNineAfterCheckpointThenRestartKeepsWindows) {
   for (int i = 0; i < 300 && second == 0; i++) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     int64_t m = MtimeNs(ckpt);
-    if (first == 0 && m != 0) first = m;
-    else if (first != 0 && m > first) second = m;
+    if (first == 0 && m != 0)
+      first = m;
+    else if (first != 0 && m > first)
+      second = m;
   }
   kill(pid, SIGKILL);
   int st = 0;
@@ -74,7 +76,9 @@ TEST(LifecycleE2E, KillNineAfterCheckpointThenRestartKeepsWindows) {
   ASSERT_NE(first, 0) << "no periodic checkpoint was written";
   ASSERT_NE(second, 0) << "the checkpoint was not rewritten periodically";
   // Restart an hour of sensor time later: every sensor's first reading is scored by the LSTM.
-  const int64_t later = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count() + 3600;
+  const int64_t later =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count() +
+      3600;
   r = Sh(Bin() + " run" + common + " --rate max --events 5 --start " + std::to_string(later) + " --data-dir " + data);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.err.find("restored detector state"), std::string::npos) << r.err;
@@ -96,7 +100,8 @@ TEST(LifecycleE2E, KillNineAfterCheckpointThenRestartKeepsWindows) {
     f.seekp(-5, std::ios::end);
     f.put('\x7f');
   }
-  r = Sh(Bin() + " run" + common + " --rate max --events 5 --start " + std::to_string(later + 3600) + " --data-dir " + data);
+  r = Sh(Bin() + " run" + common + " --rate max --events 5 --start " + std::to_string(later + 3600) + " --data-dir " +
+         data);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.err.find("not restoring detector state"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("checksum"), std::string::npos) << r.err;
@@ -109,7 +114,8 @@ TEST(LifecycleE2E, OnlyTrainingLoadsLibTorch) {
   TempDir t("lc_torch");
   const std::string models = t.str() + "/models", data = t.str() + "/data";
   WriteModel(models, 5, 8);
-  const std::string run = "LD_DEBUG=files " + Bin() + " run --sensors 5 --events 200 --rate max --quiet --http off --no-checkpoint";
+  const std::string run =
+      "LD_DEBUG=files " + Bin() + " run --sensors 5 --events 200 --rate max --quiet --http off --no-checkpoint";
   CmdResult r = Sh(run + " --detector baseline --data-dir " + data);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.err.find("libtorch"), std::string::npos) << "baseline run loaded LibTorch";
@@ -135,8 +141,10 @@ TEST(LifecycleE2E, OnlyTrainingLoadsLibTorch) {
 TEST(LifecycleE2E, DemoRunsTheWholeStory) {
   TempDir t("lc_demo");
   const std::string wd = t.str() + "/w", js = t.str() + "/demo.json";
-  CmdResult r = Sh(Bin() + " lifecycle-demo --sensors 3 --history 2d --phase-a 2h --phase-b 4h --phase-c 2h --phase-d 1h "
-                   "--epochs 3 --max-windows 1500 --workdir " + wd + " --json " + js);
+  CmdResult r = Sh(Bin() +
+                   " lifecycle-demo --sensors 3 --history 2d --phase-a 2h --phase-b 4h --phase-c 2h --phase-d 1h "
+                   "--epochs 3 --max-windows 1500 --workdir " +
+                   wd + " --json " + js);
   ASSERT_EQ(r.code, 0) << r.out << r.err;
   std::ifstream f(js);
   auto j = nlohmann::json::parse(f);
@@ -154,7 +162,8 @@ TEST(LifecycleE2E, DemoRunsTheWholeStory) {
   EXPECT_LT(before["ks"].get<double>(), 0.1) << before.dump();
   EXPECT_TRUE(j["after_change"]["drift"]["drifted"].get<bool>()) << j["after_change"].dump();
   EXPECT_GT(j["after_change"]["drift"]["psi"].get<double>(), 1.0) << j["after_change"].dump();
-  EXPECT_GT(j["after_change"]["drift"]["alert_rate"].get<double>(), j["before_change"]["drift"]["alert_rate"].get<double>() + 0.05)
+  EXPECT_GT(j["after_change"]["drift"]["alert_rate"].get<double>(),
+            j["before_change"]["drift"]["alert_rate"].get<double>() + 0.05)
       << j["before_change"].dump() << j["after_change"].dump();
   EXPECT_GT(j["comparison"]["rows"].get<int64_t>(), 1000);
   // The promotion follows the comparison's verdict, and the history keeps v1 for rollback.
@@ -194,16 +203,19 @@ TEST(LifecycleE2E, AutoRetrainInsideARunningPipeline) {
   const std::string models = t.str() + "/models", data = t.str() + "/data", log = t.str() + "/run.log",
                     summary = t.str() + "/summary.json";
   const int64_t t0 = 1730419200, t_live = t0 + 86400, t_change = t_live + 3600;
-  CmdResult r = Sh(Bin() + " run --profile realistic --sensors 3 --rate max --duration 1d --start " + std::to_string(t0) +
-                   " --detector baseline --data-dir " + data + " --http off --quiet --no-checkpoint");
+  CmdResult r =
+      Sh(Bin() + " run --profile realistic --sensors 3 --rate max --duration 1d --start " + std::to_string(t0) +
+         " --detector baseline --data-dir " + data + " --http off --quiet --no-checkpoint");
   ASSERT_EQ(r.code, 0) << r.err;
   r = Sh(Bin() + " train --data-dir " + data + " --model-dir " + models + " --from " + std::to_string(t0) + " --to " +
          std::to_string(t_live) + " --epochs 2 --hidden 16 --max-windows 1500 --seed 3 --promote production 2>&1");
   ASSERT_EQ(r.code, 0) << r.out;
-  r = Sh("exec " + Bin() + " run --profile realistic --sensors 3 --speedup 1200 --duration 3d --start " + std::to_string(t_live) +
-         " --regime-at " + std::to_string(t_change) + " --regime-shift 8 --regime-scale 1 --detector auto --model-dir " + models + " --data-dir " + data +
+  r = Sh("exec " + Bin() + " run --profile realistic --sensors 3 --speedup 1200 --duration 3d --start " +
+         std::to_string(t_live) + " --regime-at " + std::to_string(t_change) +
+         " --regime-shift 8 --regime-scale 1 --detector auto --model-dir " + models + " --data-dir " + data +
          " --http off --quiet --auto-retrain --retrain-after 5 --retrain-span 1h --retrain-epochs 2 --shadow-period 4"
-         " --summary-json " + summary + " >" + log + " 2>&1 & echo $!");
+         " --summary-json " +
+         summary + " >" + log + " 2>&1 & echo $!");
   ASSERT_EQ(r.code, 0);
   const pid_t pid = static_cast<pid_t>(std::stoi(r.out));
   // Wait (at most 150 s) for the decision, then a few seconds of scoring by the new production model.
@@ -212,7 +224,8 @@ TEST(LifecycleE2E, AutoRetrainInsideARunningPipeline) {
   for (int i = 0; i < 1500 && !decided; i++) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     text = ReadAll(log);
-    decided = text.find("auto-retrain: promoted") != std::string::npos || text.find("auto-retrain: kept") != std::string::npos ||
+    decided = text.find("auto-retrain: promoted") != std::string::npos ||
+              text.find("auto-retrain: kept") != std::string::npos ||
               text.find("auto-retrain: failed") != std::string::npos;
     if (!Alive(pid)) break;  // ended early
   }
@@ -259,8 +272,10 @@ TEST(LifecycleE2E, AutoRetrainInsideARunningPipeline) {
   const int64_t sent = sum["sent"].get<int64_t>();
   EXPECT_GT(sent, 3 * 3600 * 3);
   EXPECT_EQ(sum["stored"].get<int64_t>() + sum["dead_letter"].get<int64_t>(), sent) << sum.dump();
-  auto rows = Query(data, "SELECT model_version, count(*) AS n, min(epoch(timestamp)) AS t FROM sensor_readings WHERE timestamp >= to_timestamp(" +
-                              std::to_string(t_live) + ") GROUP BY 1 ORDER BY t");
+  auto rows = Query(data,
+                    "SELECT model_version, count(*) AS n, min(epoch(timestamp)) AS t FROM sensor_readings WHERE "
+                    "timestamp >= to_timestamp(" +
+                        std::to_string(t_live) + ") GROUP BY 1 ORDER BY t");
   int64_t stored = 0;
   std::map<std::string, int64_t> by_model;
   for (auto& row : rows) {
@@ -273,7 +288,8 @@ TEST(LifecycleE2E, AutoRetrainInsideARunningPipeline) {
   EXPECT_GT(by_model["lstm-ae-v2"], 0) << rows.dump();
   auto db = Duck::Open("", 1);
   ASSERT_TRUE(db.ok()) << db.status().message();
-  auto sh = (*db)->Query("SELECT DISTINCT shadow_model_version FROM read_parquet('" + data + "/shadow_scores/*.parquet')");
+  auto sh =
+      (*db)->Query("SELECT DISTINCT shadow_model_version FROM read_parquet('" + data + "/shadow_scores/*.parquet')");
   ASSERT_TRUE(sh.ok()) << sh.status().message();
   ASSERT_EQ(sh->rows.size(), 1u);
   EXPECT_EQ(sh->rows[0][0].value_or(""), "lstm-ae-v2");

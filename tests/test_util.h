@@ -1,15 +1,14 @@
 // Helpers for end-to-end tests that run the iotpipe binary.
 #pragma once
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <array>
 #include <cstdio>
 #include <filesystem>
-#include <string>
-
-#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <string>
 
 namespace iotpipe::testing {
 
@@ -22,7 +21,8 @@ struct CmdResult {
 // Runs a shell command line; captures stdout and stderr.
 inline CmdResult Sh(const std::string& cmd) {
   static int n = 0;
-  std::string errf = std::filesystem::temp_directory_path() / ("iotpipe_err_" + std::to_string(getpid()) + "_" + std::to_string(n++));
+  std::string errf =
+      std::filesystem::temp_directory_path() / ("iotpipe_err_" + std::to_string(getpid()) + "_" + std::to_string(n++));
   CmdResult r;
   FILE* p = popen((cmd + " 2>" + errf).c_str(), "r");
   if (!p) return r;

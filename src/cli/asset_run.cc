@@ -14,16 +14,19 @@
 namespace iotpipe::cli {
 
 void AssetArgs::Add(CLI::App* app) {
-  app->add_option("--assets", assets_file,
-                  "TOML file of assets: one key per asset, name = [\"sensor id\", ...] (records may also carry asset_id)");
-  app->add_option("--asset-detector", detector,
-                  "Multivariate detector for assets: pca (T² + Q on each tick's joint vector, with attribution) or none")
+  app->add_option(
+      "--assets", assets_file,
+      "TOML file of assets: one key per asset, name = [\"sensor id\", ...] (records may also carry asset_id)");
+  app->add_option(
+         "--asset-detector", detector,
+         "Multivariate detector for assets: pca (T² + Q on each tick's joint vector, with attribution) or none")
       ->check(CLI::IsMember({"", "pca", "none"}));
   app->add_option("--asset-tick", tick_s, "Seconds of event time that align an asset's readings into one vector")
       ->check(CLI::Range(0.001, 86400.0));
   app->add_option("--asset-window", window, "Normal vectors the asset PCA is fit on (warm-up length, sliding)")
       ->check(CLI::Range(16, 100000));
-  app->add_option("--asset-stat", stat, "Asset statistic: q (SPE: broken correlations) or t2q (also T²: unusual operating points)")
+  app->add_option("--asset-stat", stat,
+                  "Asset statistic: q (SPE: broken correlations) or t2q (also T²: unusual operating points)")
       ->check(CLI::IsMember({"q", "t2q"}));
 }
 
@@ -189,29 +192,30 @@ nlohmann::json AssetRun::Finish() {
   }
   const double prec = m.predicted ? static_cast<double>(m.tp) / static_cast<double>(m.predicted) : 0;
   const double rec = m.truth ? static_cast<double>(m.tp) / static_cast<double>(m.truth) : 0;
-  nlohmann::json j = {{"assets", m.scorer->assets()},
-                      {"max_channels", chans},
-                      {"readings", c.readings},
-                      {"vectors", c.vectors},
-                      {"scored", c.scored},
-                      {"partial", c.partial},
-                      {"incomplete", c.incomplete},
-                      {"warmup", c.warmup},
-                      {"late", c.late},
-                      {"refits", c.refits},
-                      {"true_vectors", m.truth},
-                      {"predicted_vectors", m.predicted},
-                      {"tp", m.tp},
-                      {"precision", prec},
-                      {"recall", rec},
-                      {"f1", prec + rec > 0 ? 2 * prec * rec / (prec + rec) : 0.0},
-                      {"attribution_correct", m.tp ? static_cast<double>(m.attributed) / static_cast<double>(m.tp) : 0.0},
-                      {"state_bytes_per_asset", bytes},
-                      {"rows_written", m.store ? m.store->rows_written() : 0},
-                      {"restored_assets", m.restored},
-                      {"alerts_opened", m.alerts->counters().opened.load()},
-                      {"alerts_webhook_sent", m.alerts->counters().webhook_sent.load()},
-                      {"alerts_webhook_failed", m.alerts->counters().webhook_failed.load()}};
+  nlohmann::json j = {
+      {"assets", m.scorer->assets()},
+      {"max_channels", chans},
+      {"readings", c.readings},
+      {"vectors", c.vectors},
+      {"scored", c.scored},
+      {"partial", c.partial},
+      {"incomplete", c.incomplete},
+      {"warmup", c.warmup},
+      {"late", c.late},
+      {"refits", c.refits},
+      {"true_vectors", m.truth},
+      {"predicted_vectors", m.predicted},
+      {"tp", m.tp},
+      {"precision", prec},
+      {"recall", rec},
+      {"f1", prec + rec > 0 ? 2 * prec * rec / (prec + rec) : 0.0},
+      {"attribution_correct", m.tp ? static_cast<double>(m.attributed) / static_cast<double>(m.tp) : 0.0},
+      {"state_bytes_per_asset", bytes},
+      {"rows_written", m.store ? m.store->rows_written() : 0},
+      {"restored_assets", m.restored},
+      {"alerts_opened", m.alerts->counters().opened.load()},
+      {"alerts_webhook_sent", m.alerts->counters().webhook_sent.load()},
+      {"alerts_webhook_failed", m.alerts->counters().webhook_failed.load()}};
   if (m.scorer->assets() > 0)
     std::fprintf(stderr,
                  "[iotpipe] assets: %zu (up to %zu channels), %lld vectors scored (%lld partial, %lld skipped, %lld "

@@ -2,11 +2,9 @@
 // `asset_scores` dataset and asset alerts (detect/asset.h, sinks/asset_store.h).
 #pragma once
 #include <CLI/CLI.hpp>
-
 #include <memory>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "pipeline/pipeline.h"
 #include "sinks/alerts.h"
@@ -15,11 +13,11 @@
 namespace iotpipe::cli {
 
 struct AssetArgs {
-  std::string assets_file;     // --assets FILE (TOML: name = [sensor ids])
-  std::string detector;        // --asset-detector: pca | none ("" = pca when assets are configured or on the wire)
-  double tick_s = 1.0;         // --asset-tick
-  size_t window = 256;         // --asset-window
-  std::string stat = "q";      // --asset-stat: q (SPE only) | t2q (max of T² and Q)
+  std::string assets_file;  // --assets FILE (TOML: name = [sensor ids])
+  std::string detector;     // --asset-detector: pca | none ("" = pca when assets are configured or on the wire)
+  double tick_s = 1.0;      // --asset-tick
+  size_t window = 256;      // --asset-window
+  std::string stat = "q";   // --asset-stat: q (SPE only) | t2q (max of T² and Q)
   void Add(CLI::App* app);
 };
 

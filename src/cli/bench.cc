@@ -39,8 +39,10 @@ struct Bench {
   void Row(const std::string& what, double v, const std::string& unit, const std::string& key) {
     j[key] = v;
     char buf[64];
-    if (v >= 100) std::snprintf(buf, sizeof buf, "%.0f", v);
-    else std::snprintf(buf, sizeof buf, "%.4g", v);
+    if (v >= 100)
+      std::snprintf(buf, sizeof buf, "%.0f", v);
+    else
+      std::snprintf(buf, sizeof buf, "%.4g", v);
     rows.push_back({what, buf, unit});
     std::fprintf(stderr, "  %-58s %14s %s\n", what.c_str(), buf, unit.c_str());
   }
@@ -180,8 +182,8 @@ void Stages(Bench& b) {
     const std::string key = native ? "parquet_native" : "parquet_duckdb";
     b.Row(native ? "Parquet write (native writer, zstd, fsync)" : "Parquet write (DuckDB appender + COPY, zstd, fsync)",
           static_cast<double>((*st)->stats().rows) / s, "rows/s", key + "_rows_per_s");
-    b.Row(native ? "Parquet write (native)" : "Parquet write (DuckDB)", static_cast<double>((*st)->stats().bytes) / s / 1e6,
-          "MB/s (compressed)", key + "_mb_per_s");
+    b.Row(native ? "Parquet write (native)" : "Parquet write (DuckDB)",
+          static_cast<double>((*st)->stats().bytes) / s / 1e6, "MB/s (compressed)", key + "_mb_per_s");
     b.j[key + "_bytes_per_row"] = static_cast<double>((*st)->stats().bytes) / static_cast<double>((*st)->stats().rows);
     if (native) {  // the figure the store uses by default
       b.j["parquet_rows_per_s"] = static_cast<double>((*st)->stats().rows) / s;
@@ -292,7 +294,8 @@ std::shared_ptr<const Detector> SyntheticLstm(uint32_t sensors, int threads) {
 void EndToEnd(Bench& b) {
   const int64_t events = b.quick ? 1000000 : 10000000;
   E2E e = RunE2E(b, std::make_shared<BaselineDetector>(), 1000, events, 0, 0);
-  b.Row("end to end, embedded, baseline, 1k sensors, --rate max", e.events_per_s, "events/s", "e2e_baseline_events_per_s");
+  b.Row("end to end, embedded, baseline, 1k sensors, --rate max", e.events_per_s, "events/s",
+        "e2e_baseline_events_per_s");
   // LSTM inference split over 2 threads (the detector's worker pool; same scores as 1 thread).
   // 100 sensors x 3,000 readings (quick): a sensor's first 31 readings have no full window, so 99 %
   // of the readings are scored (with 1,000 sensors x 300 it was 90 %, flattering the figure).
@@ -329,13 +332,15 @@ nlohmann::json Child(const std::string& args) {
 }
 
 void MemoryAndScaling(Bench& b) {
-  std::vector<uint32_t> fleets = b.quick ? std::vector<uint32_t>{1000, 100000} : std::vector<uint32_t>{1000, 100000, 1000000};
+  std::vector<uint32_t> fleets =
+      b.quick ? std::vector<uint32_t>{1000, 100000} : std::vector<uint32_t>{1000, 100000, 1000000};
   for (uint32_t s : fleets) {
     int64_t events = std::max<int64_t>(2LL * s, b.quick ? 300000 : 2000000);
     auto j = Child("run --sensors " + std::to_string(s) + " --events " + std::to_string(events) +
                    " --rate max --data-dir " + b.tmp + "/mem");
     std::string k = s >= 1000000 ? std::to_string(s / 1000000) + "M" : std::to_string(s / 1000) + "k";
-    b.Row("peak RSS, " + k + " sensors, baseline", j["peak_rss_mb"].get<double>(), "MB", "peak_rss_mb_" + k + "_sensors");
+    b.Row("peak RSS, " + k + " sensors, baseline", j["peak_rss_mb"].get<double>(), "MB",
+          "peak_rss_mb_" + k + "_sensors");
     fs::remove_all(b.tmp + "/mem");
   }
   const std::string ev = b.quick ? "1000000" : "5000000";
@@ -350,13 +355,15 @@ void MemoryAndScaling(Bench& b) {
 void Query(Bench& b) {
   // A day of data for a small fleet, then a typical dashboard aggregate over it.
   const uint32_t sensors = b.quick ? 20 : 200;
-  Child("run --sensors " + std::to_string(sensors) + " --duration 1d --rate max --start 2024-11-24 --data-dir " + b.tmp + "/day");
+  Child("run --sensors " + std::to_string(sensors) + " --duration 1d --rate max --start 2024-11-24 --data-dir " +
+        b.tmp + "/day");
   auto db = Duck::Open("", 0);
   Check(db.status());
   Check(CreateDataViews(**db, b.tmp + "/day"));
   int64_t t0 = MonoMicros();
-  auto t = (*db)->Query("SELECT sensor_id, date_trunc('hour', timestamp) AS h, avg(value), max(anomaly_score), "
-                        "count(*) FILTER (WHERE is_anomaly_predicted) FROM sensor_readings GROUP BY ALL");
+  auto t = (*db)->Query(
+      "SELECT sensor_id, date_trunc('hour', timestamp) AS h, avg(value), max(anomaly_score), "
+      "count(*) FILTER (WHERE is_anomaly_predicted) FROM sensor_readings GROUP BY ALL");
   double s = Secs(t0);
   Check(t.status());
   double rows = static_cast<double>(sensors) * 86400;
@@ -407,10 +414,11 @@ void Formats(Bench& b) {
   for (size_t i = 0; i < n; i += batch * 4) {  // 4 channels a device: groups of 4 consecutive readings
     RawBatch f;
     for (size_t k = i; k + 4 <= std::min(n, i + batch * 4); k += 4) {
-      std::string s = "{\"device\": \"dev_" + std::to_string(rs[k].sensor / 4) + "\", \"ts\": " +
-                      std::to_string(rs[k].ts_us / 1000);
+      std::string s = "{\"device\": \"dev_" + std::to_string(rs[k].sensor / 4) +
+                      "\", \"ts\": " + std::to_string(rs[k].ts_us / 1000);
       for (size_t c = 0; c < 4; c++)
-        s += ", \"q" + std::to_string(c) + "\": " + std::string(buf, ToCharsMilli(buf, buf + sizeof buf, rs[k + c].value));
+        s += ", \"q" + std::to_string(c) +
+             "\": " + std::string(buf, ToCharsMilli(buf, buf + sizeof buf, rs[k + c].value));
       f.Add(s + "}");
     }
     f.Seal();
@@ -446,7 +454,8 @@ void Formats(Bench& b) {
     b.Row(std::string("parse ") + sh.name, med, "readings/s", std::string("format_") + sh.key + "_readings_per_s");
     b.j[std::string("format_") + sh.key + "_vs_original"] = med / base;
   }
-  std::fprintf(stderr, "  (median of %d alternating rounds; ratios to the original record in the JSON report)\n", rounds);
+  std::fprintf(stderr, "  (median of %d alternating rounds; ratios to the original record in the JSON report)\n",
+               rounds);
 }
 
 void AddBench(CLI::App& app) {
@@ -456,10 +465,12 @@ void AddBench(CLI::App& app) {
   auto only = std::make_shared<std::string>("all");
   cmd->add_option("--json", *json, "Write the report as JSON to this file ('-' = stdout)");
   cmd->add_flag("--quick", *quick, "Smaller runs (under a minute), for CI smoke tests");
-  auto brokers = std::make_shared<std::string>(std::getenv("IOTPIPE_KAFKA_BROKERS") ? std::getenv("IOTPIPE_KAFKA_BROKERS") : "");
+  auto brokers =
+      std::make_shared<std::string>(std::getenv("IOTPIPE_KAFKA_BROKERS") ? std::getenv("IOTPIPE_KAFKA_BROKERS") : "");
   cmd->add_option("--only", *only, "Run one group")
       ->check(CLI::IsMember({"all", "stages", "formats", "detectors", "e2e", "memory", "query", "kafka"}));
-  cmd->add_option("--brokers", *brokers, "Kafka broker for the kafka group (default $IOTPIPE_KAFKA_BROKERS; none: skipped)");
+  cmd->add_option("--brokers", *brokers,
+                  "Kafka broker for the kafka group (default $IOTPIPE_KAFKA_BROKERS; none: skipped)");
   cmd->callback([json, quick, only, brokers] {
     Bench b;
     b.quick = *quick;
@@ -480,9 +491,9 @@ void AddBench(CLI::App& app) {
     if (*only == "all" || *only == "memory") MemoryAndScaling(b);
     if (*only == "all" || *only == "query") Query(b);
     if (*only == "kafka" || (*only == "all" && !b.quick))  // --quick (the ctest smoke run) leaves the broker alone
-      KafkaBench(*brokers, b.quick ? 300000 : 2000000, b.tmp,
-                 [&b](const std::string& w, double v, const std::string& u, const std::string& k) { b.Row(w, v, u, k); },
-                 b.j);
+      KafkaBench(
+          *brokers, b.quick ? 300000 : 2000000, b.tmp,
+          [&b](const std::string& w, double v, const std::string& u, const std::string& k) { b.Row(w, v, u, k); }, b.j);
     b.j["bench_seconds"] = Secs(t0);
     fs::remove_all(b.tmp);
     if (!json->empty()) WriteJson(*json, b.j.dump(2));

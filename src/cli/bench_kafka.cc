@@ -51,11 +51,11 @@ void KafkaBench(const std::string& brokers, int64_t events, const std::string& t
                 nlohmann::json& j) {
   if (brokers.empty()) {
     j["kafka_skipped"] = "no broker: set IOTPIPE_KAFKA_BROKERS or --brokers (scripts/kafka start)";
-    std::fprintf(stderr, "  kafka: skipped (no broker; scripts/kafka start, then IOTPIPE_KAFKA_BROKERS=127.0.0.1:9092)\n");
+    std::fprintf(stderr,
+                 "  kafka: skipped (no broker; scripts/kafka start, then IOTPIPE_KAFKA_BROKERS=127.0.0.1:9092)\n");
     return;
   }
-  if (auto n = KafkaPartitionCount(brokers, "__iotpipe_bench_probe", 3000);
-      !n.ok() && n.status().IsUnavailable()) {
+  if (auto n = KafkaPartitionCount(brokers, "__iotpipe_bench_probe", 3000); !n.ok() && n.status().IsUnavailable()) {
     j["kafka_skipped"] = "broker " + brokers + " does not answer: " + n.status().message();
     std::fprintf(stderr, "  kafka: skipped (%s)\n", n.status().message().c_str());
     return;

@@ -83,7 +83,8 @@ SimSourceOptions SimArgs::Resolve(Clock* clock) const {
   if (!max && !rate.empty()) {
     char* end = nullptr;
     r = std::strtod(rate.c_str(), &end);
-    if (!end || *end || !(r > 0) || !std::isfinite(r)) Fail("--rate must be a positive number or 'max', got '" + rate + "'", 2);
+    if (!end || *end || !(r > 0) || !std::isfinite(r))
+      Fail("--rate must be a positive number or 'max', got '" + rate + "'", 2);
   }
   o.realtime = !max;
   o.sim.interval_s = (max || rate.empty()) ? 1.0 : static_cast<double>(sensors) / r;
@@ -113,7 +114,8 @@ SimSourceOptions SimArgs::Resolve(Clock* clock) const {
     int64_t now = clock->NowMicros() / 1000000 * 1000000;
     if (max) {
       // As fast as possible: end the simulated span at "now" so the data is "the last ..." of it.
-      if (span_us < 0 && events > 0) span_us = static_cast<int64_t>(static_cast<double>(events) / sensors * o.sim.interval_s * 1e6);
+      if (span_us < 0 && events > 0)
+        span_us = static_cast<int64_t>(static_cast<double>(events) / sensors * o.sim.interval_s * 1e6);
       o.sim.start_us = now - std::max<int64_t>(span_us, 0);
     } else {
       o.sim.start_us = now;

@@ -36,9 +36,12 @@ bool Inputs(const toml::node& n, std::vector<std::string>* out) {
     out->push_back(b->get() ? "true" : "false");
   } else if (n.is_date() || n.is_time() || n.is_date_time()) {
     std::ostringstream os;
-    if (const auto* d = n.as_date()) os << *d;
-    else if (const auto* tm = n.as_time()) os << *tm;
-    else if (const auto* dt = n.as_date_time()) os << *dt;
+    if (const auto* d = n.as_date())
+      os << *d;
+    else if (const auto* tm = n.as_time())
+      os << *tm;
+    else if (const auto* dt = n.as_date_time())
+      os << *dt;
     std::string v = os.str();
     std::replace(v.begin(), v.end(), ' ', 'T');
     out->push_back(v);
@@ -155,18 +158,30 @@ void CheckInput(const toml::table& t, CLI::App* app, std::vector<std::string>& p
       continue;
     }
     const std::string s = v.is_string() ? v.as_string()->get() : "";
-    if (name == "input-format") ok &= ParseInputFormat(s, &m.format);
-    else if (name == "input-id") m.id = s;
-    else if (name == "input-time") m.time = s;
-    else if (name == "input-time-unit") m.time_unit = s;
-    else if (name == "input-value") m.value = s;
-    else if (name == "input-label") m.label = s;
-    else if (name == "input-asset") m.asset = s;
-    else if (name == "input-unit") m.unit = s;
-    else if (name == "input-tags") m.tags = s;
-    else if (name == "input-fields") m.fields = s;
-    else if (name == "input-pattern") m.pattern = s;
-    else if (name == "input-separator") m.separator = s;
+    if (name == "input-format")
+      ok &= ParseInputFormat(s, &m.format);
+    else if (name == "input-id")
+      m.id = s;
+    else if (name == "input-time")
+      m.time = s;
+    else if (name == "input-time-unit")
+      m.time_unit = s;
+    else if (name == "input-value")
+      m.value = s;
+    else if (name == "input-label")
+      m.label = s;
+    else if (name == "input-asset")
+      m.asset = s;
+    else if (name == "input-unit")
+      m.unit = s;
+    else if (name == "input-tags")
+      m.tags = s;
+    else if (name == "input-fields")
+      m.fields = s;
+    else if (name == "input-pattern")
+      m.pattern = s;
+    else if (name == "input-separator")
+      m.separator = s;
     else if (name == "input-quantities") {
       std::vector<std::string> q;
       if (Inputs(v, &q)) m.quantities = q;
@@ -191,8 +206,8 @@ void CheckTable(const toml::table& t, CLI::App* app, std::vector<std::string>& p
       if (s == nullptr || s->get_name() == "config") {
         std::vector<std::string> names;
         for (CLI::App* c : app->get_subcommands([](CLI::App*) { return true; })) names.push_back(c->get_name());
-        problems->push_back(Section(parents) + " (" + Where(v) + "): unknown section: there is no command '" +
-                            key + "'" + Suggest(key, names));
+        problems->push_back(Section(parents) + " (" + Where(v) + "): unknown section: there is no command '" + key +
+                            "'" + Suggest(key, names));
       } else {
         CheckTable(*sub, s, parents, problems);
       }
@@ -317,7 +332,8 @@ void AddConfig(CLI::App& app, std::function<void(CLI::App&)> register_all) {
   fall(&app);
   auto* cfg = app.add_subcommand("config", "Check configuration files, or print every key with its default");
   cfg->require_subcommand(1);
-  auto* check = cfg->add_subcommand("check", "Validate a TOML configuration file: exit 0 if valid, 2 with every problem");
+  auto* check =
+      cfg->add_subcommand("check", "Validate a TOML configuration file: exit 0 if valid, 2 with every problem");
   auto file = std::make_shared<std::string>();
   check->add_option("file", *file, "TOML configuration file")->required();
   check->callback([file, register_all] {
@@ -328,7 +344,8 @@ void AddConfig(CLI::App& app, std::function<void(CLI::App&)> register_all) {
     if (!problems.empty()) Exit(2);
     std::printf("%s: valid\n", file->c_str());
   });
-  auto* example = cfg->add_subcommand("example", "Print a configuration file with every key (commented out) and its default");
+  auto* example =
+      cfg->add_subcommand("example", "Print a configuration file with every key (commented out) and its default");
   auto cmd = std::make_shared<std::string>();
   example->add_option("command", *cmd, "Only this command's table (e.g. run)");
   example->callback([cmd, register_all] {
@@ -353,8 +370,10 @@ void PrecheckConfig(int argc, char** argv, std::function<void(CLI::App&)> regist
   for (int i = 1; i < argc; i++) {
     std::string a = argv[i];
     if (a == "--") break;
-    if (a == "--config" && i + 1 < argc) path = argv[i + 1];
-    else if (a.rfind("--config=", 0) == 0) path = a.substr(9);
+    if (a == "--config" && i + 1 < argc)
+      path = argv[i + 1];
+    else if (a.rfind("--config=", 0) == 0)
+      path = a.substr(9);
   }
   if (path.empty()) return;
   CLI::App fresh;

@@ -16,7 +16,6 @@
 //   brokers = "127.0.0.1:9092"
 #pragma once
 #include <CLI/CLI.hpp>
-
 #include <string>
 #include <vector>
 

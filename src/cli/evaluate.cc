@@ -1,9 +1,10 @@
 // iotpipe evaluate: detection quality of the stored data against its ground-truth labels.
+#include "eval/evaluate.h"
+
 #include <cstdio>
 
 #include "cli/common.h"
 #include "core/duck.h"
-#include "eval/evaluate.h"
 #include "lifecycle/shadow.h"
 
 namespace iotpipe::cli {
@@ -17,13 +18,16 @@ void AddEvaluate(CLI::App& app) {
   cmd->add_flag("--json", *json, "Print one JSON object");
   cmd->add_option("--where", *where, "Restrict rows with an SQL predicate, e.g. \"timestamp > '2024-11-24'\"");
   auto shadow = std::make_shared<bool>(false);
-  cmd->add_flag("--shadow", *shadow, "Compare production and shadow results on the rows both scored (DATA/shadow_scores)");
+  cmd->add_flag("--shadow", *shadow,
+                "Compare production and shadow results on the rows both scored (DATA/shadow_scores)");
   cmd->callback([data_dir, json, where, shadow] {
     if (*shadow) {
       auto c = ml::CompareShadow(*data_dir, *where);
       if (!c.ok()) Fail("evaluate --shadow: " + c.status().message());
-      if (*json) std::printf("%s\n", c->ToJson().dump(2).c_str());
-      else std::printf("%s", c->ToText().c_str());
+      if (*json)
+        std::printf("%s\n", c->ToJson().dump(2).c_str());
+      else
+        std::printf("%s", c->ToText().c_str());
       Exit(0);
     }
     auto db = Duck::Open("", 0);
@@ -31,8 +35,10 @@ void AddEvaluate(CLI::App& app) {
     Check(CreateDataViews(**db, *data_dir), "opening " + *data_dir);
     auto rep = Evaluate(**db, "sensor_readings", *where);
     if (!rep.ok()) Fail("evaluate: " + rep.status().message());
-    if (*json) std::printf("%s\n", rep->ToJson().dump(2).c_str());
-    else std::printf("%s", rep->ToText().c_str());
+    if (*json)
+      std::printf("%s\n", rep->ToJson().dump(2).c_str());
+    else
+      std::printf("%s", rep->ToText().c_str());
     Exit(0);
   });
 }

@@ -65,11 +65,12 @@ Status ProduceSimToKafka(const SimSourceOptions& so, const KafkaArgs& ka, const 
     p.Poll(0);
     int64_t now = MonoMicros();
     if (progress && now - last > 2000000) {
-      std::fprintf(stderr, "[iotpipe] produced %s | %s rec/s | delivered %s | failed %lld | queued %lld\n",
-                   FormatCount(static_cast<double>(st->produced)).c_str(),
-                   FormatCount(static_cast<double>(st->produced - last_n) * 1e6 / static_cast<double>(now - last)).c_str(),
-                   FormatCount(static_cast<double>(p.delivered())).c_str(), static_cast<long long>(p.failed()),
-                   static_cast<long long>(p.queued()));
+      std::fprintf(
+          stderr, "[iotpipe] produced %s | %s rec/s | delivered %s | failed %lld | queued %lld\n",
+          FormatCount(static_cast<double>(st->produced)).c_str(),
+          FormatCount(static_cast<double>(st->produced - last_n) * 1e6 / static_cast<double>(now - last)).c_str(),
+          FormatCount(static_cast<double>(p.delivered())).c_str(), static_cast<long long>(p.failed()),
+          static_cast<long long>(p.queued()));
       last = now;
       last_n = st->produced;
     }

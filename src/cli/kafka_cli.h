@@ -1,7 +1,6 @@
 // Kafka options shared by simulate / process / run, and the simulator-to-Kafka producer loop.
 #pragma once
 #include <CLI/CLI.hpp>
-
 #include <atomic>
 #include <cstdint>
 #include <string>
@@ -18,7 +17,7 @@ struct KafkaArgs {
   std::string topic = "iot-sensor-data";
   std::string group = "my-processor-group";
   std::string instance_id;
-  std::string dlq_topic;                           // empty: <topic>.dlq
+  std::string dlq_topic;  // empty: <topic>.dlq
   std::string anomalies_topic = "iot-anomalies";
   int partitions = 6;
   double exit_when_idle = 0;

@@ -111,21 +111,24 @@ nlohmann::json DriftJson(const ml::DriftSnapshot& d) { return d.ToJson(); }
 
 void PrintDrift(const char* what, const Phase& p) {
   const auto& d = p.drift;
-  std::printf("  %s: %lld rows in %.1f s; model %s; error PSI %.3f KS %.3f, input PSI %.3f KS %.3f, "
-              "alert rate %.4f, rolling point F1 %.3f -> %s\n",
-              what, static_cast<long long>(p.rows), p.seconds, d.version.c_str(), d.psi, d.ks, d.input_psi, d.input_ks,
-              d.alert_rate, d.f1, d.drifted ? "DRIFT" : "no drift");
+  std::printf(
+      "  %s: %lld rows in %.1f s; model %s; error PSI %.3f KS %.3f, input PSI %.3f KS %.3f, "
+      "alert rate %.4f, rolling point F1 %.3f -> %s\n",
+      what, static_cast<long long>(p.rows), p.seconds, d.version.c_str(), d.psi, d.ks, d.input_psi, d.input_ks,
+      d.alert_rate, d.f1, d.drifted ? "DRIFT" : "no drift");
   std::fflush(stdout);
 }
 
 }  // namespace
 
 void AddLifecycleDemo(CLI::App& app) {
-  auto* cmd = app.add_subcommand("lifecycle-demo",
-                                 "The ML lifecycle on simulated time: history, train, deploy, regime change, drift, retrain, shadow, promote");
+  auto* cmd = app.add_subcommand(
+      "lifecycle-demo",
+      "The ML lifecycle on simulated time: history, train, deploy, regime change, drift, retrain, shadow, promote");
   auto a = std::make_shared<DemoArgs>();
   cmd->add_option("--sensors", a->sensors, "Simulated sensors")->check(CLI::Range(1u, 1000u));
-  cmd->add_option("--workdir", a->workdir, "Directory for data/ and models/ (must be new, empty, or a previous demo's)");
+  cmd->add_option("--workdir", a->workdir,
+                  "Directory for data/ and models/ (must be new, empty, or a previous demo's)");
   cmd->add_option("--history", a->history, "Simulated history to train on");
   cmd->add_option("--phase-a", a->phase_a, "Live scoring before the regime change");
   cmd->add_option("--phase-b", a->phase_b, "Live scoring after the change (then retraining on it)");
@@ -150,18 +153,21 @@ void AddLifecycleDemo(CLI::App& app) {
     Check(MakeDirs(a->workdir), "--workdir");
     { std::ofstream(wd / ".lifecycle-demo") << "iotpipe lifecycle-demo workdir\n"; }
     const std::string data = (wd / "data").string(), models = (wd / "models").string();
-    const int64_t hist = Dur(a->history, "--history"), pa = Dur(a->phase_a, "--phase-a"), pb = Dur(a->phase_b, "--phase-b"),
-                  pc = Dur(a->phase_c, "--phase-c"), pd = Dur(a->phase_d, "--phase-d");
+    const int64_t hist = Dur(a->history, "--history"), pa = Dur(a->phase_a, "--phase-a"),
+                  pb = Dur(a->phase_b, "--phase-b"), pc = Dur(a->phase_c, "--phase-c"),
+                  pd = Dur(a->phase_d, "--phase-d");
     const int64_t t0 = 1730419200LL * 1000000;  // 2024-11-01T00:00:00Z
     const int64_t t_live = t0 + hist, t_change = t_live + pa, t_shadow = t_change + pb, t_after = t_shadow + pc;
     nlohmann::json out = {{"sensors", a->sensors}, {"workdir", a->workdir}};
     const int64_t wall0 = MonoMicros();
     auto phase_json = [](const Phase& p) {
-      return nlohmann::json{{"rows", p.rows}, {"predicted", p.predicted}, {"seconds", p.seconds}, {"drift", DriftJson(p.drift)}};
+      return nlohmann::json{
+          {"rows", p.rows}, {"predicted", p.predicted}, {"seconds", p.seconds}, {"drift", DriftJson(p.drift)}};
     };
 
-    std::printf("1. history: %s of the realistic profile, %u sensors, one reading/s each, simulated as fast as possible\n",
-                a->history.c_str(), a->sensors);
+    std::printf(
+        "1. history: %s of the realistic profile, %u sensors, one reading/s each, simulated as fast as possible\n",
+        a->history.c_str(), a->sensors);
     std::fflush(stdout);
     Phase h = RunPhase(*a, data, models, "baseline", t0, hist, 0);
     std::printf("  stored %lld rows in %.1f s (%.0f rows/s)\n", static_cast<long long>(h.rows), h.seconds,
@@ -188,14 +194,20 @@ void AddLifecycleDemo(CLI::App& app) {
       if (!r.ok()) Fail(std::string(label) + ": " + r.status().message());
       auto m = ml::Model::Load(r->dir);
       if (!m.ok()) Fail(m.status().message());
-      std::printf("  %s: %lld rows, %zu sensors, %zu training / %zu validation windows, %d epochs, val loss %.5f, "
-                  "global thresholds e_win %.4f e_last %.4f, %.1f s\n",
-                  r->version.c_str(), static_cast<long long>(r->rows), r->sensors, r->train_windows, r->val_windows,
-                  r->epochs_run, r->best_val_loss, m->thresholds.global_win, m->thresholds.global_last, r->seconds);
+      std::printf(
+          "  %s: %lld rows, %zu sensors, %zu training / %zu validation windows, %d epochs, val loss %.5f, "
+          "global thresholds e_win %.4f e_last %.4f, %.1f s\n",
+          r->version.c_str(), static_cast<long long>(r->rows), r->sensors, r->train_windows, r->val_windows,
+          r->epochs_run, r->best_val_loss, m->thresholds.global_win, m->thresholds.global_last, r->seconds);
       std::fflush(stdout);
-      return nlohmann::json{{"version", r->version}, {"rows", r->rows}, {"train_windows", r->train_windows},
-                            {"val_windows", r->val_windows}, {"epochs", r->epochs_run}, {"val_loss", r->best_val_loss},
-                            {"threshold_win", m->thresholds.global_win}, {"threshold_last", m->thresholds.global_last},
+      return nlohmann::json{{"version", r->version},
+                            {"rows", r->rows},
+                            {"train_windows", r->train_windows},
+                            {"val_windows", r->val_windows},
+                            {"epochs", r->epochs_run},
+                            {"val_loss", r->best_val_loss},
+                            {"threshold_win", m->thresholds.global_win},
+                            {"threshold_last", m->thresholds.global_last},
                             {"seconds", r->seconds}};
     };
 
@@ -223,7 +235,8 @@ void AddLifecycleDemo(CLI::App& app) {
     Check(reg.Promote(v2, "shadow"), "promote shadow");
     std::printf("  shadow -> %s\n", v2.c_str());
 
-    std::printf("6. shadow scoring for %s: production %s, shadow %s side by side\n", a->phase_c.c_str(), v1.c_str(), v2.c_str());
+    std::printf("6. shadow scoring for %s: production %s, shadow %s side by side\n", a->phase_c.c_str(), v1.c_str(),
+                v2.c_str());
     Phase pC = RunPhase(*a, data, models, "auto", t_shadow, pc, t_change);
     PrintDrift("production during the shadow period", pC);
     out["shadow_period"] = phase_json(pC);

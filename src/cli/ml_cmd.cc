@@ -37,16 +37,20 @@ void AddTrain(CLI::App& app) {
   cmd->add_option("--patience", o->patience, "Epochs without improvement before stopping");
   cmd->add_option("--seed", o->seed, "Random seed (training is reproducible for a seed)");
   cmd->add_option("--threads", o->threads, "Threads for reading and calibration");
-  cmd->add_option("--torch-threads", o->torch_threads, "LibTorch threads for the training loop (1: no OpenMP spinning)");
+  cmd->add_option("--torch-threads", o->torch_threads,
+                  "LibTorch threads for the training loop (1: no OpenMP spinning)");
   cmd->add_option("--max-windows", o->max_windows, "Cap on training windows (subsampled, see train.h)");
   cmd->add_option("--quantile", o->quantile, "Threshold quantile of validation errors");
   cmd->add_option("--margin", o->margin, "Threshold = margin x quantile");
   cmd->add_option("--version", o->version, "Version name (default: next vN)");
   cmd->add_option("--promote", *promote, "Point this alias (e.g. production) at the new model");
   cmd->add_flag("--keep-anomalies", o->keep_anomalies, "Keep windows with labelled anomalies in training");
-  cmd->add_option("--tod-bins", o->tod_bins, "Seasonal scaler: time-of-day bins per sensor (0: plain mean/std, no feature channels)");
-  cmd->add_option("--profile-from", o->profile_from, "Model directory whose daily profile fills the time-of-day bins this span does not cover");
-  cmd->add_option("--feature-quantile", o->feature_quantile, "Feature-channel threshold quantile of normal validation readings");
+  cmd->add_option("--tod-bins", o->tod_bins,
+                  "Seasonal scaler: time-of-day bins per sensor (0: plain mean/std, no feature channels)");
+  cmd->add_option("--profile-from", o->profile_from,
+                  "Model directory whose daily profile fills the time-of-day bins this span does not cover");
+  cmd->add_option("--feature-quantile", o->feature_quantile,
+                  "Feature-channel threshold quantile of normal validation readings");
   cmd->add_option("--feature-margin", o->feature_margin, "Feature-channel threshold = max(floor, margin x quantile)");
   cmd->callback([o, since, from, to, promote] {
     if (!from->empty() || !to->empty()) {
@@ -60,9 +64,11 @@ void AddTrain(CLI::App& app) {
     }
     auto r = ml::Train(*o);
     if (!r.ok()) Fail("train: " + r.status().message());
-    std::printf("trained %s: %zu sensors, %lld rows, %zu training / %zu validation windows, %d epochs, val loss %.5f, %.1f s -> %s\n",
-                r->version.c_str(), r->sensors, static_cast<long long>(r->rows), r->train_windows, r->val_windows,
-                r->epochs_run, r->best_val_loss, r->seconds, r->dir.c_str());
+    std::printf(
+        "trained %s: %zu sensors, %lld rows, %zu training / %zu validation windows, %d epochs, val loss %.5f, %.1f s "
+        "-> %s\n",
+        r->version.c_str(), r->sensors, static_cast<long long>(r->rows), r->train_windows, r->val_windows,
+        r->epochs_run, r->best_val_loss, r->seconds, r->dir.c_str());
     if (!promote->empty()) {
       Check(ml::Registry(o->model_dir).Promote(r->version, *promote), "promote");
       std::printf("%s -> %s\n", promote->c_str(), r->version.c_str());
@@ -164,11 +170,17 @@ void AddScore(CLI::App& app) {
     if (from->empty() != to->empty()) Fail("--from and --to go together", 2);
     auto r = ml::Backfill(*o);
     if (!r.ok()) Fail("score: " + r.status().message());
-    nlohmann::json j = {{"version", r->version}, {"rows", r->rows}, {"predicted", r->predicted}, {"output", r->file},
+    nlohmann::json j = {{"version", r->version},
+                        {"rows", r->rows},
+                        {"predicted", r->predicted},
+                        {"output", r->file},
                         {"evaluation", r->evaluation}};
-    if (*json) std::printf("%s\n", j.dump(2).c_str());
-    else std::printf("scored %lld rows with %s: %lld predicted anomalies -> %s\n%s\n", static_cast<long long>(r->rows),
-                     r->version.c_str(), static_cast<long long>(r->predicted), r->file.c_str(), r->evaluation.dump(2).c_str());
+    if (*json)
+      std::printf("%s\n", j.dump(2).c_str());
+    else
+      std::printf("scored %lld rows with %s: %lld predicted anomalies -> %s\n%s\n", static_cast<long long>(r->rows),
+                  r->version.c_str(), static_cast<long long>(r->predicted), r->file.c_str(),
+                  r->evaluation.dump(2).c_str());
     Exit(0);
   });
 }
@@ -191,8 +203,10 @@ void AddMonitor(CLI::App& app) {
     o->window_us = d.value();
     auto r = ml::MonitorDrift(*o);
     if (!r.ok()) Fail("monitor: " + r.status().message());
-    if (*json) std::printf("%s\n", r->ToJson().dump(2).c_str());
-    else std::printf("%s", r->ToText().c_str());
+    if (*json)
+      std::printf("%s\n", r->ToJson().dump(2).c_str());
+    else
+      std::printf("%s", r->ToText().c_str());
     Exit(r->drifted ? 3 : 0);
   });
 }
@@ -204,8 +218,9 @@ std::shared_ptr<void> StartModelWatcher(Pipeline& p, const PipelineArgs& args) {
   std::string cur = reg.Alias(args.model);
   if (cur.empty()) return nullptr;  // a pinned version: nothing to watch
   Processor* proc = &p.processor();
-  auto w = std::make_shared<ml::ModelWatcher>(args.model_dir, args.model, cur, mode.value(), 1,
-                                              [proc](std::shared_ptr<const Detector> d) { proc->SetDetector(std::move(d)); });
+  auto w = std::make_shared<ml::ModelWatcher>(
+      args.model_dir, args.model, cur, mode.value(), 1,
+      [proc](std::shared_ptr<const Detector> d) { proc->SetDetector(std::move(d)); });
   w->Start();
   return w;
 }

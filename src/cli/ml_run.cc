@@ -33,19 +33,21 @@ Status MlRun::Start(Pipeline& p) {
   ml::Registry reg(args_.model_dir);
   std::string cur = reg.Alias(args_.model);
   if (!cur.empty()) {  // an alias: watched (a pinned version is not)
-    prod_watcher_ = std::make_unique<ml::ModelWatcher>(
-        args_.model_dir, args_.model, cur, mode, LstmThreads(args_), [proc, mon](std::shared_ptr<const Detector> d) {
-          mon->SetDetector(d);
-          proc->SetDetector(std::move(d));
-        });
+    prod_watcher_ = std::make_unique<ml::ModelWatcher>(args_.model_dir, args_.model, cur, mode, LstmThreads(args_),
+                                                       [proc, mon](std::shared_ptr<const Detector> d) {
+                                                         mon->SetDetector(d);
+                                                         proc->SetDetector(std::move(d));
+                                                       });
     prod_watcher_->Start();
   }
   if (!args_.no_shadow && args_.model != "shadow") {
     shadow_sink_ = std::make_unique<ml::ShadowSink>(args_.data_dir, &p.dicts(), 262144, 5.0);
     shadow_watcher_ = std::make_unique<ml::ModelWatcher>(
         args_.model_dir, "shadow", "", mode, LstmThreads(args_), [proc](std::shared_ptr<const Detector> d) {
-          if (d) spdlog::info("shadow scoring with {}", d->version());
-          else spdlog::info("shadow scoring stopped (no model under 'shadow')");
+          if (d)
+            spdlog::info("shadow scoring with {}", d->version());
+          else
+            spdlog::info("shadow scoring stopped (no model under 'shadow')");
           proc->SetShadow(std::move(d));
         });
     shadow_watcher_->AllowClear();

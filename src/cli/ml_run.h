@@ -8,11 +8,11 @@
 #include <string>
 
 #include "cli/common.h"
-#include "sinks/sink.h"
 #include "lifecycle/live_monitor.h"
 #include "lifecycle/retrain.h"
 #include "lifecycle/shadow.h"
 #include "lifecycle/watcher.h"
+#include "sinks/sink.h"
 
 namespace iotpipe::cli {
 

@@ -1,5 +1,7 @@
 // iotpipe nab: runs a detector over a NAB-layout corpus (online, one state per file, the live pipeline's
 // detector code), writes NAB's results layout and, with --score, NAB's three profile scores.
+#include "eval/nab.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -12,7 +14,6 @@
 #include "detect/artimelik.h"
 #include "detect/cadose.h"
 #include "detect/detector.h"
-#include "eval/nab.h"
 
 namespace iotpipe::cli {
 
@@ -51,11 +52,13 @@ void AddNab(CLI::App& app) {
   cmd->add_flag("--score", o->score, "Optimise the threshold and print the three profile scores");
   cmd->add_option("--json", o->json, "Also write the scores as JSON to this file ('-' = stdout)");
   cmd->add_flag("--list-detectors", o->list, "Print the detector names, one a line");
-  cmd->add_flag("--nab-probation", o->nab_probation,
-                "artime, artimelik: probation = NAB's (15 % of the file, at most 750 rows) per file, as NAB runs ARTime (not one "
-                "configuration for all files)");
+  cmd->add_flag(
+      "--nab-probation", o->nab_probation,
+      "artime, artimelik: probation = NAB's (15 % of the file, at most 750 rows) per file, as NAB runs ARTime (not one "
+      "configuration for all files)");
   cmd->add_flag("--range-hint", o->range_hint,
-                "cadose, artime, artimelik: give each file's [min, max] as the sensor's configured range (NAB's inputMin/inputMax; "
+                "cadose, artime, artimelik: give each file's [min, max] as the sensor's configured range (NAB's "
+                "inputMin/inputMax; "
                 "the live pipeline's equivalent is a configured sensor range)");
   cmd->add_flag("--nab-rest-period", o->nab_rest,
                 "cadose: rest period = probation / 5 per file, as NAB runs CAD OSE (to check the port against its "
@@ -99,8 +102,8 @@ void AddNab(CLI::App& app) {
           cp.hi = *std::max_element(s->values.begin(), s->values.end());
         }
         if (o->nab_rest)
-          cp.rest_period = static_cast<int>(static_cast<double>(nab::ProbationLength(
-                                                static_cast<int64_t>(s->values.size()))) / 5.0);
+          cp.rest_period =
+              static_cast<int>(static_cast<double>(nab::ProbationLength(static_cast<int64_t>(s->values.size()))) / 5.0);
         sc = RunDetector(CadOseDetector(cp), *s);
       } else if ((o->detector == "artime" || o->detector == "artimelik") && (o->range_hint || o->nab_probation)) {
         ArtimeParams ap;
@@ -109,15 +112,16 @@ void AddNab(CLI::App& app) {
           ap.lo = *std::min_element(s->values.begin(), s->values.end());
           ap.hi = *std::max_element(s->values.begin(), s->values.end());
         }
-        if (o->nab_probation) ap.probation = static_cast<int>(nab::ProbationLength(static_cast<int64_t>(s->values.size())));
+        if (o->nab_probation)
+          ap.probation = static_cast<int>(nab::ProbationLength(static_cast<int64_t>(s->values.size())));
         sc = o->detector == "artime" ? RunDetector(ArtimeDetector(ap), *s) : RunDetector(ArtimeLikDetector(ap), *s);
       } else {
         sc = RunDetector(**det, *s);
       }
       rows += sc.size();
       size_t slash = rel.find('/');
-      std::string out = results + "/" + o->detector + "/" + rel.substr(0, slash) + "/" + o->detector + "_" +
-                        rel.substr(slash + 1);
+      std::string out =
+          results + "/" + o->detector + "/" + rel.substr(0, slash) + "/" + o->detector + "_" + rel.substr(slash + 1);
       Check(nab::WriteResultsFile(out, *s, sc), "writing results");
       files.push_back({rel, s->ts_us, std::move(sc), w->second});
     }
@@ -132,8 +136,12 @@ void AddNab(CLI::App& app) {
         auto r = nab::OptimizeAndScore(files, prof.cost);
         if (!r.ok()) Fail("nab: " + r.status().message());
         std::printf("%s: %.2f\n", prof.name.c_str(), r->normalized);
-        j[prof.name] = {{"score", r->normalized}, {"threshold", r->threshold}, {"raw", r->raw},
-                        {"tp", r->tp}, {"fp", r->fp}, {"fn", r->fn}};
+        j[prof.name] = {{"score", r->normalized},
+                        {"threshold", r->threshold},
+                        {"raw", r->raw},
+                        {"tp", r->tp},
+                        {"fp", r->fp},
+                        {"fn", r->fn}};
       }
       if (!o->json.empty()) WriteJson(o->json, j.dump(2));
     }

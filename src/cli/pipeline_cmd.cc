@@ -1,29 +1,30 @@
 #include <sched.h>
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <cstdio>
+#include <nlohmann/json.hpp>
 
 #include "cli/common.h"
 #include "cli/ml_run.h"
-#include "sinks/kafka_side_sink.h"
 #include "detect/detector.h"
 #include "eval/evaluate.h"
+#include "sinks/kafka_side_sink.h"
 
 namespace iotpipe::cli {
 
 void PipelineArgs::Add(CLI::App* app) {
   app->add_option("--data-dir", data_dir, "Where Parquet files, dead letters and state are written");
-  app->add_option("--detector", detector, "Detector: " + [] {
-    std::string s;
-    for (auto& n : DetectorNames()) s += (s.empty() ? "" : "|") + n;
-    return s;
-  }());
+  app->add_option(
+      "--detector", detector, "Detector: " + [] {
+        std::string s;
+        for (auto& n : DetectorNames()) s += (s.empty() ? "" : "|") + n;
+        return s;
+      }());
   app->add_option("--summary-json", summary_json, "Write the final summary as JSON to this file ('-' = stdout)");
   app->add_option("--batch-size", batch_size, "Records per batch between stages")->check(CLI::Range(1, 1 << 20));
   app->add_option("--queue-depth", queue_depth,
-                  "Batches buffered between two stages (absorbs the store's flush bursts)")->check(CLI::Range(1, 1024));
+                  "Batches buffered between two stages (absorbs the store's flush bursts)")
+      ->check(CLI::Range(1, 1024));
   app->add_option("--flush-rows", flush_rows, "Write a partition's file once it buffers this many rows (or after 1 s)")
       ->check(CLI::Range(size_t{1000}, size_t{100000000}));
   app->add_flag("--quiet", quiet, "No progress line");
@@ -38,12 +39,15 @@ void PipelineArgs::Add(CLI::App* app) {
   app->add_option("--model", model, "Model version or alias; an alias is watched and promotions hot-swap");
   app->add_option("--lstm-threads", lstm_threads, "LSTM inference threads (0: one per core); same scores for any count")
       ->check(CLI::Range(0, 64));
-  app->add_option("--checkpoint-interval", checkpoint_interval_s, "Seconds between detector state checkpoints (0: only at shutdown)");
+  app->add_option("--checkpoint-interval", checkpoint_interval_s,
+                  "Seconds between detector state checkpoints (0: only at shutdown)");
   app->add_flag("--no-shadow", no_shadow, "Do not score with the model under the 'shadow' alias beside production");
-  app->add_flag("--auto-retrain", auto_retrain, "When drift lasts --retrain-after s: retrain on recent data, shadow it, promote if as good");
+  app->add_flag("--auto-retrain", auto_retrain,
+                "When drift lasts --retrain-after s: retrain on recent data, shadow it, promote if as good");
   app->add_option("--retrain-after", retrain_after_s, "Seconds of continuous drift before retraining (--auto-retrain)");
   app->add_option("--retrain-span", retrain_span, "Recent stored data to retrain on, e.g. 1d (--auto-retrain)");
-  app->add_option("--shadow-period", shadow_period_s, "Seconds of shadow scoring before the promotion decision (--auto-retrain)");
+  app->add_option("--shadow-period", shadow_period_s,
+                  "Seconds of shadow scoring before the promotion decision (--auto-retrain)");
   app->add_option("--retrain-epochs", retrain_epochs, "Maximum epochs of a retraining (--auto-retrain)");
   serve.Add(app);
   assets.Add(app);
@@ -126,8 +130,8 @@ int RunPipeline(Source* source, const PipelineArgs& args, const KafkaSourceOptio
   if (!args.no_checkpoint) po.checkpoint_path = args.data_dir + "/state/detector-" + args.detector + ".ckpt";
   po.checkpoint_interval_s = args.checkpoint_interval_s;
   std::shared_ptr<const Detector> d(std::move(det.value()));
-  Serving serving(args.serve, args.data_dir);  // HTTP API, dashboard, alerts
-  MlRun ml(args);  // model watchers, shadow scoring, drift monitor, auto-retrain
+  Serving serving(args.serve, args.data_dir);   // HTTP API, dashboard, alerts
+  MlRun ml(args);                               // model watchers, shadow scoring, drift monitor, auto-retrain
   AssetRun assets(args.assets, args.data_dir);  // multivariate asset detector (sink thread)
   Check(assets.Configure(po), "", 2);
   Pipeline p(source, d, po, RealClock::Get());
@@ -147,8 +151,8 @@ int RunPipeline(Source* source, const PipelineArgs& args, const KafkaSourceOptio
     side = std::move(r.value());
     if (side) p.AddSink(side.get(), /*before_store=*/true);
   }
-  p.AddSink(serving.sink());                  // live view, alerts
-  if (ml.sink()) p.AddSink(ml.sink());        // drift monitor, shadow scores
+  p.AddSink(serving.sink());                    // live view, alerts
+  if (ml.sink()) p.AddSink(ml.sink());          // drift monitor, shadow scores
   if (assets.sink()) p.AddSink(assets.sink());  // asset scoring, asset alerts
   InstallSignalHandlers();
   Status s = p.Run(g_stop);

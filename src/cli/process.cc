@@ -12,7 +12,9 @@ void AddProcess(CLI::App& app) {
   auto ka = std::make_shared<KafkaArgs>();
   cmd->add_option("--source", *source, "Where records come from: file (see --input) or kafka")
       ->check(CLI::IsMember({"file", "kafka"}));
-  cmd->add_option("--input", *input, "File of one record a line (JSON lines, line protocol, CSV: see --input-format), or - for standard input");
+  cmd->add_option(
+      "--input", *input,
+      "File of one record a line (JSON lines, line protocol, CSV: see --input-format), or - for standard input");
   ka->AddConsumer(cmd);
   pa->Add(cmd);
   AddInputOptions(cmd, &pa->input);

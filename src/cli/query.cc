@@ -1,7 +1,6 @@
 // iotpipe query: read-only SQL over the stored data (views sensor_readings, dead_letters, alerts).
-#include <nlohmann/json.hpp>
-
 #include <cstdio>
+#include <nlohmann/json.hpp>
 
 #include "cli/common.h"
 #include "core/duck.h"
@@ -25,18 +24,24 @@ void PrintTable(const Table& t, const std::string& format) {
     for (auto& row : t.rows) {
       nlohmann::json o = nlohmann::json::object();
       for (size_t c = 0; c < t.columns.size(); c++) {
-        if (!row[c]) { o[t.columns[c]] = nullptr; continue; }
-        if (t.types[c] == DUCKDB_TYPE_BOOLEAN) o[t.columns[c]] = *row[c] == "true";
+        if (!row[c]) {
+          o[t.columns[c]] = nullptr;
+          continue;
+        }
+        if (t.types[c] == DUCKDB_TYPE_BOOLEAN)
+          o[t.columns[c]] = *row[c] == "true";
         else if (IsNumericType(t.types[c])) {
           try {
-            if (t.types[c] == DUCKDB_TYPE_FLOAT || t.types[c] == DUCKDB_TYPE_DOUBLE || t.types[c] == DUCKDB_TYPE_DECIMAL)
+            if (t.types[c] == DUCKDB_TYPE_FLOAT || t.types[c] == DUCKDB_TYPE_DOUBLE ||
+                t.types[c] == DUCKDB_TYPE_DECIMAL)
               o[t.columns[c]] = std::stod(*row[c]);
             else
               o[t.columns[c]] = std::stoll(*row[c]);
           } catch (...) {
             o[t.columns[c]] = *row[c];  // inf, nan, hugeint beyond int64
           }
-        } else o[t.columns[c]] = *row[c];
+        } else
+          o[t.columns[c]] = *row[c];
       }
       arr.push_back(std::move(o));
     }
@@ -67,8 +72,10 @@ void PrintTable(const Table& t, const std::string& format) {
   for (auto& row : t.rows) {
     for (size_t c = 0; c < w.size(); c++) {
       const char* v = row[c] ? row[c]->c_str() : "NULL";
-      if (IsNumericType(t.types[c])) std::printf("| %*s ", static_cast<int>(w[c]), v);
-      else std::printf("| %-*s ", static_cast<int>(w[c]), v);
+      if (IsNumericType(t.types[c]))
+        std::printf("| %*s ", static_cast<int>(w[c]), v);
+      else
+        std::printf("| %-*s ", static_cast<int>(w[c]), v);
     }
     std::printf("|\n");
   }
@@ -86,14 +93,16 @@ void AddQuery(CLI::App& app) {
   cmd->add_option("sql", *sql, "SQL over views sensor_readings, dead_letters, alerts")->required();
   auto timeout = std::make_shared<double>(0);
   cmd->add_option("--timeout", *timeout, "Interrupt the query after this many seconds (0: no limit)")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   cmd->callback([data_dir, format, sql, timeout] {
     // The same read-only door as POST /api/query (core/query_service.h), without its row limit.
     auto q = QueryService::Open(*data_dir, 0, *timeout, 0, /*create_dir=*/false);
     if (!q.ok()) Fail(q.status().message());
     auto a = (*q)->Run(*sql);
-    if (!a.ok()) Fail(a.status().IsPermissionDenied() || a.status().IsTimedOut() ? a.status().message()
-                                                                                 : "query failed: " + a.status().message());
+    if (!a.ok())
+      Fail(a.status().IsPermissionDenied() || a.status().IsTimedOut() ? a.status().message()
+                                                                      : "query failed: " + a.status().message());
     PrintTable(a->table, *format);
     Exit(0);
   });

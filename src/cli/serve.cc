@@ -18,12 +18,15 @@ namespace iotpipe::cli {
 namespace fs = std::filesystem;
 
 void ServeArgs::Add(CLI::App* app) {
-  app->add_option("--http", http, "Serve the dashboard, API and /metrics on HOST:PORT, or 'off' (default 127.0.0.1:8080; "
+  app->add_option("--http", http,
+                  "Serve the dashboard, API and /metrics on HOST:PORT, or 'off' (default 127.0.0.1:8080; "
                   "when that default is busy the run goes on without it)");
   app->add_option("--http-token", http_token,
                   "Bearer token required by the API (mandatory when --http is not a loopback address)");
-  app->add_option("--web-dir", web_dir, "Dashboard files (default: $IOTPIPE_WEB_DIR, else share/iotpipe/web by the binary)");
-  app->add_option("--http-linger", http_linger_s, "Keep serving this many seconds after the pipeline ends (Ctrl-C ends it)");
+  app->add_option("--web-dir", web_dir,
+                  "Dashboard files (default: $IOTPIPE_WEB_DIR, else share/iotpipe/web by the binary)");
+  app->add_option("--http-linger", http_linger_s,
+                  "Keep serving this many seconds after the pipeline ends (Ctrl-C ends it)");
   app->add_option("--alert-webhook", alert_webhook, "POST alert events as JSON to this http:// URL");
   app->add_option("--alert-quiet", alert_quiet_s, "Seconds of event time without anomalies before an alert may close");
   app->add_option("--alert-close-after", alert_close_after, "Consecutive normal readings that close an alert")
@@ -71,7 +74,8 @@ Status Serving::Start(Pipeline& p) {
   so.web_dir = FindWebDir(args_.web_dir);
   so.uplot_dir = FindUplotDir(so.web_dir);
   so.data_dir = data_dir_;
-  if (!fs::exists(so.web_dir + "/index.html")) spdlog::warn("dashboard files not found in {} (use --web-dir)", so.web_dir);
+  if (!fs::exists(so.web_dir + "/index.html"))
+    spdlog::warn("dashboard files not found in {} (use --web-dir)", so.web_dir);
   if (!fs::exists(so.uplot_dir + "/uPlot.iife.min.js"))
     spdlog::warn("uPlot not found in {} (run scripts/deps): charts will not draw", so.uplot_dir);
   http::ServerDeps deps;
@@ -91,7 +95,8 @@ Status Serving::Start(Pipeline& p) {
     spdlog::warn("{}; going on without the dashboard", s.message());
     return Status::OK();
   }
-  std::fprintf(stderr, "[iotpipe] dashboard: %s  (metrics: %smetrics)\n", server_->url().c_str(), server_->url().c_str());
+  std::fprintf(stderr, "[iotpipe] dashboard: %s  (metrics: %smetrics)\n", server_->url().c_str(),
+               server_->url().c_str());
   return Status::OK();
 }
 

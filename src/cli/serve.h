@@ -1,7 +1,6 @@
 // The HTTP server and alerts around a pipeline run (`run` and `process`): flags, wiring, lifetime.
 #pragma once
 #include <CLI/CLI.hpp>
-
 #include <memory>
 #include <string>
 
@@ -20,10 +19,10 @@ class Server;
 namespace iotpipe::cli {
 
 struct ServeArgs {
-  std::string http;                     // HOST:PORT, or off; empty = 127.0.0.1:8080, skipped if busy
+  std::string http;  // HOST:PORT, or off; empty = 127.0.0.1:8080, skipped if busy
   std::string http_token;
-  std::string web_dir;                  // default: cli/resources.h (FindWebDir)
-  double http_linger_s = 0;             // keep serving this long after the pipeline ends
+  std::string web_dir;       // default: cli/resources.h (FindWebDir)
+  double http_linger_s = 0;  // keep serving this long after the pipeline ends
   std::string alert_webhook;
   double alert_quiet_s = 30;
   int alert_close_after = 10;

@@ -28,8 +28,7 @@ void AddSimulate(CLI::App& app) {
   cmd->add_option("--path", *path, "Output file for --output jsonl");
   cmd->callback([sim, output, path, ka, device_fields] {
     SimSourceOptions so = sim->Resolve(RealClock::Get());
-    if (so.max_events < 0 && so.max_steps < 0 && !so.realtime)
-      Fail("--rate max needs --events or --duration", 2);
+    if (so.max_events < 0 && so.max_steps < 0 && !so.realtime) Fail("--rate max needs --events or --duration", 2);
     if (*device_fields > 0) {
       if (so.realtime || *output == "kafka") Fail("--device-fields needs --rate max and --output stdout or jsonl", 2);
       if (so.max_events < 0) Fail("--device-fields needs --events (readings)", 2);
@@ -83,8 +82,8 @@ void AddSimulate(CLI::App& app) {
                    static_cast<long long>(st.produced), static_cast<long long>(st.malformed), ka->topic.c_str(),
                    ka->brokers.c_str(), st.elapsed_s,
                    FormatCount(st.elapsed_s > 0 ? static_cast<double>(st.produced) / st.elapsed_s : 0).c_str(),
-                   static_cast<long long>(st.delivered), static_cast<long long>(st.failed),
-                   st.failed ? ": " : "", st.first_error.c_str());
+                   static_cast<long long>(st.delivered), static_cast<long long>(st.failed), st.failed ? ": " : "",
+                   st.first_error.c_str());
       Exit(st.failed || st.delivered != st.produced ? 1 : 0);
     }
     FILE* out = stdout;

@@ -1,9 +1,10 @@
 // iotpipe skab: SKAB's outlier protocol (first 400 rows of each experiment train, the rest are scored;
 // point-wise precision/recall/F1 pooled over the files).
+#include "eval/skab.h"
+
 #include <cstdio>
 
 #include "cli/common.h"
-#include "eval/skab.h"
 
 namespace iotpipe::cli {
 
@@ -32,8 +33,8 @@ void AddSkab(CLI::App& app) {
       std::printf("%s\n", r->ToJson().dump(2).c_str());
     } else {
       std::printf("detector: %s\nfiles: %lld\nscored rows: %lld\nprecision: %.4f\nrecall: %.4f\nf1: %.4f\n",
-                  r->detector.c_str(), static_cast<long long>(r->files), static_cast<long long>(r->rows),
-                  r->precision, r->recall, r->f1);
+                  r->detector.c_str(), static_cast<long long>(r->files), static_cast<long long>(r->rows), r->precision,
+                  r->recall, r->f1);
     }
     Exit(0);
   });

@@ -52,18 +52,18 @@ struct RawBatch {
 // Decoded readings in columns. sensor/type/model are ids from the pipeline's interners.
 struct ReadingBatch {
   std::vector<uint32_t> sensor;
-  std::vector<int64_t> ts_us;          // event time, µs since epoch
+  std::vector<int64_t> ts_us;  // event time, µs since epoch
   std::vector<double> value;
-  std::vector<uint8_t> gt;             // is_anomaly_ground_truth: 0, 1, or kNoLabel (NULL: unlabelled)
-  std::vector<uint16_t> type;          // anomaly_type id; kNoType = NULL
-  std::vector<float> score;            // anomaly_score in [0, 1]
-  std::vector<uint8_t> predicted;      // is_anomaly_predicted
-  std::vector<uint16_t> model;         // model_version id
-  std::vector<Origin> origins;         // empty, or one per row
+  std::vector<uint8_t> gt;         // is_anomaly_ground_truth: 0, 1, or kNoLabel (NULL: unlabelled)
+  std::vector<uint16_t> type;      // anomaly_type id; kNoType = NULL
+  std::vector<float> score;        // anomaly_score in [0, 1]
+  std::vector<uint8_t> predicted;  // is_anomaly_predicted
+  std::vector<uint16_t> model;     // model_version id
+  std::vector<Origin> origins;     // empty, or one per row
   // Wire `asset_id` (Dictionaries::assets id, kNoAsset = absent): empty when no record of the batch
   // carried one, else one per row. Read by the asset detector (detect/asset.h); not stored per row.
   std::vector<uint32_t> asset;
-  int64_t processing_ts_us = 0;        // stamped when the batch was decoded
+  int64_t processing_ts_us = 0;  // stamped when the batch was decoded
 
   static constexpr uint16_t kNoType = 0xFFFF;
   static constexpr uint32_t kNoAsset = 0xFFFFFFFF;
@@ -73,17 +73,37 @@ struct ReadingBatch {
 
   size_t size() const { return sensor.size(); }
   void Reserve(size_t n) {
-    sensor.reserve(n); ts_us.reserve(n); value.reserve(n); gt.reserve(n); type.reserve(n);
-    score.reserve(n); predicted.reserve(n); model.reserve(n);
+    sensor.reserve(n);
+    ts_us.reserve(n);
+    value.reserve(n);
+    gt.reserve(n);
+    type.reserve(n);
+    score.reserve(n);
+    predicted.reserve(n);
+    model.reserve(n);
   }
   void Clear() {
-    sensor.clear(); ts_us.clear(); value.clear(); gt.clear(); type.clear();
-    score.clear(); predicted.clear(); model.clear(); origins.clear(); asset.clear();
+    sensor.clear();
+    ts_us.clear();
+    value.clear();
+    gt.clear();
+    type.clear();
+    score.clear();
+    predicted.clear();
+    model.clear();
+    origins.clear();
+    asset.clear();
   }
   // g: 0/1 (or a bool), or kNoLabel.
   void Push(uint32_t s, int64_t t, double v, uint8_t g, uint16_t ty) {
-    sensor.push_back(s); ts_us.push_back(t); value.push_back(v); gt.push_back(g); type.push_back(ty);
-    score.push_back(0.f); predicted.push_back(0); model.push_back(0);
+    sensor.push_back(s);
+    ts_us.push_back(t);
+    value.push_back(v);
+    gt.push_back(g);
+    type.push_back(ty);
+    score.push_back(0.f);
+    predicted.push_back(0);
+    model.push_back(0);
   }
 };
 
@@ -94,7 +114,11 @@ struct DeadLetterBatch {
   std::vector<Origin> origins;
   int64_t received_ts_us = 0;
   size_t size() const { return raw.size(); }
-  void Clear() { raw.clear(); reason.clear(); origins.clear(); }
+  void Clear() {
+    raw.clear();
+    reason.clear();
+    origins.clear();
+  }
 };
 
 // What moves from the processor to the sinks.

@@ -19,8 +19,7 @@ class Clock {
 class RealClock final : public Clock {
  public:
   int64_t NowMicros() const override {
-    return std::chrono::duration_cast<std::chrono::microseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
+    return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
         .count();
   }
   void SleepUntil(int64_t t_us) override {
@@ -50,8 +49,7 @@ class ManualClock final : public Clock {
 };
 
 inline int64_t MonoMicros() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
 

@@ -1,7 +1,5 @@
 #include "core/duck.h"
 
-#include "core/tables.h"
-
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -17,6 +15,7 @@
 #include <mutex>
 #include <set>
 
+#include "core/tables.h"
 #include "core/thrift_compact.h"
 
 namespace iotpipe {
@@ -99,13 +98,21 @@ static Table ToTable(duckdb_result& res) {
 static Status ResultError(duckdb_result& res) {
   std::string m = duckdb_result_error(&res) ? duckdb_result_error(&res) : "unknown error";
   switch (duckdb_result_error_type(&res)) {
-    case DUCKDB_ERROR_IO: return m.find("No files found") != std::string::npos ? Status::NotFound(m) : Status::IOError(m);
-    case DUCKDB_ERROR_PERMISSION: return Status::PermissionDenied(m);
-    case DUCKDB_ERROR_INTERRUPT: return Status::TimedOut(m);
-    case DUCKDB_ERROR_PARSER: case DUCKDB_ERROR_BINDER: case DUCKDB_ERROR_CATALOG: case DUCKDB_ERROR_INVALID_INPUT:
+    case DUCKDB_ERROR_IO:
+      return m.find("No files found") != std::string::npos ? Status::NotFound(m) : Status::IOError(m);
+    case DUCKDB_ERROR_PERMISSION:
+      return Status::PermissionDenied(m);
+    case DUCKDB_ERROR_INTERRUPT:
+      return Status::TimedOut(m);
+    case DUCKDB_ERROR_PARSER:
+    case DUCKDB_ERROR_BINDER:
+    case DUCKDB_ERROR_CATALOG:
+    case DUCKDB_ERROR_INVALID_INPUT:
       return Status::InvalidArgument(m);
-    case DUCKDB_ERROR_OUT_OF_MEMORY: return Status::Unavailable(m);
-    default: return Status::Error(m);
+    case DUCKDB_ERROR_OUT_OF_MEMORY:
+      return Status::Unavailable(m);
+    default:
+      return Status::Error(m);
   }
 }
 
@@ -147,9 +154,18 @@ Result<Table> Duck::QueryOfType(const std::string& sql, duckdb_statement_type al
 
 bool IsNumericType(duckdb_type t) {
   switch (t) {
-    case DUCKDB_TYPE_TINYINT: case DUCKDB_TYPE_SMALLINT: case DUCKDB_TYPE_INTEGER: case DUCKDB_TYPE_BIGINT:
-    case DUCKDB_TYPE_UTINYINT: case DUCKDB_TYPE_USMALLINT: case DUCKDB_TYPE_UINTEGER: case DUCKDB_TYPE_UBIGINT:
-    case DUCKDB_TYPE_FLOAT: case DUCKDB_TYPE_DOUBLE: case DUCKDB_TYPE_HUGEINT: case DUCKDB_TYPE_DECIMAL:
+    case DUCKDB_TYPE_TINYINT:
+    case DUCKDB_TYPE_SMALLINT:
+    case DUCKDB_TYPE_INTEGER:
+    case DUCKDB_TYPE_BIGINT:
+    case DUCKDB_TYPE_UTINYINT:
+    case DUCKDB_TYPE_USMALLINT:
+    case DUCKDB_TYPE_UINTEGER:
+    case DUCKDB_TYPE_UBIGINT:
+    case DUCKDB_TYPE_FLOAT:
+    case DUCKDB_TYPE_DOUBLE:
+    case DUCKDB_TYPE_HUGEINT:
+    case DUCKDB_TYPE_DECIMAL:
       return true;
     default:
       return false;
@@ -243,8 +259,10 @@ std::vector<std::string> VisibleParquetFiles(const std::string& dir, const Table
     {
       std::lock_guard<std::mutex> g(g_check_mu);
       auto c = g_checks.find(f);
-      if (c != g_checks.end() && c->second.size == size && c->second.mtime == mtime) problem = c->second.problem;
-      else fresh = true;
+      if (c != g_checks.end() && c->second.size == size && c->second.mtime == mtime)
+        problem = c->second.problem;
+      else
+        fresh = true;
     }
     if (fresh) {
       problem = CheckParquetFile(f, size, t);
@@ -283,7 +301,8 @@ Status CreateDataViews(Duck& db, const std::string& data_dir) {
     } else {
       // An empty view with the stored schema (plus the partition columns), so queries still bind.
       std::string cols;
-      for (const auto& c : t->columns) cols += std::string(cols.empty() ? "" : ", ") + "NULL::" + SqlType(c.type) + " AS " + c.name;
+      for (const auto& c : t->columns)
+        cols += std::string(cols.empty() ? "" : ", ") + "NULL::" + SqlType(c.type) + " AS " + c.name;
       cols += ", NULL::DATE AS date, NULL::INTEGER AS hour";
       sql = "CREATE OR REPLACE VIEW " + name + " AS SELECT " + cols + " WHERE false";
     }

@@ -31,8 +31,11 @@ class DataViews : public ::testing::Test {
   // Writes n readings of sensor `s` as one Parquet file (as the pipeline's files look to DuckDB).
   void Write(const fs::path& f, int n, const std::string& s) {
     ASSERT_TRUE(db->Exec("DELETE FROM r").ok());
-    ASSERT_TRUE(db->Exec("INSERT INTO r SELECT '" + s + "', TIMESTAMP '2024-11-24 00:00:00' + INTERVAL (i) SECOND, i, "
-                         "false, NULL, now()::TIMESTAMP, false, 0, 'v1' FROM range(" + std::to_string(n) + ") t(i)").ok());
+    ASSERT_TRUE(db->Exec("INSERT INTO r SELECT '" + s +
+                         "', TIMESTAMP '2024-11-24 00:00:00' + INTERVAL (i) SECOND, i, "
+                         "false, NULL, now()::TIMESTAMP, false, 0, 'v1' FROM range(" +
+                         std::to_string(n) + ") t(i)")
+                    .ok());
     ASSERT_TRUE(db->Exec("COPY r TO " + SqlQuote(f.string()) + " (FORMAT parquet)").ok());
   }
   int64_t Count() {
@@ -51,7 +54,7 @@ class DataViews : public ::testing::Test {
 TEST_F(DataViews, DamagedAndForeignFilesAreSkippedNotFatal) {
   Write(hour / "good.parquet", 100, "a");
   const int64_t skipped0 = SkippedDataFiles();
-  std::ofstream(hour / "zero.parquet").close();                         // zero length
+  std::ofstream(hour / "zero.parquet").close();                                // zero length
   std::ofstream(hour / "stray.parquet") << "not parquet at all, just text\n";  // foreign bytes
   {
     std::ifstream in(hour / "good.parquet", std::ios::binary);
@@ -65,10 +68,11 @@ TEST_F(DataViews, DamagedAndForeignFilesAreSkippedNotFatal) {
     std::ofstream(hour / "length.parquet", std::ios::binary) << bad_len;
   }
   ASSERT_TRUE(db->Exec("COPY (SELECT 1 AS x, 'y' AS z) TO " + SqlQuote((hour / "foreign.parquet").string()) +
-                       " (FORMAT parquet)").ok());
+                       " (FORMAT parquet)")
+                  .ok());
   EXPECT_EQ(Count(), 100);
   EXPECT_EQ(SkippedDataFiles() - skipped0, 6);  // zero, stray, truncated, footer, length, foreign
-  EXPECT_EQ(Count(), 100);                       // a second look reads no footer again and skips the same
+  EXPECT_EQ(Count(), 100);                      // a second look reads no footer again and skips the same
   EXPECT_EQ(SkippedDataFiles() - skipped0, 6);
   auto files = ReadableDataFiles(root.string(), ReadingsTable());
   ASSERT_GE(files.size(), 1u);

@@ -49,7 +49,9 @@ class Env {
 class EnvWrapper : public Env {
  public:
   explicit EnvWrapper(Env* target) : target_(target) {}
-  Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& p) override { return target_->NewWritableFile(p); }
+  Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& p) override {
+    return target_->NewWritableFile(p);
+  }
   Result<std::string> ReadFile(const std::string& p) override { return target_->ReadFile(p); }
   Status RenameFile(const std::string& f, const std::string& t) override { return target_->RenameFile(f, t); }
   Status RemoveFile(const std::string& p) override { return target_->RemoveFile(p); }

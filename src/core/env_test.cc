@@ -1,10 +1,11 @@
 // Env and FaultInjectionEnv: the durable-write helpers under injected faults.
+#include "core/env.h"
+
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <filesystem>
 
-#include "core/env.h"
 #include "core/fault_env.h"
 #include "core/fsutil.h"
 

@@ -23,16 +23,16 @@ class FaultInjectionEnv final : public EnvWrapper {
   void SetWriteBudget(int64_t bytes);  // -1: unlimited (the default)
   void FailSync(bool on);
   void FailRename(bool on);
-  void Crash();                        // from now on every operation fails (until Reset)
+  void Crash();  // from now on every operation fails (until Reset)
   // The n-th rename from now (1: the next) does not happen: the process "dies" there (Crash()), between
   // writing a file and making it visible. 0: off.
   void CrashAtRename(int n);
-  int renames() const;                 // renames done through this Env
+  int renames() const;  // renames done through this Env
   // Files whose path contains `path_part` take only their first `keep` bytes, then writes fail with
   // ENOSPC: a torn file of one kind (e.g. "_offsets/": a commit marker). Empty: off.
   void TearWritesTo(const std::string& path_part, int64_t keep);
-  void Reset();                        // clears every fault (not the tracked state)
-  Status DropUnsyncedData();           // what survives a power cut at this moment
+  void Reset();               // clears every fault (not the tracked state)
+  Status DropUnsyncedData();  // what survives a power cut at this moment
 
   int64_t appended_bytes() const;
   int failed_ops() const;

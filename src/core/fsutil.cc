@@ -68,7 +68,8 @@ int RemoveStaleTempFiles(const std::string& dir, const std::string& prefix, doub
   for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
        it.increment(ec)) {
     const std::string name = it->path().filename().string();
-    if (name.size() < prefix.size() + 5 || name.rfind("." + prefix, 0) != 0 || name.compare(name.size() - 4, 4, ".tmp") != 0)
+    if (name.size() < prefix.size() + 5 || name.rfind("." + prefix, 0) != 0 ||
+        name.compare(name.size() - 4, 4, ".tmp") != 0)
       continue;
     std::error_code e2;
     auto mtime = fs::last_write_time(it->path(), e2);

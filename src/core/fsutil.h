@@ -9,7 +9,7 @@
 
 namespace iotpipe {
 
-Status FsyncPath(const std::string& path);      // fsync a file or a directory
+Status FsyncPath(const std::string& path);          // fsync a file or a directory
 Status MakeDirs(Env* env, const std::string& dir);  // mkdir -p, fsyncing each new directory's parent
 Status MakeDirs(const std::string& dir);
 // Makes tmp durable and atomically visible as final: fsync(tmp), rename, fsync(parent dir).

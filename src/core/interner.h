@@ -60,7 +60,8 @@ class Interner {
   // typically 8-24 bytes). Not for adversarial keys' worst case beyond linear probing's.
   static uint64_t HashBytes(const char* p, size_t n) {
     auto mix = [](uint64_t a, uint64_t b) {
-      const unsigned __int128 r = static_cast<unsigned __int128>(a ^ 0xa0761d6478bd642full) * (b ^ 0xe7037ed1a0b428dbull);
+      const unsigned __int128 r =
+          static_cast<unsigned __int128>(a ^ 0xa0761d6478bd642full) * (b ^ 0xe7037ed1a0b428dbull);
       return static_cast<uint64_t>(r >> 64) ^ static_cast<uint64_t>(r);
     };
     uint64_t h = 0x9E3779B97F4A7C15ull ^ n;
@@ -88,7 +89,7 @@ class Interner {
           static_cast<uint64_t>(static_cast<unsigned char>(p[n - 1])) << 16;
     }
     uint64_t r = mix(a ^ h, b ^ (n * 0x9E3779B97F4A7C15ull));
-    r ^= r >> 33;  // murmur3's finaliser: the fold alone leaves low bits weak when keys differ only
+    r ^= r >> 33;                // murmur3's finaliser: the fold alone leaves low bits weak when keys differ only
     r *= 0xff51afd7ed558ccdull;  // in their high bytes ("sensor_12345" read little-endian)
     r ^= r >> 33;
     return r;

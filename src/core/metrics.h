@@ -65,29 +65,29 @@ class PartitionLag {
 };
 
 struct PipelineMetrics {
-  std::atomic<int64_t> sent{0};            // records the source handed out
+  std::atomic<int64_t> sent{0};  // records the source handed out
   std::atomic<int64_t> received_bytes{0};
-  std::atomic<int64_t> parsed{0};          // decoded readings
-  std::atomic<int64_t> dead_letter{0};     // rejected records (dead letters buffered)
-  std::atomic<int64_t> stored{0};          // readings durably written
-  std::atomic<int64_t> dead_stored{0};     // dead letters durably written
+  std::atomic<int64_t> parsed{0};       // decoded readings
+  std::atomic<int64_t> dead_letter{0};  // rejected records (dead letters buffered)
+  std::atomic<int64_t> stored{0};       // readings durably written
+  std::atomic<int64_t> dead_stored{0};  // dead letters durably written
   std::atomic<int64_t> files{0};
   std::atomic<int64_t> bytes_written{0};
-  std::atomic<int64_t> predicted{0};       // is_anomaly_predicted
-  std::atomic<int64_t> truth{0};           // is_anomaly_ground_truth
+  std::atomic<int64_t> predicted{0};  // is_anomaly_predicted
+  std::atomic<int64_t> truth{0};      // is_anomaly_ground_truth
   std::atomic<int64_t> tp{0};
-  std::atomic<int64_t> unlabelled{0};       // readings without a label (left out of precision/recall)
+  std::atomic<int64_t> unlabelled{0};  // readings without a label (left out of precision/recall)
   std::atomic<int64_t> unlabelled_predicted{0};
-  std::atomic<int64_t> skipped{0};         // records with no reading and no rejection (a CSV header)
-  std::atomic<int64_t> expanded{0};        // readings beyond the first of multi-field records
+  std::atomic<int64_t> skipped{0};   // records with no reading and no rejection (a CSV header)
+  std::atomic<int64_t> expanded{0};  // readings beyond the first of multi-field records
   std::atomic<int64_t> queue_raw{0}, queue_processed{0};
   std::atomic<int64_t> lag{-1};
   PartitionLag lag_by_partition;  // per source partition (Kafka), empty otherwise
   std::atomic<int64_t> sensors{0};
   std::array<std::atomic<int64_t>, 16> rejected_by_reason{};
-  Histogram batch_seconds;        // processing time per batch (parse + detect)
-  Histogram e2e_seconds;          // stored time - event time, per row (sampled per batch)
-  Histogram flush_seconds;        // durable write time per flush
+  Histogram batch_seconds;  // processing time per batch (parse + detect)
+  Histogram e2e_seconds;    // stored time - event time, per row (sampled per batch)
+  Histogram flush_seconds;  // durable write time per flush
 };
 
 }  // namespace iotpipe

@@ -11,11 +11,29 @@ namespace {
 
 // Table functions that only read (within the directories the connection may reach) or generate rows.
 const std::set<std::string>& AllowedTableFunctions() {
-  static const std::set<std::string> k = {
-      "read_parquet", "parquet_scan", "parquet_metadata", "parquet_schema", "parquet_file_metadata",
-      "parquet_kv_metadata", "range", "generate_series", "unnest", "glob", "read_csv", "read_csv_auto",
-      "read_json", "read_json_auto", "read_ndjson", "read_ndjson_auto", "pragma_table_info", "pragma_show",
-      "duckdb_columns", "duckdb_tables", "duckdb_views", "duckdb_types", "duckdb_functions"};
+  static const std::set<std::string> k = {"read_parquet",
+                                          "parquet_scan",
+                                          "parquet_metadata",
+                                          "parquet_schema",
+                                          "parquet_file_metadata",
+                                          "parquet_kv_metadata",
+                                          "range",
+                                          "generate_series",
+                                          "unnest",
+                                          "glob",
+                                          "read_csv",
+                                          "read_csv_auto",
+                                          "read_json",
+                                          "read_json_auto",
+                                          "read_ndjson",
+                                          "read_ndjson_auto",
+                                          "pragma_table_info",
+                                          "pragma_show",
+                                          "duckdb_columns",
+                                          "duckdb_tables",
+                                          "duckdb_views",
+                                          "duckdb_types",
+                                          "duckdb_functions"};
   return k;
 }
 
@@ -81,10 +99,12 @@ Status CheckSelectTree(Duck& db, const std::string& sql) {
   duckdb_destroy_result(&res);
   duckdb_destroy_prepare(&ps);
   auto j = nlohmann::json::parse(text, nullptr, false);
-  if (!ran || j.is_discarded() || !j.is_object()) return Status::PermissionDenied("read-only: cannot parse the statement");
+  if (!ran || j.is_discarded() || !j.is_object())
+    return Status::PermissionDenied("read-only: cannot parse the statement");
   if (j.value("error", true)) {
     std::string m = j.value("error_message", std::string("cannot parse"));
-    if (m.find("Only SELECT") != std::string::npos) return Status::PermissionDenied("read-only: only SELECT queries are allowed");
+    if (m.find("Only SELECT") != std::string::npos)
+      return Status::PermissionDenied("read-only: only SELECT queries are allowed");
     return Status::InvalidArgument("SQL error: " + m);
   }
   if (!j.contains("statements") || !j["statements"].is_array() || j["statements"].size() != 1)
@@ -107,8 +127,8 @@ Result<ReadOnlyStatement> CheckReadOnly(Duck& db, const std::string& sql) {
   duckdb_extracted_statements stmts = nullptr;
   idx_t n = duckdb_extract_statements(db.conn(), sql.c_str(), &stmts);
   if (n == 0) {
-    std::string err = stmts && duckdb_extract_statements_error(stmts) ? duckdb_extract_statements_error(stmts)
-                                                                       : "cannot parse";
+    std::string err =
+        stmts && duckdb_extract_statements_error(stmts) ? duckdb_extract_statements_error(stmts) : "cannot parse";
     duckdb_destroy_extracted(&stmts);
     return Status::InvalidArgument("SQL error: " + err);
   }
@@ -126,7 +146,8 @@ Result<ReadOnlyStatement> CheckReadOnly(Duck& db, const std::string& sql) {
   }
   Status s = CheckSelectTree(db, body);
   if (!s.ok()) {
-    if (out.explain) return Status::PermissionDenied("read-only: only EXPLAIN of a SELECT is allowed (not EXPLAIN ANALYZE)");
+    if (out.explain)
+      return Status::PermissionDenied("read-only: only EXPLAIN of a SELECT is allowed (not EXPLAIN ANALYZE)");
     return s;
   }
   out.sql = out.explain ? "EXPLAIN " + body : body;

@@ -18,8 +18,8 @@
 namespace iotpipe {
 
 struct ReadOnlyStatement {
-  std::string sql;          // what to run (a SELECT, or "EXPLAIN " + a SELECT)
-  bool explain = false;     // the statement is a plain EXPLAIN (never ANALYZE)
+  std::string sql;       // what to run (a SELECT, or "EXPLAIN " + a SELECT)
+  bool explain = false;  // the statement is a plain EXPLAIN (never ANALYZE)
 };
 
 // Refusals are kPermissionDenied ("read-only: ..."); an unparsable statement kInvalidArgument ("SQL error: ...").

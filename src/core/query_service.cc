@@ -28,8 +28,9 @@ Result<std::unique_ptr<QueryService>> QueryService::Open(const std::string& data
   if (!db.ok()) return db.status();
   q->db_ = std::move(db.value());
   // Only the data directory is reachable; then lock the configuration so SQL cannot undo it.
-  for (std::string sql : {"SET allowed_directories = [" + SqlQuote(abs + "/") + "]", std::string("SET enable_external_access = false"),
-                          std::string("SET memory_limit = '1GB'"), std::string("SET lock_configuration = true")}) {
+  for (std::string sql :
+       {"SET allowed_directories = [" + SqlQuote(abs + "/") + "]", std::string("SET enable_external_access = false"),
+        std::string("SET memory_limit = '1GB'"), std::string("SET lock_configuration = true")}) {
     Status s = q->db_->Exec(sql);
     if (!s.ok()) return Status::Error("query: " + sql + ": " + s.message());
   }
@@ -90,24 +91,42 @@ Result<Table> QueryService::Internal(const std::string& sql) {
 
 static const char* StatementName(duckdb_statement_type t) {
   switch (t) {
-    case DUCKDB_STATEMENT_TYPE_INSERT: return "INSERT";
-    case DUCKDB_STATEMENT_TYPE_UPDATE: return "UPDATE";
-    case DUCKDB_STATEMENT_TYPE_DELETE: return "DELETE";
-    case DUCKDB_STATEMENT_TYPE_CREATE: return "CREATE";
-    case DUCKDB_STATEMENT_TYPE_DROP: return "DROP";
-    case DUCKDB_STATEMENT_TYPE_ALTER: return "ALTER";
-    case DUCKDB_STATEMENT_TYPE_COPY: return "COPY";
-    case DUCKDB_STATEMENT_TYPE_ATTACH: return "ATTACH";
-    case DUCKDB_STATEMENT_TYPE_DETACH: return "DETACH";
-    case DUCKDB_STATEMENT_TYPE_LOAD: return "INSTALL/LOAD";
-    case DUCKDB_STATEMENT_TYPE_SET: return "SET";
-    case DUCKDB_STATEMENT_TYPE_PRAGMA: return "PRAGMA";
-    case DUCKDB_STATEMENT_TYPE_EXPORT: return "EXPORT";
-    case DUCKDB_STATEMENT_TYPE_TRANSACTION: return "transaction";
-    case DUCKDB_STATEMENT_TYPE_CALL: return "CALL";
-    case DUCKDB_STATEMENT_TYPE_VACUUM: return "VACUUM";
-    case DUCKDB_STATEMENT_TYPE_VARIABLE_SET: return "SET VARIABLE";
-    default: return nullptr;
+    case DUCKDB_STATEMENT_TYPE_INSERT:
+      return "INSERT";
+    case DUCKDB_STATEMENT_TYPE_UPDATE:
+      return "UPDATE";
+    case DUCKDB_STATEMENT_TYPE_DELETE:
+      return "DELETE";
+    case DUCKDB_STATEMENT_TYPE_CREATE:
+      return "CREATE";
+    case DUCKDB_STATEMENT_TYPE_DROP:
+      return "DROP";
+    case DUCKDB_STATEMENT_TYPE_ALTER:
+      return "ALTER";
+    case DUCKDB_STATEMENT_TYPE_COPY:
+      return "COPY";
+    case DUCKDB_STATEMENT_TYPE_ATTACH:
+      return "ATTACH";
+    case DUCKDB_STATEMENT_TYPE_DETACH:
+      return "DETACH";
+    case DUCKDB_STATEMENT_TYPE_LOAD:
+      return "INSTALL/LOAD";
+    case DUCKDB_STATEMENT_TYPE_SET:
+      return "SET";
+    case DUCKDB_STATEMENT_TYPE_PRAGMA:
+      return "PRAGMA";
+    case DUCKDB_STATEMENT_TYPE_EXPORT:
+      return "EXPORT";
+    case DUCKDB_STATEMENT_TYPE_TRANSACTION:
+      return "transaction";
+    case DUCKDB_STATEMENT_TYPE_CALL:
+      return "CALL";
+    case DUCKDB_STATEMENT_TYPE_VACUUM:
+      return "VACUUM";
+    case DUCKDB_STATEMENT_TYPE_VARIABLE_SET:
+      return "SET VARIABLE";
+    default:
+      return nullptr;
   }
 }
 
@@ -125,19 +144,20 @@ static std::string FirstWord(const std::string& sql) {
 Result<QueryService::Answer> QueryService::Run(const std::string& sql_in) {
   std::string sql = sql_in;
   if (max_bytes_ && sql.size() > max_bytes_)
-    return Status::PermissionDenied("query refused: " + std::to_string(sql.size()) + " bytes is longer than the limit of " +
-                         std::to_string(max_bytes_));
+    return Status::PermissionDenied("query refused: " + std::to_string(sql.size()) +
+                                    " bytes is longer than the limit of " + std::to_string(max_bytes_));
   while (!sql.empty() && (std::isspace(static_cast<unsigned char>(sql.back())) || sql.back() == ';')) sql.pop_back();
   if (sql.empty()) return Status::PermissionDenied("query refused: empty");
   // Statements that are never reads, named by their first word: only for a clear message. The
   // guard below is the authority.
-  static const char* kNever[] = {"COPY", "ATTACH", "DETACH", "INSTALL", "LOAD", "FORCE", "INSERT", "UPDATE", "DELETE",
-                                 "CREATE", "DROP", "ALTER", "SET", "RESET", "PRAGMA", "EXPORT", "IMPORT", "CALL",
-                                 "VACUUM", "CHECKPOINT", "BEGIN", "COMMIT", "ROLLBACK", "ABORT", "USE", "TRUNCATE",
-                                 "MERGE", "UPSERT", "REPLACE"};
+  static const char* kNever[] = {"COPY",   "ATTACH",   "DETACH", "INSTALL",    "LOAD",   "FORCE",  "INSERT",   "UPDATE",
+                                 "DELETE", "CREATE",   "DROP",   "ALTER",      "SET",    "RESET",  "PRAGMA",   "EXPORT",
+                                 "IMPORT", "CALL",     "VACUUM", "CHECKPOINT", "BEGIN",  "COMMIT", "ROLLBACK", "ABORT",
+                                 "USE",    "TRUNCATE", "MERGE",  "UPSERT",     "REPLACE"};
   const std::string w = FirstWord(sql);
   for (const char* k : kNever)
-    if (w == k) return Status::PermissionDenied("query refused: " + w + " statements are not allowed (read-only: SELECT only)");
+    if (w == k)
+      return Status::PermissionDenied("query refused: " + w + " statements are not allowed (read-only: SELECT only)");
   std::lock_guard<std::mutex> g(mu_);
   // Name the kind of statement refused (a message only; the guard below is the authority).
   duckdb_extracted_statements stmts = nullptr;
@@ -147,13 +167,16 @@ Result<QueryService::Answer> QueryService::Run(const std::string& sql_in) {
       const char* kind = StatementName(duckdb_prepared_statement_type(ps));
       duckdb_destroy_prepare(&ps);
       duckdb_destroy_extracted(&stmts);
-      if (kind) return Status::PermissionDenied(std::string("query refused: ") + kind + " statements are not allowed (read-only: SELECT only)");
+      if (kind)
+        return Status::PermissionDenied(std::string("query refused: ") + kind +
+                                        " statements are not allowed (read-only: SELECT only)");
     } else {
       std::string err = duckdb_prepare_error(ps) ? duckdb_prepare_error(ps) : "cannot prepare";
       duckdb_destroy_prepare(&ps);
       duckdb_destroy_extracted(&stmts);
       if (err.find("Permission Error") != std::string::npos)  // DuckDB's prepare reports no error type
-        return Status::PermissionDenied("query refused: only the data directory can be read (" + err.substr(0, err.find('\n')) + ")");
+        return Status::PermissionDenied("query refused: only the data directory can be read (" +
+                                        err.substr(0, err.find('\n')) + ")");
       return Status::InvalidArgument("SQL error: " + err);
     }
   } else {

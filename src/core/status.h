@@ -50,9 +50,7 @@ class [[nodiscard]] Status {
     return msg_ ? *msg_ : kOk;
   }
   // The same code with context in front: "writing x: <message>".
-  Status Prefixed(const std::string& context) const {
-    return ok() ? *this : Status(code_, context + ": " + message());
-  }
+  Status Prefixed(const std::string& context) const { return ok() ? *this : Status(code_, context + ": " + message()); }
 
  private:
   Status(Code c, std::string m) : code_(c), msg_(std::move(m)) {}
@@ -63,8 +61,8 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T v) : v_(std::move(v)) {}                 // NOLINT: implicit by design
-  Result(Status s) : v_(std::move(s)) {}            // NOLINT
+  Result(T v) : v_(std::move(v)) {}       // NOLINT: implicit by design
+  Result(Status s) : v_(std::move(s)) {}  // NOLINT
   bool ok() const { return std::holds_alternative<T>(v_); }
   T& value() { return std::get<T>(v_); }
   const T& value() const { return std::get<T>(v_); }

@@ -4,14 +4,22 @@ namespace iotpipe {
 
 const char* SqlType(ColType t) {
   switch (t) {
-    case ColType::kVarchar: return "VARCHAR";
-    case ColType::kBlob: return "BLOB";
-    case ColType::kTimestamp: return "TIMESTAMP";
-    case ColType::kDouble: return "DOUBLE";
-    case ColType::kFloat: return "FLOAT";
-    case ColType::kBoolean: return "BOOLEAN";
-    case ColType::kInteger: return "INTEGER";
-    case ColType::kBigint: return "BIGINT";
+    case ColType::kVarchar:
+      return "VARCHAR";
+    case ColType::kBlob:
+      return "BLOB";
+    case ColType::kTimestamp:
+      return "TIMESTAMP";
+    case ColType::kDouble:
+      return "DOUBLE";
+    case ColType::kFloat:
+      return "FLOAT";
+    case ColType::kBoolean:
+      return "BOOLEAN";
+    case ColType::kInteger:
+      return "INTEGER";
+    case ColType::kBigint:
+      return "BIGINT";
   }
   return "VARCHAR";
 }
@@ -31,39 +39,61 @@ using C = ColType;
 
 const TableDesc& ReadingsTable() {
   static const TableDesc t{"sensor_readings",
-                           {{"sensor_id", C::kVarchar}, {"timestamp", C::kTimestamp}, {"value", C::kDouble},
-                            {"is_anomaly_ground_truth", C::kBoolean}, {"anomaly_type", C::kVarchar},
-                            {"processing_timestamp", C::kTimestamp}, {"is_anomaly_predicted", C::kBoolean},
-                            {"anomaly_score", C::kFloat}, {"model_version", C::kVarchar}},
+                           {{"sensor_id", C::kVarchar},
+                            {"timestamp", C::kTimestamp},
+                            {"value", C::kDouble},
+                            {"is_anomaly_ground_truth", C::kBoolean},
+                            {"anomaly_type", C::kVarchar},
+                            {"processing_timestamp", C::kTimestamp},
+                            {"is_anomaly_predicted", C::kBoolean},
+                            {"anomaly_score", C::kFloat},
+                            {"model_version", C::kVarchar}},
                            true};
   return t;
 }
 
 const TableDesc& DeadLettersTable() {
   static const TableDesc t{"dead_letters",
-                           {{"received_timestamp", C::kTimestamp}, {"reason", C::kVarchar}, {"raw", C::kBlob},
-                            {"source", C::kVarchar}, {"kafka_partition", C::kInteger}, {"kafka_offset", C::kBigint}},
+                           {{"received_timestamp", C::kTimestamp},
+                            {"reason", C::kVarchar},
+                            {"raw", C::kBlob},
+                            {"source", C::kVarchar},
+                            {"kafka_partition", C::kInteger},
+                            {"kafka_offset", C::kBigint}},
                            true};
   return t;
 }
 
 const TableDesc& AlertsTable() {
   static const TableDesc t{"alerts",
-                           {{"alert_id", C::kVarchar}, {"sensor_id", C::kVarchar}, {"opened", C::kTimestamp},
-                            {"closed", C::kTimestamp}, {"points", C::kBigint}, {"max_score", C::kFloat},
-                            {"anomaly_type", C::kVarchar}, {"model_version", C::kVarchar}, {"state", C::kVarchar}},
+                           {{"alert_id", C::kVarchar},
+                            {"sensor_id", C::kVarchar},
+                            {"opened", C::kTimestamp},
+                            {"closed", C::kTimestamp},
+                            {"points", C::kBigint},
+                            {"max_score", C::kFloat},
+                            {"anomaly_type", C::kVarchar},
+                            {"model_version", C::kVarchar},
+                            {"state", C::kVarchar}},
                            false};
   return t;
 }
 
 const TableDesc& AssetScoresTable() {
   static const TableDesc t{"asset_scores",
-                           {{"asset_id", C::kVarchar}, {"timestamp", C::kTimestamp},
-                            {"processing_timestamp", C::kTimestamp}, {"channels", C::kInteger},
-                            {"present", C::kInteger}, {"t2", C::kDouble}, {"q", C::kDouble},
-                            {"asset_score", C::kFloat}, {"is_anomaly_predicted", C::kBoolean},
-                            {"top_channel", C::kVarchar}, {"top_share", C::kFloat},
-                            {"is_anomaly_ground_truth", C::kBoolean}, {"anomaly_type", C::kVarchar},
+                           {{"asset_id", C::kVarchar},
+                            {"timestamp", C::kTimestamp},
+                            {"processing_timestamp", C::kTimestamp},
+                            {"channels", C::kInteger},
+                            {"present", C::kInteger},
+                            {"t2", C::kDouble},
+                            {"q", C::kDouble},
+                            {"asset_score", C::kFloat},
+                            {"is_anomaly_predicted", C::kBoolean},
+                            {"top_channel", C::kVarchar},
+                            {"top_share", C::kFloat},
+                            {"is_anomaly_ground_truth", C::kBoolean},
+                            {"anomaly_type", C::kVarchar},
                             {"model_version", C::kVarchar}},
                            false};
   return t;

@@ -15,8 +15,19 @@ namespace iotpipe::thrift {
 
 // Compact protocol type ids.
 enum : uint8_t {
-  kStop = 0, kTrue = 1, kFalse = 2, kByte = 3, kI16 = 4, kI32 = 5, kI64 = 6, kDouble = 7, kBinary = 8,
-  kList = 9, kSet = 10, kMap = 11, kStruct = 12
+  kStop = 0,
+  kTrue = 1,
+  kFalse = 2,
+  kByte = 3,
+  kI16 = 4,
+  kI32 = 5,
+  kI64 = 6,
+  kDouble = 7,
+  kBinary = 8,
+  kList = 9,
+  kSet = 10,
+  kMap = 11,
+  kStruct = 12
 };
 
 inline uint64_t Zig(int64_t v) { return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63); }
@@ -87,10 +98,10 @@ class Encoder {
 // A decoded value: enough to re-encode it exactly (field ids, types, order).
 struct TVal {
   uint8_t type = kStop;
-  int64_t i = 0;       // bools (field: 1/0; element: the byte as read), byte, i16, i32, i64
-  std::string s;       // binary; double (8 raw bytes)
-  uint8_t elem = 0;    // list/set element type; map value type
-  uint8_t key = 0;     // map key type
+  int64_t i = 0;                                 // bools (field: 1/0; element: the byte as read), byte, i16, i32, i64
+  std::string s;                                 // binary; double (8 raw bytes)
+  uint8_t elem = 0;                              // list/set element type; map value type
+  uint8_t key = 0;                               // map key type
   std::vector<TVal> items;                       // list/set elements; map keys and values alternating
   std::vector<std::pair<int16_t, TVal>> fields;  // struct
 

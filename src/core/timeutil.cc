@@ -73,15 +73,26 @@ Result<int64_t> ParseTimeMicros(std::string_view s) {
 Result<int64_t> ParseDurationMicros(std::string_view s) {
   double mult = 1e6;
   std::string_view num = s;
-  auto ends = [&](std::string_view suf) {
-    return s.size() > suf.size() && s.substr(s.size() - suf.size()) == suf;
-  };
-  if (ends("ms")) { mult = 1e3; num = s.substr(0, s.size() - 2); }
-  else if (ends("s")) { mult = 1e6; num = s.substr(0, s.size() - 1); }
-  else if (ends("m")) { mult = 60e6; num = s.substr(0, s.size() - 1); }
-  else if (ends("h")) { mult = 3600e6; num = s.substr(0, s.size() - 1); }
-  else if (ends("d")) { mult = 86400e6; num = s.substr(0, s.size() - 1); }
-  else if (ends("w")) { mult = 7 * 86400e6; num = s.substr(0, s.size() - 1); }
+  auto ends = [&](std::string_view suf) { return s.size() > suf.size() && s.substr(s.size() - suf.size()) == suf; };
+  if (ends("ms")) {
+    mult = 1e3;
+    num = s.substr(0, s.size() - 2);
+  } else if (ends("s")) {
+    mult = 1e6;
+    num = s.substr(0, s.size() - 1);
+  } else if (ends("m")) {
+    mult = 60e6;
+    num = s.substr(0, s.size() - 1);
+  } else if (ends("h")) {
+    mult = 3600e6;
+    num = s.substr(0, s.size() - 1);
+  } else if (ends("d")) {
+    mult = 86400e6;
+    num = s.substr(0, s.size() - 1);
+  } else if (ends("w")) {
+    mult = 7 * 86400e6;
+    num = s.substr(0, s.size() - 1);
+  }
   double v;
   if (!ParseDouble(num, &v) || v < 0 || v * mult > 9e18)
     return Status::Error("cannot parse duration '" + std::string(s) + "' (e.g. 3600, 90m, 12h, 7d)");
@@ -91,7 +102,8 @@ Result<int64_t> ParseDurationMicros(std::string_view s) {
 std::string FormatIsoMicros(int64_t us) {
   int64_t days = us >= 0 ? us / 86400000000LL : (us - 86399999999LL) / 86400000000LL;
   int64_t rem = us - days * 86400000000LL;
-  int y; unsigned m, d;
+  int y;
+  unsigned m, d;
   CivilFromDays(days, &y, &m, &d);
   int64_t secs = rem / 1000000, frac = rem % 1000000;
   char buf[64];
@@ -103,7 +115,8 @@ std::string FormatIsoMicros(int64_t us) {
 std::string HourPartition(int64_t hour_index) {
   int64_t days = hour_index >= 0 ? hour_index / 24 : (hour_index - 23) / 24;
   int h = static_cast<int>(hour_index - days * 24);
-  int y; unsigned m, d;
+  int y;
+  unsigned m, d;
   CivilFromDays(days, &y, &m, &d);
   char buf[48];
   std::snprintf(buf, sizeof buf, "date=%04d-%02u-%02u/hour=%02d", y, m, d, h);

@@ -30,7 +30,8 @@ TEST(TimeUtil, HourPartitionsAndFormatting) {
   EXPECT_EQ(HourPartition(HourIndex(1732406400000000LL + 7 * 3600000000LL + 5)), "date=2024-11-24/hour=07");
   EXPECT_EQ(FormatIsoMicros(1732406400123456LL), "2024-11-24T00:00:00.123456Z");
   for (int64_t d = -1000; d < 100000; d += 37) {
-    int y; unsigned m, dd;
+    int y;
+    unsigned m, dd;
     CivilFromDays(d, &y, &m, &dd);
     EXPECT_EQ(DaysFromCivil(y, m, dd), d);
   }

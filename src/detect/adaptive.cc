@@ -48,7 +48,8 @@ double AdaptiveDetector::Update(std::byte* raw, int64_t, double x) const {
     const double r_change = std::fabs(d) / dsd / p_.z_change;
     const double r_shift = std::fabs(fast - s.mean) / sd / p_.z_shift;
     const double base = std::max(s.nov_slow, 0.002);
-    const double r_ctx = p_.ctx_weight * (nov_fast - base) / std::sqrt(base * (1 - base) * p_.alpha_ctx_fast) / p_.z_ctx;
+    const double r_ctx =
+        p_.ctx_weight * (nov_fast - base) / std::sqrt(base * (1 - base) * p_.alpha_ctx_fast) / p_.z_ctx;
     double r = std::max({r_level, r_change, r_shift, r_ctx});
     // Calibration against this sensor's own score distribution.
     const double typical = s.cal_mean + 3.0 * std::sqrt(std::max(s.cal_var, 0.0));

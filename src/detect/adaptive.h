@@ -18,21 +18,21 @@ namespace iotpipe {
 
 struct AdaptiveParams {
   int warmup = 100;
-  double alpha_slow = 0.01;     // slow mean / variance (level reference)
-  double alpha_fast = 0.3;      // fast mean (shift)
-  double alpha_diff = 0.01;     // variance of first differences
-  double z_level = 1e9;         // level z-score at severity 1 (off: periodic data defeats it)
-  double z_change = 1e9;        // change z-score at severity 1 (off on NAB)
-  double z_shift = 6.0;         // shift z-score at severity 1
-  double spatial_margin = 0.02; // fraction of the seen range beyond it that is novel
-  double alpha_cal = 0.002;     // weight of the score-distribution calibration
-  double cal_weight = 1.0;      // how much calibration lowers habitual scores
-  double peak_half_life = 400;  // readings for the suppression peak to halve
-  double suppress = 0.1;        // severity multiplier while below the recent peak
-  double ctx_weight = 0.0;      // weight of the sequence-context novelty score (0: off)
-  double alpha_ctx_fast = 0.2;  // short-run rate of novel contexts
-  double alpha_ctx_slow = 0.003;// long-run rate of novel contexts
-  double z_ctx = 3.0;           // context-novelty z at severity 1
+  double alpha_slow = 0.01;       // slow mean / variance (level reference)
+  double alpha_fast = 0.3;        // fast mean (shift)
+  double alpha_diff = 0.01;       // variance of first differences
+  double z_level = 1e9;           // level z-score at severity 1 (off: periodic data defeats it)
+  double z_change = 1e9;          // change z-score at severity 1 (off on NAB)
+  double z_shift = 6.0;           // shift z-score at severity 1
+  double spatial_margin = 0.02;   // fraction of the seen range beyond it that is novel
+  double alpha_cal = 0.002;       // weight of the score-distribution calibration
+  double cal_weight = 1.0;        // how much calibration lowers habitual scores
+  double peak_half_life = 400;    // readings for the suppression peak to halve
+  double suppress = 0.1;          // severity multiplier while below the recent peak
+  double ctx_weight = 0.0;        // weight of the sequence-context novelty score (0: off)
+  double alpha_ctx_fast = 0.2;    // short-run rate of novel contexts
+  double alpha_ctx_slow = 0.003;  // long-run rate of novel contexts
+  double z_ctx = 3.0;             // context-novelty z at severity 1
 };
 
 class AdaptiveDetector final : public PointDetector {

@@ -26,7 +26,7 @@ struct ArtimeDetector::Hdr {
   int64_t match_n;
   double hist_sum, hist_last;  // matches of past anomalies (sum, last), for the rho_lb floor
   int64_t hist_n;
-  int32_t sim_pos, diff_pos;   // ring positions
+  int32_t sim_pos, diff_pos;  // ring positions
   int32_t ds_pos, pad;
 };
 
@@ -36,7 +36,7 @@ constexpr size_t Align8(size_t n) { return (n + 7) & ~size_t{7}; }
 
 // A DVFA (dual-vigilance fuzzy ART) over complement-coded samples of 2*dim numbers, stored in caller memory.
 struct Art {
-  double* w;          // categories, 2*dim each
+  double* w;  // categories, 2*dim each
   int32_t* n_cat;
   uint32_t cap;
   int dim;

@@ -45,12 +45,12 @@
 namespace iotpipe {
 
 struct ArtimeParams {
-  int probation = 600;        // points learnt before scoring (NAB: 15 % of the file, at most 750)
-  int window = 8;             // feature window (down-sampled steps; a power of two)
+  int probation = 600;  // points learnt before scoring (NAB: 15 % of the file, at most 750)
+  int window = 8;       // feature window (down-sampled steps; a power of two)
   int windows_per_probation = 13;
-  int levels = 80;            // quantisation levels of the normalised value
-  double chomp = 0.075;       // snap to the running median level within this distance
-  double initial_rho = 0.80;  // vigilance of the scratch ART that sets the starting vigilance
+  int levels = 80;              // quantisation levels of the normalised value
+  double chomp = 0.075;         // snap to the running median level within this distance
+  double initial_rho = 0.80;    // vigilance of the scratch ART that sets the starting vigilance
   double spike_fraction = 0.1;  // a block extreme within this fraction of the block mean is not a spike
   double rho_ub_cap = 0.97;
   uint32_t max_categories = 1024;  // 32 doubles each; the dev subset uses at most 875 (an 18k-row file)

@@ -1,17 +1,17 @@
 #include "detect/asset.h"
 
+#include <toml++/toml.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 #include <type_traits>
-
-#include <nlohmann/json.hpp>
-#include <toml++/toml.h>
 
 #include "core/checksum.h"
 #include "detect/detector.h"
@@ -176,8 +176,8 @@ constexpr const char* kAssetCkptMagic = "IOTPAST";
 constexpr int kAssetCkptFormat = 1;
 
 nlohmann::json OptionsJson(const AssetOptions& o) {
-  return {{"tick_us", o.tick_us}, {"window", o.window}, {"max_channels", o.max_channels},
-          {"t2_weight", o.pca.t2_weight}};
+  return {
+      {"tick_us", o.tick_us}, {"window", o.window}, {"max_channels", o.max_channels}, {"t2_weight", o.pca.t2_weight}};
 }
 
 // Reads a JSON array of finite numbers of the given length (any length if n < 0).
@@ -243,17 +243,16 @@ Result<size_t> AssetScorer::Restore(std::string_view data) {
   if (j.is_discarded() || !j.is_object() || !j.contains("assets") || !j["assets"].is_array())
     return Status::Error("malformed JSON");
   if (j.value("options", nlohmann::json()) != OptionsJson(opt_))
-    return Status::Error("written with other asset options " + j.value("options", nlohmann::json()).dump() +
-                         " (now " + OptionsJson(opt_).dump() + ")");
+    return Status::Error("written with other asset options " + j.value("options", nlohmann::json()).dump() + " (now " +
+                         OptionsJson(opt_).dump() + ")");
   // Everything is checked into `staged` first; nothing changes unless all of it is sound.
   std::vector<std::unique_ptr<Asset>> staged;
   std::set<std::string> names;
   for (const auto& e : j["assets"]) {
     auto a = std::make_unique<Asset>();
-    auto bad = [&](const std::string& what) {
-      return Status::Error("asset '" + a->name + "': " + what);
-    };
-    if (!e.is_object() || !e.contains("name") || !e["name"].is_string()) return Status::Error("an asset without a name");
+    auto bad = [&](const std::string& what) { return Status::Error("asset '" + a->name + "': " + what); };
+    if (!e.is_object() || !e.contains("name") || !e["name"].is_string())
+      return Status::Error("an asset without a name");
     a->name = e["name"].get<std::string>();
     if (a->name.empty() || !names.insert(a->name).second) return bad("empty or repeated name");
     const auto& ch = e.value("channels", nlohmann::json());
@@ -265,7 +264,8 @@ Result<size_t> AssetScorer::Restore(std::string_view data) {
     const long d = static_cast<long>(a->d());
     if (!e.value("tick", nlohmann::json()).is_number_integer() || !e.value("closed", nlohmann::json()).is_boolean() ||
         !e.value("gt", nlohmann::json()).is_boolean() || !e.value("gt_channel", nlohmann::json()).is_number_integer() ||
-        !e.value("pos", nlohmann::json()).is_number_unsigned() || !e.value("since_fit", nlohmann::json()).is_number_unsigned() ||
+        !e.value("pos", nlohmann::json()).is_number_unsigned() ||
+        !e.value("since_fit", nlohmann::json()).is_number_unsigned() ||
         !e.value("smooth", nlohmann::json()).is_number())
       return bad("a field is missing or of the wrong type");
     a->tick = e["tick"].get<int64_t>();
@@ -276,7 +276,8 @@ Result<size_t> AssetScorer::Restore(std::string_view data) {
     a->since_fit = e["since_fit"].get<size_t>();
     a->smooth = e["smooth"].get<double>();
     if (!std::isfinite(a->smooth) || a->gt_channel < -1 || a->gt_channel >= d) return bad("a value is out of range");
-    if (!Numbers(e.value("cur", nlohmann::json()), d, &a->cur) || !Numbers(e.value("last", nlohmann::json()), d, &a->last) ||
+    if (!Numbers(e.value("cur", nlohmann::json()), d, &a->cur) ||
+        !Numbers(e.value("last", nlohmann::json()), d, &a->last) ||
         !Numbers(e.value("have", nlohmann::json()), d, &a->have) ||
         !Numbers(e.value("last_tick", nlohmann::json()), d, &a->last_tick))
       return bad("per-channel values of the wrong shape");
@@ -287,7 +288,8 @@ Result<size_t> AssetScorer::Restore(std::string_view data) {
       if (!Numbers(row, d, &r)) return bad("a learning-window row of the wrong shape");
       a->window.push_back(std::move(r));
     }
-    if (a->pos >= std::max<size_t>(a->window.size(), 1) || a->since_fit > opt_.window) return bad("window position out of range");
+    if (a->pos >= std::max<size_t>(a->window.size(), 1) || a->since_fit > opt_.window)
+      return bad("window position out of range");
     const auto& m = e.value("model", nlohmann::json());
     if (!m.is_null()) {
       std::vector<double> mv;

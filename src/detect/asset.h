@@ -36,10 +36,10 @@
 namespace iotpipe {
 
 struct AssetOptions {
-  int64_t tick_us = 1000000;    // readings within one tick form a joint vector
-  size_t window = 256;          // normal vectors the PCA is fit on (warm-up length)
-  size_t refit_every = 32;      // refit after this many new normal vectors
-  int max_stale_ticks = 3;      // a missing channel takes its last value if it is at most this old
+  int64_t tick_us = 1000000;  // readings within one tick form a joint vector
+  size_t window = 256;        // normal vectors the PCA is fit on (warm-up length)
+  size_t refit_every = 32;    // refit after this many new normal vectors
+  int max_stale_ticks = 3;    // a missing channel takes its last value if it is at most this old
   size_t max_channels = 32;
   // Live default: Q (SPE) only. T² flags an operating point outside the sliding window, which a slowly
   // wandering process reaches all the time (on the simulated assets T² + Q: precision 0.44 at recall 1.0).
@@ -57,28 +57,28 @@ struct AssetMap {
 
 // One scored joint vector.
 struct AssetScore {
-  uint32_t asset = 0;        // AssetScorer::AssetName(asset)
-  int64_t tick_us = 0;       // start of the tick
+  uint32_t asset = 0;   // AssetScorer::AssetName(asset)
+  int64_t tick_us = 0;  // start of the tick
   uint16_t channels = 0, present = 0;
   double t2 = 0, q = 0;
-  double severity = 0;       // smoothed
-  float score = 0;           // severity / (1 + severity)
+  double severity = 0;  // smoothed
+  float score = 0;      // severity / (1 + severity)
   bool predicted = false;
-  int32_t top_channel = -1;  // AssetScorer::ChannelName(asset, top_channel)
-  float top_share = 0;       // its share of the statistic, in (0, 1]
-  bool gt = false;           // any reading of the vector labelled anomalous
-  int32_t gt_channel = -1;   // the first labelled channel (evaluation of the attribution)
+  int32_t top_channel = -1;               // AssetScorer::ChannelName(asset, top_channel)
+  float top_share = 0;                    // its share of the statistic, in (0, 1]
+  bool gt = false;                        // any reading of the vector labelled anomalous
+  int32_t gt_channel = -1;                // the first labelled channel (evaluation of the attribution)
   uint16_t type = ReadingBatch::kNoType;  // first labelled anomaly type in the vector
 };
 
 struct AssetCounters {
-  int64_t readings = 0;      // readings that belong to an asset
-  int64_t vectors = 0;       // vectors closed
-  int64_t scored = 0;        // vectors scored
-  int64_t partial = 0;       // of which completed with last values
-  int64_t incomplete = 0;    // partial vectors skipped (a channel never seen or too stale)
-  int64_t warmup = 0;        // complete vectors used before the first fit
-  int64_t late = 0;          // readings for a tick already closed
+  int64_t readings = 0;        // readings that belong to an asset
+  int64_t vectors = 0;         // vectors closed
+  int64_t scored = 0;          // vectors scored
+  int64_t partial = 0;         // of which completed with last values
+  int64_t incomplete = 0;      // partial vectors skipped (a channel never seen or too stale)
+  int64_t warmup = 0;          // complete vectors used before the first fit
+  int64_t late = 0;            // readings for a tick already closed
   int64_t extra_channels = 0;  // readings of sensors beyond max_channels
   int64_t refits = 0, fit_errors = 0;
 };

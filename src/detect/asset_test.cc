@@ -4,9 +4,8 @@
 
 #include <cmath>
 #include <map>
-#include <random>
-
 #include <nlohmann/json.hpp>
+#include <random>
 
 #include "core/checksum.h"
 #include "detect/detector.h"
@@ -46,8 +45,7 @@ struct Fleet {
   std::mt19937 rng{11};
   std::normal_distribution<double> n01{0, 1};
   double latent = 0;
-  void Tick(ReadingBatch& b, int64_t t, const std::vector<std::string>& names, double broken = NAN,
-            int skip = -1) {
+  void Tick(ReadingBatch& b, int64_t t, const std::vector<std::string>& names, double broken = NAN, int skip = -1) {
     latent = 0.9 * latent + 0.45 * n01(rng);
     const double v[3] = {10 + latent + 0.02 * n01(rng), 5 + 2 * latent + 0.02 * n01(rng),
                          std::isnan(broken) ? 1 - latent + 0.02 * n01(rng) : broken};
@@ -144,8 +142,10 @@ TEST(AssetScorer, CheckpointRestoreContinuesExactlyAndRefusesBadInput) {
   std::vector<AssetScore> oa, orr;
   for (int i = 0; i < 120; i++) {
     b.Clear();
-    if (i >= 60 && i < 80) f.Tick(b, t++, {"p_a", "p_b", "p_c"}, 1.0 + f.latent);  // a correlation break
-    else f.Tick(b, t++, {"p_a", "p_b", "p_c"});
+    if (i >= 60 && i < 80)
+      f.Tick(b, t++, {"p_a", "p_b", "p_c"}, 1.0 + f.latent);  // a correlation break
+    else
+      f.Tick(b, t++, {"p_a", "p_b", "p_c"});
     a.OnBatch(b, &oa);
     r.OnBatch(b, &orr);
   }

@@ -11,8 +11,8 @@ namespace {
 
 constexpr uint32_t kNil = 0xFFFFFFFFu;
 constexpr int kMaxBits = 3;
-constexpr int kMaxRight = 27;       // right semi-contexts: non-empty subsets of one value's facts, <= 3^3 - 1
-constexpr int kMaxGroup = 64;       // facts of a left facts group: sensor facts + active neurons
+constexpr int kMaxRight = 27;  // right semi-contexts: non-empty subsets of one value's facts, <= 3^3 - 1
+constexpr int kMaxGroup = 64;  // facts of a left facts group: sensor facts + active neurons
 constexpr uint32_t kNeuronBase = 1u << 31;
 
 struct RightSemi {
@@ -28,7 +28,7 @@ struct Hdr {
   uint32_t new_ctx;     // newContextID (the original's False is 0, a quirk kept)
   uint32_t since_high;  // position from the end of the score history of the last score >= base threshold
   uint32_t group_len;
-  uint32_t pred_mask;   // lastPredictionedFacts (sensor facts only), bit k = fact kSensorBase + k
+  uint32_t pred_mask;  // lastPredictionedFacts (sensor facts only), bit k = fact kSensorBase + k
   uint32_t n_right;
   uint8_t fixed, full, ranged, pad;
   uint32_t sens_head[2 * kMaxBits];
@@ -37,10 +37,10 @@ struct Hdr {
 };
 
 struct Ctx {
-  uint32_t n0, n1, n2;   // contextValues[0..2]
-  uint32_t left;         // left semi-context id (its hash is contextValues[5])
-  uint32_t next;         // next context in the left semi-context's dict, in Python 2 iteration order
-  uint32_t post_head;    // left semi-contexts containing the neuron fact kNeuronBase + id
+  uint32_t n0, n1, n2;  // contextValues[0..2]
+  uint32_t left;        // left semi-context id (its hash is contextValues[5])
+  uint32_t next;        // next context in the left semi-context's dict, in Python 2 iteration order
+  uint32_t post_head;   // left semi-contexts containing the neuron fact kNeuronBase + id
   uint8_t right, zl, slot, pad;
 };
 

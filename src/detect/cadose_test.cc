@@ -7,7 +7,6 @@
 #include <cstring>
 #include <vector>
 
-
 namespace iotpipe {
 namespace {
 
@@ -18,7 +17,8 @@ TEST(CadOse, PythonTwoTupleHash) {
   EXPECT_EQ(Py2TupleHash(t, 3), 2528502973977326415LL);
 }
 
-std::vector<double> ScoreAll(const CadOseDetector& d, const std::vector<double>& xs, std::vector<std::byte>* st = nullptr) {
+std::vector<double> ScoreAll(const CadOseDetector& d, const std::vector<double>& xs,
+                             std::vector<std::byte>* st = nullptr) {
   std::vector<std::byte> local(d.state_bytes());
   std::vector<std::byte>& s = st ? *st : local;
   if (!st) d.InitState(s.data());
@@ -69,7 +69,7 @@ TEST(CadOse, RestPeriodSuppressesScoresAfterAnAlert) {
   p.rest_period = 50;
   CadOseDetector d(p);
   auto xs = Periodic(1200, 24);
-  xs.push_back(39.0);  // novel: scores high
+  xs.push_back(39.0);                                             // novel: scores high
   for (int i = 0; i < 40; i++) xs.push_back(i % 2 ? 1.0 : 39.0);  // more novelty within the rest period
   auto sc = ScoreAll(d, xs);
   ASSERT_GE(sc[1200], p.base_threshold);

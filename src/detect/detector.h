@@ -102,7 +102,7 @@ Result<std::unique_ptr<Detector>> MakeDetector(std::string_view name);
 struct DetectorOptions {
   std::string model_dir = "models";
   std::string model = "production";  // a version (v3) or an alias (production, shadow)
-  int threads = 1;                    // inference threads
+  int threads = 1;                   // inference threads
 };
 Result<std::unique_ptr<Detector>> MakeDetector(std::string_view name, const DetectorOptions& opt);
 

@@ -49,8 +49,7 @@ double LikelihoodDetector::Update(std::byte* raw, int64_t, double x) const {
     }
     knn = best / kWin / dabs / p_.knn_k;
   }
-  const double z[kScores] = {p_.use_level ? std::fabs(x - s.mean) / sd : 0.0,
-                             p_.use_change ? std::fabs(d) / dabs : 0.0,
+  const double z[kScores] = {p_.use_level ? std::fabs(x - s.mean) / sd : 0.0, p_.use_change ? std::fabs(d) / dabs : 0.0,
                              p_.use_shift ? std::fabs(fast - s.mean) / sd : 0.0, knn * p_.k_raw, 0.0};
   const int used = p_.use_level + p_.use_change + p_.use_shift + p_.use_knn;
   // Raw scores in [0, 1], their short-window means, and the likelihood of each.

@@ -23,19 +23,19 @@
 namespace iotpipe {
 
 struct LikelihoodParams {
-  int warmup = 150;             // points that only learn (NAB's probation is at least this on its files)
-  double alpha_slow = 0.005;    // slow mean / variance of the value
-  double alpha_fast = 0.2;      // fast mean (shift score)
-  double alpha_diff = 0.005;    // mean |first difference|
-  double k_raw = 1.0;           // z at which a raw score is 0.5
-  double long_window = 600;     // EWMA horizon of the raw-score distribution
-  double spatial_margin = 0.02; // fraction of the seen range beyond it that is novel
-  double spatial_score = 0.99;  // log-likelihood reported for a spatial novelty
-  double peak_half_life = 300;  // points for the suppression peak to halve
-  double suppress = 0.3;        // multiplier of scores below the recent peak
+  int warmup = 150;              // points that only learn (NAB's probation is at least this on its files)
+  double alpha_slow = 0.005;     // slow mean / variance of the value
+  double alpha_fast = 0.2;       // fast mean (shift score)
+  double alpha_diff = 0.005;     // mean |first difference|
+  double k_raw = 1.0;            // z at which a raw score is 0.5
+  double long_window = 600;      // EWMA horizon of the raw-score distribution
+  double spatial_margin = 0.02;  // fraction of the seen range beyond it that is novel
+  double spatial_score = 0.99;   // log-likelihood reported for a spatial novelty
+  double peak_half_life = 300;   // points for the suppression peak to halve
+  double suppress = 0.3;         // multiplier of scores below the recent peak
   int use_level = 0, use_change = 1, use_shift = 1, use_knn = 1;  // level is off: it adds FPs on NAB
-  int combine = 1;              // 0: max of the scores' likelihoods; 1: likelihood of the raw scores' mean
-  double knn_k = 1.0;           // knn distance (in mean |differences|) at which its raw score is 0.5
+  int combine = 1;     // 0: max of the scores' likelihoods; 1: likelihood of the raw scores' mean
+  double knn_k = 1.0;  // knn distance (in mean |differences|) at which its raw score is 0.5
 };
 
 class LikelihoodDetector final : public PointDetector {

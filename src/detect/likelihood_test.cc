@@ -1,9 +1,9 @@
 #include "detect/likelihood.h"
 
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "sim/rng.h"
 

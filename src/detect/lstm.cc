@@ -65,7 +65,7 @@ void LstmDetector::ScoreBatch(ReadingBatch& b, StateStore& store) const {
   std::vector<float> X;
   std::vector<uint32_t> rows;
   std::vector<int32_t> sidx;
-  std::vector<float> base_r;  // baseline severity of each queued row (ensemble)
+  std::vector<float> base_r;               // baseline severity of each queued row (ensemble)
   std::vector<ml::FeatureChannels> chans;  // feature channels of each queued row (feature models)
   const ml::FeatureConfig& fc = th.features;
   const size_t feat_off = sizeof(Header) + sizeof(float) * W + sizeof(BaselineDetector::State);

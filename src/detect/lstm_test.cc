@@ -29,7 +29,8 @@ using testutil::Tmp;
 std::vector<float> Feed(const Detector& det, StateStore& st, int from, int to) {
   ReadingBatch b;
   for (int i = from; i < to; i++)
-    for (uint32_t s = 0; s < 3; s++) b.Push(s, i * 1000000LL, 10.0 * s + std::sin(i * 0.2) * (1 + s), false, ReadingBatch::kNoType);
+    for (uint32_t s = 0; s < 3; s++)
+      b.Push(s, i * 1000000LL, 10.0 * s + std::sin(i * 0.2) * (1 + s), false, ReadingBatch::kNoType);
   det.ScoreBatch(b, st);
   return b.score;
 }
@@ -135,7 +136,8 @@ TEST(Features, DetectorIsBatchInvariantAndFlagsStuck) {
   while (pos < all.size()) {  // batches of 1, 2, 3, ... rows
     ReadingBatch part;
     size_t end = std::min(all.size(), pos + step++);
-    for (size_t i = pos; i < end; i++) part.Push(all.sensor[i], all.ts_us[i], all.value[i], false, ReadingBatch::kNoType);
+    for (size_t i = pos; i < end; i++)
+      part.Push(all.sensor[i], all.ts_us[i], all.value[i], false, ReadingBatch::kNoType);
     det.ScoreBatch(part, s2);
     for (size_t i = pos; i < end; i++) {
       pieces.score[i] = part.score[i - pos];
@@ -147,8 +149,10 @@ TEST(Features, DetectorIsBatchInvariantAndFlagsStuck) {
   for (size_t i = 0; i < all.size(); i++) {
     ASSERT_EQ(one.score[i], pieces.score[i]) << "row " << i;
     ASSERT_EQ(one.predicted[i], pieces.predicted[i]) << "row " << i;
-    if (stuck_rows[i]) stuck_flagged += one.predicted[i];
-    else normal_flagged += one.predicted[i];
+    if (stuck_rows[i])
+      stuck_flagged += one.predicted[i];
+    else
+      normal_flagged += one.predicted[i];
   }
   EXPECT_GE(stuck_flagged, 250);  // all but the first thr_stuck readings of the stuck stretch
   EXPECT_LT(normal_flagged, 20);

@@ -69,7 +69,8 @@ Status PcaDetector::Import(const std::vector<double>& v) {
   if (v.size() != 4 + 2 * d + k + k * d) return Status::Error("pca model: wrong length for its dimensions");
   if (v[2] <= 0 || v[3] <= 0) return Status::Error("pca model: control limits must be positive");
   const auto at = [&](size_t off, size_t n) {
-    return std::vector<double>(v.begin() + static_cast<std::ptrdiff_t>(off), v.begin() + static_cast<std::ptrdiff_t>(off + n));
+    return std::vector<double>(v.begin() + static_cast<std::ptrdiff_t>(off),
+                               v.begin() + static_cast<std::ptrdiff_t>(off + n));
   };
   std::vector<double> sd = at(4 + d, d);
   for (double x : sd)
@@ -109,9 +110,8 @@ Status PcaDetector::Fit(const std::vector<std::vector<double>>& rows) {
   }
   std::vector<double> vals, vecs;
   SymmetricEigen(cov, d, &vals, &vecs);
-  const double total = std::accumulate(vals.begin(), vals.end(), 0.0, [](double s, double x) {
-    return s + std::max(x, 0.0);
-  });
+  const double total =
+      std::accumulate(vals.begin(), vals.end(), 0.0, [](double s, double x) { return s + std::max(x, 0.0); });
   k_ = 0;
   double acc = 0;
   while (k_ < d - 1 && (total <= 0 || acc / total < p_.variance)) acc += std::max(vals[k_++], 0.0);

@@ -50,8 +50,8 @@ class PcaDetector {
  private:
   PcaParams p_;
   std::vector<double> mean_, sd_;
-  std::vector<double> comp_;   // k x d, row-major
-  std::vector<double> eig_;    // k eigenvalues
+  std::vector<double> comp_;  // k x d, row-major
+  std::vector<double> eig_;   // k eigenvalues
   size_t k_ = 0;
   double t2_lim_ = 1, q_lim_ = 1;
 };

@@ -7,7 +7,6 @@
 #include <fstream>
 #include <random>
 
-
 namespace iotpipe {
 namespace {
 
@@ -50,8 +49,8 @@ TEST(Pca, DetectsABrokenCorrelationAndAttributesIt) {
 TEST(Pca, BadTrainingDataIsAnError) {
   PcaDetector pca;
   EXPECT_FALSE(pca.Fit({}).ok());
-  EXPECT_FALSE(pca.Fit({{1, 2}, {3, 4}}).ok());     // not more rows than channels
-  EXPECT_FALSE(pca.Fit({{1, 2}, {3}, {4, 5}}).ok()); // ragged
+  EXPECT_FALSE(pca.Fit({{1, 2}, {3, 4}}).ok());       // not more rows than channels
+  EXPECT_FALSE(pca.Fit({{1, 2}, {3}, {4, 5}}).ok());  // ragged
 }
 
 }  // namespace

@@ -1,3 +1,5 @@
+#include "model/registry.h"
+
 #include "detect/adaptive.h"
 #include "detect/artime.h"
 #include "detect/artimelik.h"
@@ -6,11 +8,12 @@
 #include "detect/detector.h"
 #include "detect/likelihood.h"
 #include "detect/lstm.h"
-#include "model/registry.h"
 
 namespace iotpipe {
 
-std::vector<std::string> DetectorNames() { return {"baseline", "adaptive", "likelihood", "cadose", "artime", "artimelik", "lstm", "auto", "ensemble"}; }
+std::vector<std::string> DetectorNames() {
+  return {"baseline", "adaptive", "likelihood", "cadose", "artime", "artimelik", "lstm", "auto", "ensemble"};
+}
 
 Result<std::unique_ptr<Detector>> MakeDetector(std::string_view name) { return MakeDetector(name, DetectorOptions{}); }
 

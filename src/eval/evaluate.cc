@@ -6,12 +6,23 @@ namespace iotpipe {
 
 nlohmann::json EvalFigures::ToJson() const {
   double pp = point_precision(), pr = point_recall(), ep = episode_precision(), er = episode_recall();
-  return {{"point_precision", pp}, {"point_recall", pr}, {"point_f1", F1(pp, pr)},
-          {"episode_precision", ep}, {"episode_recall", er}, {"episode_f1", F1(ep, er)},
+  return {{"point_precision", pp},
+          {"point_recall", pr},
+          {"point_f1", F1(pp, pr)},
+          {"episode_precision", ep},
+          {"episode_recall", er},
+          {"episode_f1", F1(ep, er)},
           {"false_alarms_per_sensor_day", false_alarms_per_sensor_day()},
-          {"mean_detection_delay_s", mean_delay_s}, {"tp", tp}, {"fp", fp}, {"fn", fn}, {"rows", rows},
-          {"episodes", episodes}, {"episodes_found", episodes_found}, {"alarms", alarms},
-          {"false_alarms", false_alarms}, {"sensor_days", sensor_days}};
+          {"mean_detection_delay_s", mean_delay_s},
+          {"tp", tp},
+          {"fp", fp},
+          {"fn", fn},
+          {"rows", rows},
+          {"episodes", episodes},
+          {"episodes_found", episodes_found},
+          {"alarms", alarms},
+          {"false_alarms", false_alarms},
+          {"sensor_days", sensor_days}};
 }
 
 nlohmann::json EvalReport::ToJson() const {
@@ -30,16 +41,19 @@ nlohmann::json EvalReport::ToJson() const {
 
 static std::string Row(const std::string& name, const EvalFigures& f) {
   double pp = f.point_precision(), pr = f.point_recall(), ep = f.episode_precision(), er = f.episode_recall();
-  return fmt::format("{:<16} {:>9.4f} {:>9.4f} {:>9.4f} {:>9.4f} {:>9.4f} {:>9.4f} {:>8} {:>10.2f} {:>9.1f}\n", name, pp,
-                     pr, F1(pp, pr), ep, er, F1(ep, er), f.episodes, f.false_alarms_per_sensor_day(), f.mean_delay_s);
+  return fmt::format("{:<16} {:>9.4f} {:>9.4f} {:>9.4f} {:>9.4f} {:>9.4f} {:>9.4f} {:>8} {:>10.2f} {:>9.1f}\n", name,
+                     pp, pr, F1(pp, pr), ep, er, F1(ep, er), f.episodes, f.false_alarms_per_sensor_day(),
+                     f.mean_delay_s);
 }
 
 std::string EvalReport::ToText() const {
-  std::string head = fmt::format("rows {}  labelled {}  unlabelled (ignored by P/R/F1) {}  alerts {}  alert_rate {:.6f}\n",
-                                 total_rows, labelled_rows, unlabelled_rows, alerts, alert_rate());
+  std::string head =
+      fmt::format("rows {}  labelled {}  unlabelled (ignored by P/R/F1) {}  alerts {}  alert_rate {:.6f}\n", total_rows,
+                  labelled_rows, unlabelled_rows, alerts, alert_rate());
   if (labelled_rows == 0) return head + "no labelled rows: precision/recall/F1 not computed (alert rate only)\n";
-  std::string s = head + fmt::format("{:<16} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>10} {:>9}\n", "", "point_P",
-                              "point_R", "point_F1", "ep_P", "ep_R", "ep_F1", "episodes", "FA/sen-day", "delay_s");
+  std::string s =
+      head + fmt::format("{:<16} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>10} {:>9}\n", "", "point_P", "point_R",
+                         "point_F1", "ep_P", "ep_R", "ep_F1", "episodes", "FA/sen-day", "delay_s");
   s += Row("overall", overall);
   for (auto& [t, f] : by_type) s += Row("type:" + t, f);
   for (auto& [m, f] : by_model) s += Row("model:" + m, f);
@@ -55,8 +69,11 @@ Status Prepare(Duck& db, const std::string& table, const std::string& where) {
   Status s = db.Exec(
       "CREATE OR REPLACE TEMP TABLE ev AS "
       "WITH r AS (SELECT sensor_id, timestamp, coalesce(is_anomaly_ground_truth, false) AS gt, "
-      "  coalesce(anomaly_type, 'unknown') AS ty, coalesce(is_anomaly_predicted, false) AS pr FROM " + table + w + "), "
-      "s AS (SELECT *, CASE WHEN gt AND (lag(gt) OVER w IS DISTINCT FROM true OR lag(ty) OVER w <> ty) THEN 1 ELSE 0 END AS eps, "
+      "  coalesce(anomaly_type, 'unknown') AS ty, coalesce(is_anomaly_predicted, false) AS pr FROM " +
+      table + w +
+      "), "
+      "s AS (SELECT *, CASE WHEN gt AND (lag(gt) OVER w IS DISTINCT FROM true OR lag(ty) OVER w <> ty) THEN 1 ELSE 0 "
+      "END AS eps, "
       "  CASE WHEN pr AND lag(pr) OVER w IS DISTINCT FROM true THEN 1 ELSE 0 END AS als "
       "  FROM r WINDOW w AS (PARTITION BY sensor_id ORDER BY timestamp)) "
       "SELECT *, sum(eps) OVER w2 AS ep_id, sum(als) OVER w2 AS al_id FROM s "
@@ -74,28 +91,34 @@ Status Prepare(Duck& db, const std::string& table, const std::string& where) {
 Status Fill(Duck& db, EvalFigures* f, const std::string& type) {
   // Per type: that type's anomalies against all normal points (one-vs-normal).
   std::string gt_cond = type.empty() ? "gt" : "gt AND ty = " + SqlQuote(type);
-  auto pts = db.Query("SELECT count(*) FILTER (WHERE " + gt_cond + " AND pr), count(*) FILTER (WHERE NOT gt AND pr), "
-                      "count(*) FILTER (WHERE " + gt_cond + " AND NOT pr), count(*) FROM ev");
+  auto pts = db.Query("SELECT count(*) FILTER (WHERE " + gt_cond +
+                      " AND pr), count(*) FILTER (WHERE NOT gt AND pr), "
+                      "count(*) FILTER (WHERE " +
+                      gt_cond + " AND NOT pr), count(*) FROM ev");
   if (!pts.ok()) return pts.status();
   f->tp = pts->Int(0, 0);
   f->fp = pts->Int(0, 1);
   f->fn = pts->Int(0, 2);
   f->rows = pts->Int(0, 3);
   std::string ty = type.empty() ? "" : " WHERE ty = " + SqlQuote(type);
-  auto eps = db.Query("SELECT count(*), count(*) FILTER (WHERE found), "
-                      "coalesce(avg(epoch(t_hit) - epoch(t0)) FILTER (WHERE found), 0) FROM eps" + ty);
+  auto eps = db.Query(
+      "SELECT count(*), count(*) FILTER (WHERE found), "
+      "coalesce(avg(epoch(t_hit) - epoch(t0)) FILTER (WHERE found), 0) FROM eps" +
+      ty);
   if (!eps.ok()) return eps.status();
   f->episodes = eps->Int(0, 0);
   f->episodes_found = eps->Int(0, 1);
   f->mean_delay_s = eps->Num(0, 2);
   std::string hit = type.empty() ? "hit" : "list_contains(types, " + SqlQuote(type) + ")";
-  auto al = db.Query("SELECT count(*), count(*) FILTER (WHERE " + hit + "), count(*) FILTER (WHERE NOT hit) FROM alarms");
+  auto al =
+      db.Query("SELECT count(*), count(*) FILTER (WHERE " + hit + "), count(*) FILTER (WHERE NOT hit) FROM alarms");
   if (!al.ok()) return al.status();
   f->alarms = al->Int(0, 0);
   f->true_alarms = al->Int(0, 1);
   f->false_alarms = al->Int(0, 2);
-  auto days = db.Query("SELECT coalesce(sum(span), 0) FROM (SELECT greatest(epoch(max(timestamp)) - epoch(min(timestamp)), 1) "
-                       "/ 86400.0 AS span FROM ev GROUP BY sensor_id)");
+  auto days = db.Query(
+      "SELECT coalesce(sum(span), 0) FROM (SELECT greatest(epoch(max(timestamp)) - epoch(min(timestamp)), 1) "
+      "/ 86400.0 AS span FROM ev GROUP BY sensor_id)");
   if (!days.ok()) return days.status();
   f->sensor_days = days->Num(0, 0);
   return Status::OK();
@@ -121,8 +144,9 @@ Status FillAll(Duck& db, const std::string& table, const std::string& where, Eva
 
 Result<EvalReport> Evaluate(Duck& db, const std::string& table, const std::string& where) {
   EvalReport rep;
-  auto counts = db.Query("SELECT count(*), count(is_anomaly_ground_truth), count(*) FILTER (WHERE is_anomaly_predicted) FROM " +
-                         table + (where.empty() ? "" : " WHERE " + where));
+  auto counts =
+      db.Query("SELECT count(*), count(is_anomaly_ground_truth), count(*) FILTER (WHERE is_anomaly_predicted) FROM " +
+               table + (where.empty() ? "" : " WHERE " + where));
   if (!counts.ok()) return counts.status();
   rep.total_rows = counts->Int(0, 0);
   rep.labelled_rows = counts->Int(0, 1);

@@ -2,9 +2,8 @@
 // delay and false alarms per sensor-day, overall, per anomaly type and per model version.
 #pragma once
 #include <map>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "core/duck.h"
 #include "core/status.h"
@@ -17,11 +16,17 @@ struct EvalFigures {
   double sensor_days = 0, mean_delay_s = 0;
   double point_precision() const { return tp + fp ? static_cast<double>(tp) / static_cast<double>(tp + fp) : 0; }
   double point_recall() const { return tp + fn ? static_cast<double>(tp) / static_cast<double>(tp + fn) : 0; }
-  double episode_recall() const { return episodes ? static_cast<double>(episodes_found) / static_cast<double>(episodes) : 0; }
-  double episode_precision() const {
-    return true_alarms + false_alarms ? static_cast<double>(true_alarms) / static_cast<double>(true_alarms + false_alarms) : 0;
+  double episode_recall() const {
+    return episodes ? static_cast<double>(episodes_found) / static_cast<double>(episodes) : 0;
   }
-  double false_alarms_per_sensor_day() const { return sensor_days > 0 ? static_cast<double>(false_alarms) / sensor_days : 0; }
+  double episode_precision() const {
+    return true_alarms + false_alarms
+               ? static_cast<double>(true_alarms) / static_cast<double>(true_alarms + false_alarms)
+               : 0;
+  }
+  double false_alarms_per_sensor_day() const {
+    return sensor_days > 0 ? static_cast<double>(false_alarms) / sensor_days : 0;
+  }
   nlohmann::json ToJson() const;
 };
 

@@ -6,16 +6,22 @@ namespace iotpipe {
 namespace {
 
 // Builds a sensor_readings-shaped table from (sensor, second, gt, type, predicted) rows.
-struct Row { const char* sensor; int t; bool gt; const char* type; bool pred; };
+struct Row {
+  const char* sensor;
+  int t;
+  bool gt;
+  const char* type;
+  bool pred;
+};
 
 std::unique_ptr<Duck> Make(const std::vector<Row>& rows, const char* model = "m1") {
   auto db = std::move(Duck::Open().value());
   EXPECT_TRUE(db->Exec(std::string("CREATE TABLE r (") + kReadingsSchema + ")").ok());
   for (auto& r : rows) {
-    std::string sql = "INSERT INTO r VALUES ('" + std::string(r.sensor) + "', TIMESTAMP '2024-11-24 00:00:00' + INTERVAL " +
-                      std::to_string(r.t) + " SECOND, 1.0, " + (r.gt ? "true" : "false") + ", " +
-                      (r.type ? "'" + std::string(r.type) + "'" : "NULL") + ", now()::TIMESTAMP, " + (r.pred ? "true" : "false") +
-                      ", 0.5, '" + model + "')";
+    std::string sql = "INSERT INTO r VALUES ('" + std::string(r.sensor) +
+                      "', TIMESTAMP '2024-11-24 00:00:00' + INTERVAL " + std::to_string(r.t) + " SECOND, 1.0, " +
+                      (r.gt ? "true" : "false") + ", " + (r.type ? "'" + std::string(r.type) + "'" : "NULL") +
+                      ", now()::TIMESTAMP, " + (r.pred ? "true" : "false") + ", 0.5, '" + model + "')";
     EXPECT_TRUE(db->Exec(sql).ok()) << sql;
   }
   return db;
@@ -28,9 +34,11 @@ TEST(Evaluate, PointAndEpisodeArithmeticOnAHandMadeCase) {
   std::vector<Row> rows;
   for (int t = 0; t < 40; t++) {
     bool ep = t >= 10 && t <= 12, spike = t == 30;
-    rows.push_back({"a", t, ep || spike, ep ? "level_shift" : (spike ? "spike" : nullptr), t == 11 || t == 20 || t == 21});
+    rows.push_back(
+        {"a", t, ep || spike, ep ? "level_shift" : (spike ? "spike" : nullptr), t == 11 || t == 20 || t == 21});
   }
-  for (int t = 0; t < 10; t++) rows.push_back({"b", t, t == 5 || t == 6, (t == 5 || t == 6) ? "drift" : nullptr, t == 5 || t == 6});
+  for (int t = 0; t < 10; t++)
+    rows.push_back({"b", t, t == 5 || t == 6, (t == 5 || t == 6) ? "drift" : nullptr, t == 5 || t == 6});
   auto db = Make(rows);
   auto rep = Evaluate(*db, "r");
   ASSERT_TRUE(rep.ok()) << rep.status().message();

@@ -35,8 +35,8 @@ int64_t ProbationLength(int64_t rows, double percent) {
   return static_cast<int64_t>(std::ceil(std::min(a, b)));
 }
 
-Result<std::vector<AnomalyPoint>> CalcSweepScore(const FileScores& f, const CostMatrix& cost,
-                                                 int32_t first_window_id, int32_t* next_window_id) {
+Result<std::vector<AnomalyPoint>> CalcSweepScore(const FileScores& f, const CostMatrix& cost, int32_t first_window_id,
+                                                 int32_t* next_window_id) {
   const size_t n = f.ts_us.size();
   if (f.scores.size() != n) return Status::Error(f.rel_path + ": timestamps and scores differ in length");
   std::vector<AnomalyPoint> out;
@@ -73,13 +73,13 @@ Result<std::vector<AnomalyPoint>> CalcSweepScore(const FileScores& f, const Cost
       double pos = -static_cast<double>(cur_right - static_cast<int64_t>(i) + 1) / cur_width;
       sweep = ScaledSigmoid(pos) * cost.tp / max_tp;
     } else {
-      double pos = have_prev ? std::fabs(static_cast<double>(prev_right - static_cast<int64_t>(i))) / (prev_width - 1)
-                             : 3.0;
+      double pos =
+          have_prev ? std::fabs(static_cast<double>(prev_right - static_cast<int64_t>(i))) / (prev_width - 1) : 3.0;
       if (std::isnan(pos)) pos = 3.0;
       sweep = ScaledSigmoid(pos) * cost.fp;
     }
-    int32_t wname = static_cast<double>(i) >= probation ? (in_window ? cur_id : AnomalyPoint::kNoWindow)
-                                                        : AnomalyPoint::kProbation;
+    int32_t wname =
+        static_cast<double>(i) >= probation ? (in_window ? cur_id : AnomalyPoint::kNoWindow) : AnomalyPoint::kProbation;
     out.push_back({f.scores[i], sweep, wname});
     if (in_window && t == cur_end) {
       have_prev = true;

@@ -69,18 +69,18 @@ struct ThresholdScore {
 
 // sweeper.calcSweepScore for one file. Window ids are first_window_id, first_window_id + 1, ... in the order
 // the file's windows are entered; *next_window_id receives the id after the last one used.
-Result<std::vector<AnomalyPoint>> CalcSweepScore(const FileScores& f, const CostMatrix& cost,
-                                                 int32_t first_window_id, int32_t* next_window_id);
+Result<std::vector<AnomalyPoint>> CalcSweepScore(const FileScores& f, const CostMatrix& cost, int32_t first_window_id,
+                                                 int32_t* next_window_id);
 // sweeper.calcScoreByThreshold: the score at every distinct anomaly score (highest first), starting at 1.1
 // (nothing detected). Each entry counts the rows whose score is >= its threshold as detections.
 std::vector<ThresholdScore> CalcScoreByThreshold(std::vector<AnomalyPoint> points, const CostMatrix& cost);
 
 struct CorpusScore {
   double threshold = 0;
-  double raw = 0;         // sum of the files' raw scores
-  double null_raw = 0;    // raw score of a detector that detects nothing
-  double perfect_raw = 0; // number of windows * tpWeight
-  double normalized = 0;  // 100 * (raw - null) / (perfect - null)
+  double raw = 0;          // sum of the files' raw scores
+  double null_raw = 0;     // raw score of a detector that detects nothing
+  double perfect_raw = 0;  // number of windows * tpWeight
+  double normalized = 0;   // 100 * (raw - null) / (perfect - null)
   int64_t tp = 0, fp = 0, fn = 0, tn = 0;
 };
 

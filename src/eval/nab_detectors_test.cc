@@ -25,7 +25,8 @@ std::vector<double> ScoreAll(const ArtimeDetector& d, const std::vector<double>&
   return out;
 }
 
-std::vector<double> ScoreAll(const CadOseDetector& d, const std::vector<double>& xs, std::vector<std::byte>* st = nullptr) {
+std::vector<double> ScoreAll(const CadOseDetector& d, const std::vector<double>& xs,
+                             std::vector<std::byte>* st = nullptr) {
   std::vector<std::byte> local(d.state_bytes());
   std::vector<std::byte>& s = st ? *st : local;
   if (!st) d.InitState(s.data());
@@ -84,7 +85,8 @@ void ExpectPublished(const std::string& rel, const std::vector<std::pair<size_t,
   p.fixed_range = true;
   p.lo = *std::min_element(s->values.begin(), s->values.end());
   p.hi = *std::max_element(s->values.begin(), s->values.end());
-  p.rest_period = static_cast<int>(static_cast<double>(nab::ProbationLength(static_cast<int64_t>(s->values.size()))) / 5.0);
+  p.rest_period =
+      static_cast<int>(static_cast<double>(nab::ProbationLength(static_cast<int64_t>(s->values.size()))) / 5.0);
   CadOseDetector d(p);
   size_t last = 0;
   for (const auto& e : expected) last = std::max(last, e.first);
@@ -94,11 +96,15 @@ void ExpectPublished(const std::string& rel, const std::vector<std::pair<size_t,
 }
 
 TEST(CadOse, ReproducesPublishedScores) {
-  ExpectPublished("realKnownCause/ec2_request_latency_system_failure.csv",
-                  {{123, 0.0}, {124, 0.186819172113}, {125, 0.217320261438}, {126, 0.184920634921},
-                   {127, 0.109090909091}, {128, 0.147058823529}, {129, 0.109090909091}});
-  ExpectPublished("realKnownCause/nyc_taxi.csv", {{2840, 0.201547856814}, {2841, 0.195422535211},
-                                                  {2844, 0.183251684017}, {2891, 0.19649122807}});
+  ExpectPublished("realKnownCause/ec2_request_latency_system_failure.csv", {{123, 0.0},
+                                                                            {124, 0.186819172113},
+                                                                            {125, 0.217320261438},
+                                                                            {126, 0.184920634921},
+                                                                            {127, 0.109090909091},
+                                                                            {128, 0.147058823529},
+                                                                            {129, 0.109090909091}});
+  ExpectPublished("realKnownCause/nyc_taxi.csv",
+                  {{2840, 0.201547856814}, {2841, 0.195422535211}, {2844, 0.183251684017}, {2891, 0.19649122807}});
 }
 
 }  // namespace

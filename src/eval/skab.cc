@@ -48,7 +48,8 @@ Result<Experiment> ReadExperiment(const std::string& path) {
   Experiment e;
   e.name = fs::path(path).filename().string();
   for (size_t i = 0; i < head.size(); i++) {
-    if (head[i] == "anomaly") ai = static_cast<int>(i);
+    if (head[i] == "anomaly")
+      ai = static_cast<int>(i);
     else if (i > 0 && head[i] != "changepoint") {
       chan.push_back(static_cast<int>(i));
       e.channels.push_back(head[i]);
@@ -64,7 +65,8 @@ Result<Experiment> ReadExperiment(const std::string& path) {
     if (line.empty()) continue;
     auto cols = Split(line, ';');
     const std::string where = path + ":" + std::to_string(lineno);
-    if (cols.size() != head.size()) return Status::Error(where + ": expected " + std::to_string(head.size()) + " fields");
+    if (cols.size() != head.size())
+      return Status::Error(where + ": expected " + std::to_string(head.size()) + " fields");
     auto t = ParseTimeMicros(cols[0]);
     if (!t.ok()) return Status::Error(where + ": " + t.status().message());
     std::vector<double> row(chan.size());
@@ -85,7 +87,8 @@ Result<std::vector<std::string>> ListExperiments(const std::string& dir) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) return Status::Error("not a directory: " + dir);
   std::vector<std::string> out;
-  for (auto it = fs::recursive_directory_iterator(dir, ec); it != fs::recursive_directory_iterator(); it.increment(ec)) {
+  for (auto it = fs::recursive_directory_iterator(dir, ec); it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
     if (ec) break;
     if (!it->is_regular_file() || it->path().extension() != ".csv") continue;
     std::ifstream in(it->path());
@@ -230,8 +233,8 @@ Result<std::vector<uint8_t>> Predict(const std::string& detector, const Experime
 }
 
 nlohmann::json Report::ToJson() const {
-  return {{"detector", detector}, {"files", files}, {"rows", rows}, {"tp", tp}, {"fp", fp}, {"fn", fn},
-          {"tn", tn}, {"precision", precision}, {"recall", recall}, {"f1", f1}};
+  return {{"detector", detector},   {"files", files},   {"rows", rows}, {"tp", tp}, {"fp", fp}, {"fn", fn}, {"tn", tn},
+          {"precision", precision}, {"recall", recall}, {"f1", f1}};
 }
 
 Result<Report> Run(const std::string& dir, const std::string& detector, size_t max_files) {

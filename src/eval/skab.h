@@ -3,10 +3,9 @@
 // F1 are pooled over all files. Files are ';'-separated: datetime;<channels...>;anomaly;changepoint.
 #pragma once
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "core/status.h"
 

@@ -13,9 +13,7 @@ namespace {
 TEST(Skab, ReadExperimentRejectsBadFiles) {
   std::string dir = ::testing::TempDir() + "/skab_bad";
   std::filesystem::create_directories(dir);
-  {
-    std::ofstream(dir + "/a.csv") << "datetime;x;y\n2020-01-01 00:00:00;1;2\n";
-  }
+  { std::ofstream(dir + "/a.csv") << "datetime;x;y\n2020-01-01 00:00:00;1;2\n"; }
   EXPECT_FALSE(skab::ReadExperiment(dir + "/a.csv").ok());  // no anomaly column
   {
     std::ofstream f(dir + "/b.csv");

@@ -16,8 +16,8 @@
 #include <sstream>
 
 #include "core/clock.h"
-#include "core/query_service.h"
 #include "core/query_guard.h"
+#include "core/query_service.h"
 #include "core/timeutil.h"
 #include "detect/detector.h"
 #include "parse/parser.h"
@@ -68,8 +68,8 @@ static std::string HostName(const std::string& host_header) {
 
 // A literal loopback name, without resolving (for Host headers sent by clients).
 static bool IsLoopbackLiteral(const std::string& name) {
-  return name == "localhost" || name == "::1" || (name.rfind("127.", 0) == 0 &&
-         name.find_first_not_of("0123456789.") == std::string::npos);
+  return name == "localhost" || name == "::1" ||
+         (name.rfind("127.", 0) == 0 && name.find_first_not_of("0123456789.") == std::string::npos);
 }
 
 Result<std::optional<std::pair<std::string, int>>> ParseListen(const std::string& spec) {
@@ -97,7 +97,9 @@ Result<std::optional<std::pair<std::string, int>>> ParseListen(const std::string
 // LiveView
 
 LiveView::LiveView(const Dictionaries* dicts, size_t per_sensor, size_t max_sensors, size_t max_anomalies)
-    : dicts_(dicts), per_sensor_(std::max<size_t>(per_sensor, 1)), max_sensors_(max_sensors),
+    : dicts_(dicts),
+      per_sensor_(std::max<size_t>(per_sensor, 1)),
+      max_sensors_(max_sensors),
       max_anomalies_(max_anomalies) {}
 
 void LiveView::OnBatch(const ProcessedBatch& pb) {
@@ -208,14 +210,19 @@ static json TableJson(const Table& t) {
   for (auto& row : t.rows) {
     json r = json::array();
     for (size_t c = 0; c < row.size(); c++) {
-      if (!row[c]) r.push_back(nullptr);
-      else if (t.types[c] == DUCKDB_TYPE_BOOLEAN) r.push_back(*row[c] == "true");
+      if (!row[c])
+        r.push_back(nullptr);
+      else if (t.types[c] == DUCKDB_TYPE_BOOLEAN)
+        r.push_back(*row[c] == "true");
       else if (IsNumericType(t.types[c])) {
         char* end = nullptr;
         double v = std::strtod(row[c]->c_str(), &end);
-        if (end && !*end && std::isfinite(v)) r.push_back(v);
-        else r.push_back(*row[c]);
-      } else r.push_back(*row[c]);
+        if (end && !*end && std::isfinite(v))
+          r.push_back(v);
+        else
+          r.push_back(*row[c]);
+      } else
+        r.push_back(*row[c]);
     }
     rows.push_back(std::move(r));
   }
@@ -252,7 +259,8 @@ class Prom {
       if (h.bucket(i)) last = i;
     for (int i = 0; i < Histogram::kBuckets; i++) {
       acc += h.bucket(i);
-      if (i % 2 == 1 && i <= last + 2) Sample(name + "_bucket", static_cast<double>(acc), "le=\"" + Num(Histogram::UpperBound(i)) + "\"");
+      if (i % 2 == 1 && i <= last + 2)
+        Sample(name + "_bucket", static_cast<double>(acc), "le=\"" + Num(Histogram::UpperBound(i)) + "\"");
     }
     Sample(name + "_bucket", static_cast<double>(acc), "le=\"+Inf\"");
     Sample(name + "_sum", h.sum());
@@ -261,10 +269,14 @@ class Prom {
   static std::string Label(const std::string& k, const std::string& v) {
     std::string e;
     for (char c : v) {
-      if (c == '\\') e += "\\\\";
-      else if (c == '"') e += "\\\"";
-      else if (c == '\n') e += "\\n";
-      else e += c;
+      if (c == '\\')
+        e += "\\\\";
+      else if (c == '"')
+        e += "\\\"";
+      else if (c == '\n')
+        e += "\\n";
+      else
+        e += c;
     }
     return k + "=\"" + e + "\"";
   }
@@ -312,7 +324,9 @@ void SendJson(httplib::Response& res, const json& j, int status = 200) {
   res.set_content(j.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
 }
 
-void SendError(httplib::Response& res, int status, const std::string& msg) { SendJson(res, json{{"error", msg}}, status); }
+void SendError(httplib::Response& res, int status, const std::string& msg) {
+  SendJson(res, json{{"error", msg}}, status);
+}
 
 // JSON request bodies are small; the bound holds for chunked bodies too (read here, not by httplib,
 // whose payload limit this version applies to Content-Length bodies only).
@@ -351,30 +365,43 @@ std::string Server::url() const {
 std::string Server::MetricsText() const {
   Prom p;
   const PipelineMetrics& m = *deps_.metrics;
-  p.Simple("iotpipe_records_received_total", "counter", "Records the source handed to the pipeline.", static_cast<double>(m.sent.load()));
-  p.Simple("iotpipe_received_bytes_total", "counter", "Bytes of raw records received.", static_cast<double>(m.received_bytes.load()));
-  p.Simple("iotpipe_readings_decoded_total", "counter", "Records decoded into readings.", static_cast<double>(m.parsed.load()));
+  p.Simple("iotpipe_records_received_total", "counter", "Records the source handed to the pipeline.",
+           static_cast<double>(m.sent.load()));
+  p.Simple("iotpipe_received_bytes_total", "counter", "Bytes of raw records received.",
+           static_cast<double>(m.received_bytes.load()));
+  p.Simple("iotpipe_readings_decoded_total", "counter", "Records decoded into readings.",
+           static_cast<double>(m.parsed.load()));
   p.Family("iotpipe_records_rejected_total", "counter", "Records rejected into the dead-letter store, by reason.");
   for (int r = 1; r < static_cast<int>(Reject::kCount) && r < static_cast<int>(m.rejected_by_reason.size()); r++)
     p.Sample("iotpipe_records_rejected_total", static_cast<double>(m.rejected_by_reason[r].load()),
              Prom::Label("reason", std::string(RejectName(static_cast<Reject>(r)))));
-  p.Simple("iotpipe_readings_stored_total", "counter", "Readings durably written to Parquet.", static_cast<double>(m.stored.load()));
-  p.Simple("iotpipe_dead_letters_stored_total", "counter", "Dead letters durably written.", static_cast<double>(m.dead_stored.load()));
+  p.Simple("iotpipe_readings_stored_total", "counter", "Readings durably written to Parquet.",
+           static_cast<double>(m.stored.load()));
+  p.Simple("iotpipe_dead_letters_stored_total", "counter", "Dead letters durably written.",
+           static_cast<double>(m.dead_stored.load()));
   p.Simple("iotpipe_files_written_total", "counter", "Parquet files committed.", static_cast<double>(m.files.load()));
-  p.Simple("iotpipe_written_bytes_total", "counter", "Bytes of Parquet committed.", static_cast<double>(m.bytes_written.load()));
-  p.Simple("iotpipe_anomalies_predicted_total", "counter", "Readings the detector flagged.", static_cast<double>(m.predicted.load()));
-  p.Simple("iotpipe_anomalies_ground_truth_total", "counter", "Readings labelled anomalous by the producer.", static_cast<double>(m.truth.load()));
-  p.Simple("iotpipe_anomalies_true_positive_total", "counter", "Flagged readings that were labelled anomalous.", static_cast<double>(m.tp.load()));
+  p.Simple("iotpipe_written_bytes_total", "counter", "Bytes of Parquet committed.",
+           static_cast<double>(m.bytes_written.load()));
+  p.Simple("iotpipe_anomalies_predicted_total", "counter", "Readings the detector flagged.",
+           static_cast<double>(m.predicted.load()));
+  p.Simple("iotpipe_anomalies_ground_truth_total", "counter", "Readings labelled anomalous by the producer.",
+           static_cast<double>(m.truth.load()));
+  p.Simple("iotpipe_anomalies_true_positive_total", "counter", "Flagged readings that were labelled anomalous.",
+           static_cast<double>(m.tp.load()));
   if (deps_.live) {
-    p.Family("iotpipe_anomalies_by_type_total", "counter", "Flagged readings by labelled anomaly type (none = unlabelled).");
-    for (auto& [t, n] : deps_.live->AnomaliesByType()) p.Sample("iotpipe_anomalies_by_type_total", static_cast<double>(n), Prom::Label("type", t));
+    p.Family("iotpipe_anomalies_by_type_total", "counter",
+             "Flagged readings by labelled anomaly type (none = unlabelled).");
+    for (auto& [t, n] : deps_.live->AnomaliesByType())
+      p.Sample("iotpipe_anomalies_by_type_total", static_cast<double>(n), Prom::Label("type", t));
     p.Family("iotpipe_sensor_anomalies_total", "counter", "Flagged readings per sensor (sensors held in memory).");
-    for (auto& [s, n] : deps_.live->AnomaliesBySensor(5000)) p.Sample("iotpipe_sensor_anomalies_total", static_cast<double>(n), Prom::Label("sensor", s));
+    for (auto& [s, n] : deps_.live->AnomaliesBySensor(5000))
+      p.Sample("iotpipe_sensor_anomalies_total", static_cast<double>(n), Prom::Label("sensor", s));
   }
   p.Family("iotpipe_queue_depth", "gauge", "Batches waiting between stages.");
   p.Sample("iotpipe_queue_depth", static_cast<double>(m.queue_raw.load()), "queue=\"raw\"");
   p.Sample("iotpipe_queue_depth", static_cast<double>(m.queue_processed.load()), "queue=\"processed\"");
-  p.Simple("iotpipe_consumer_lag_records", "gauge", "Records behind the head of the source (-1: not applicable).", static_cast<double>(m.lag.load()));
+  p.Simple("iotpipe_consumer_lag_records", "gauge", "Records behind the head of the source (-1: not applicable).",
+           static_cast<double>(m.lag.load()));
   for (auto& [part, lag] : m.lag_by_partition.Get())  // Kafka: one sample per assigned partition too
     p.Sample("iotpipe_consumer_lag_records", static_cast<double>(lag), Prom::Label("partition", std::to_string(part)));
   p.Simple("iotpipe_sensors", "gauge", "Distinct sensors seen.", static_cast<double>(m.sensors.load()));
@@ -384,25 +411,34 @@ std::string Server::MetricsText() const {
   if (deps_.processor) {
     auto d = deps_.processor->detector();
     p.Family("iotpipe_model_info", "gauge", "The detector in use (value 1).");
-    p.Sample("iotpipe_model_info", 1, Prom::Label("detector", std::string(d->name())) + "," + Prom::Label("version", std::string(d->version())));
+    p.Sample("iotpipe_model_info", 1,
+             Prom::Label("detector", std::string(d->name())) + "," + Prom::Label("version", std::string(d->version())));
   }
   if (deps_.alerts) {
     const AlertCounters& a = deps_.alerts->counters();
-    p.Simple("iotpipe_alerts_opened_total", "counter", "Alerts opened (including suppressed ones of flapping sensors).", static_cast<double>(a.opened.load()));
-    p.Simple("iotpipe_alerts_closed_total", "counter", "Alerts closed after enough normal readings.", static_cast<double>(a.closed.load()));
-    p.Simple("iotpipe_alerts_folded_total", "counter", "Anomalies folded into an open alert (deduplicated).", static_cast<double>(a.folded.load()));
-    p.Simple("iotpipe_alerts_suppressed_total", "counter", "Alert opens suppressed because the sensor is flapping.", static_cast<double>(a.suppressed.load()));
-    p.Simple("iotpipe_alerts_flapping_total", "counter", "Sensors reported as flapping.", static_cast<double>(a.flapping.load()));
+    p.Simple("iotpipe_alerts_opened_total", "counter", "Alerts opened (including suppressed ones of flapping sensors).",
+             static_cast<double>(a.opened.load()));
+    p.Simple("iotpipe_alerts_closed_total", "counter", "Alerts closed after enough normal readings.",
+             static_cast<double>(a.closed.load()));
+    p.Simple("iotpipe_alerts_folded_total", "counter", "Anomalies folded into an open alert (deduplicated).",
+             static_cast<double>(a.folded.load()));
+    p.Simple("iotpipe_alerts_suppressed_total", "counter", "Alert opens suppressed because the sensor is flapping.",
+             static_cast<double>(a.suppressed.load()));
+    p.Simple("iotpipe_alerts_flapping_total", "counter", "Sensors reported as flapping.",
+             static_cast<double>(a.flapping.load()));
     p.Simple("iotpipe_alerts_open", "gauge", "Alerts open now.", static_cast<double>(a.open_now.load()));
     p.Family("iotpipe_alert_deliveries_total", "counter", "Webhook deliveries by outcome.");
     p.Sample("iotpipe_alert_deliveries_total", static_cast<double>(a.webhook_sent.load()), "outcome=\"sent\"");
     p.Sample("iotpipe_alert_deliveries_total", static_cast<double>(a.webhook_failed.load()), "outcome=\"failed\"");
     p.Sample("iotpipe_alert_deliveries_total", static_cast<double>(a.webhook_dropped.load()), "outcome=\"dropped\"");
-    p.Simple("iotpipe_alert_delivery_retries_total", "counter", "Webhook attempts after the first.", static_cast<double>(a.webhook_retries.load()));
-    p.Simple("iotpipe_alerts_stored_total", "counter", "Alerts written to Parquet.", static_cast<double>(a.stored.load()));
+    p.Simple("iotpipe_alert_delivery_retries_total", "counter", "Webhook attempts after the first.",
+             static_cast<double>(a.webhook_retries.load()));
+    p.Simple("iotpipe_alerts_stored_total", "counter", "Alerts written to Parquet.",
+             static_cast<double>(a.stored.load()));
   }
   p.Simple("iotpipe_http_requests_total", "counter", "HTTP requests served.", static_cast<double>(requests_.load()));
-  p.Simple("iotpipe_start_time_seconds", "gauge", "When this process started serving (Unix time).", static_cast<double>(start_us_) / 1e6);
+  p.Simple("iotpipe_start_time_seconds", "gauge", "When this process started serving (Unix time).",
+           static_cast<double>(start_us_) / 1e6);
   if (deps_.extra_metrics) p.str() += deps_.extra_metrics();
   return std::move(p.str());
 }
@@ -434,29 +470,41 @@ json Server::DriftJson() const {
 
 void Server::Tick() {
   const PipelineMetrics& m = *deps_.metrics;
-  int64_t last_t = MonoMicros(), last_sent = m.sent.load(), last_stored = m.stored.load(), last_pred = m.predicted.load();
+  int64_t last_t = MonoMicros(), last_sent = m.sent.load(), last_stored = m.stored.load(),
+          last_pred = m.predicted.load();
   int64_t last_seq = deps_.live ? deps_.live->anomaly_seq() : 0;
   int64_t last_alert_n = deps_.alerts ? deps_.alerts->counters().events.load() : 0;
   while (!stopping_.load()) {
     {
       std::unique_lock<std::mutex> lk(bus_mu_);
-      bus_cv_.wait_for(lk, std::chrono::microseconds(static_cast<int64_t>(opt_.tick_s * 1e6)), [&] { return stopping_.load(); });
+      bus_cv_.wait_for(lk, std::chrono::microseconds(static_cast<int64_t>(opt_.tick_s * 1e6)),
+                       [&] { return stopping_.load(); });
     }
     if (stopping_.load()) break;
     int64_t now = MonoMicros();
     double dt = static_cast<double>(now - last_t) / 1e6;
     if (dt <= 0) continue;
     int64_t sent = m.sent.load(), stored = m.stored.load(), pred = m.predicted.load();
-    Tick1 t{RealClock::Get()->NowMicros(), static_cast<double>(sent - last_sent) / dt,
-            static_cast<double>(stored - last_stored) / dt, static_cast<double>(m.lag.load()),
-            static_cast<double>(m.queue_raw.load() + m.queue_processed.load()), static_cast<double>(pred - last_pred) / dt};
+    Tick1 t{RealClock::Get()->NowMicros(),
+            static_cast<double>(sent - last_sent) / dt,
+            static_cast<double>(stored - last_stored) / dt,
+            static_cast<double>(m.lag.load()),
+            static_cast<double>(m.queue_raw.load() + m.queue_processed.load()),
+            static_cast<double>(pred - last_pred) / dt};
     last_t = now;
     last_sent = sent;
     last_stored = stored;
     last_pred = pred;
-    json stats = {{"t", static_cast<double>(t.t_us) / 1e6}, {"events_per_s", t.events_per_s}, {"stored_per_s", t.stored_per_s},
-                  {"lag", t.lag}, {"queue", t.queue}, {"anomalies_per_s", t.anomalies_per_s},
-                  {"sent", sent}, {"stored", stored}, {"dead_letters", m.dead_stored.load()}, {"anomalies", pred},
+    json stats = {{"t", static_cast<double>(t.t_us) / 1e6},
+                  {"events_per_s", t.events_per_s},
+                  {"stored_per_s", t.stored_per_s},
+                  {"lag", t.lag},
+                  {"queue", t.queue},
+                  {"anomalies_per_s", t.anomalies_per_s},
+                  {"sent", sent},
+                  {"stored", stored},
+                  {"dead_letters", m.dead_stored.load()},
+                  {"anomalies", pred},
                   {"sensors", m.sensors.load()}};
     {
       std::lock_guard<std::mutex> g(bus_mu_);
@@ -470,8 +518,12 @@ void Server::Tick() {
       for (auto& a : an) {
         last_seq = std::max(last_seq, a.seq);
         const auto* d = deps_.live->dicts();
-        json j = {{"seq", a.seq}, {"sensor_id", d->sensors.Name(a.sensor)}, {"t", static_cast<double>(a.ts_us) / 1e6},
-                  {"timestamp", FormatIsoMicros(a.ts_us)}, {"value", a.value}, {"score", a.score},
+        json j = {{"seq", a.seq},
+                  {"sensor_id", d->sensors.Name(a.sensor)},
+                  {"t", static_cast<double>(a.ts_us) / 1e6},
+                  {"timestamp", FormatIsoMicros(a.ts_us)},
+                  {"value", a.value},
+                  {"score", a.score},
                   {"anomaly_type", a.type == ReadingBatch::kNoType ? json(nullptr) : json(d->types.Name(a.type))},
                   {"model_version", d->models.Name(a.model)}};
         Publish("anomaly", j.dump(-1, ' ', false, json::error_handler_t::replace));
@@ -481,7 +533,8 @@ void Server::Tick() {
     if (deps_.alerts) {
       int64_t n = deps_.alerts->counters().events.load();
       if (n > last_alert_n) {
-        for (auto& e : deps_.alerts->Recent(static_cast<size_t>(std::min<int64_t>(n - last_alert_n, 100)))) Publish("alert", e.ToJson());
+        for (auto& e : deps_.alerts->Recent(static_cast<size_t>(std::min<int64_t>(n - last_alert_n, 100))))
+          Publish("alert", e.ToJson());
         last_alert_n = n;
       }
     }
@@ -568,10 +621,15 @@ void Server::Routes() {
   s.Get("/api/health", [this](const httplib::Request&, httplib::Response& res) {
     const PipelineMetrics& m = *deps_.metrics;
     std::string state = deps_.pipeline_state ? deps_.pipeline_state() : "running";
-    SendJson(res, json{{"status", "ok"}, {"pipeline", state}, {"version", IOTPIPE_VERSION},
+    SendJson(res, json{{"status", "ok"},
+                       {"pipeline", state},
+                       {"version", IOTPIPE_VERSION},
                        {"uptime_s", static_cast<double>(RealClock::Get()->NowMicros() - start_us_) / 1e6},
-                       {"sent", m.sent.load()}, {"stored", m.stored.load()}, {"dead_letters", m.dead_stored.load()},
-                       {"lag", m.lag.load()}, {"queue", m.queue_raw.load() + m.queue_processed.load()},
+                       {"sent", m.sent.load()},
+                       {"stored", m.stored.load()},
+                       {"dead_letters", m.dead_stored.load()},
+                       {"lag", m.lag.load()},
+                       {"queue", m.queue_raw.load() + m.queue_processed.load()},
                        {"query", query_ != nullptr}});
   });
 
@@ -579,8 +637,11 @@ void Server::Routes() {
     json arr = json::array();
     if (deps_.live)
       for (auto& si : deps_.live->Sensors())
-        arr.push_back(json{{"sensor_id", si.id}, {"readings", si.readings}, {"anomalies", si.anomalies},
-                           {"last_t", static_cast<double>(si.last_ts_us) / 1e6}, {"last_value", si.last_value},
+        arr.push_back(json{{"sensor_id", si.id},
+                           {"readings", si.readings},
+                           {"anomalies", si.anomalies},
+                           {"last_t", static_cast<double>(si.last_ts_us) / 1e6},
+                           {"last_value", si.last_value},
                            {"last_score", si.last_score}});
     SendJson(res, json{{"sensors", arr}, {"total_seen", deps_.metrics->sensors.load()}});
   });
@@ -600,16 +661,18 @@ void Server::Routes() {
       int64_t upto = std::min(to, oldest == INT64_MAX ? to : oldest - 1);
       std::string sql =
           "SELECT epoch_us(timestamp), value, anomaly_score, is_anomaly_predicted, is_anomaly_ground_truth "
-          "FROM sensor_readings WHERE sensor_id = " + SqlQuote(id) + " AND timestamp >= make_timestamp(" +
-          std::to_string(from) + "::BIGINT)" +
-          (upto == INT64_MAX ? std::string() : " AND timestamp <= make_timestamp(" + std::to_string(upto) + "::BIGINT)") +
+          "FROM sensor_readings WHERE sensor_id = " +
+          SqlQuote(id) + " AND timestamp >= make_timestamp(" + std::to_string(from) + "::BIGINT)" +
+          (upto == INT64_MAX ? std::string()
+                             : " AND timestamp <= make_timestamp(" + std::to_string(upto) + "::BIGINT)") +
           " ORDER BY timestamp LIMIT 20000";
       auto t = query_->Internal(sql);
       if (t.ok()) {
         std::vector<LivePoint> old;
         for (size_t r = 0; r < t->rows.size(); r++)
           old.push_back(LivePoint{t->Int(r, 0), t->Num(r, 1), static_cast<float>(t->Num(r, 2)),
-                                  static_cast<uint8_t>(t->Str(r, 3) == "true"), static_cast<uint8_t>(t->Str(r, 4) == "true")});
+                                  static_cast<uint8_t>(t->Str(r, 3) == "true"),
+                                  static_cast<uint8_t>(t->Str(r, 4) == "true")});
         from_disk = old.size();
         old.insert(old.end(), pts.begin(), pts.end());
         pts.swap(old);
@@ -623,11 +686,20 @@ void Server::Routes() {
       v.push_back(p.value);
       sc.push_back(p.score);
       pr.push_back(p.predicted);
-      if (ReadingBatch::Labelled(p.gt)) gt.push_back(p.gt);
-      else gt.push_back(nullptr);
+      if (ReadingBatch::Labelled(p.gt))
+        gt.push_back(p.gt);
+      else
+        gt.push_back(nullptr);
     }
-    SendJson(res, json{{"sensor_id", id}, {"t", t}, {"value", v}, {"score", sc}, {"predicted", pr}, {"ground_truth", gt},
-                       {"threshold", kScoreThreshold}, {"from_memory", pts.size() - from_disk}, {"from_disk", from_disk}});
+    SendJson(res, json{{"sensor_id", id},
+                       {"t", t},
+                       {"value", v},
+                       {"score", sc},
+                       {"predicted", pr},
+                       {"ground_truth", gt},
+                       {"threshold", kScoreThreshold},
+                       {"from_memory", pts.size() - from_disk},
+                       {"from_disk", from_disk}});
   });
 
   s.Get("/api/anomalies", [this](const httplib::Request& req, httplib::Response& res) {
@@ -635,16 +707,23 @@ void Server::Routes() {
     int64_t since = ParseTimeParam(req, "since", INT64_MIN, &err);
     if (!err.empty()) return SendError(res, 400, err);
     int64_t after = req.has_param("after") ? std::atoll(req.get_param_value("after").c_str()) : 0;
-    size_t limit = req.has_param("limit") ? static_cast<size_t>(std::max(1LL, std::atoll(req.get_param_value("limit").c_str()))) : 200;
+    size_t limit = req.has_param("limit")
+                       ? static_cast<size_t>(std::max(1LL, std::atoll(req.get_param_value("limit").c_str())))
+                       : 200;
     json arr = json::array();
     int64_t last = 0;
     if (deps_.live) {
       const auto* d = deps_.live->dicts();
       for (auto& a : deps_.live->Anomalies(since, after, std::min<size_t>(limit, 2000))) {
-        arr.push_back(json{{"seq", a.seq}, {"sensor_id", d->sensors.Name(a.sensor)}, {"t", static_cast<double>(a.ts_us) / 1e6},
-                           {"timestamp", FormatIsoMicros(a.ts_us)}, {"value", a.value}, {"score", a.score},
-                           {"anomaly_type", a.type == ReadingBatch::kNoType ? json(nullptr) : json(d->types.Name(a.type))},
-                           {"model_version", d->models.Name(a.model)}});
+        arr.push_back(
+            json{{"seq", a.seq},
+                 {"sensor_id", d->sensors.Name(a.sensor)},
+                 {"t", static_cast<double>(a.ts_us) / 1e6},
+                 {"timestamp", FormatIsoMicros(a.ts_us)},
+                 {"value", a.value},
+                 {"score", a.score},
+                 {"anomaly_type", a.type == ReadingBatch::kNoType ? json(nullptr) : json(d->types.Name(a.type))},
+                 {"model_version", d->models.Name(a.model)}});
         last = a.seq;
       }
     }
@@ -659,7 +738,8 @@ void Server::Routes() {
   });
 
   s.Get("/api/stats/history", [this](const httplib::Request&, httplib::Response& res) {
-    json t = json::array(), ev = json::array(), st = json::array(), lag = json::array(), q = json::array(), an = json::array();
+    json t = json::array(), ev = json::array(), st = json::array(), lag = json::array(), q = json::array(),
+         an = json::array();
     {
       std::lock_guard<std::mutex> g(bus_mu_);
       for (auto& h : history_) {
@@ -671,7 +751,10 @@ void Server::Routes() {
         an.push_back(h.anomalies_per_s);
       }
     }
-    SendJson(res, json{{"t", t}, {"events_per_s", ev}, {"stored_per_s", st}, {"lag", lag}, {"queue", q}, {"anomalies_per_s", an}});
+    SendJson(
+        res,
+        json{
+            {"t", t}, {"events_per_s", ev}, {"stored_per_s", st}, {"lag", lag}, {"queue", q}, {"anomalies_per_s", an}});
   });
 
   // The ML drift panel: the live monitor's snapshot (PSI/KS, alert rate, rolling P/R/F1) and the
@@ -685,7 +768,9 @@ void Server::Routes() {
       j["in_use"] = {{"detector", std::string(d->name())}, {"version", std::string(d->version())}};
       std::lock_guard<std::mutex> g(model_mu_);
       j["can_rollback"] = prev_detector_ != nullptr;
-      if (prev_detector_) j["previous"] = {{"detector", std::string(prev_detector_->name())}, {"version", std::string(prev_detector_->version())}};
+      if (prev_detector_)
+        j["previous"] = {{"detector", std::string(prev_detector_->name())},
+                         {"version", std::string(prev_detector_->version())}};
     }
     j["can_promote"] = deps_.processor != nullptr;
     j["token_required"] = !opt_.token.empty();
@@ -721,33 +806,35 @@ void Server::Routes() {
     auto cur = deps_.processor->detector();
     deps_.processor->SetDetector(prev_detector_);
     spdlog::info("http: rolled back to detector {} ({})", prev_detector_->name(), prev_detector_->version());
-    json j = {{"in_use", {{"detector", std::string(prev_detector_->name())}, {"version", std::string(prev_detector_->version())}}}};
+    json j = {
+        {"in_use",
+         {{"detector", std::string(prev_detector_->name())}, {"version", std::string(prev_detector_->version())}}}};
     prev_detector_ = cur;
     SendJson(res, j);
   });
 
-  s.Post("/api/query", [this](const httplib::Request& req, httplib::Response& res,
-                               const httplib::ContentReader& reader) {
-    std::string text;
-    if (!ReadBody(reader, kMaxJsonBody, &text)) return SendError(res, 413, BodyTooLong());
-    if (!query_) return SendError(res, 503, "query service unavailable");
-    // Only application/json reaches here (see the pre-routing handler): no text/plain CSRF posts.
-    if (req.get_header_value("Content-Type").rfind("application/json", 0) != 0)
-      return SendError(res, 415, "expected Content-Type: application/json with {\"sql\": \"SELECT ...\"}");
-    json body = json::parse(text, nullptr, false);
-    if (body.is_discarded() || !body.is_object() || !body.contains("sql") || !body["sql"].is_string())
-      return SendError(res, 400, "expected JSON {\"sql\": \"SELECT ...\"}");
-    const std::string sql = body["sql"].get<std::string>();
-    auto a = query_->Run(sql);
-    if (!a.ok()) {
-      const std::string m = a.status().message();
-      return SendError(res, a.status().IsPermissionDenied() || a.status().IsTimedOut() ? 403 : 400, m);
-    }
-    json j = TableJson(a->table);
-    j["truncated"] = a->truncated;
-    j["row_limit"] = opt_.query_row_limit;
-    SendJson(res, j);
-  });
+  s.Post("/api/query",
+         [this](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
+           std::string text;
+           if (!ReadBody(reader, kMaxJsonBody, &text)) return SendError(res, 413, BodyTooLong());
+           if (!query_) return SendError(res, 503, "query service unavailable");
+           // Only application/json reaches here (see the pre-routing handler): no text/plain CSRF posts.
+           if (req.get_header_value("Content-Type").rfind("application/json", 0) != 0)
+             return SendError(res, 415, "expected Content-Type: application/json with {\"sql\": \"SELECT ...\"}");
+           json body = json::parse(text, nullptr, false);
+           if (body.is_discarded() || !body.is_object() || !body.contains("sql") || !body["sql"].is_string())
+             return SendError(res, 400, "expected JSON {\"sql\": \"SELECT ...\"}");
+           const std::string sql = body["sql"].get<std::string>();
+           auto a = query_->Run(sql);
+           if (!a.ok()) {
+             const std::string m = a.status().message();
+             return SendError(res, a.status().IsPermissionDenied() || a.status().IsTimedOut() ? 403 : 400, m);
+           }
+           json j = TableJson(a->table);
+           j["truncated"] = a->truncated;
+           j["row_limit"] = opt_.query_row_limit;
+           SendJson(res, j);
+         });
 
   s.Get("/api/stream", [this](const httplib::Request&, httplib::Response& res) {
     if (sse_clients_.load() >= static_cast<int>(opt_.max_sse_clients))
@@ -786,8 +873,10 @@ Status Server::Start() {
     return Status::Error("--http " + opt_.host + " is not a loopback address: it needs --http-token");
   if (!opt_.data_dir.empty()) {
     auto q = QueryService::Open(opt_.data_dir, opt_.query_row_limit, opt_.query_timeout_s, opt_.query_max_bytes);
-    if (q.ok()) query_ = std::move(q.value());
-    else spdlog::warn("http: query endpoint disabled: {}", q.status().message());
+    if (q.ok())
+      query_ = std::move(q.value());
+    else
+      spdlog::warn("http: query endpoint disabled: {}", q.status().message());
   }
   srv_ = std::make_unique<httplib::Server>();
   srv_->set_keep_alive_max_count(100);
@@ -801,7 +890,8 @@ Status Server::Start() {
     if (port_ <= 0) return Status::Error("http: cannot bind " + opt_.host);
   } else {
     if (!srv_->bind_to_port(opt_.host, opt_.port))
-      return Status::Error("http: cannot bind " + opt_.host + ":" + std::to_string(opt_.port) + " (in use? try --http 127.0.0.1:0 or --http off)");
+      return Status::Error("http: cannot bind " + opt_.host + ":" + std::to_string(opt_.port) +
+                           " (in use? try --http 127.0.0.1:0 or --http off)");
     port_ = opt_.port;
   }
   listen_thread_ = std::thread([this] { srv_->listen_after_bind(); });

@@ -14,18 +14,17 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "core/batch.h"
 #include "core/duck.h"
-#include "core/query_service.h"
 #include "core/metrics.h"
+#include "core/query_service.h"
 #include "core/status.h"
 
 namespace httplib {
@@ -59,7 +58,7 @@ struct LiveAnomaly {
   int64_t ts_us;
   double value;
   float score;
-  uint16_t type;   // ReadingBatch::kNoType when none
+  uint16_t type;  // ReadingBatch::kNoType when none
   uint16_t model;
 };
 
@@ -102,23 +101,23 @@ class LiveView {
 
 struct ServerOptions {
   std::string host = "127.0.0.1";
-  int port = 8080;           // 0 = pick a free port
-  std::string token;         // required for non-loopback binds; checked as "Authorization: Bearer"
-  std::string web_dir;       // dashboard files (index.html, app.js, style.css)
-  std::string uplot_dir;     // uPlot dist (uPlot.iife.min.js, uPlot.min.css)
-  std::string data_dir;      // for the query endpoint and older readings
+  int port = 8080;        // 0 = pick a free port
+  std::string token;      // required for non-loopback binds; checked as "Authorization: Bearer"
+  std::string web_dir;    // dashboard files (index.html, app.js, style.css)
+  std::string uplot_dir;  // uPlot dist (uPlot.iife.min.js, uPlot.min.css)
+  std::string data_dir;   // for the query endpoint and older readings
   size_t query_row_limit = 10000;
   double query_timeout_s = 10;
   size_t query_max_bytes = 16 * 1024;
   size_t max_sse_clients = 4;
-  double tick_s = 1.0;       // per-second figures
+  double tick_s = 1.0;  // per-second figures
 };
 
 // What the server reads from the pipeline (all optional except metrics).
 struct ServerDeps {
   PipelineMetrics* metrics = nullptr;
   LiveView* live = nullptr;
-  Processor* processor = nullptr;            // model in use, promote/rollback
+  Processor* processor = nullptr;  // model in use, promote/rollback
   AlertManager* alerts = nullptr;
   std::function<std::string()> pipeline_state;  // "running" / "done"; default "running"
   std::function<std::string()> extra_metrics;   // Prometheus text appended to /metrics (ML drift monitor)

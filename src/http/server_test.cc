@@ -34,9 +34,18 @@ struct Parsed {
 };
 
 bool ParseValue(const std::string& s, double* v) {
-  if (s == "NaN") { *v = NAN; return true; }
-  if (s == "+Inf") { *v = INFINITY; return true; }
-  if (s == "-Inf") { *v = -INFINITY; return true; }
+  if (s == "NaN") {
+    *v = NAN;
+    return true;
+  }
+  if (s == "+Inf") {
+    *v = INFINITY;
+    return true;
+  }
+  if (s == "-Inf") {
+    *v = -INFINITY;
+    return true;
+  }
   char* end = nullptr;
   *v = std::strtod(s.c_str(), &end);
   return !s.empty() && end && !*end;
@@ -52,7 +61,9 @@ bool ParseValue(const std::string& s, double* v) {
   // Histogram state of the current family, per label set without le.
   std::map<std::string, std::pair<double, double>> hist_last;  // key -> (last le, last count)
   std::map<std::string, double> hist_inf;
-  auto fail = [&](const std::string& m) { return ::testing::AssertionFailure() << "line " << lineno << ": " << m << ": " << line; };
+  auto fail = [&](const std::string& m) {
+    return ::testing::AssertionFailure() << "line " << lineno << ": " << m << ": " << line;
+  };
   while (std::getline(in, line)) {
     lineno++;
     if (line.empty()) return fail("empty line");
@@ -74,7 +85,8 @@ bool ParseValue(const std::string& s, double* v) {
       if (!declared.insert(name).second) return fail("family declared twice");
       if (!helped.count(name)) return fail("TYPE without HELP before it");
       if (type == "counter" && name.size() < 6) return fail("counter name too short");
-      if (type == "counter" && name.compare(name.size() - 6, 6, "_total") != 0) return fail("counter not ending in _total");
+      if (type == "counter" && name.compare(name.size() - 6, 6, "_total") != 0)
+        return fail("counter not ending in _total");
       family = name;
       ftype = type;
       out->types[name] = type;
@@ -91,7 +103,9 @@ bool ParseValue(const std::string& s, double* v) {
     if (ftype == "histogram") {
       for (const char* suf : {"_bucket", "_sum", "_count"}) {
         std::string s(suf);
-        if (name.size() > s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0 && name.substr(0, name.size() - s.size()) == family) base = family;
+        if (name.size() > s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0 &&
+            name.substr(0, name.size() - s.size()) == family)
+          base = family;
       }
     }
     if (base != family) return fail("sample outside its family (" + family + ")");
@@ -123,8 +137,10 @@ bool ParseValue(const std::string& s, double* v) {
         for (auto& [k, _] : labels)
           if (k == ln) return fail("label repeated");
         labels.emplace_back(ln, v);
-        if (i < line.size() && line[i] == ',') i++;
-        else if (i < line.size() && line[i] != '}') return fail("expected , or }");
+        if (i < line.size() && line[i] == ',')
+          i++;
+        else if (i < line.size() && line[i] != '}')
+          return fail("expected , or }");
       }
       if (i >= line.size()) return fail("unterminated labels");
       i++;
@@ -140,8 +156,10 @@ bool ParseValue(const std::string& s, double* v) {
     std::string le;
     for (auto& [k, val] : labels) {
       key += k + "=" + val + ",";
-      if (k == "le") le = val;
-      else key_no_le += k + "=" + val + ",";
+      if (k == "le")
+        le = val;
+      else
+        key_no_le += k + "=" + val + ",";
     }
     key += "}";
     if (!out->samples.emplace(key, v).second) return fail("series repeated");
@@ -167,12 +185,13 @@ bool ParseValue(const std::string& s, double* v) {
 
 TEST(PromChecker, RejectsMalformedText) {
   Parsed p;
-  EXPECT_FALSE(CheckPrometheus("x_total 1\n", &p));                                     // no TYPE
-  EXPECT_FALSE(CheckPrometheus("# HELP x h\n# TYPE x counter\nx 1\n", &p));              // counter without _total
+  EXPECT_FALSE(CheckPrometheus("x_total 1\n", &p));                          // no TYPE
+  EXPECT_FALSE(CheckPrometheus("# HELP x h\n# TYPE x counter\nx 1\n", &p));  // counter without _total
   EXPECT_FALSE(CheckPrometheus("# HELP a_total h\n# TYPE a_total counter\na_total{l=\"x} 1\n", &p));
-  EXPECT_FALSE(CheckPrometheus("# HELP g h\n# TYPE g gauge\ng 1\ng 2\n", &p));             // repeated series
-  EXPECT_FALSE(CheckPrometheus("# HELP h h\n# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\nh_sum 1\nh_count 1\n", &p));
-  EXPECT_FALSE(CheckPrometheus("# HELP g h\n# TYPE g gauge\ng 1", &p));                   // no final newline
+  EXPECT_FALSE(CheckPrometheus("# HELP g h\n# TYPE g gauge\ng 1\ng 2\n", &p));  // repeated series
+  EXPECT_FALSE(CheckPrometheus(
+      "# HELP h h\n# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\nh_sum 1\nh_count 1\n", &p));
+  EXPECT_FALSE(CheckPrometheus("# HELP g h\n# TYPE g gauge\ng 1", &p));  // no final newline
   EXPECT_TRUE(CheckPrometheus("# HELP g h\n# TYPE g gauge\ng{a=\"q\\\"\\n\"} 1.5\n", &p));
 }
 
@@ -232,7 +251,8 @@ struct RanPipeline {
       live->OnBatch(b);
       alerts->OnBatch(b.readings);
     };
-    p = std::make_unique<Pipeline>(src.get(), std::shared_ptr<const Detector>(std::move(det.value())), po, RealClock::Get());
+    p = std::make_unique<Pipeline>(src.get(), std::shared_ptr<const Detector>(std::move(det.value())), po,
+                                   RealClock::Get());
     live = std::make_unique<LiveView>(&p->dicts(), 100, 1000);
     AlertOptions ao;
     ao.log = false;
@@ -294,7 +314,9 @@ TEST(Metrics, StrictTextFormatAndCountersAgreeWithTheRun) {
   EXPECT_EQ(p.types["iotpipe_batch_processing_seconds"], "histogram");
   EXPECT_GT(p.samples["iotpipe_batch_processing_seconds_count{}"], 0);
   EXPECT_EQ(p.samples["iotpipe_alerts_opened_total{}"], static_cast<double>(rp.alerts->counters().opened.load()));
-  EXPECT_EQ(p.samples["iotpipe_model_info{detector=baseline,version=" + std::string(rp.p->processor().detector()->version()) + ",}"], 1);
+  EXPECT_EQ(p.samples["iotpipe_model_info{detector=baseline,version=" +
+                      std::string(rp.p->processor().detector()->version()) + ",}"],
+            1);
   srv.Stop();
 }
 
@@ -487,11 +509,12 @@ TEST_F(QueryTest, RefusesAttachInstallLoadSetPragma) {
 }
 
 TEST_F(QueryTest, RefusesFileReadingFunctionsOutsideTheDataDir) {
-  for (std::string sql : std::vector<std::string>{"select * from read_csv('/etc/passwd')", "select * from read_text('/etc/hostname')",
-                          "select * from '/etc/passwd'", "select * from glob('/etc/*')",
-                          "select * from read_parquet('/tmp/elsewhere/*.parquet')",
-                          "select * from read_json_auto('/proc/self/environ')",
-                          "select * from read_parquet('" + rp_->dir.string() + "/../x.parquet')"}) {
+  for (std::string sql :
+       std::vector<std::string>{"select * from read_csv('/etc/passwd')", "select * from read_text('/etc/hostname')",
+                                "select * from '/etc/passwd'", "select * from glob('/etc/*')",
+                                "select * from read_parquet('/tmp/elsewhere/*.parquet')",
+                                "select * from read_json_auto('/proc/self/environ')",
+                                "select * from read_parquet('" + rp_->dir.string() + "/../x.parquet')"}) {
     std::string m = Refusal(sql);
     EXPECT_NE(m, "ACCEPTED") << sql;
     EXPECT_EQ(m.find("root:"), std::string::npos) << m;  // nothing of the file leaks into the message
@@ -533,17 +556,19 @@ TEST_F(QueryTest, RefusesExplainAnalyzeAndWritingTableFunctions) {
   const fs::path zz = rp_->dir / "sensor_readings" / "zz.parquet";
   const std::string copy = "COPY (SELECT 1) TO '" + zz.string() + "' (FORMAT parquet)";
   const std::string nested = "SELECT * FROM query('COPY (SELECT 1) TO ''" + zz.string() + "''')";
-  for (const std::string& sql : {"EXPLAIN ANALYZE " + copy, "explain analyze " + copy, "EXPLAIN (ANALYZE) " + copy,
-                                 "/* x */ EXPLAIN -- y\n ANALYZE " + copy, "EXPLAIN " + copy,
-                                 std::string("EXPLAIN ANALYZE SELECT count(*) FROM sensor_readings"),
-                                 std::string("EXPLAIN ANALYZE CREATE TABLE big AS SELECT * FROM range(5000000)"),
-                                 std::string("SELECT * FROM checkpoint()"), std::string("SELECT * FROM force_checkpoint()"),
-                                 std::string("PIVOT sensor_readings ON sensor_id")}) {
+  for (const std::string& sql :
+       {"EXPLAIN ANALYZE " + copy, "explain analyze " + copy, "EXPLAIN (ANALYZE) " + copy,
+        "/* x */ EXPLAIN -- y\n ANALYZE " + copy, "EXPLAIN " + copy,
+        std::string("EXPLAIN ANALYZE SELECT count(*) FROM sensor_readings"),
+        std::string("EXPLAIN ANALYZE CREATE TABLE big AS SELECT * FROM range(5000000)"),
+        std::string("SELECT * FROM checkpoint()"), std::string("SELECT * FROM force_checkpoint()"),
+        std::string("PIVOT sensor_readings ON sensor_id")}) {
     std::string m = Refusal(sql);
     EXPECT_EQ(m.rfind("query refused", 0), 0u) << sql << " -> " << m;
   }
   // DuckDB itself rejects these before anything runs (an error, never an answer).
-  for (const std::string& sql : {nested, std::string("EXPLAIN ANALYZE INSERT INTO sensor_readings SELECT * FROM sensor_readings")})
+  for (const std::string& sql :
+       {nested, std::string("EXPLAIN ANALYZE INSERT INTO sensor_readings SELECT * FROM sensor_readings")})
     EXPECT_NE(Refusal(sql), "ACCEPTED") << sql;
   EXPECT_FALSE(fs::exists(zz));
   // Reads of every usual shape still pass.
@@ -569,7 +594,9 @@ TEST_F(QueryTest, HttpQueryRefusesCrossSiteRequests) {
   EXPECT_EQ(cli.Post("/api/query", json{{"sql", "select 1"}}.dump(), "text/plain")->status, 415);
   EXPECT_EQ(cli.Post("/api/query", "sql=select+1", "application/x-www-form-urlencoded")->status, 415);
   const std::string self = "http://127.0.0.1:" + std::to_string(srv.port());
-  EXPECT_EQ(cli.Post("/api/query", {{"Origin", "http://evil.example"}}, R"({"sql":"select 1"})", "application/json")->status, 403);
+  EXPECT_EQ(
+      cli.Post("/api/query", {{"Origin", "http://evil.example"}}, R"({"sql":"select 1"})", "application/json")->status,
+      403);
   EXPECT_EQ(cli.Post("/api/query", {{"Origin", self}}, R"({"sql":"select 1"})", "application/json")->status, 200);
   // DNS rebinding: a foreign name resolving to 127.0.0.1 arrives with its own Host header.
   httplib::Headers rebound = {{"Host", "attacker.example:" + std::to_string(srv.port())}};

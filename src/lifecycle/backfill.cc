@@ -81,11 +81,16 @@ Result<ScoreResult> Backfill(const ScoreOptions& opt) {
   Status s = CreateDataViews(db, opt.data_dir);
   if (!s.ok()) return s;
   const std::string where = RangeWhere(opt.from_us, opt.to_us);
-  s = db.Exec("CREATE TEMP TABLE sensors AS SELECT sensor_id, (row_number() OVER (ORDER BY sensor_id) - 1)::INTEGER AS idx "
-              "FROM (SELECT DISTINCT sensor_id FROM sensor_readings WHERE " + where + ")");
+  s = db.Exec(
+      "CREATE TEMP TABLE sensors AS SELECT sensor_id, (row_number() OVER (ORDER BY sensor_id) - 1)::INTEGER AS idx "
+      "FROM (SELECT DISTINCT sensor_id FROM sensor_readings WHERE " +
+      where + ")");
   if (!s.ok()) return s;
-  s = db.Exec("CREATE TEMP TABLE types AS SELECT anomaly_type, (row_number() OVER (ORDER BY anomaly_type) - 1)::INTEGER AS tidx "
-              "FROM (SELECT DISTINCT anomaly_type FROM sensor_readings WHERE anomaly_type IS NOT NULL AND " + where + ")");
+  s = db.Exec(
+      "CREATE TEMP TABLE types AS SELECT anomaly_type, (row_number() OVER (ORDER BY anomaly_type) - 1)::INTEGER AS "
+      "tidx "
+      "FROM (SELECT DISTINCT anomaly_type FROM sensor_readings WHERE anomaly_type IS NOT NULL AND " +
+      where + ")");
   if (!s.ok()) return s;
   auto ns = db.Query("SELECT count(*) FROM sensors");
   if (!ns.ok()) return ns.status();
@@ -107,28 +112,35 @@ Result<ScoreResult> Backfill(const ScoreOptions& opt) {
   int part = 0;
   for (int64_t g0 = 0; g0 < S; g0 += group) {
     Rows rows;
-    s = Fetch(db, "SELECT s.idx, epoch_us(r.timestamp), r.value, coalesce(r.is_anomaly_ground_truth, false), t.tidx "
-                  "FROM sensor_readings r JOIN sensors s USING (sensor_id) LEFT JOIN types t USING (anomaly_type) "
-                  "WHERE s.idx >= " + std::to_string(g0) + " AND s.idx < " + std::to_string(g0 + group) + " AND " + where +
-                  " ORDER BY 1, 2", rows);
+    s = Fetch(db,
+              "SELECT s.idx, epoch_us(r.timestamp), r.value, coalesce(r.is_anomaly_ground_truth, false), t.tidx "
+              "FROM sensor_readings r JOIN sensors s USING (sensor_id) LEFT JOIN types t USING (anomaly_type) "
+              "WHERE s.idx >= " +
+                  std::to_string(g0) + " AND s.idx < " + std::to_string(g0 + group) + " AND " + where +
+                  " ORDER BY 1, 2",
+              rows);
     if (!s.ok()) return Status::Error("reading: " + s.message());
     ReadingBatch b;
     for (size_t i = 0; i < rows.idx.size(); i++)
       b.Push(static_cast<uint32_t>(rows.idx[i]), rows.ts[i], rows.val[i], rows.gt[i] != 0,
              rows.ty[i] < 0 ? ReadingBatch::kNoType : static_cast<uint16_t>(rows.ty[i]));
     det.ScoreBatch(b, store);
-    s = db.Exec("CREATE OR REPLACE TEMP TABLE out (idx INTEGER, ts BIGINT, value DOUBLE, gt BOOLEAN, ty INTEGER, "
-                "score FLOAT, pred BOOLEAN, model INTEGER)");
+    s = db.Exec(
+        "CREATE OR REPLACE TEMP TABLE out (idx INTEGER, ts BIGINT, value DOUBLE, gt BOOLEAN, ty INTEGER, "
+        "score FLOAT, pred BOOLEAN, model INTEGER)");
     if (!s.ok()) return s;
     duckdb_appender app;
-    if (duckdb_appender_create(db.conn(), nullptr, "out", &app) != DuckDBSuccess) return Status::Error("duckdb appender");
+    if (duckdb_appender_create(db.conn(), nullptr, "out", &app) != DuckDBSuccess)
+      return Status::Error("duckdb appender");
     for (size_t i = 0; i < b.size(); i++) {
       duckdb_append_int32(app, rows.idx[i]);
       duckdb_append_int64(app, rows.ts[i]);
       duckdb_append_double(app, rows.val[i]);
       duckdb_append_bool(app, rows.gt[i] != 0);
-      if (rows.ty[i] < 0) duckdb_append_null(app);
-      else duckdb_append_int32(app, rows.ty[i]);
+      if (rows.ty[i] < 0)
+        duckdb_append_null(app);
+      else
+        duckdb_append_int32(app, rows.ty[i]);
       duckdb_append_float(app, b.score[i]);
       duckdb_append_bool(app, b.predicted[i] != 0);
       duckdb_append_int32(app, b.model[i]);
@@ -138,16 +150,18 @@ Result<ScoreResult> Backfill(const ScoreOptions& opt) {
     duckdb_appender_destroy(&app);
     res.rows += static_cast<int64_t>(b.size());
     std::string mv = "(VALUES ";
-    for (uint32_t m = 0; m < models.size(); m++) mv += (m ? ", (" : "(") + std::to_string(m) + ", " + SqlQuote(models.Name(m)) + ")";
+    for (uint32_t m = 0; m < models.size(); m++)
+      mv += (m ? ", (" : "(") + std::to_string(m) + ", " + SqlQuote(models.Name(m)) + ")";
     mv += ") AS mv(model, model_version)";
     char pname[32];
     std::snprintf(pname, sizeof pname, "part-%05d.parquet", part++);
     const std::string fin = out_dir + "/" + pname, tmp = out_dir + "/." + pname + ".tmp";
-    s = db.Exec("COPY (SELECT s.sensor_id, make_timestamp(o.ts) AS timestamp, o.value, o.gt AS is_anomaly_ground_truth, "
-                "t.anomaly_type, NULL::TIMESTAMP AS processing_timestamp, o.pred AS is_anomaly_predicted, "
-                "o.score AS anomaly_score, mv.model_version FROM out o JOIN sensors s USING (idx) "
-                "LEFT JOIN types t ON t.tidx = o.ty LEFT JOIN " + mv + " USING (model) ORDER BY s.sensor_id, timestamp) TO " +
-                SqlQuote(tmp) + " (FORMAT parquet)");
+    s = db.Exec(
+        "COPY (SELECT s.sensor_id, make_timestamp(o.ts) AS timestamp, o.value, o.gt AS is_anomaly_ground_truth, "
+        "t.anomaly_type, NULL::TIMESTAMP AS processing_timestamp, o.pred AS is_anomaly_predicted, "
+        "o.score AS anomaly_score, mv.model_version FROM out o JOIN sensors s USING (idx) "
+        "LEFT JOIN types t ON t.tidx = o.ty LEFT JOIN " +
+        mv + " USING (model) ORDER BY s.sensor_id, timestamp) TO " + SqlQuote(tmp) + " (FORMAT parquet)");
     if (!s.ok()) return s;
     s = CommitFile(tmp, fin);
     if (!s.ok()) return s;
@@ -160,8 +174,12 @@ Result<ScoreResult> Backfill(const ScoreOptions& opt) {
   if (ev.ok()) {
     res.evaluation = ev->ToJson();
     const std::string ver = std::filesystem::path(dir.value()).filename().string();
-    Status rs = reg.AddEvaluation(ver, {{"kind", "backfill"}, {"data_dir", opt.data_dir}, {"from", opt.from_us ? FormatIsoMicros(opt.from_us) : ""},
-                                        {"to", opt.to_us ? FormatIsoMicros(opt.to_us) : ""}, {"rows", res.rows}, {"evaluation", res.evaluation}});
+    Status rs = reg.AddEvaluation(ver, {{"kind", "backfill"},
+                                        {"data_dir", opt.data_dir},
+                                        {"from", opt.from_us ? FormatIsoMicros(opt.from_us) : ""},
+                                        {"to", opt.to_us ? FormatIsoMicros(opt.to_us) : ""},
+                                        {"rows", res.rows},
+                                        {"evaluation", res.evaluation}});
     (void)rs;  // best effort: the scores are written either way
   }
   return res;
@@ -172,7 +190,8 @@ double Psi(std::vector<float> ref, std::vector<float> cur, int bins) {
   if (ref.empty() || cur.empty() || bins < 2) return 0;
   std::sort(ref.begin(), ref.end());
   std::vector<float> edges;  // interior edges at reference quantiles
-  for (int k = 1; k < bins; k++) edges.push_back(ref[static_cast<size_t>(static_cast<double>(k) / bins * static_cast<double>(ref.size() - 1))]);
+  for (int k = 1; k < bins; k++)
+    edges.push_back(ref[static_cast<size_t>(static_cast<double>(k) / bins * static_cast<double>(ref.size() - 1))]);
   auto hist = [&](const std::vector<float>& v) {
     std::vector<double> h(static_cast<size_t>(bins), 0);
     for (float x : v) h[static_cast<size_t>(std::upper_bound(edges.begin(), edges.end(), x) - edges.begin())] += 1;
@@ -181,7 +200,9 @@ double Psi(std::vector<float> ref, std::vector<float> cur, int bins) {
   };
   auto a = hist(ref), b = hist(cur);
   double psi = 0;
-  for (int k = 0; k < bins; k++) psi += (b[static_cast<size_t>(k)] - a[static_cast<size_t>(k)]) * std::log(b[static_cast<size_t>(k)] / a[static_cast<size_t>(k)]);
+  for (int k = 0; k < bins; k++)
+    psi += (b[static_cast<size_t>(k)] - a[static_cast<size_t>(k)]) *
+           std::log(b[static_cast<size_t>(k)] / a[static_cast<size_t>(k)]);
   return psi;
 }
 
@@ -195,7 +216,8 @@ double KsStatistic(std::vector<float> a, std::vector<float> b) {
     float x = std::min(a[i], b[j]);
     while (i < a.size() && a[i] <= x) i++;
     while (j < b.size() && b[j] <= x) j++;
-    d = std::max(d, std::fabs(static_cast<double>(i) / static_cast<double>(a.size()) - static_cast<double>(j) / static_cast<double>(b.size())));
+    d = std::max(d, std::fabs(static_cast<double>(i) / static_cast<double>(a.size()) -
+                              static_cast<double>(j) / static_cast<double>(b.size())));
   }
   return d;
 }
@@ -204,31 +226,51 @@ nlohmann::json DriftReport::ToJson() const {
   nlohmann::json w = nlohmann::json::array(), per = nlohmann::json::array();
   for (auto& [s, p] : worst_sensors) w.push_back({{"sensor_id", s}, {"psi", p}});
   for (auto& s : sensors)
-    per.push_back({{"sensor_id", s.id}, {"windows", s.windows}, {"psi", s.psi}, {"ks", s.ks}, {"alert_rate", s.alert_rate},
+    per.push_back({{"sensor_id", s.id},
+                   {"windows", s.windows},
+                   {"psi", s.psi},
+                   {"ks", s.ks},
+                   {"alert_rate", s.alert_rate},
                    {"drifted", s.drifted}});
-  return {{"version", version}, {"from", FormatIsoMicros(from_us)}, {"to", FormatIsoMicros(to_us)}, {"windows", windows},
-          {"psi", psi}, {"ks", ks}, {"alert_rate", alert_rate}, {"input_psi", input_psi}, {"input_ks", input_ks},
-          {"drifted", drifted}, {"worst_sensors", w}, {"sensors", per},
-          {"stored", {{"rows", rows}, {"flagged", flagged}, {"alert_rate", stored_alert_rate}, {"labelled", labelled}, {"unlabelled_rows_ignored", unlabelled},
-                      {"precision", labelled ? nlohmann::json(precision) : nlohmann::json(nullptr)},
-                      {"recall", labelled ? nlohmann::json(recall) : nlohmann::json(nullptr)},
-                      {"f1", labelled ? nlohmann::json(f1) : nlohmann::json(nullptr)}}}};
+  return {{"version", version},
+          {"from", FormatIsoMicros(from_us)},
+          {"to", FormatIsoMicros(to_us)},
+          {"windows", windows},
+          {"psi", psi},
+          {"ks", ks},
+          {"alert_rate", alert_rate},
+          {"input_psi", input_psi},
+          {"input_ks", input_ks},
+          {"drifted", drifted},
+          {"worst_sensors", w},
+          {"sensors", per},
+          {"stored",
+           {{"rows", rows},
+            {"flagged", flagged},
+            {"alert_rate", stored_alert_rate},
+            {"labelled", labelled},
+            {"unlabelled_rows_ignored", unlabelled},
+            {"precision", labelled ? nlohmann::json(precision) : nlohmann::json(nullptr)},
+            {"recall", labelled ? nlohmann::json(recall) : nlohmann::json(nullptr)},
+            {"f1", labelled ? nlohmann::json(f1) : nlohmann::json(nullptr)}}}};
 }
 
 std::string DriftReport::ToText(size_t max_sensors) const {
   char buf[512];
   std::string o;
-  std::snprintf(buf, sizeof buf, "model %s, %s .. %s: %lld windows\n", version.c_str(), FormatIsoMicros(from_us).c_str(),
-                FormatIsoMicros(to_us).c_str(), static_cast<long long>(windows));
+  std::snprintf(buf, sizeof buf, "model %s, %s .. %s: %lld windows\n", version.c_str(),
+                FormatIsoMicros(from_us).c_str(), FormatIsoMicros(to_us).c_str(), static_cast<long long>(windows));
   o += buf;
-  std::snprintf(buf, sizeof buf, "overall: error PSI %.3f KS %.3f, input PSI %.3f KS %.3f, model alert rate %.4f -> %s\n", psi, ks,
+  std::snprintf(buf, sizeof buf,
+                "overall: error PSI %.3f KS %.3f, input PSI %.3f KS %.3f, model alert rate %.4f -> %s\n", psi, ks,
                 input_psi, input_ks, alert_rate, drifted ? "DRIFT" : "ok");
   o += buf;
   std::snprintf(buf, sizeof buf, "stored rows: %lld, flagged %lld (alert rate %.4f)", static_cast<long long>(rows),
                 static_cast<long long>(flagged), stored_alert_rate);
   o += buf;
   if (unlabelled) {
-    std::snprintf(buf, sizeof buf, "; %lld unlabelled rows ignored by precision/recall/F1", static_cast<long long>(unlabelled));
+    std::snprintf(buf, sizeof buf, "; %lld unlabelled rows ignored by precision/recall/F1",
+                  static_cast<long long>(unlabelled));
     o += buf;
   }
   if (labelled) {
@@ -241,11 +283,12 @@ std::string DriftReport::ToText(size_t max_sensors) const {
   o += "sensor                            windows  error PSI  error KS  alert rate\n";
   for (size_t i = 0; i < sensors.size() && i < max_sensors; i++) {
     const Sensor& s = sensors[i];
-    std::snprintf(buf, sizeof buf, "%-32s %8lld %10.3f %9.3f %11.4f%s\n", s.id.c_str(), static_cast<long long>(s.windows), s.psi, s.ks,
-                  s.alert_rate, s.drifted ? "  DRIFT" : "");
+    std::snprintf(buf, sizeof buf, "%-32s %8lld %10.3f %9.3f %11.4f%s\n", s.id.c_str(),
+                  static_cast<long long>(s.windows), s.psi, s.ks, s.alert_rate, s.drifted ? "  DRIFT" : "");
     o += buf;
   }
-  if (sensors.size() > max_sensors) o += "... " + std::to_string(sensors.size() - max_sensors) + " more (--json lists all)\n";
+  if (sensors.size() > max_sensors)
+    o += "... " + std::to_string(sensors.size() - max_sensors) + " more (--json lists all)\n";
   return o;
 }
 
@@ -273,12 +316,14 @@ Result<DriftReport> MonitorDrift(const DriftOptions& opt) {
   const int64_t from = to - opt.window_us;
   rep.from_us = from;
   rep.to_us = to;
-  auto st = db.Query("SELECT count(*), coalesce(sum(is_anomaly_predicted::INTEGER), 0), "
-                     "coalesce(sum(coalesce(is_anomaly_ground_truth, false)::INTEGER), 0), "
-                     "coalesce(sum((is_anomaly_predicted AND coalesce(is_anomaly_ground_truth, false))::INTEGER), 0), "
-                     "count(*) FILTER (WHERE is_anomaly_ground_truth IS NULL), "
-                     "count(*) FILTER (WHERE is_anomaly_ground_truth IS NULL AND is_anomaly_predicted) "
-                     "FROM sensor_readings WHERE " + RangeWhere(from, to));
+  auto st = db.Query(
+      "SELECT count(*), coalesce(sum(is_anomaly_predicted::INTEGER), 0), "
+      "coalesce(sum(coalesce(is_anomaly_ground_truth, false)::INTEGER), 0), "
+      "coalesce(sum((is_anomaly_predicted AND coalesce(is_anomaly_ground_truth, false))::INTEGER), 0), "
+      "count(*) FILTER (WHERE is_anomaly_ground_truth IS NULL), "
+      "count(*) FILTER (WHERE is_anomaly_ground_truth IS NULL AND is_anomaly_predicted) "
+      "FROM sensor_readings WHERE " +
+      RangeWhere(from, to));
   if (!st.ok()) return st.status();
   rep.rows = st->Int(0, 0);
   rep.flagged = st->Int(0, 1);
@@ -292,14 +337,19 @@ Result<DriftReport> MonitorDrift(const DriftOptions& opt) {
     rep.recall = static_cast<double>(tp) / static_cast<double>(rep.labelled);
     rep.f1 = rep.precision + rep.recall > 0 ? 2 * rep.precision * rep.recall / (rep.precision + rep.recall) : 0;
   }
-  s = db.Exec("CREATE TEMP TABLE sensors AS SELECT sensor_id, (row_number() OVER (ORDER BY sensor_id) - 1)::INTEGER AS idx "
-              "FROM (SELECT DISTINCT sensor_id FROM sensor_readings WHERE " + RangeWhere(from, to) + ")");
+  s = db.Exec(
+      "CREATE TEMP TABLE sensors AS SELECT sensor_id, (row_number() OVER (ORDER BY sensor_id) - 1)::INTEGER AS idx "
+      "FROM (SELECT DISTINCT sensor_id FROM sensor_readings WHERE " +
+      RangeWhere(from, to) + ")");
   if (!s.ok()) return s;
   auto names = db.Query("SELECT sensor_id FROM sensors ORDER BY idx");
   if (!names.ok()) return names.status();
   Rows rows;
-  s = Fetch(db, "SELECT s.idx, epoch_us(r.timestamp), r.value, coalesce(r.is_anomaly_ground_truth, false), NULL::INTEGER "
-                "FROM sensor_readings r JOIN sensors s USING (sensor_id) WHERE " + RangeWhere(from, to) + " ORDER BY 1, 2", rows);
+  s = Fetch(db,
+            "SELECT s.idx, epoch_us(r.timestamp), r.value, coalesce(r.is_anomaly_ground_truth, false), NULL::INTEGER "
+            "FROM sensor_readings r JOIN sensors s USING (sensor_id) WHERE " +
+                RangeWhere(from, to) + " ORDER BY 1, 2",
+            rows);
   if (!s.ok()) return s;
   const int W = m.weights.window;
   LstmAeForward fwd(m.weights);
@@ -315,17 +365,20 @@ Result<DriftReport> MonitorDrift(const DriftOptions& opt) {
     if (sc >= 0 && j - i >= static_cast<size_t>(W)) {
       std::vector<float> v;
       for (size_t q = i; q < j; q++) {
-        v.push_back(static_cast<float>(m.scaler.Z(static_cast<size_t>(sc), rows.ts[q], rows.val[q])));  // seasonal residual if the model has one
+        v.push_back(static_cast<float>(
+            m.scaler.Z(static_cast<size_t>(sc), rows.ts[q], rows.val[q])));  // seasonal residual if the model has one
         all_in.push_back(v.back());
       }
       std::vector<float> X;
-      for (size_t st = 0; st + static_cast<size_t>(W) <= v.size(); st += 4) X.insert(X.end(), v.begin() + static_cast<std::ptrdiff_t>(st), v.begin() + static_cast<std::ptrdiff_t>(st) + W);
+      for (size_t st = 0; st + static_cast<size_t>(W) <= v.size(); st += 4)
+        X.insert(X.end(), v.begin() + static_cast<std::ptrdiff_t>(st), v.begin() + static_cast<std::ptrdiff_t>(st) + W);
       size_t n = X.size() / static_cast<size_t>(W);
       std::vector<float> ew(n), el(n);
       fwd.Errors(X.data(), n, ew.data(), el.data(), opt.threads);
       int64_t sa = 0;
       for (size_t k = 0; k < n; k++)
-        sa += std::max(ew[k] / m.thresholds.win[static_cast<size_t>(sc)], el[k] / m.thresholds.last[static_cast<size_t>(sc)]) >= 1;
+        sa += std::max(ew[k] / m.thresholds.win[static_cast<size_t>(sc)],
+                       el[k] / m.thresholds.last[static_cast<size_t>(sc)]) >= 1;
       alerts += sa;
       per_sensor[name] = Psi(m.val_errors, ew, 10);
       DriftReport::Sensor ps;
@@ -350,13 +403,15 @@ Result<DriftReport> MonitorDrift(const DriftOptions& opt) {
   std::vector<float> ref_in;
   for (int k = 1; k < 2000; k++) {
     double p = k / 2000.0, t = std::sqrt(-2 * std::log(p < 0.5 ? p : 1 - p));
-    double z = t - (2.515517 + 0.802853 * t + 0.010328 * t * t) / (1 + 1.432788 * t + 0.189269 * t * t + 0.001308 * t * t * t);
+    double z =
+        t - (2.515517 + 0.802853 * t + 0.010328 * t * t) / (1 + 1.432788 * t + 0.189269 * t * t + 0.001308 * t * t * t);
     ref_in.push_back(static_cast<float>(p < 0.5 ? -z : z));
   }
   rep.input_psi = Psi(ref_in, all_in);
   rep.input_ks = KsStatistic(ref_in, all_in);
-  std::sort(rep.sensors.begin(), rep.sensors.end(),
-            [](const DriftReport::Sensor& a, const DriftReport::Sensor& b) { return a.psi > b.psi || (a.psi == b.psi && a.id < b.id); });
+  std::sort(rep.sensors.begin(), rep.sensors.end(), [](const DriftReport::Sensor& a, const DriftReport::Sensor& b) {
+    return a.psi > b.psi || (a.psi == b.psi && a.id < b.id);
+  });
   rep.drifted = rep.psi > opt.psi_limit || rep.ks > opt.ks_limit;
   std::vector<std::pair<std::string, double>> v(per_sensor.begin(), per_sensor.end());
   std::sort(v.begin(), v.end(), [](auto& a, auto& b) { return a.second > b.second; });

@@ -1,10 +1,9 @@
 // Backfill scoring and drift statistics over stored data.
 #pragma once
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "core/status.h"
 #include "detect/lstm.h"
@@ -16,8 +15,8 @@ struct ScoreOptions {
   std::string model_dir = "models";
   std::string model = "production";  // version or alias
   LstmMode mode = LstmMode::kAuto;
-  int64_t from_us = 0, to_us = 0;     // 0,0: all stored rows
-  std::string out_dir;                // default data_dir/scores/<version>
+  int64_t from_us = 0, to_us = 0;  // 0,0: all stored rows
+  std::string out_dir;             // default data_dir/scores/<version>
   int threads = 1;
 };
 

@@ -73,7 +73,8 @@ RawBatch Records(int step0, int steps, int S) {
   RawBatch raw;
   for (int step = step0; step < step0 + steps; step++)
     for (int s = 0; s < S; s++)
-      raw.Add("{\"sensor_id\": \"sensor_" + std::to_string(s) + "\", \"timestamp\": " + std::to_string(1732406400 + step) +
+      raw.Add("{\"sensor_id\": \"sensor_" + std::to_string(s) +
+              "\", \"timestamp\": " + std::to_string(1732406400 + step) +
               ", \"value\": " + std::to_string(10.0 * s + std::sin(step * 0.3) * (1 + s)) +
               ", \"is_anomaly_ground_truth\": " + (step % 17 == 0 ? "true" : "false") + "}");
   raw.sent = static_cast<int64_t>(steps * S);
@@ -323,7 +324,8 @@ TEST(LifecycleMonitor, NoDriftOnTheReferenceDistributionDriftAfterAShift) {
     for (int t = 0; t < steps; t++)
       for (int s = 0; s < S; s++) {
         // sensor s: scaler mean 10 s, std 1 + s (TinyModel)
-        pb.readings.Push(static_cast<uint32_t>(s), t, 10.0 * s + (1.0 + s) * (nd(g) + shift_sd), t % 10 == 0, ReadingBatch::kNoType);
+        pb.readings.Push(static_cast<uint32_t>(s), t, 10.0 * s + (1.0 + s) * (nd(g) + shift_sd), t % 10 == 0,
+                         ReadingBatch::kNoType);
         pb.readings.predicted.back() = t % 20 == 0;  // half of the labelled rows, no false alarm
       }
     mon.Observe(pb, t_us);
@@ -354,8 +356,9 @@ TEST(LifecycleMonitor, NoDriftOnTheReferenceDistributionDriftAfterAShift) {
   EXPECT_NEAR(mon.Get().drifted_for_s, 5.0, 1e-9);
   ASSERT_FALSE(b.worst_sensors.empty());
   const std::string text = mon.PrometheusText();
-  for (const char* g2 : {"iotpipe_drift_psi{kind=\"error\"", "iotpipe_drift_ks{kind=\"input\"", "iotpipe_alert_rate ",
-                         "iotpipe_rolling_f1 ", "iotpipe_drift_detected 1", "iotpipe_drift_sensor_psi{sensor=\"sensor_"})
+  for (const char* g2 :
+       {"iotpipe_drift_psi{kind=\"error\"", "iotpipe_drift_ks{kind=\"input\"", "iotpipe_alert_rate ",
+        "iotpipe_rolling_f1 ", "iotpipe_drift_detected 1", "iotpipe_drift_sensor_psi{sensor=\"sensor_"})
     EXPECT_NE(text.find(g2), std::string::npos) << g2 << "\n" << text;
   // Unknown sensors (not in the scaler) are ignored, not a crash; a non-LSTM detector: no errors.
   LiveMonitor none(&dict, o);

@@ -19,7 +19,8 @@ PsiReference PsiReference::Of(std::vector<float> ref) {
   for (int k = 1; k < 10; k++)
     r.edges.push_back(ref[static_cast<size_t>(static_cast<double>(k) / 10 * static_cast<double>(ref.size() - 1))]);
   r.share.assign(10, 0);
-  for (float x : ref) r.share[static_cast<size_t>(std::upper_bound(r.edges.begin(), r.edges.end(), x) - r.edges.begin())] += 1;
+  for (float x : ref)
+    r.share[static_cast<size_t>(std::upper_bound(r.edges.begin(), r.edges.end(), x) - r.edges.begin())] += 1;
   for (auto& c : r.share) c = std::max(c / static_cast<double>(ref.size()), 1e-4);
   return r;
 }
@@ -28,7 +29,8 @@ template <typename C>
 static double PsiOf(const PsiReference& r, const C& cur) {
   if (r.share.empty() || cur.empty()) return 0;
   std::vector<double> h(r.share.size(), 0);
-  for (float x : cur) h[static_cast<size_t>(std::upper_bound(r.edges.begin(), r.edges.end(), x) - r.edges.begin())] += 1;
+  for (float x : cur)
+    h[static_cast<size_t>(std::upper_bound(r.edges.begin(), r.edges.end(), x) - r.edges.begin())] += 1;
   double psi = 0;
   for (size_t k = 0; k < h.size(); k++) {
     double b = std::max(h[k] / static_cast<double>(cur.size()), 1e-4);
@@ -45,7 +47,8 @@ static std::vector<float> NormalSample(int n) {
   std::vector<float> v;
   for (int k = 1; k < n; k++) {
     double p = static_cast<double>(k) / n, t = std::sqrt(-2 * std::log(p < 0.5 ? p : 1 - p));
-    double z = t - (2.515517 + 0.802853 * t + 0.010328 * t * t) / (1 + 1.432788 * t + 0.189269 * t * t + 0.001308 * t * t * t);
+    double z =
+        t - (2.515517 + 0.802853 * t + 0.010328 * t * t) / (1 + 1.432788 * t + 0.189269 * t * t + 0.001308 * t * t * t);
     v.push_back(static_cast<float>(p < 0.5 ? -z : z));
   }
   return v;
@@ -54,10 +57,23 @@ static std::vector<float> NormalSample(int n) {
 nlohmann::json DriftSnapshot::ToJson() const {
   nlohmann::json w = nlohmann::json::array();
   for (auto& [s, p] : worst_sensors) w.push_back({{"sensor_id", s}, {"psi", p}});
-  return {{"version", version}, {"windows", windows}, {"min_windows", min_windows}, {"psi", psi}, {"ks", ks}, {"input_psi", input_psi},
-          {"input_ks", input_ks}, {"alert_rate", alert_rate}, {"rows", rows}, {"labelled", labelled}, {"unlabelled", unlabelled},
-          {"precision", precision}, {"recall", recall}, {"f1", f1}, {"drifted", drifted},
-          {"drifted_for_s", drifted_for_s}, {"worst_sensors", w}};
+  return {{"version", version},
+          {"windows", windows},
+          {"min_windows", min_windows},
+          {"psi", psi},
+          {"ks", ks},
+          {"input_psi", input_psi},
+          {"input_ks", input_ks},
+          {"alert_rate", alert_rate},
+          {"rows", rows},
+          {"labelled", labelled},
+          {"unlabelled", unlabelled},
+          {"precision", precision},
+          {"recall", recall},
+          {"f1", f1},
+          {"drifted", drifted},
+          {"drifted_for_s", drifted_for_s},
+          {"worst_sensors", w}};
 }
 
 LiveMonitor::LiveMonitor(const Dictionaries* dicts, LiveMonitorOptions opt) : dicts_(dicts), opt_(opt) {
@@ -107,12 +123,12 @@ void LiveMonitor::Observe(const ProcessedBatch& pb, int64_t now_us) {
     if (!ReadingBatch::Labelled(b.gt[i])) c.unl++, c.unl_pred += b.predicted[i];
   }
   counts_.push_back(c);
-  sum_ = {sum_.rows + c.rows, sum_.pred + c.pred, sum_.gt + c.gt, sum_.tp + c.tp, sum_.unl + c.unl,
-          sum_.unl_pred + c.unl_pred};
+  sum_ = {sum_.rows + c.rows, sum_.pred + c.pred, sum_.gt + c.gt,
+          sum_.tp + c.tp,     sum_.unl + c.unl,   sum_.unl_pred + c.unl_pred};
   while (counts_.size() > 1 && sum_.rows - counts_.front().rows >= opt_.rows_window) {
     const BatchCounts& f = counts_.front();
-    sum_ = {sum_.rows - f.rows, sum_.pred - f.pred, sum_.gt - f.gt, sum_.tp - f.tp, sum_.unl - f.unl,
-            sum_.unl_pred - f.unl_pred};
+    sum_ = {sum_.rows - f.rows, sum_.pred - f.pred, sum_.gt - f.gt,
+            sum_.tp - f.tp,     sum_.unl - f.unl,   sum_.unl_pred - f.unl_pred};
     counts_.pop_front();
   }
   if (model_ && !ref_sorted_.empty()) {
@@ -137,7 +153,8 @@ void LiveMonitor::Observe(const ProcessedBatch& pb, int64_t now_us) {
       const size_t si = static_cast<size_t>(r.scaler);
       const double mean = sc.Expected(si, b.ts_us[i]), inv = 1.0 / sc.std[si];
       for (int t = 0; t < W; t++)
-        X.push_back(static_cast<float>((r.ring[(r.head + static_cast<uint32_t>(t)) % static_cast<uint32_t>(W)] - mean) * inv));
+        X.push_back(
+            static_cast<float>((r.ring[(r.head + static_cast<uint32_t>(t)) % static_cast<uint32_t>(W)] - mean) * inv));
       owners.push_back(&r);
       inputs_.push_back(static_cast<float>((b.value[i] - mean) * inv));
     }
@@ -181,7 +198,8 @@ void LiveMonitor::Evaluate(int64_t now_us) {
     std::vector<std::pair<std::string, double>> per;
     for (auto& [id, r] : sensors_)
       if (r.errors.size() >= 32) per.emplace_back(dicts_->sensors.Name(id), ref_err_.Psi(r.errors));
-    std::sort(per.begin(), per.end(), [](auto& a, auto& b) { return a.second > b.second || (a.second == b.second && a.first < b.first); });
+    std::sort(per.begin(), per.end(),
+              [](auto& a, auto& b) { return a.second > b.second || (a.second == b.second && a.first < b.first); });
     if (per.size() > 10) per.resize(10);
     s.worst_sensors = std::move(per);
   }
@@ -223,23 +241,37 @@ std::string LiveMonitor::PrometheusText() const {
     return std::string(buf);
   };
   const std::string mv = "model=\"" + s.version + "\"";
-  gauge("iotpipe_drift_psi", "Population stability index of live reconstruction errors (kind=error) and scaled inputs (kind=input) vs the model's validation distribution.",
-        line("iotpipe_drift_psi", "{kind=\"error\"," + mv + "}", s.psi) + line("iotpipe_drift_psi", "{kind=\"input\"," + mv + "}", s.input_psi));
+  gauge("iotpipe_drift_psi",
+        "Population stability index of live reconstruction errors (kind=error) and scaled inputs (kind=input) vs the "
+        "model's validation distribution.",
+        line("iotpipe_drift_psi", "{kind=\"error\"," + mv + "}", s.psi) +
+            line("iotpipe_drift_psi", "{kind=\"input\"," + mv + "}", s.input_psi));
   gauge("iotpipe_drift_ks", "Kolmogorov-Smirnov statistic, same samples as iotpipe_drift_psi.",
-        line("iotpipe_drift_ks", "{kind=\"error\"," + mv + "}", s.ks) + line("iotpipe_drift_ks", "{kind=\"input\"," + mv + "}", s.input_ks));
-  gauge("iotpipe_drift_windows", "Reconstruction errors in the rolling drift sample.", line("iotpipe_drift_windows", "", static_cast<double>(s.windows)));
-  gauge("iotpipe_drift_detected", "1 while error PSI or KS is above its limit.", line("iotpipe_drift_detected", "", s.drifted ? 1 : 0));
-  gauge("iotpipe_drift_seconds", "How long drift has been detected without interruption.", line("iotpipe_drift_seconds", "", s.drifted_for_s));
-  gauge("iotpipe_alert_rate", "Flagged rows / rows over the rolling row window.", line("iotpipe_alert_rate", "", s.alert_rate));
-  gauge("iotpipe_rolling_precision", "Point precision over the rolling row window (labelled streams).", line("iotpipe_rolling_precision", "", s.precision));
-  gauge("iotpipe_rolling_recall", "Point recall over the rolling row window (labelled streams).", line("iotpipe_rolling_recall", "", s.recall));
-  gauge("iotpipe_rolling_f1", "Point F1 over the rolling row window (labelled streams).", line("iotpipe_rolling_f1", "", s.f1));
+        line("iotpipe_drift_ks", "{kind=\"error\"," + mv + "}", s.ks) +
+            line("iotpipe_drift_ks", "{kind=\"input\"," + mv + "}", s.input_ks));
+  gauge("iotpipe_drift_windows", "Reconstruction errors in the rolling drift sample.",
+        line("iotpipe_drift_windows", "", static_cast<double>(s.windows)));
+  gauge("iotpipe_drift_detected", "1 while error PSI or KS is above its limit.",
+        line("iotpipe_drift_detected", "", s.drifted ? 1 : 0));
+  gauge("iotpipe_drift_seconds", "How long drift has been detected without interruption.",
+        line("iotpipe_drift_seconds", "", s.drifted_for_s));
+  gauge("iotpipe_alert_rate", "Flagged rows / rows over the rolling row window.",
+        line("iotpipe_alert_rate", "", s.alert_rate));
+  gauge("iotpipe_rolling_precision", "Point precision over the rolling row window (labelled streams).",
+        line("iotpipe_rolling_precision", "", s.precision));
+  gauge("iotpipe_rolling_recall", "Point recall over the rolling row window (labelled streams).",
+        line("iotpipe_rolling_recall", "", s.recall));
+  gauge("iotpipe_rolling_f1", "Point F1 over the rolling row window (labelled streams).",
+        line("iotpipe_rolling_f1", "", s.f1));
   std::string per;
   for (auto& [id, p] : s.worst_sensors) {
     std::string esc;
     for (char ch : id) {
       if (ch == '"' || ch == '\\') esc += '\\';
-      if (ch == '\n') { esc += "\\n"; continue; }
+      if (ch == '\n') {
+        esc += "\\n";
+        continue;
+      }
       esc += ch;
     }
     per += line("iotpipe_drift_sensor_psi", "{sensor=\"" + esc + "\"}", p);

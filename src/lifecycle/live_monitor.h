@@ -15,11 +15,10 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <unordered_map>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "core/batch.h"
 #include "core/dictionaries.h"
@@ -54,14 +53,14 @@ struct LiveMonitorOptions {
 };
 
 struct DriftSnapshot {
-  std::string version;          // model the errors are computed with ("" if none)
-  int64_t windows = 0;          // errors in the rolling sample
-  int64_t min_windows = 0;      // drift is judged from this many errors on
-  double psi = 0, ks = 0;       // errors vs validation errors
-  double input_psi = 0, input_ks = 0;  // scaled inputs vs N(0, 1)
-  double alert_rate = 0;        // flagged rows / rows (rolling)
-  int64_t rows = 0, labelled = 0;  // labelled: rows labelled anomalous
-  int64_t unlabelled = 0;       // rows without a label: left out of precision/recall/F1
+  std::string version;                       // model the errors are computed with ("" if none)
+  int64_t windows = 0;                       // errors in the rolling sample
+  int64_t min_windows = 0;                   // drift is judged from this many errors on
+  double psi = 0, ks = 0;                    // errors vs validation errors
+  double input_psi = 0, input_ks = 0;        // scaled inputs vs N(0, 1)
+  double alert_rate = 0;                     // flagged rows / rows (rolling)
+  int64_t rows = 0, labelled = 0;            // labelled: rows labelled anomalous
+  int64_t unlabelled = 0;                    // rows without a label: left out of precision/recall/F1
   double precision = 0, recall = 0, f1 = 0;  // rolling, over labelled rows only
   bool drifted = false;
   double drifted_for_s = 0;
@@ -103,12 +102,14 @@ class LiveMonitor {
   std::unordered_map<uint32_t, SensorRing> sensors_;
   std::deque<float> errors_, inputs_;
   // rows, predicted, positive labels, true positives, unlabelled rows, predicted among unlabelled rows.
-  struct BatchCounts { int64_t rows, pred, gt, tp, unl, unl_pred; };
+  struct BatchCounts {
+    int64_t rows, pred, gt, tp, unl, unl_pred;
+  };
   std::deque<BatchCounts> counts_;
   BatchCounts sum_{0, 0, 0, 0, 0, 0};
   int64_t last_eval_us_ = 0, drift_start_us_ = 0;
   int64_t rows_since_eval_ = 0;
-  uint32_t stride_ = 0;  // sample every stride_-th reading of a sensor (>= sample_every)
+  uint32_t stride_ = 0;    // sample every stride_-th reading of a sensor (>= sample_every)
   mutable std::mutex mu_;  // guards snap_ and the detector switch
   std::shared_ptr<const Detector> pending_;
   bool pending_set_ = false;

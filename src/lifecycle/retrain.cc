@@ -29,8 +29,9 @@ Result<ShadowComparison> DecideShadow(const std::string& data_dir, const std::st
     if (!s.ok()) return s;
     *promoted = true;
   }
-  Status s = reg.AddEvaluation(version, {{"kind", "shadow_comparison"}, {"against", prod}, {"promoted", *promoted},
-                                         {"comparison", c->ToJson()}});
+  Status s = reg.AddEvaluation(
+      version,
+      {{"kind", "shadow_comparison"}, {"against", prod}, {"promoted", *promoted}, {"comparison", c->ToJson()}});
   if (!s.ok()) spdlog::warn("model {}: evaluation not recorded: {}", version, s.message());
   return c;
 }
@@ -39,7 +40,9 @@ AutoRetrainer::AutoRetrainer(RetrainOptions opt, LiveMonitor* monitor) : opt_(st
 
 AutoRetrainer::~AutoRetrainer() { Stop(); }
 
-void AutoRetrainer::Start() { th_ = std::thread([this] { Loop(); }); }
+void AutoRetrainer::Start() {
+  th_ = std::thread([this] { Loop(); });
+}
 
 void AutoRetrainer::Stop() {
   {
@@ -70,7 +73,8 @@ void AutoRetrainer::Loop() {
     DriftSnapshot d = monitor_->Get();
     if (!d.drifted || d.drifted_for_s < opt_.drift_for_s) continue;
     char buf[256];
-    std::snprintf(buf, sizeof buf, "error PSI %.3f KS %.3f for %.0f s (model %s)", d.psi, d.ks, d.drifted_for_s, d.version.c_str());
+    std::snprintf(buf, sizeof buf, "error PSI %.3f KS %.3f for %.0f s (model %s)", d.psi, d.ks, d.drifted_for_s,
+                  d.version.c_str());
     Log({"drift", d.version, buf});
     TrainOptions to = opt_.train;
     to.progress = false;

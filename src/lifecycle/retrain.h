@@ -21,17 +21,17 @@
 namespace iotpipe::ml {
 
 struct RetrainOptions {
-  TrainOptions train;               // data_dir, model_dir, since_us (recent span), epochs, sizes
-  double drift_for_s = 60;          // continuous drift before retraining
-  double shadow_s = 60;             // shadow scoring before the decision
-  int64_t min_shadow_rows = 1000;   // rows the new version must have scored in shadow
-  double cooldown_s = 300;          // after a decision, before the next retraining
+  TrainOptions train;              // data_dir, model_dir, since_us (recent span), epochs, sizes
+  double drift_for_s = 60;         // continuous drift before retraining
+  double shadow_s = 60;            // shadow scoring before the decision
+  int64_t min_shadow_rows = 1000;  // rows the new version must have scored in shadow
+  double cooldown_s = 300;         // after a decision, before the next retraining
   double poll_s = 1;
 };
 
 // What happened, step by step (also logged); for the demo, tests and /metrics.
 struct RetrainEvent {
-  std::string step;     // drift, trained, shadow, compared, promoted, kept, failed
+  std::string step;  // drift, trained, shadow, compared, promoted, kept, failed
   std::string version;
   std::string detail;
 };

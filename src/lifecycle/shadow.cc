@@ -45,7 +45,8 @@ Status ShadowSink::Flush() {
   Status s = MakeDirs(dir_);
   if (!s.ok()) return s;
   s = db_->Exec(
-      "CREATE OR REPLACE TEMP TABLE shadow_buf (sensor_id VARCHAR, timestamp TIMESTAMP, is_anomaly_ground_truth BOOLEAN, "
+      "CREATE OR REPLACE TEMP TABLE shadow_buf (sensor_id VARCHAR, timestamp TIMESTAMP, is_anomaly_ground_truth "
+      "BOOLEAN, "
       "anomaly_type VARCHAR, anomaly_score FLOAT, is_anomaly_predicted BOOLEAN, model_version VARCHAR, "
       "shadow_score FLOAT, shadow_predicted BOOLEAN, shadow_model_version VARCHAR)");
   if (!s.ok()) return s;
@@ -57,10 +58,14 @@ Status ShadowSink::Flush() {
   for (size_t i = 0; i < sensor_.size(); i++) {
     duckdb_append_varchar(app, dicts_->sensors.Name(sensor_[i]).c_str());
     duckdb_append_timestamp(app, duckdb_timestamp{ts_[i]});
-    if (ReadingBatch::Labelled(gt_[i])) duckdb_append_bool(app, gt_[i] != 0);
-    else duckdb_append_null(app);
-    if (type_[i] == ReadingBatch::kNoType || type_[i] >= dicts_->types.size()) duckdb_append_null(app);
-    else duckdb_append_varchar(app, dicts_->types.Name(type_[i]).c_str());
+    if (ReadingBatch::Labelled(gt_[i]))
+      duckdb_append_bool(app, gt_[i] != 0);
+    else
+      duckdb_append_null(app);
+    if (type_[i] == ReadingBatch::kNoType || type_[i] >= dicts_->types.size())
+      duckdb_append_null(app);
+    else
+      duckdb_append_varchar(app, dicts_->types.Name(type_[i]).c_str());
     duckdb_append_float(app, score_[i]);
     duckdb_append_bool(app, pred_[i] != 0);
     duckdb_append_varchar(app, dicts_->models.Name(model_[i]).c_str());
@@ -82,8 +87,16 @@ Status ShadowSink::Flush() {
   if (!s.ok()) return s;
   rows_ += static_cast<int64_t>(sensor_.size());
   files_++;
-  sensor_.clear(); ts_.clear(); gt_.clear(); type_.clear(); score_.clear(); pred_.clear(); model_.clear();
-  sscore_.clear(); spred_.clear(); smodel_.clear();
+  sensor_.clear();
+  ts_.clear();
+  gt_.clear();
+  type_.clear();
+  score_.clear();
+  pred_.clear();
+  model_.clear();
+  sscore_.clear();
+  spred_.clear();
+  smodel_.clear();
   return Status::OK();
 }
 
@@ -93,19 +106,21 @@ static double EpisodeF1(const EvalFigures& f) { return F1(f.episode_precision(),
 static double PointF1(const EvalFigures& f) { return F1(f.point_precision(), f.point_recall()); }
 
 nlohmann::json ShadowComparison::ToJson() const {
-  return {{"rows", rows},
-          {"labelled", labelled},
-          {"production", {{"versions", production_versions}, {"alert_rate", production_alert_rate},
-                          {"evaluation", production.ToJson()}}},
-          {"shadow", {{"versions", shadow_versions}, {"alert_rate", shadow_alert_rate}, {"evaluation", shadow.ToJson()}}},
-          {"shadow_at_least_as_good", shadow_at_least_as_good},
-          {"reason", reason}};
+  return {
+      {"rows", rows},
+      {"labelled", labelled},
+      {"production",
+       {{"versions", production_versions}, {"alert_rate", production_alert_rate}, {"evaluation", production.ToJson()}}},
+      {"shadow", {{"versions", shadow_versions}, {"alert_rate", shadow_alert_rate}, {"evaluation", shadow.ToJson()}}},
+      {"shadow_at_least_as_good", shadow_at_least_as_good},
+      {"reason", reason}};
 }
 
 std::string ShadowComparison::ToText() const {
   char buf[1024];
   auto line = [&](const char* who, const std::string& v, const EvalFigures& f, double rate) {
-    std::snprintf(buf, sizeof buf, "%-10s %-24s point P %.3f R %.3f F1 %.3f | episode P %.3f R %.3f F1 %.3f | "
+    std::snprintf(buf, sizeof buf,
+                  "%-10s %-24s point P %.3f R %.3f F1 %.3f | episode P %.3f R %.3f F1 %.3f | "
                   "false alarms/sensor-day %.2f | alert rate %.5f\n",
                   who, v.c_str(), f.point_precision(), f.point_recall(), PointF1(f), f.episode_precision(),
                   f.episode_recall(), EpisodeF1(f), f.false_alarms_per_sensor_day(), rate);
@@ -114,7 +129,8 @@ std::string ShadowComparison::ToText() const {
   std::string s = "shadow comparison over " + std::to_string(rows) + " rows scored by both\n";
   s += line("production", production_versions, production.overall, production_alert_rate);
   s += line("shadow", shadow_versions, shadow.overall, shadow_alert_rate);
-  s += std::string("verdict: shadow is ") + (shadow_at_least_as_good ? "at least as good" : "worse") + " (" + reason + ")\n";
+  s += std::string("verdict: shadow is ") + (shadow_at_least_as_good ? "at least as good" : "worse") + " (" + reason +
+       ")\n";
   return s;
 }
 
@@ -133,17 +149,23 @@ Result<ShadowComparison> CompareShadow(const std::string& data_dir, const std::s
   Duck& db = **dbr;
   const std::string src = "read_parquet(" + SqlQuote(dir + "/*.parquet") + ")";
   const std::string w = where.empty() ? "" : " WHERE " + where;
-  Status s = db.Exec("CREATE VIEW shadow_prod AS SELECT sensor_id, timestamp, is_anomaly_ground_truth, anomaly_type, "
-                     "anomaly_score, is_anomaly_predicted, model_version FROM " + src + w);
+  Status s = db.Exec(
+      "CREATE VIEW shadow_prod AS SELECT sensor_id, timestamp, is_anomaly_ground_truth, anomaly_type, "
+      "anomaly_score, is_anomaly_predicted, model_version FROM " +
+      src + w);
   if (!s.ok()) return s;
-  s = db.Exec("CREATE VIEW shadow_cand AS SELECT sensor_id, timestamp, is_anomaly_ground_truth, anomaly_type, "
-              "shadow_score AS anomaly_score, shadow_predicted AS is_anomaly_predicted, "
-              "shadow_model_version AS model_version FROM " + src + w);
+  s = db.Exec(
+      "CREATE VIEW shadow_cand AS SELECT sensor_id, timestamp, is_anomaly_ground_truth, anomaly_type, "
+      "shadow_score AS anomaly_score, shadow_predicted AS is_anomaly_predicted, "
+      "shadow_model_version AS model_version FROM " +
+      src + w);
   if (!s.ok()) return s;
   ShadowComparison c;
-  auto q = db.Query("SELECT count(*), count(*) FILTER (WHERE is_anomaly_ground_truth), "
-                    "avg(is_anomaly_predicted::INTEGER), avg(shadow_predicted::INTEGER), "
-                    "string_agg(DISTINCT model_version, ','), string_agg(DISTINCT shadow_model_version, ',') FROM " + src + w);
+  auto q = db.Query(
+      "SELECT count(*), count(*) FILTER (WHERE is_anomaly_ground_truth), "
+      "avg(is_anomaly_predicted::INTEGER), avg(shadow_predicted::INTEGER), "
+      "string_agg(DISTINCT model_version, ','), string_agg(DISTINCT shadow_model_version, ',') FROM " +
+      src + w);
   if (!q.ok()) return q.status();
   c.rows = q->Int(0, 0);
   if (c.rows == 0) return Status::Error("no shadow-scored rows match");

@@ -12,10 +12,9 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "core/batch.h"
 #include "core/dictionaries.h"
@@ -57,7 +56,7 @@ struct ShadowComparison {
   int64_t rows = 0;
   std::string production_versions, shadow_versions;  // distinct model_version values, comma-separated
   EvalReport production, shadow;
-  bool labelled = false;       // ground truth present (at least one anomalous row)
+  bool labelled = false;  // ground truth present (at least one anomalous row)
   double production_alert_rate = 0, shadow_alert_rate = 0;
   // The promotion rule: with labels, shadow episode F1 >= production episode F1 and false alarms
   // per sensor-day not above production's + 0.5 (or point F1 where there are no episodes); without

@@ -9,8 +9,13 @@ namespace iotpipe::ml {
 
 ModelWatcher::ModelWatcher(std::string model_dir, std::string alias, std::string current_version, LstmMode mode,
                            int threads, Swap swap, std::chrono::milliseconds interval)
-    : dir_(std::move(model_dir)), alias_(std::move(alias)), current_(std::move(current_version)), mode_(mode),
-      threads_(threads), swap_(std::move(swap)), interval_(interval) {}
+    : dir_(std::move(model_dir)),
+      alias_(std::move(alias)),
+      current_(std::move(current_version)),
+      mode_(mode),
+      threads_(threads),
+      swap_(std::move(swap)),
+      interval_(interval) {}
 
 ModelWatcher::~ModelWatcher() { Stop(); }
 

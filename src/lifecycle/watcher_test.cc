@@ -56,9 +56,9 @@ TEST(MlDetector, HotSwapInProcessorLosesNoRecord) {
   PipelineMetrics m;
   ManualClock clock(0);
   Processor proc(&dicts, std::shared_ptr<const Detector>(std::move(det.value())), &m, &clock);
-  ModelWatcher watcher(d.str(), "production", "v1", LstmMode::kAuto, 1,
-                       [&](std::shared_ptr<const Detector> x) { proc.SetDetector(std::move(x)); },
-                       std::chrono::milliseconds(1));
+  ModelWatcher watcher(
+      d.str(), "production", "v1", LstmMode::kAuto, 1,
+      [&](std::shared_ptr<const Detector> x) { proc.SetDetector(std::move(x)); }, std::chrono::milliseconds(1));
   watcher.Start();
   std::atomic<bool> promoted{false};
   int64_t in = 0, out = 0;
@@ -66,9 +66,9 @@ TEST(MlDetector, HotSwapInProcessorLosesNoRecord) {
   for (int step = 0; step < 400; step++) {
     RawBatch raw;
     for (int s = 0; s < 50; s++) {
-      std::string rec = "{\"sensor_id\": \"sensor_" + std::to_string(s) + "\", \"timestamp\": " +
-                        std::to_string(1732406400 + step) + ", \"value\": " + std::to_string(10.0 * s + (step % 7)) +
-                        ", \"is_anomaly_ground_truth\": false}";
+      std::string rec =
+          "{\"sensor_id\": \"sensor_" + std::to_string(s) + "\", \"timestamp\": " + std::to_string(1732406400 + step) +
+          ", \"value\": " + std::to_string(10.0 * s + (step % 7)) + ", \"is_anomaly_ground_truth\": false}";
       raw.Add(rec);
       in++;
     }
@@ -121,8 +121,9 @@ TEST(MlRegistry, PromotingTheShadowVersionClearsShadow) {
   ASSERT_TRUE(reg.Promote("v1").ok());
   ASSERT_TRUE(reg.Promote("v2", "shadow").ok());
   std::vector<std::string> seen;
-  ModelWatcher w(d.str(), "shadow", "", LstmMode::kLstm, 1,
-                 [&](std::shared_ptr<const Detector> det) { seen.push_back(det ? std::string(det->version()) : "none"); });
+  ModelWatcher w(d.str(), "shadow", "", LstmMode::kLstm, 1, [&](std::shared_ptr<const Detector> det) {
+    seen.push_back(det ? std::string(det->version()) : "none");
+  });
   w.AllowClear();
   EXPECT_TRUE(w.CheckOnce());
   EXPECT_EQ(w.current(), "v2");
@@ -137,7 +138,9 @@ TEST(MlRegistry, PromotingTheShadowVersionClearsShadow) {
   EXPECT_EQ(reg.Alias("shadow"), "");
   EXPECT_FALSE(reg.Resolve("shadow").ok());
   EXPECT_EQ(reg.History("production"), (std::vector<std::string>{"v1", "v2"}));
-  for (auto& m : reg.List()) EXPECT_EQ(m.aliases, m.version == "v2" ? std::vector<std::string>{"production"} : std::vector<std::string>{}) << m.version;
+  for (auto& m : reg.List())
+    EXPECT_EQ(m.aliases, m.version == "v2" ? std::vector<std::string>{"production"} : std::vector<std::string>{})
+        << m.version;
   EXPECT_TRUE(w.CheckOnce());
   EXPECT_EQ(w.current(), "");
   EXPECT_FALSE(w.CheckOnce());  // stays cleared

@@ -7,9 +7,10 @@
 namespace iotpipe::ml {
 
 nlohmann::json FeatureConfig::ToJson() const {
-  return {{"enabled", enabled}, {"rule", rule}, {"alpha_level", alpha_level}, {"alpha_var", alpha_var}, {"winsor", winsor},
-          {"max_impute", max_impute}, {"thr_point", thr_point}, {"thr_level", thr_level}, {"thr_var", thr_var},
-          {"thr_stuck", thr_stuck}, {"release", release}, {"calibration", calibration}};
+  return {{"enabled", enabled},     {"rule", rule},           {"alpha_level", alpha_level},
+          {"alpha_var", alpha_var}, {"winsor", winsor},       {"max_impute", max_impute},
+          {"thr_point", thr_point}, {"thr_level", thr_level}, {"thr_var", thr_var},
+          {"thr_stuck", thr_stuck}, {"release", release},     {"calibration", calibration}};
 }
 
 Result<FeatureConfig> FeatureConfig::FromJson(const nlohmann::json& j) {
@@ -37,7 +38,8 @@ Result<FeatureConfig> FeatureConfig::FromJson(const nlohmann::json& j) {
     return Status::Error("features: thresholds and winsor must be > 0");
   if (!(c.release > 0 && c.release <= 1)) return Status::Error("features: release must be in (0, 1]");
   if (c.max_impute < 0) return Status::Error("features: max_impute must be >= 0");
-  if (c.rule != 1 && c.rule != 2) return Status::Error("features: unknown rule " + std::to_string(c.rule) + " (this build knows 1 and 2)");
+  if (c.rule != 1 && c.rule != 2)
+    return Status::Error("features: unknown rule " + std::to_string(c.rule) + " (this build knows 1 and 2)");
   return c;
 }
 
@@ -83,7 +85,8 @@ FeatureChannels UpdateFeatures(const FeatureConfig& c, double phi, FeatureState&
   return ch;
 }
 
-double CombineSeverity(const FeatureConfig& c, const FeatureChannels& ch, double ae_win, double ae_last, uint8_t& alarm) {
+double CombineSeverity(const FeatureConfig& c, const FeatureChannels& ch, double ae_win, double ae_last,
+                       uint8_t& alarm) {
   const double rp = std::max(ch.point / c.thr_point, ae_last);
   const double rc = std::max({ch.level / c.thr_level, ch.var / c.thr_var, ch.stuck / c.thr_stuck, ae_win});
   const bool on = alarm ? rc >= c.release : rc >= 1.0;

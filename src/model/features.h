@@ -20,9 +20,8 @@
 // holds while their severity stays >= `release` (one alarm per episode instead of a flicker of them).
 #pragma once
 #include <cstdint>
-#include <vector>
-
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "core/status.h"
 
@@ -64,6 +63,7 @@ inline bool WasImputed(const FeatureConfig& c, const FeatureState& s) { return c
 // ae_win / ae_last: the autoencoder's errors already divided by their thresholds (0 when no window).
 // Returns the severity r (>= 1: anomalous); a held contextual alarm reports at least 1. `alarm` is the
 // sensor's FeatureState::alarm (kept apart so the detector can update it after batched inference).
-double CombineSeverity(const FeatureConfig& c, const FeatureChannels& ch, double ae_win, double ae_last, uint8_t& alarm);
+double CombineSeverity(const FeatureConfig& c, const FeatureChannels& ch, double ae_win, double ae_last,
+                       uint8_t& alarm);
 
 }  // namespace iotpipe::ml

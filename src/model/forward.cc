@@ -30,8 +30,7 @@ static std::vector<float> PackGates(const std::vector<float>& w, int H, int K) {
   return p;
 }
 
-LstmAeForward::LstmAeForward(const LstmAeWeights& w)
-    : T_(w.window), H_(w.hidden), G_(4 * w.hidden), out_b_(w.out_b) {
+LstmAeForward::LstmAeForward(const LstmAeWeights& w) : T_(w.window), H_(w.hidden), G_(4 * w.hidden), out_b_(w.out_b) {
   enc_wih_ = w.enc_wih;
   enc_b_ = w.enc_b;
   dec_b_ = w.dec_b;
@@ -70,8 +69,7 @@ class Pool {
     }
     {
       std::lock_guard<std::mutex> lk(mu_);
-      while (static_cast<int>(workers_.size()) < std::min(threads - 1, 15))
-        workers_.emplace_back([this] { Work(); });
+      while (static_cast<int>(workers_.size()) < std::min(threads - 1, 15)) workers_.emplace_back([this] { Work(); });
       job_ = &fn;
       parts_ = parts;
       next_ = 0;
@@ -210,10 +208,10 @@ IOTP_AVX2 static inline Frac256 TanhFrac256(__m256 x) {
 // acc[g][v] += sum_k Wp[k][g] * hin[k][v]: the [4 gates x K] x [K x 8NV] micro-kernel of one unit.
 // Written with named accumulators: GCC keeps an array of __m256 passed by reference in memory
 // (a store per FMA), these stay in registers (12 accumulators + 3 h vectors + 1 weight = 16 ymm).
-#define IOTP_FMA_ROW(g, w)                    \
-  do {                                        \
-    const __m256 wv = _mm256_broadcast_ss(w); \
-    a##g##0 = _mm256_fmadd_ps(wv, h0, a##g##0); \
+#define IOTP_FMA_ROW(g, w)                                            \
+  do {                                                                \
+    const __m256 wv = _mm256_broadcast_ss(w);                         \
+    a##g##0 = _mm256_fmadd_ps(wv, h0, a##g##0);                       \
     if constexpr (NV > 1) a##g##1 = _mm256_fmadd_ps(wv, h1, a##g##1); \
     if constexpr (NV > 2) a##g##2 = _mm256_fmadd_ps(wv, h2, a##g##2); \
   } while (0)
@@ -287,17 +285,16 @@ IOTP_AVX2 void LstmAeForward::RunBlockAvx2(const float* x, size_t n, float* reco
                                            float* scratch) const {
   constexpr int L = 8 * NV;
   const int T = T_, H = H_;
-  float* xT = scratch;                  // T x L
-  float* yT = xT + T * L;               // T x L
-  float* hA = yT + T * L;               // H x L
-  float* hB = hA + H * L;               // H x L
-  float* c = hB + H * L;                // H x L
-  float* pre = c + H * L;               // H x 4 x L
-  float* gates = pre + 4 * H * L;       // H x 4 x L
+  float* xT = scratch;             // T x L
+  float* yT = xT + T * L;          // T x L
+  float* hA = yT + T * L;          // H x L
+  float* hB = hA + H * L;          // H x L
+  float* c = hB + H * L;           // H x L
+  float* pre = c + H * L;          // H x 4 x L
+  float* gates = pre + 4 * H * L;  // H x 4 x L
   auto unit_acc = [&](int j) -> __m256(&)[4][NV] { return *reinterpret_cast<__m256(*)[4][NV]>(gates + j * 4 * L); };
   for (int t = 0; t < T; t++)
-    for (int l = 0; l < L; l++)
-      xT[t * L + l] = static_cast<size_t>(l) < n ? x[static_cast<size_t>(l) * T + t] : 0.f;
+    for (int l = 0; l < L; l++) xT[t * L + l] = static_cast<size_t>(l) < n ? x[static_cast<size_t>(l) * T + t] : 0.f;
   std::fill(c, c + H * L, 0.f);
   std::fill(hA, hA + H * L, 0.f);
   // Encoder.

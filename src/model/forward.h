@@ -33,7 +33,7 @@ class LstmAeForward {
   // Forces the scalar path (tests compare both).
   void DisableSimd() { avx2_ = false; }
 
-  static constexpr int kLanes = 8;  // windows per ymm
+  static constexpr int kLanes = 8;   // windows per ymm
   static constexpr int kBlock = 24;  // windows per micro-kernel block (3 ymm)
 
  private:

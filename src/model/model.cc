@@ -39,9 +39,23 @@ void Block(uint32_t h[8], const unsigned char* p) {
   for (int i = 0; i < 64; i++) {
     uint32_t t1 = hh + (Rotr(e, 6) ^ Rotr(e, 11) ^ Rotr(e, 25)) + ((e & f) ^ (~e & g)) + kK[i] + w[i];
     uint32_t t2 = (Rotr(a, 2) ^ Rotr(a, 13) ^ Rotr(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
-    hh = g; g = f; f = e; e = d + t1; d = c; c = b; b = a; a = t1 + t2;
+    hh = g;
+    g = f;
+    f = e;
+    e = d + t1;
+    d = c;
+    c = b;
+    b = a;
+    a = t1 + t2;
   }
-  h[0] += a; h[1] += b; h[2] += c; h[3] += d; h[4] += e; h[5] += f; h[6] += g; h[7] += hh;
+  h[0] += a;
+  h[1] += b;
+  h[2] += c;
+  h[3] += d;
+  h[4] += e;
+  h[5] += f;
+  h[6] += g;
+  h[7] += hh;
 }
 }  // namespace
 
@@ -85,14 +99,16 @@ Status LstmAeWeights::Validate() const {
     return Status::Error("hidden " + std::to_string(hidden) + " must be a multiple of 8 in [8, 256]");
   const size_t H = static_cast<size_t>(hidden), G = 4 * H;
   auto chk = [&](const std::vector<float>& v, size_t n, const char* what) -> Status {
-    if (v.size() != n) return Status::Error(std::string(what) + " has " + std::to_string(v.size()) + " values, expected " + std::to_string(n));
+    if (v.size() != n)
+      return Status::Error(std::string(what) + " has " + std::to_string(v.size()) + " values, expected " +
+                           std::to_string(n));
     for (float f : v)
       if (!std::isfinite(f)) return Status::Error(std::string(what) + " holds a non-finite value");
     return Status::OK();
   };
-  for (Status s : {chk(enc_wih, G, "enc_wih"), chk(enc_whh, G * H, "enc_whh"), chk(enc_b, G, "enc_b"),
-                   chk(dec_wih, G * H, "dec_wih"), chk(dec_whh, G * H, "dec_whh"), chk(dec_b, G, "dec_b"),
-                   chk(out_w, H, "out_w")})
+  for (Status s :
+       {chk(enc_wih, G, "enc_wih"), chk(enc_whh, G * H, "enc_whh"), chk(enc_b, G, "enc_b"),
+        chk(dec_wih, G * H, "dec_wih"), chk(dec_whh, G * H, "dec_whh"), chk(dec_b, G, "dec_b"), chk(out_w, H, "out_w")})
     if (!s.ok()) return s;
   if (!std::isfinite(out_b)) return Status::Error("out_b is not finite");
   return Status::OK();
@@ -105,7 +121,7 @@ size_t LstmAeWeights::NumParams() const {
 
 double LstmAeWeights::FlopsPerWindow() const {
   const double H = hidden, T = window, G = 4 * H;
-  double enc = T * (G * H + G);         // h W_hh^T + x w_ih per step
+  double enc = T * (G * H + G);          // h W_hh^T + x w_ih per step
   double dec = G * H + T * (G * H + H);  // z W_ih^T once, h W_hh^T and the output layer per step
   return 2 * (enc + dec);
 }
@@ -141,7 +157,8 @@ Result<LstmAeWeights> LstmAeWeights::Deserialize(const std::string& d) {
   m.hidden = static_cast<int>(h);
   for (auto* v : {&m.enc_wih, &m.enc_whh, &m.enc_b, &m.dec_wih, &m.dec_whh, &m.dec_b, &m.out_w}) {
     uint32_t n;
-    if (!u32(&n) || n > (1u << 24) || pos + n * sizeof(float) > d.size()) return Status::Error("weights file is truncated");
+    if (!u32(&n) || n > (1u << 24) || pos + n * sizeof(float) > d.size())
+      return Status::Error("weights file is truncated");
     v->resize(n);
     std::memcpy(v->data(), d.data() + pos, n * sizeof(float));
     pos += n * sizeof(float);
@@ -205,7 +222,8 @@ Result<Scaler> Scaler::FromJson(const nlohmann::json& j) {
   if (s.mean.size() != s.names.size() || s.std.size() != s.names.size())
     return Status::Error("scaler: sensors, mean and std differ in length");
   for (size_t i = 0; i < s.std.size(); i++)
-    if (!(s.std[i] > 0) || !std::isfinite(s.mean[i])) return Status::Error("scaler: invalid mean/std for " + s.names[i]);
+    if (!(s.std[i] > 0) || !std::isfinite(s.mean[i]))
+      return Status::Error("scaler: invalid mean/std for " + s.names[i]);
   if (s.tod_bins < 0 || s.tod_bins > 1440) return Status::Error("scaler: tod_bins out of range [0, 1440]");
   if (s.seasonal()) {
     if (s.profile.size() != s.names.size() * static_cast<size_t>(s.tod_bins) || s.phi.size() != s.names.size())
@@ -221,11 +239,17 @@ Result<Scaler> Scaler::FromJson(const nlohmann::json& j) {
 }
 
 nlohmann::json Thresholds::ToJson() const {
-  return {{"rule", "threshold = margin * quantile(q) of normal validation errors; per sensor with >= min_windows "
-                   "validation windows, else global; severity = max(e_win/thr_win, e_last/thr_last); "
-                   "score = r/(1+r)"},
-          {"quantile", quantile}, {"margin", margin}, {"min_windows", min_windows},
-          {"global_win", global_win}, {"global_last", global_last}, {"win", win}, {"last", last},
+  return {{"rule",
+           "threshold = margin * quantile(q) of normal validation errors; per sensor with >= min_windows "
+           "validation windows, else global; severity = max(e_win/thr_win, e_last/thr_last); "
+           "score = r/(1+r)"},
+          {"quantile", quantile},
+          {"margin", margin},
+          {"min_windows", min_windows},
+          {"global_win", global_win},
+          {"global_last", global_last},
+          {"win", win},
+          {"last", last},
           {"features", features.ToJson()}};
 }
 

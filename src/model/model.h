@@ -4,11 +4,10 @@
 // model/forward.h, so every other file compiles fast.
 #pragma once
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <unordered_map>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "core/status.h"
 #include "model/features.h"
@@ -97,8 +96,8 @@ struct Model {
   LstmAeWeights weights;
   Scaler scaler;
   Thresholds thresholds;
-  nlohmann::json config;  // training configuration
-  nlohmann::json card;    // model card
+  nlohmann::json config;          // training configuration
+  nlohmann::json card;            // model card
   std::vector<float> val_errors;  // sample of validation e_win (for drift monitoring), sorted
   std::vector<float> val_last;    // sample of validation e_last, sorted
 

@@ -1,6 +1,8 @@
 // Tests of the model format: scaler/windowing, thresholds, the hand-written forward pass against
 // LibTorch, the on-disk model and registry, training determinism. (The LSTM detector's state is tested
 // in detect/lstm_test.cc, hot swap and drift statistics in lifecycle/watcher_test.cc.)
+#include "model/model.h"
+
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -13,7 +15,6 @@
 
 #include "core/duck.h"
 #include "model/forward.h"
-#include "model/model.h"
 #include "model/registry.h"
 #include "model/test_models.h"
 #include "model/train.h"
@@ -70,9 +71,9 @@ TEST(MlThresholds, QuantileAndCalibrationArithmetic) {
   std::vector<std::vector<float>> w = {{1, 2, 3, 4, 5}, {100}};
   std::vector<std::vector<float>> l = {{2, 4, 6, 8, 10}, {7}};
   Thresholds t = Calibrate(w, l, 0.5, 2.0, 3);
-  EXPECT_FLOAT_EQ(t.win[0], 6.0f);    // 2 * median(1..5)
-  EXPECT_FLOAT_EQ(t.last[0], 12.0f);  // 2 * median(2..10)
-  EXPECT_FLOAT_EQ(t.global_win, 7.0f);   // 2 * median(1,2,3,4,5,100) = 2 * 3.5
+  EXPECT_FLOAT_EQ(t.win[0], 6.0f);      // 2 * median(1..5)
+  EXPECT_FLOAT_EQ(t.last[0], 12.0f);    // 2 * median(2..10)
+  EXPECT_FLOAT_EQ(t.global_win, 7.0f);  // 2 * median(1,2,3,4,5,100) = 2 * 3.5
   EXPECT_FLOAT_EQ(t.win[1], t.global_win);
   EXPECT_FLOAT_EQ(t.last[1], t.global_last);
   auto back = Thresholds::FromJson(t.ToJson());
@@ -85,7 +86,8 @@ TEST(MlForward, MatchesLibTorchWithin1e5) {
     LstmAeWeights w = TorchInitWeights(W, H, 7);
     ASSERT_TRUE(w.Validate().ok());
     // Larger weights than the default init so the gates leave the linear regime.
-    for (auto* v : {&w.enc_whh, &w.dec_whh, &w.dec_wih}) for (auto& f : *v) f *= 3;
+    for (auto* v : {&w.enc_whh, &w.dec_whh, &w.dec_wih})
+      for (auto& f : *v) f *= 3;
     const size_t n = 37;  // odd: exercises the unpaired window
     auto x = RandomWindows(n, W, 3);
     std::vector<float> ref = TorchReconstruct(w, x, n);
@@ -181,7 +183,8 @@ TEST(MlModel, SaveLoadAndCorruptModelRefused) {
   }
   auto bad = Model::Load(d.str() + "/v1");
   ASSERT_FALSE(bad.ok());
-  EXPECT_NE(bad.status().message().find("checksum mismatch for weights.bin"), std::string::npos) << bad.status().message();
+  EXPECT_NE(bad.status().message().find("checksum mismatch for weights.bin"), std::string::npos)
+      << bad.status().message();
   // Truncated weights blob (even with a matching checksum) is refused by shape validation.
   auto w = LstmAeWeights::Deserialize(m.weights.Serialize().substr(0, 100));
   EXPECT_FALSE(w.ok());
@@ -283,7 +286,8 @@ TEST(MlTrain, ProfileCompletedFromThePreviousModel) {
   // "a" got prev + mean(new - prev) over bins 10 and 11.
   const double d10 = 3 + 0.5 * prev.profile[10], d11 = 3 + 0.5 * prev.profile[11];
   for (int b = 12; b < B; b++)
-    EXPECT_NEAR(cur.profile[static_cast<size_t>(B + b)], prev.profile[static_cast<size_t>(b)] + (d10 + d11) / 2, 1e-3) << b;
+    EXPECT_NEAR(cur.profile[static_cast<size_t>(B + b)], prev.profile[static_cast<size_t>(b)] + (d10 + d11) / 2, 1e-3)
+        << b;
   // "new" is unknown to prev: untouched.
   EXPECT_EQ(cur.profile[static_cast<size_t>(2 * B)], -1.f);
   // A different bin count: nothing happens.

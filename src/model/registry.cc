@@ -15,7 +15,9 @@ namespace fs = std::filesystem;
 
 static bool ValidName(const std::string& s) {
   if (s.empty() || s.size() > 64 || s[0] == '.') return false;
-  return std::all_of(s.begin(), s.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.'; });
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+  });
 }
 
 bool VersionLess(const std::string& a, const std::string& b) {
@@ -33,7 +35,8 @@ std::vector<ModelInfo> Registry::List(bool validate) const {
   std::vector<ModelInfo> out;
   std::error_code ec;
   std::vector<std::pair<std::string, std::string>> aliases;  // alias -> version
-  for (auto it = fs::directory_iterator(dir_ + "/aliases", ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
+  for (auto it = fs::directory_iterator(dir_ + "/aliases", ec); !ec && it != fs::directory_iterator();
+       it.increment(ec)) {
     std::string n = it->path().filename().string();
     if (n.find('.') != std::string::npos) continue;
     aliases.emplace_back(n, Alias(n));
@@ -62,7 +65,8 @@ std::vector<ModelInfo> Registry::List(bool validate) const {
     }
     out.push_back(std::move(mi));
   }
-  std::sort(out.begin(), out.end(), [](const ModelInfo& a, const ModelInfo& b) { return VersionLess(a.version, b.version); });
+  std::sort(out.begin(), out.end(),
+            [](const ModelInfo& a, const ModelInfo& b) { return VersionLess(a.version, b.version); });
   return out;
 }
 
@@ -140,7 +144,8 @@ nlohmann::json Registry::Evaluations(const std::string& version) const {
 Status Registry::AddEvaluation(const std::string& version, nlohmann::json entry) {
   if (!ValidName(version)) return Status::Error("invalid version '" + version + "'");
   std::error_code ec;
-  if (!fs::is_directory(dir_ + "/" + version, ec)) return Status::Error("no model version '" + version + "' in " + dir_);
+  if (!fs::is_directory(dir_ + "/" + version, ec))
+    return Status::Error("no model version '" + version + "' in " + dir_);
   nlohmann::json all = Evaluations(version);
   entry["recorded"] = FormatIsoMicros(RealClock::Get()->NowMicros());
   all.push_back(std::move(entry));

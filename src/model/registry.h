@@ -4,10 +4,9 @@
 // it pointed to, oldest first, for rollback. Promotion validates the model first: a corrupt or
 // incompatible model is refused and the alias keeps pointing where it did.
 #pragma once
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "core/status.h"
 

@@ -4,12 +4,12 @@
 
 #include <algorithm>
 #include <chrono>
-#include <thread>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <numeric>
 #include <random>
+#include <thread>
 
 #include "core/duck.h"
 #include "core/timeutil.h"
@@ -65,7 +65,8 @@ std::string HourPred(int64_t a, int64_t b) {
   for (int64_t h = HourIndex(a); h <= HourIndex(b - 1); h++) {
     const std::string part = HourPartition(h);  // date=YYYY-MM-DD/hour=HH
     if (!p.empty()) p += " OR ";
-    p += "(r.date = DATE '" + part.substr(5, 10) + "' AND r.hour = " + std::to_string(std::atoi(part.c_str() + 21)) + ")";
+    p += "(r.date = DATE '" + part.substr(5, 10) + "' AND r.hour = " + std::to_string(std::atoi(part.c_str() + 21)) +
+         ")";
   }
   return "(" + p + ")";
 }
@@ -85,8 +86,8 @@ void MakeWindows(const std::vector<float>& v, int window, int stride, int32_t se
 std::string NextVersion(const std::string& model_dir) {
   int best = 0;
   std::error_code ec;
-  for (auto it = std::filesystem::directory_iterator(model_dir, ec);
-       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+  for (auto it = std::filesystem::directory_iterator(model_dir, ec); !ec && it != std::filesystem::directory_iterator();
+       it.increment(ec)) {
     std::string n = it->path().filename().string();
     if (n.size() > 1 && n[0] == 'v' && std::all_of(n.begin() + 1, n.end(), ::isdigit))
       best = std::max(best, std::atoi(n.c_str() + 1));
@@ -98,10 +99,10 @@ std::string NextVersion(const std::string& model_dir) {
 // tests that only need weights do not load it: torch::manual_seed(seed) seeds a 32-bit Mersenne
 // Twister (std::mt19937 with the low 32 bits of the seed), and each uniform_(a, b) on a float tensor
 // draws one 32-bit output per element in memory order and maps it to fma((r & (2^24 - 1)) * 2^-24, b - a, a)
-// in float (ATen's transformation::uniform_real, fused as in its AVX2 kernels, which CPUs with AVX2 run). Parameters are drawn in registration order: the
-// encoder LSTM (weight_ih, weight_hh, bias_ih, bias_hh, all U(-1/sqrt(H), 1/sqrt(H))), the decoder
-// LSTM likewise, then Linear(H -> 1) (kaiming_uniform_(a = sqrt 5) weight, bias U(-1/sqrt(H), 1/sqrt(H))).
-// The test TorchInitWeightsMatchesLibTorch compares it with LibTorch's, value for value.
+// in float (ATen's transformation::uniform_real, fused as in its AVX2 kernels, which CPUs with AVX2 run). Parameters
+// are drawn in registration order: the encoder LSTM (weight_ih, weight_hh, bias_ih, bias_hh, all U(-1/sqrt(H),
+// 1/sqrt(H))), the decoder LSTM likewise, then Linear(H -> 1) (kaiming_uniform_(a = sqrt 5) weight, bias U(-1/sqrt(H),
+// 1/sqrt(H))). The test TorchInitWeightsMatchesLibTorch compares it with LibTorch's, value for value.
 LstmAeWeights TorchInitWeights(int window, int hidden, uint64_t seed) {
   std::mt19937 rng(static_cast<uint32_t>(seed & 0xffffffffULL));
   auto uniform = [&rng](size_t n, double lo, double hi) {
@@ -154,8 +155,8 @@ std::vector<float> TorchReconstruct(const LstmAeWeights& w, const std::vector<fl
   return (*api)->reconstruct(w, x, n);
 }
 
-Result<LstmAeWeights> FitWeights(const WindowSet& train, const WindowSet& val, const TrainOptions& opt,
-                                 int* epochs_run, double* best_val) {
+Result<LstmAeWeights> FitWeights(const WindowSet& train, const WindowSet& val, const TrainOptions& opt, int* epochs_run,
+                                 double* best_val) {
   auto api = LoadTorch();
   if (!api.ok()) return api.status();
   return (*api)->fit_weights(train, val, opt, epochs_run, best_val);
@@ -178,9 +179,11 @@ static Result<FeatureConfig> CalibrateFeatures(Duck& db, const Scaler& sc, int64
       int64_t st = lo + static_cast<int64_t>(rng() % static_cast<uint64_t>(hi - lo));
       if (st + stretch > to) st = std::max(split, to - stretch);
       Row4 rows;
-      Status s = FetchRows(db, "SELECT s.idx, epoch_us(r.timestamp), r.value, coalesce(r.is_anomaly_ground_truth, false) "
-                               "FROM sensor_readings r JOIN sensors s USING (sensor_id) WHERE r.timestamp >= " + TsLit(st) +
-                               " AND r.timestamp < " + TsLit(st + stretch) + " AND " + HourPred(st, st + stretch) + " ORDER BY 1, 2",
+      Status s = FetchRows(db,
+                           "SELECT s.idx, epoch_us(r.timestamp), r.value, coalesce(r.is_anomaly_ground_truth, false) "
+                           "FROM sensor_readings r JOIN sensors s USING (sensor_id) WHERE r.timestamp >= " +
+                               TsLit(st) + " AND r.timestamp < " + TsLit(st + stretch) + " AND " +
+                               HourPred(st, st + stretch) + " ORDER BY 1, 2",
                            rows);
       if (!s.ok()) return Status::Error("feature calibration: " + s.message());
       FeatureState fs;
@@ -206,7 +209,8 @@ static Result<FeatureConfig> CalibrateFeatures(Duck& db, const Scaler& sc, int64
         }
       }
       if (opt.progress)
-        std::fprintf(stderr, "\r[train] feature calibration: stretch %d/%d, %zu readings   ", k + 1, opt.cal_segments, vp.size());
+        std::fprintf(stderr, "\r[train] feature calibration: stretch %d/%d, %zu readings   ", k + 1, opt.cal_segments,
+                     vp.size());
     }
     if (opt.progress) std::fprintf(stderr, "\n");
   }
@@ -215,9 +219,13 @@ static Result<FeatureConfig> CalibrateFeatures(Duck& db, const Scaler& sc, int64
     *out = std::max(fl, opt.feature_margin * q);
     return q;
   };
-  nlohmann::json cal = {{"rule", "threshold = max(floor, margin * quantile(q)) of the channel on normal validation readings"},
-                        {"quantile", opt.feature_quantile}, {"margin", opt.feature_margin},
-                        {"readings", vp.size()}, {"stretches", opt.cal_segments}, {"stretch_s", stretch / 1000000}};
+  nlohmann::json cal = {
+      {"rule", "threshold = max(floor, margin * quantile(q)) of the channel on normal validation readings"},
+      {"quantile", opt.feature_quantile},
+      {"margin", opt.feature_margin},
+      {"readings", vp.size()},
+      {"stretches", opt.cal_segments},
+      {"stretch_s", stretch / 1000000}};
   cal["q_point"] = thr(vp, floor_point, &c.thr_point);
   cal["q_level"] = thr(vl, floor_level, &c.thr_level);
   cal["q_var"] = thr(vv, floor_var, &c.thr_var);
@@ -225,7 +233,9 @@ static Result<FeatureConfig> CalibrateFeatures(Duck& db, const Scaler& sc, int64
   cal["floors"] = {{"point", floor_point}, {"level", floor_level}, {"var", floor_var}, {"stuck", floor_stuck}};
   c.calibration = cal;
   if (opt.progress)
-    std::fprintf(stderr, "[train] feature thresholds: point %.2f (q %.2f), level %.2f (q %.2f), var %.2f (q %.2f), stuck %.0f (q %.0f)\n",
+    std::fprintf(stderr,
+                 "[train] feature thresholds: point %.2f (q %.2f), level %.2f (q %.2f), var %.2f (q %.2f), stuck %.0f "
+                 "(q %.0f)\n",
                  c.thr_point, cal["q_point"].get<double>(), c.thr_level, cal["q_level"].get<double>(), c.thr_var,
                  cal["q_var"].get<double>(), c.thr_stuck, cal["q_stuck"].get<double>());
   return c;
@@ -256,7 +266,8 @@ void CompleteProfile(const Scaler& prev, const std::vector<uint8_t>& covered, Sc
     for (int b = 0; b < B; b++) lo = std::min<double>(lo, old[b]), hi = std::max<double>(hi, old[b]);
     const double vx = sxx / n - (sx / n) * (sx / n);
     double c = 1;
-    if (n >= 4 && hi > lo && vx > 0.01 * (hi - lo) * (hi - lo)) c = std::clamp((sxy / n - sx / n * sy / n) / vx, 0.2, 5.0);
+    if (n >= 4 && hi > lo && vx > 0.01 * (hi - lo) * (hi - lo))
+      c = std::clamp((sxy / n - sx / n * sy / n) / vx, 0.2, 5.0);
     const double a = sy / n - c * sx / n;
     for (int b = 0; b < B; b++)
       if (!cov[b]) cur[b] = static_cast<float>(a + c * old[b]);
@@ -267,7 +278,8 @@ Result<TrainReport> Train(const TrainOptions& opt) {
   auto t_start = std::chrono::steady_clock::now();
   TrainReport rep;
   if (opt.window < 4 || opt.window > 256) return Status::Error("--window must be in [4, 256]");
-  if (opt.hidden < 16 || opt.hidden > 128 || opt.hidden % 16) return Status::Error("--hidden must be a multiple of 16 in [16, 128]");
+  if (opt.hidden < 16 || opt.hidden > 128 || opt.hidden % 16)
+    return Status::Error("--hidden must be a multiple of 16 in [16, 128]");
   if (auto api = LoadTorch(); !api.ok()) return api.status();  // before reading any data
   auto dbr = Duck::Open("", std::max(1, opt.threads));
   if (!dbr.ok()) return dbr.status();
@@ -291,8 +303,9 @@ Result<TrainReport> Train(const TrainOptions& opt) {
   if (opt.snapshot) {
     Status ss;
     for (int attempt = 0; attempt < 20; attempt++) {  // a compaction may replace files under the glob
-      ss = db.Exec("CREATE OR REPLACE TEMP TABLE readings_snapshot AS SELECT * FROM sensor_readings WHERE timestamp >= " +
-                   TsLit(from) + " AND timestamp < " + TsLit(to));
+      ss = db.Exec(
+          "CREATE OR REPLACE TEMP TABLE readings_snapshot AS SELECT * FROM sensor_readings WHERE timestamp >= " +
+          TsLit(from) + " AND timestamp < " + TsLit(to));
       if (ss.ok()) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
@@ -303,9 +316,10 @@ Result<TrainReport> Train(const TrainOptions& opt) {
   }
   const int64_t split = from + (to - from) * 4 / 5;
   const std::string normal = opt.keep_anomalies ? "true" : "NOT coalesce(is_anomaly_ground_truth, false)";
-  s = db.Exec("CREATE TEMP TABLE sensors AS SELECT sensor_id, (row_number() OVER (ORDER BY sensor_id) - 1)::INTEGER AS idx, "
-              "count(*) AS n, avg(value) AS mean, stddev_pop(value) AS sd FROM sensor_readings WHERE timestamp >= " +
-              TsLit(from) + " AND timestamp < " + TsLit(split) + " AND " + normal + " GROUP BY sensor_id");
+  s = db.Exec(
+      "CREATE TEMP TABLE sensors AS SELECT sensor_id, (row_number() OVER (ORDER BY sensor_id) - 1)::INTEGER AS idx, "
+      "count(*) AS n, avg(value) AS mean, stddev_pop(value) AS sd FROM sensor_readings WHERE timestamp >= " +
+      TsLit(from) + " AND timestamp < " + TsLit(split) + " AND " + normal + " GROUP BY sensor_id");
   if (!s.ok()) return Status::Error("scaler query: " + s.message());
   auto sens = db.Query("SELECT sensor_id, mean, sd, n FROM sensors ORDER BY idx");
   if (!sens.ok()) return sens.status();
@@ -319,16 +333,20 @@ Result<TrainReport> Train(const TrainOptions& opt) {
   }
   m.scaler.Reindex();
   const size_t S = m.scaler.size();
-  if (S == 0) return Status::Error("no normal readings in the training span " + FormatIsoMicros(from) + " .. " + FormatIsoMicros(split));
+  if (S == 0)
+    return Status::Error("no normal readings in the training span " + FormatIsoMicros(from) + " .. " +
+                         FormatIsoMicros(split));
   rep.sensors = S;
   if (opt.tod_bins < 0 || opt.tod_bins > 1440 || (opt.tod_bins > 0 && 86400 % opt.tod_bins != 0))
     return Status::Error("--tod-bins must divide 86400 and be in [0, 1440]");
   if (opt.tod_bins > 0) {
     // Seasonal profile: per sensor and time-of-day bin, the mean of the normal training rows; bins
     // with fewer than 10 rows take the sensor's mean. std becomes the sd of the residual.
-    const std::string bin = "((epoch_us(r.timestamp) % 86400000000) * " + std::to_string(opt.tod_bins) + " // 86400000000)::INTEGER";
-    const std::string span = "r.timestamp >= " + TsLit(from) + " AND r.timestamp < " + TsLit(split) + " AND " +
-                             (opt.keep_anomalies ? std::string("true") : "NOT coalesce(r.is_anomaly_ground_truth, false)");
+    const std::string bin =
+        "((epoch_us(r.timestamp) % 86400000000) * " + std::to_string(opt.tod_bins) + " // 86400000000)::INTEGER";
+    const std::string span =
+        "r.timestamp >= " + TsLit(from) + " AND r.timestamp < " + TsLit(split) + " AND " +
+        (opt.keep_anomalies ? std::string("true") : "NOT coalesce(r.is_anomaly_ground_truth, false)");
     // Aggregated by sensor_id first and joined to the small sensors table after: joining the readings
     // directly let DuckDB build its hash table on the readings side (a week of 1,000 sensors, 605 M
     // rows, was OOM-killed at 17 GB RSS). var_pop per bin gives the residual sd below without a
@@ -343,11 +361,14 @@ Result<TrainReport> Train(const TrainOptions& opt) {
     m.scaler.profile.assign(S * static_cast<size_t>(opt.tod_bins), 0);
     std::vector<uint8_t> covered(m.scaler.profile.size(), 0);
     for (size_t i = 0; i < S; i++)
-      for (int b = 0; b < opt.tod_bins; b++) m.scaler.profile[i * static_cast<size_t>(opt.tod_bins) + static_cast<size_t>(b)] = static_cast<float>(m.scaler.mean[i]);
+      for (int b = 0; b < opt.tod_bins; b++)
+        m.scaler.profile[i * static_cast<size_t>(opt.tod_bins) + static_cast<size_t>(b)] =
+            static_cast<float>(m.scaler.mean[i]);
     for (size_t r = 0; r < pr->rows.size(); r++) {
       const int64_t i = pr->Int(r, 0), b = pr->Int(r, 1);
       if (i < 0 || static_cast<size_t>(i) >= S || b < 0 || b >= opt.tod_bins || pr->Int(r, 3) < 10) continue;
-      m.scaler.profile[static_cast<size_t>(i) * static_cast<size_t>(opt.tod_bins) + static_cast<size_t>(b)] = static_cast<float>(pr->Num(r, 2));
+      m.scaler.profile[static_cast<size_t>(i) * static_cast<size_t>(opt.tod_bins) + static_cast<size_t>(b)] =
+          static_cast<float>(pr->Num(r, 2));
       covered[static_cast<size_t>(i) * static_cast<size_t>(opt.tod_bins) + static_cast<size_t>(b)] = 1;
     }
     if (!opt.profile_from.empty()) {
@@ -366,8 +387,9 @@ Result<TrainReport> Train(const TrainOptions& opt) {
   }
   // Lag-1 autocorrelation of z per sensor, accumulated over the training stretches (normal pairs).
   std::vector<double> zz1(S, 0), zz0(S, 0);
-  auto fp = db.Query("SELECT count(*), bit_xor(hash(sensor_id, timestamp, value)) FROM sensor_readings WHERE timestamp >= " +
-                     TsLit(from) + " AND timestamp < " + TsLit(to));
+  auto fp =
+      db.Query("SELECT count(*), bit_xor(hash(sensor_id, timestamp, value)) FROM sensor_readings WHERE timestamp >= " +
+               TsLit(from) + " AND timestamp < " + TsLit(to));
   if (!fp.ok()) return fp.status();
   const std::string fingerprint = Sha256Hex(fp->Str(0, 0) + ":" + fp->Str(0, 1)).substr(0, 16);
 
@@ -378,15 +400,18 @@ Result<TrainReport> Train(const TrainOptions& opt) {
     out.window = opt.window;
     if (b - a <= stretch_us || count <= 0) return Status::OK();
     const int64_t slice = (b - a) / count;
-    size_t per_stretch_cap = train ? std::max<size_t>(1, opt.max_windows / (static_cast<size_t>(count) * S) + 1) : SIZE_MAX;
+    size_t per_stretch_cap =
+        train ? std::max<size_t>(1, opt.max_windows / (static_cast<size_t>(count) * S) + 1) : SIZE_MAX;
     for (int k = 0; k < count; k++) {
       int64_t lo = a + slice * k, hi = std::max(lo + 1, lo + slice - stretch_us);
       int64_t st = lo + static_cast<int64_t>(rng() % static_cast<uint64_t>(hi - lo));
       Row4 rows;
-      Status s2 = FetchRows(db, "SELECT s.idx, epoch_us(r.timestamp), r.value, coalesce(r.is_anomaly_ground_truth, false) "
-                                "FROM sensor_readings r JOIN sensors s USING (sensor_id) WHERE r.timestamp >= " + TsLit(st) +
-                                " AND r.timestamp < " + TsLit(st + stretch_us) + " AND " + HourPred(st, st + stretch_us) +
-                                " ORDER BY 1, 2", rows);
+      Status s2 = FetchRows(db,
+                            "SELECT s.idx, epoch_us(r.timestamp), r.value, coalesce(r.is_anomaly_ground_truth, false) "
+                            "FROM sensor_readings r JOIN sensors s USING (sensor_id) WHERE r.timestamp >= " +
+                                TsLit(st) + " AND r.timestamp < " + TsLit(st + stretch_us) + " AND " +
+                                HourPred(st, st + stretch_us) + " ORDER BY 1, 2",
+                            rows);
       if (!s2.ok()) return Status::Error("reading windows: " + s2.message());
       size_t i = 0;
       while (i < rows.idx.size()) {
@@ -424,8 +449,8 @@ Result<TrainReport> Train(const TrainOptions& opt) {
         i = j;
       }
       if (opt.progress)
-        std::fprintf(stderr, "\r[train] reading %s windows: stretch %d/%d, %zu windows   ", train ? "training" : "validation",
-                     k + 1, count, out.size());
+        std::fprintf(stderr, "\r[train] reading %s windows: stretch %d/%d, %zu windows   ",
+                     train ? "training" : "validation", k + 1, count, out.size());
     }
     if (opt.progress) std::fprintf(stderr, "\n");
     return Status::OK();
@@ -441,7 +466,8 @@ Result<TrainReport> Train(const TrainOptions& opt) {
     train.x.resize(opt.max_windows * static_cast<size_t>(opt.window));
     train.sensor.resize(opt.max_windows);
   }
-  if (train.size() < 16) return Status::Error("too few training windows (" + std::to_string(train.size()) + "); need more data");
+  if (train.size() < 16)
+    return Status::Error("too few training windows (" + std::to_string(train.size()) + "); need more data");
   if (val.size() == 0) return Status::Error("no validation windows in the last 20 % of the span");
   rep.train_windows = train.size();
   rep.val_windows = val.size();
@@ -460,8 +486,8 @@ Result<TrainReport> Train(const TrainOptions& opt) {
     val = std::move(v2);
   }
   if (opt.progress)
-    std::fprintf(stderr, "[train] %zu sensors, %zu training windows, %zu validation windows (window %d, hidden %d)\n", S,
-                 train.size(), val.size(), opt.window, opt.hidden);
+    std::fprintf(stderr, "[train] %zu sensors, %zu training windows, %zu validation windows (window %d, hidden %d)\n",
+                 S, train.size(), val.size(), opt.window, opt.hidden);
   auto w = FitWeights(train, val, opt, &rep.epochs_run, &rep.best_val_loss);
   if (!w.ok()) return w.status();
   m.weights = std::move(w.value());
@@ -495,19 +521,34 @@ Result<TrainReport> Train(const TrainOptions& opt) {
   std::vector<float> sorted = m.val_errors;
 
   m.version = opt.version.empty() ? NextVersion(opt.model_dir) : opt.version;
-  m.config = {{"window", opt.window}, {"hidden", opt.hidden}, {"epochs", opt.epochs}, {"patience", opt.patience},
-              {"batch", opt.batch}, {"lr", opt.lr}, {"seed", opt.seed}, {"threads", opt.threads}, {"torch_threads", opt.torch_threads},
-              {"max_windows", opt.max_windows}, {"segments", opt.segments}, {"val_segments", opt.val_segments},
-              {"keep_anomalies", opt.keep_anomalies}, {"tod_bins", opt.tod_bins}, {"feature_quantile", opt.feature_quantile},
-              {"feature_margin", opt.feature_margin}, {"cal_segments", opt.cal_segments}, {"cal_stretch_s", opt.cal_stretch_s},
+  m.config = {{"window", opt.window},
+              {"hidden", opt.hidden},
+              {"epochs", opt.epochs},
+              {"patience", opt.patience},
+              {"batch", opt.batch},
+              {"lr", opt.lr},
+              {"seed", opt.seed},
+              {"threads", opt.threads},
+              {"torch_threads", opt.torch_threads},
+              {"max_windows", opt.max_windows},
+              {"segments", opt.segments},
+              {"val_segments", opt.val_segments},
+              {"keep_anomalies", opt.keep_anomalies},
+              {"tod_bins", opt.tod_bins},
+              {"feature_quantile", opt.feature_quantile},
+              {"feature_margin", opt.feature_margin},
+              {"cal_segments", opt.cal_segments},
+              {"cal_stretch_s", opt.cal_stretch_s},
               {"architecture", "lstm-ae: LSTM(1->H) encoder, last h repeated, LSTM(H->H) decoder, Linear(H->1)"}};
   auto q = [&](double p) { return Quantile(sorted, p); };
   rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
   m.card = {{"version", m.version},
             {"created", FormatIsoMicros(std::chrono::duration_cast<std::chrono::microseconds>(
-                                            std::chrono::system_clock::now().time_since_epoch()).count())},
+                                            std::chrono::system_clock::now().time_since_epoch())
+                                            .count())},
             {"code_version", IOTPIPE_VERSION},
-            {"training_window", {{"from", FormatIsoMicros(from)}, {"to", FormatIsoMicros(to)}, {"split", FormatIsoMicros(split)}}},
+            {"training_window",
+             {{"from", FormatIsoMicros(from)}, {"to", FormatIsoMicros(to)}, {"split", FormatIsoMicros(split)}}},
             {"data_dir", opt.data_dir},
             {"rows", rep.rows},
             {"data_fingerprint", fingerprint},
@@ -515,17 +556,28 @@ Result<TrainReport> Train(const TrainOptions& opt) {
             {"train_windows", train.size()},
             {"val_windows", val.size()},
             {"subsampling", "one random stretch of 4 windows per slice of the span (" + std::to_string(opt.segments) +
-                                " slices), a few random windows per sensor and stretch, capped at " + std::to_string(opt.max_windows)},
+                                " slices), a few random windows per sensor and stretch, capped at " +
+                                std::to_string(opt.max_windows)},
             {"epochs_run", rep.epochs_run},
             {"best_val_loss", rep.best_val_loss},
             {"train_seconds", rep.seconds},
             {"params", m.weights.NumParams()},
             {"flops_per_window", m.weights.FlopsPerWindow()},
-            {"validation_error", {{"mean", std::accumulate(ew.begin(), ew.end(), 0.0) / static_cast<double>(ew.size())},
-                                  {"p50", q(0.5)}, {"p90", q(0.9)}, {"p99", q(0.99)}, {"p999", q(0.999)}, {"max", sorted.back()}}},
-            {"thresholds", {{"rule", m.thresholds.ToJson()["rule"]}, {"global_win", m.thresholds.global_win},
-                            {"global_last", m.thresholds.global_last}, {"quantile", opt.quantile}, {"margin", opt.margin}}},
-            {"seasonal_scaler", m.scaler.seasonal() ? nlohmann::json{{"tod_bins", m.scaler.tod_bins}} : nlohmann::json(nullptr)},
+            {"validation_error",
+             {{"mean", std::accumulate(ew.begin(), ew.end(), 0.0) / static_cast<double>(ew.size())},
+              {"p50", q(0.5)},
+              {"p90", q(0.9)},
+              {"p99", q(0.99)},
+              {"p999", q(0.999)},
+              {"max", sorted.back()}}},
+            {"thresholds",
+             {{"rule", m.thresholds.ToJson()["rule"]},
+              {"global_win", m.thresholds.global_win},
+              {"global_last", m.thresholds.global_last},
+              {"quantile", opt.quantile},
+              {"margin", opt.margin}}},
+            {"seasonal_scaler",
+             m.scaler.seasonal() ? nlohmann::json{{"tod_bins", m.scaler.tod_bins}} : nlohmann::json(nullptr)},
             {"features", m.thresholds.features.ToJson()},
             {"evaluation", nlohmann::json::object()}};
   s = m.Save(opt.model_dir);

@@ -32,7 +32,7 @@ struct TrainOptions {
   int batch = 256;
   double lr = 3e-3;
   uint64_t seed = 1;
-  int threads = 2;        // DuckDB reading and calibration
+  int threads = 2;  // DuckDB reading and calibration
   // LibTorch intra-op threads. 1 by default: a profile of training (perf record) showed 66 % of the
   // time in libgomp barrier spinning with 2 threads on a loaded 2-core machine and 24 % in sgemm_
   // (Debian's reference BLAS); one thread removes the spinning and trains several times faster.

@@ -1,8 +1,8 @@
 #include "parse/known_layout.h"
 
 #include <charconv>
-#include <cstdint>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 
 namespace iotpipe {

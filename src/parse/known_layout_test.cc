@@ -44,7 +44,8 @@ void ExpectSameAsGeneralParser(const std::vector<std::string>& records) {
     SCOPED_TRACE("reading " + std::to_string(i));
     EXPECT_EQ(s1.Name(a.readings.sensor[i]), s2.Name(b.readings.sensor[i]));
     EXPECT_EQ(a.readings.ts_us[i], b.readings.ts_us[i]);
-    EXPECT_EQ(Bits(a.readings.value[i]), Bits(b.readings.value[i])) << a.readings.value[i] << " " << b.readings.value[i];
+    EXPECT_EQ(Bits(a.readings.value[i]), Bits(b.readings.value[i]))
+        << a.readings.value[i] << " " << b.readings.value[i];
     EXPECT_EQ(a.readings.gt[i], b.readings.gt[i]);
     ASSERT_EQ(a.readings.type[i] == ReadingBatch::kNoType, b.readings.type[i] == ReadingBatch::kNoType);
     if (a.readings.type[i] != ReadingBatch::kNoType) {
@@ -82,10 +83,13 @@ TEST(KnownLayout, NumbersAreBitIdenticalToFromChars) {
     for (int k = 0; k < digits; k++) d += static_cast<char>('0' + rng() % 10);
     while (d.size() > 1 && d[0] == '0') d.erase(0, 1);
     const int point = static_cast<int>(rng() % (d.size() + 1));
-    std::string num = (rng() % 4 == 0 ? "-" : "") + (point == 0 ? "0." + d : d.substr(0, point) +
-                                                      (point < static_cast<int>(d.size()) ? "." + d.substr(point) : ""));
+    std::string num =
+        (rng() % 4 == 0 ? "-" : "") +
+        (point == 0 ? "0." + d
+                    : d.substr(0, point) + (point < static_cast<int>(d.size()) ? "." + d.substr(point) : ""));
     if (i % 10 == 0) num += "e" + std::to_string(static_cast<int>(rng() % 40) - 20);
-    const std::string rec = "{\"sensor_id\": \"s\", \"timestamp\": 1, \"value\": " + num + ", \"is_anomaly_ground_truth\": false}";
+    const std::string rec =
+        "{\"sensor_id\": \"s\", \"timestamp\": 1, \"value\": " + num + ", \"is_anomaly_ground_truth\": false}";
     double want = 0;
     auto r = std::from_chars(num.data(), num.data() + num.size(), want);
     ParsedRecord out;
@@ -111,14 +115,16 @@ TEST(KnownLayout, NumbersAreBitIdenticalToFromChars) {
 TEST(KnownLayout, TakesTheProducersRecords) {
   ParsedRecord r;
   ASSERT_TRUE(ParseKnownLayout(R"({"sensor_id": "sensor_7", "timestamp": 1732406400.123, "value": -25.5, )"
-                               R"("is_anomaly_ground_truth": true, "anomaly_type": "spike"})", &r));
+                               R"("is_anomaly_ground_truth": true, "anomaly_type": "spike"})",
+                               &r));
   EXPECT_EQ(r.sensor_id, "sensor_7");
   EXPECT_EQ(r.timestamp, 1732406400.123);
   EXPECT_EQ(r.value, -25.5);
   EXPECT_TRUE(r.gt);
   EXPECT_EQ(r.anomaly_type, "spike");
   // Python's json.dumps and compact separators, null type, exponents.
-  ASSERT_TRUE(ParseKnownLayout(R"({"sensor_id":"a","timestamp":1e9,"value":0,"is_anomaly_ground_truth":false,"anomaly_type":null})", &r));
+  ASSERT_TRUE(ParseKnownLayout(
+      R"({"sensor_id":"a","timestamp":1e9,"value":0,"is_anomaly_ground_truth":false,"anomaly_type":null})", &r));
   EXPECT_EQ(r.timestamp, 1e9);
   EXPECT_TRUE(r.anomaly_type.empty());
   EXPECT_FALSE(r.gt);
@@ -127,14 +133,15 @@ TEST(KnownLayout, TakesTheProducersRecords) {
   for (auto& rec : sim) taken += ParseKnownLayout(rec, &r);
   EXPECT_EQ(taken, sim.size()) << "every well-formed simulated record takes the fast path";
   // Not the layout: the general parser decides.
-  for (const char* other : {R"({"timestamp": 1, "sensor_id": "a", "value": 1, "is_anomaly_ground_truth": false})",
-                            R"({"sensor_id": "\u00e9", "timestamp": 1, "value": 1, "is_anomaly_ground_truth": false})",
-                            R"({"sensor_id": "a", "timestamp": 1, "value": 1, "is_anomaly_ground_truth": false, "x": 1})",
-                            R"({"sensor_id": "a", "timestamp": 01, "value": 1, "is_anomaly_ground_truth": false})",
-                            R"({"sensor_id": "a", "timestamp": 1, "value": NaN, "is_anomaly_ground_truth": false})",
-                            R"({"sensor_id": "a", "timestamp": 1, "value": 1e400, "is_anomaly_ground_truth": false})",
-                            R"({"sensor_id": "a", "timestamp": 1, "value": 1, "is_anomaly_ground_truth": false}x)",
-                            R"({"sensor_id": "a", "timestamp": 1, "value": 1, "is_anomaly_ground_truth": 0})"})
+  for (const char* other :
+       {R"({"timestamp": 1, "sensor_id": "a", "value": 1, "is_anomaly_ground_truth": false})",
+        R"({"sensor_id": "\u00e9", "timestamp": 1, "value": 1, "is_anomaly_ground_truth": false})",
+        R"({"sensor_id": "a", "timestamp": 1, "value": 1, "is_anomaly_ground_truth": false, "x": 1})",
+        R"({"sensor_id": "a", "timestamp": 01, "value": 1, "is_anomaly_ground_truth": false})",
+        R"({"sensor_id": "a", "timestamp": 1, "value": NaN, "is_anomaly_ground_truth": false})",
+        R"({"sensor_id": "a", "timestamp": 1, "value": 1e400, "is_anomaly_ground_truth": false})",
+        R"({"sensor_id": "a", "timestamp": 1, "value": 1, "is_anomaly_ground_truth": false}x)",
+        R"({"sensor_id": "a", "timestamp": 1, "value": 1, "is_anomaly_ground_truth": 0})"})
     EXPECT_FALSE(ParseKnownLayout(other, &r)) << other;
 }
 
@@ -154,35 +161,83 @@ TEST(KnownLayout, SameResultsAsTheGeneralParserOnCorpusSimulationAndMutations) {
   for (auto& r : Simulated(Profile::kBasic, 3000, 0.05)) recs.push_back(r);
   for (auto& r : Simulated(Profile::kRealistic, 3000, 0.05)) recs.push_back(r);
   // Numbers at the edges of the grammar and of double rounding.
-  const std::vector<std::string> nums = {
-      "0", "-0", "0.0", "-0.0", "1", "-1", "1.5", "1e5", "1E+05", "1e-5", "2.5e-3", "01", "1.", ".5", "-", "+1",
-      "1e", "1e+", "1.e5", "0.1", "0.30000000000000004", "9007199254740993", "1234567890123456789",
-      "12345678901234567890", "123456789012345678901234", "1e308", "1.7976931348623157e308", "1.8e308", "1e400",
-      "5e-324", "2e-324", "1e-400", "4.9406564584124654e-324", "2.2250738585072011e-308", "1732406400.123456",
-      "1732406400.1234567", "1e15", "1e16", "-1e16", "0e0", "00", "-01", "1.0e+0000", "1e00000", "NaN", "Infinity",
-      "-Infinity", "true", "null", "\"1\"", "1 2", "0x10"};
+  const std::vector<std::string> nums = {"0",
+                                         "-0",
+                                         "0.0",
+                                         "-0.0",
+                                         "1",
+                                         "-1",
+                                         "1.5",
+                                         "1e5",
+                                         "1E+05",
+                                         "1e-5",
+                                         "2.5e-3",
+                                         "01",
+                                         "1.",
+                                         ".5",
+                                         "-",
+                                         "+1",
+                                         "1e",
+                                         "1e+",
+                                         "1.e5",
+                                         "0.1",
+                                         "0.30000000000000004",
+                                         "9007199254740993",
+                                         "1234567890123456789",
+                                         "12345678901234567890",
+                                         "123456789012345678901234",
+                                         "1e308",
+                                         "1.7976931348623157e308",
+                                         "1.8e308",
+                                         "1e400",
+                                         "5e-324",
+                                         "2e-324",
+                                         "1e-400",
+                                         "4.9406564584124654e-324",
+                                         "2.2250738585072011e-308",
+                                         "1732406400.123456",
+                                         "1732406400.1234567",
+                                         "1e15",
+                                         "1e16",
+                                         "-1e16",
+                                         "0e0",
+                                         "00",
+                                         "-01",
+                                         "1.0e+0000",
+                                         "1e00000",
+                                         "NaN",
+                                         "Infinity",
+                                         "-Infinity",
+                                         "true",
+                                         "null",
+                                         "\"1\"",
+                                         "1 2",
+                                         "0x10"};
   for (auto& n : nums) {
     recs.push_back("{\"sensor_id\": \"s\", \"timestamp\": 1732406400, \"value\": " + n +
                    ", \"is_anomaly_ground_truth\": false}");
-    recs.push_back("{\"sensor_id\": \"s\", \"timestamp\": " + n + ", \"value\": 1, \"is_anomaly_ground_truth\": false}");
+    recs.push_back("{\"sensor_id\": \"s\", \"timestamp\": " + n +
+                   ", \"value\": 1, \"is_anomaly_ground_truth\": false}");
   }
   // Whitespace, ids and types.
   const char nul[] = "{\"sensor_id\": \"s\0\", \"timestamp\": 1, \"value\": 1, \"is_anomaly_ground_truth\": true}";
-  for (const std::string& r : std::vector<std::string>{
-        R"(  {"sensor_id":"s","timestamp":1732406400,"value":1,"is_anomaly_ground_truth":true}  )",
-        "{\n\"sensor_id\"\t:\r\n\"s\" , \"timestamp\" :1732406400 ,\"value\":1,\"is_anomaly_ground_truth\":true }",
-        R"({"sensor_id": "", "timestamp": 1732406400, "value": 1, "is_anomaly_ground_truth": true})",
-        R"({"sensor_id": "a\"b", "timestamp": 1732406400, "value": 1, "is_anomaly_ground_truth": true})",
-        R"({"sensor_id": "tab	in", "timestamp": 1732406400, "value": 1, "is_anomaly_ground_truth": true})",
-        R"({"sensor_id": "s", "timestamp": 1732406400, "value": 1, "is_anomaly_ground_truth": true, "anomaly_type": ""})",
-        R"({"sensor_id": "s", "timestamp": 1732406400, "value": 1, "is_anomaly_ground_truth": true, "anomaly_type": 3})",
-        R"({"sensor_id": "s", "timestamp": 1732406400, "value": 1, "is_anomaly_ground_truth": true, "anomaly_type": "drift",})",
-        R"({"sensor_id": "s", "timestamp": 1732406400, "value": 1, "is_anomaly_ground_truth": true, "asset_id": "a1"})",
-        R"({"sensor_id": "s", "timestamp": 1732406400, "value": 1, "is_anomaly_ground_truth": true}{})",
-        R"({"sensor_id": "s", "timestamp": 1732406400, "value": 1, "is_anomaly_ground_truth": true})",
-        std::string(200, 'x'), std::string(nul, sizeof nul - 1)})
+  for (
+      const std::string& r : std::vector<std::string>{
+          R"(  {"sensor_id":"s","timestamp":1732406400,"value":1,"is_anomaly_ground_truth":true}  )",
+          "{\n\"sensor_id\"\t:\r\n\"s\" , \"timestamp\" :1732406400 ,\"value\":1,\"is_anomaly_ground_truth\":true }",
+          R"({"sensor_id": "", "timestamp": 1732406400, "value": 1, "is_anomaly_ground_truth": true})",
+          R"({"sensor_id": "a\"b", "timestamp": 1732406400, "value": 1, "is_anomaly_ground_truth": true})",
+          R"({"sensor_id": "tab	in", "timestamp": 1732406400, "value": 1, "is_anomaly_ground_truth": true})",
+          R"({"sensor_id": "s", "timestamp": 1732406400, "value": 1, "is_anomaly_ground_truth": true, "anomaly_type": ""})",
+          R"({"sensor_id": "s", "timestamp": 1732406400, "value": 1, "is_anomaly_ground_truth": true, "anomaly_type": 3})",
+          R"({"sensor_id": "s", "timestamp": 1732406400, "value": 1, "is_anomaly_ground_truth": true, "anomaly_type": "drift",})",
+          R"({"sensor_id": "s", "timestamp": 1732406400, "value": 1, "is_anomaly_ground_truth": true, "asset_id": "a1"})",
+          R"({"sensor_id": "s", "timestamp": 1732406400, "value": 1, "is_anomaly_ground_truth": true}{})",
+          R"({"sensor_id": "s", "timestamp": 1732406400, "value": 1, "is_anomaly_ground_truth": true})",
+          std::string(200, 'x'), std::string(nul, sizeof nul - 1)})
     recs.push_back(r);
-  recs.push_back("{\"sensor_id\": \"" + std::string(129, 'a') + "\", \"timestamp\": 1, \"value\": 1, \"is_anomaly_ground_truth\": true}");
+  recs.push_back("{\"sensor_id\": \"" + std::string(129, 'a') +
+                 "\", \"timestamp\": 1, \"value\": 1, \"is_anomaly_ground_truth\": true}");
   // Every truncation and many single-byte mutations of a record of the layout.
   const std::string base = R"({"sensor_id": "sensor_12", "timestamp": 1732406400.25, "value": 25.125, )"
                            R"("is_anomaly_ground_truth": true, "anomaly_type": "spike"})";
@@ -195,9 +250,15 @@ TEST(KnownLayout, SameResultsAsTheGeneralParserOnCorpusSimulationAndMutations) {
     for (int j = 0; j < edits; j++) {
       size_t at = rng() % m.size();
       switch (rng() % 3) {
-        case 0: m[at] = alphabet[rng() % alphabet.size()]; break;
-        case 1: m.insert(at, 1, alphabet[rng() % alphabet.size()]); break;
-        default: m.erase(at, 1); break;
+        case 0:
+          m[at] = alphabet[rng() % alphabet.size()];
+          break;
+        case 1:
+          m.insert(at, 1, alphabet[rng() % alphabet.size()]);
+          break;
+        default:
+          m.erase(at, 1);
+          break;
       }
     }
     recs.push_back(m);

@@ -50,12 +50,12 @@ std::string_view InputFormatName(InputFormat f);
 struct InputMapping {
   InputFormat format = InputFormat::kOriginal;
   std::string id, time, value, label, asset, unit, tags;  // JSON Pointers (csv: column names)
-  std::string fields;                  // object holding the quantities (multi-field); "" = top level
-  std::vector<std::string> quantities; // only these members (empty: all numeric)
-  std::string pattern;                 // only members matching this glob
-  std::string separator = "/";         // device/quantity
-  std::string time_unit = "auto";      // auto | s | ms | us | ns
-  bool arrival_time = false;           // time = "arrival": stamp records with the decode time
+  std::string fields;                                     // object holding the quantities (multi-field); "" = top level
+  std::vector<std::string> quantities;                    // only these members (empty: all numeric)
+  std::string pattern;                                    // only members matching this glob
+  std::string separator = "/";                            // device/quantity
+  std::string time_unit = "auto";                         // auto | s | ms | us | ns
+  bool arrival_time = false;                              // time = "arrival": stamp records with the decode time
   char csv_delimiter = ',';
 };
 
@@ -64,14 +64,14 @@ struct InputMapping {
 struct ResolvedMapping {
   InputFormat format = InputFormat::kOriginal;
   std::string id, time, value, label, asset, unit, tags, fields;
-  bool multi = false;                  // no single value: quantities of a device
+  bool multi = false;  // no single value: quantities of a device
   std::vector<std::string> quantities;
   std::string pattern;
   std::string separator;
   TimeUnit unit_of_time = TimeUnit::kAuto;
   bool arrival_time = false;
   char csv_delimiter = ',';
-  std::vector<std::string> skip_top;   // top-level members that are not quantities (multi-field at "")
+  std::vector<std::string> skip_top;  // top-level members that are not quantities (multi-field at "")
 };
 Result<ResolvedMapping> ResolveMapping(const InputMapping& m);
 

@@ -1,7 +1,8 @@
 #include "parse/parser.h"
 
-#include <cmath>
 #include <simdjson.h>
+
+#include <cmath>
 
 #include "parse/known_layout.h"
 #include "parse/mapping.h"
@@ -13,21 +14,36 @@ namespace od = simdjson::ondemand;
 
 std::string_view RejectName(Reject r) {
   switch (r) {
-    case Reject::kNone: return "ok";
-    case Reject::kEmpty: return "empty";
-    case Reject::kOversize: return "oversize";
-    case Reject::kInvalidJson: return "invalid_json";
-    case Reject::kNotAnObject: return "not_an_object";
-    case Reject::kMissingField: return "missing_field";
-    case Reject::kWrongType: return "wrong_type";
-    case Reject::kNonFiniteValue: return "non_finite_value";
-    case Reject::kValueOutOfRange: return "value_out_of_range";
-    case Reject::kTimestampOutOfRange: return "timestamp_out_of_range";
-    case Reject::kInvalidSensorId: return "invalid_sensor_id";
-    case Reject::kTooManySensors: return "too_many_sensors";
-    case Reject::kInvalidAssetId: return "invalid_asset_id";
-    case Reject::kMalformed: return "malformed";
-    case Reject::kCount: break;
+    case Reject::kNone:
+      return "ok";
+    case Reject::kEmpty:
+      return "empty";
+    case Reject::kOversize:
+      return "oversize";
+    case Reject::kInvalidJson:
+      return "invalid_json";
+    case Reject::kNotAnObject:
+      return "not_an_object";
+    case Reject::kMissingField:
+      return "missing_field";
+    case Reject::kWrongType:
+      return "wrong_type";
+    case Reject::kNonFiniteValue:
+      return "non_finite_value";
+    case Reject::kValueOutOfRange:
+      return "value_out_of_range";
+    case Reject::kTimestampOutOfRange:
+      return "timestamp_out_of_range";
+    case Reject::kInvalidSensorId:
+      return "invalid_sensor_id";
+    case Reject::kTooManySensors:
+      return "too_many_sensors";
+    case Reject::kInvalidAssetId:
+      return "invalid_asset_id";
+    case Reject::kMalformed:
+      return "malformed";
+    case Reject::kCount:
+      break;
   }
   return "unknown";
 }
@@ -47,12 +63,18 @@ static bool LooksNonFinite(std::string_view tok) {
 
 static const char* TypeName(od::json_type t) {
   switch (t) {
-    case od::json_type::array: return "array";
-    case od::json_type::object: return "object";
-    case od::json_type::number: return "number";
-    case od::json_type::string: return "string";
-    case od::json_type::boolean: return "boolean";
-    case od::json_type::null: return "null";
+    case od::json_type::array:
+      return "array";
+    case od::json_type::object:
+      return "object";
+    case od::json_type::number:
+      return "number";
+    case od::json_type::string:
+      return "string";
+    case od::json_type::boolean:
+      return "boolean";
+    case od::json_type::null:
+      return "null";
   }
   return "unknown";
 }
@@ -151,23 +173,43 @@ Reject Parser::ParseOne(std::string_view rec, ParsedRecord* out, std::string* de
     // On Demand classifies by the first byte: make sure the scalar/array is valid JSON at all.
     bool valid = false;
     switch (dt) {
-      case od::json_type::null: { bool b = false; valid = doc.is_null().get(b) == sj::SUCCESS && b; break; }
-      case od::json_type::boolean: { bool b; valid = doc.get_bool().get(b) == sj::SUCCESS; break; }
-      case od::json_type::number: { double d; valid = doc.get_double().get(d) == sj::SUCCESS; break; }
-      case od::json_type::string: { std::string_view v; valid = doc.get_string().get(v) == sj::SUCCESS; break; }
+      case od::json_type::null: {
+        bool b = false;
+        valid = doc.is_null().get(b) == sj::SUCCESS && b;
+        break;
+      }
+      case od::json_type::boolean: {
+        bool b;
+        valid = doc.get_bool().get(b) == sj::SUCCESS;
+        break;
+      }
+      case od::json_type::number: {
+        double d;
+        valid = doc.get_double().get(d) == sj::SUCCESS;
+        break;
+      }
+      case od::json_type::string: {
+        std::string_view v;
+        valid = doc.get_string().get(v) == sj::SUCCESS;
+        break;
+      }
       case od::json_type::array: {
         od::array arr;
         size_t n;
         valid = doc.get_array().get(arr) == sj::SUCCESS;
         if (valid) {
           for (auto el : arr) {  // walking the elements consumes the array
-            if (el.error()) { valid = false; break; }
+            if (el.error()) {
+              valid = false;
+              break;
+            }
           }
         }
         (void)n;
         break;
       }
-      default: break;
+      default:
+        break;
     }
     if (!valid || !doc.current_location().error()) {
       *detail = "not a JSON document";
@@ -197,12 +239,18 @@ Reject Parser::ParseOne(std::string_view rec, ParsedRecord* out, std::string* de
     od::value v = field.value();
     if (key == "sensor_id") {
       od::json_type t;
-      if ((err = v.type().get(t))) { *detail = sj::error_message(err); return Reject::kInvalidJson; }
+      if ((err = v.type().get(t))) {
+        *detail = sj::error_message(err);
+        return Reject::kInvalidJson;
+      }
       if (t != od::json_type::string) {
         *detail = std::string("sensor_id must be a string, got ") + TypeName(t);
         return Reject::kWrongType;
       }
-      if ((err = v.get_string().get(out->sensor_id))) { *detail = sj::error_message(err); return Reject::kInvalidJson; }
+      if ((err = v.get_string().get(out->sensor_id))) {
+        *detail = sj::error_message(err);
+        return Reject::kInvalidJson;
+      }
       has_id = true;
     } else if (key == "timestamp") {
       Reject r = ReadNumber(v, "timestamp", &out->timestamp, detail);
@@ -214,7 +262,10 @@ Reject Parser::ParseOne(std::string_view rec, ParsedRecord* out, std::string* de
       has_val = true;
     } else if (key == "is_anomaly_ground_truth") {
       od::json_type t;
-      if ((err = v.type().get(t))) { *detail = sj::error_message(err); return Reject::kInvalidJson; }
+      if ((err = v.type().get(t))) {
+        *detail = sj::error_message(err);
+        return Reject::kInvalidJson;
+      }
       if (t == od::json_type::null) {  // null: unlabelled, as absent
         has_gt = false;
         continue;
@@ -223,26 +274,41 @@ Reject Parser::ParseOne(std::string_view rec, ParsedRecord* out, std::string* de
         *detail = std::string("is_anomaly_ground_truth must be a boolean or null, got ") + TypeName(t);
         return Reject::kWrongType;
       }
-      if ((err = v.get_bool().get(out->gt))) { *detail = sj::error_message(err); return Reject::kInvalidJson; }
+      if ((err = v.get_bool().get(out->gt))) {
+        *detail = sj::error_message(err);
+        return Reject::kInvalidJson;
+      }
       has_gt = true;
     } else if (key == "anomaly_type") {
       od::json_type t;
-      if ((err = v.type().get(t))) { *detail = sj::error_message(err); return Reject::kInvalidJson; }
+      if ((err = v.type().get(t))) {
+        *detail = sj::error_message(err);
+        return Reject::kInvalidJson;
+      }
       if (t == od::json_type::null) {
         out->anomaly_type = {};
       } else if (t == od::json_type::string) {
-        if ((err = v.get_string().get(out->anomaly_type))) { *detail = sj::error_message(err); return Reject::kInvalidJson; }
+        if ((err = v.get_string().get(out->anomaly_type))) {
+          *detail = sj::error_message(err);
+          return Reject::kInvalidJson;
+        }
       } else {
         *detail = std::string("anomaly_type must be a string or null, got ") + TypeName(t);
         return Reject::kWrongType;
       }
     } else if (key == "asset_id") {
       od::json_type t;
-      if ((err = v.type().get(t))) { *detail = sj::error_message(err); return Reject::kInvalidJson; }
+      if ((err = v.type().get(t))) {
+        *detail = sj::error_message(err);
+        return Reject::kInvalidJson;
+      }
       if (t == od::json_type::null) {
         out->asset_id = {};
       } else if (t == od::json_type::string) {
-        if ((err = v.get_string().get(out->asset_id))) { *detail = sj::error_message(err); return Reject::kInvalidJson; }
+        if ((err = v.get_string().get(out->asset_id))) {
+          *detail = sj::error_message(err);
+          return Reject::kInvalidJson;
+        }
         if (out->asset_id.empty() || out->asset_id.size() > opt_.max_asset_id_bytes) {
           *detail = "asset_id must have 1 to " + std::to_string(opt_.max_asset_id_bytes) + " bytes";
           return Reject::kInvalidAssetId;
@@ -269,8 +335,10 @@ Reject Parser::ParseOne(std::string_view rec, ParsedRecord* out, std::string* de
         return Reject::kInvalidJson;
       }
       size_t count = 0;
-      if (t == od::json_type::object) err = v.count_fields().get(count);
-      else if (t == od::json_type::array) err = v.count_elements().get(count);
+      if (t == od::json_type::object)
+        err = v.count_fields().get(count);
+      else if (t == od::json_type::array)
+        err = v.count_elements().get(count);
       if (err) {
         *detail = sj::error_message(err);
         return Reject::kInvalidJson;
@@ -281,9 +349,18 @@ Reject Parser::ParseOne(std::string_view rec, ParsedRecord* out, std::string* de
     *detail = "trailing content after the object";
     return Reject::kInvalidJson;
   }
-  if (!has_id) { *detail = "sensor_id"; return Reject::kMissingField; }
-  if (!has_ts) { *detail = "timestamp"; return Reject::kMissingField; }
-  if (!has_val) { *detail = "value"; return Reject::kMissingField; }
+  if (!has_id) {
+    *detail = "sensor_id";
+    return Reject::kMissingField;
+  }
+  if (!has_ts) {
+    *detail = "timestamp";
+    return Reject::kMissingField;
+  }
+  if (!has_val) {
+    *detail = "value";
+    return Reject::kMissingField;
+  }
   out->has_gt = has_gt;  // no label: an unlabelled reading (NULL), not a rejection
   if (!has_gt) out->gt = false;
   return CheckFields(opt_, *out, detail);

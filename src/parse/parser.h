@@ -31,7 +31,7 @@ enum class Reject : uint8_t {
   kInvalidSensorId,
   kTooManySensors,
   kInvalidAssetId,
-  kMalformed,       // line protocol / CSV syntax (JSON syntax is kInvalidJson)
+  kMalformed,  // line protocol / CSV syntax (JSON syntax is kInvalidJson)
   kCount
 };
 std::string_view RejectName(Reject r);
@@ -39,10 +39,10 @@ std::string_view RejectName(Reject r);
 struct ParserOptions {
   size_t max_record_bytes = 64 * 1024;
   double max_abs_value = 1e15;
-  double min_timestamp_s = 0;              // 1970-01-01
-  double max_timestamp_s = 4102444800.0;   // 2100-01-01
+  double min_timestamp_s = 0;             // 1970-01-01
+  double max_timestamp_s = 4102444800.0;  // 2100-01-01
   size_t max_sensor_id_bytes = 128;
-  bool known_layout = true;                // the one-scan fast path (parse/known_layout.h) before simdjson
+  bool known_layout = true;  // the one-scan fast path (parse/known_layout.h) before simdjson
   size_t max_asset_id_bytes = 128;
 };
 
@@ -51,7 +51,7 @@ struct ParsedRecord {
   double timestamp = 0;        // epoch seconds
   double value = 0;
   bool gt = false;
-  bool has_gt = false;         // false: no label (or null): an unlabelled reading
+  bool has_gt = false;            // false: no label (or null): an unlabelled reading
   std::string_view anomaly_type;  // empty if absent or null
   std::string_view asset_id;      // optional multivariate grouping (empty if absent or null)
 };

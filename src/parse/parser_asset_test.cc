@@ -10,7 +10,8 @@ namespace iotpipe {
 namespace {
 
 std::string Rec(const std::string& sensor, const std::string& asset_json) {
-  return R"({"sensor_id": ")" + sensor + R"(", "timestamp": 1732406400.5, "value": 1.5, "is_anomaly_ground_truth": false)" +
+  return R"({"sensor_id": ")" + sensor +
+         R"(", "timestamp": 1732406400.5, "value": 1.5, "is_anomaly_ground_truth": false)" +
          (asset_json.empty() ? std::string() : ", \"asset_id\": " + asset_json) + "}";
 }
 
@@ -19,9 +20,9 @@ TEST(ParserAsset, ValidAssetIdsFillTheAssetColumnOnlyWhenPresent) {
   Parser p(&sensors, &types);
   p.SetAssets(&assets);
   RawBatch raw;
-  raw.Add(Rec("a", ""));                // no asset
+  raw.Add(Rec("a", ""));  // no asset
   raw.Add(Rec("b", R"("pump_1")"));
-  raw.Add(Rec("c", "null"));            // null = no asset
+  raw.Add(Rec("c", "null"));  // null = no asset
   raw.Add(Rec("d", R"("pump_2")"));
   raw.Add(Rec("e", R"("pump_1")"));
   raw.Seal();
@@ -59,7 +60,9 @@ TEST(ParserAsset, BadAssetIdsAreDeadLettersWithAReason) {
   Interner sensors{100}, types{16}, assets{2};
   Parser p(&sensors, &types);
   p.SetAssets(&assets);
-  struct Case { std::string json, reason, detail; };
+  struct Case {
+    std::string json, reason, detail;
+  };
   const std::vector<Case> cases = {
       {"7", "wrong_type", "asset_id must be a string or null, got number"},
       {"true", "wrong_type", "got boolean"},

@@ -34,7 +34,8 @@ class ParserTest : public ::testing::Test {
   std::string last_detail;
 };
 
-const char* kGood = R"({"sensor_id": "sensor_7", "timestamp": 1732406400.123, "value": 25.3, "is_anomaly_ground_truth": false})";
+const char* kGood =
+    R"({"sensor_id": "sensor_7", "timestamp": 1732406400.123, "value": 25.3, "is_anomaly_ground_truth": false})";
 
 TEST_F(ParserTest, AcceptsTheOriginalWireFormat) {
   ParsedRecord r;
@@ -49,7 +50,8 @@ TEST_F(ParserTest, AcceptsTheOriginalWireFormat) {
 
 TEST_F(ParserTest, KeepsAnomalyTypeAndAllowsExtraFieldsInAnyOrder) {
   RawBatch raw;
-  raw.Add(R"({"value": -1.5e2, "extra": {"a": [1, 2, {"b": null}]}, "anomaly_type": "spike", "is_anomaly_ground_truth": true, "timestamp": 1732406400, "sensor_id": "s\u00e9nsor \"x\""})");
+  raw.Add(
+      R"({"value": -1.5e2, "extra": {"a": [1, 2, {"b": null}]}, "anomaly_type": "spike", "is_anomaly_ground_truth": true, "timestamp": 1732406400, "sensor_id": "s\u00e9nsor \"x\""})");
   raw.Add(R"({"sensor_id": "a", "timestamp": 1, "value": 0, "is_anomaly_ground_truth": false, "anomaly_type": null})");
   raw.Seal();
   ProcessedBatch out;
@@ -85,8 +87,9 @@ TEST_F(ParserTest, EveryRejectionReason) {
   EXPECT_EQ(Reason(R"({"sensor_id": "s" "timestamp": 1})"), "invalid_json");
   EXPECT_EQ(Reason(std::string(kGood) + " trailing"), "invalid_json");
   EXPECT_EQ(Reason(std::string(kGood) + "{}"), "invalid_json");
-  EXPECT_EQ(Reason("{\"sensor_id\": \"s\xff\xfe\", \"timestamp\": 1, \"value\": 1, \"is_anomaly_ground_truth\": false}"),
-            "invalid_json");  // not UTF-8
+  EXPECT_EQ(
+      Reason("{\"sensor_id\": \"s\xff\xfe\", \"timestamp\": 1, \"value\": 1, \"is_anomaly_ground_truth\": false}"),
+      "invalid_json");  // not UTF-8
   EXPECT_EQ(Reason(R"([1, 2, 3])"), "not_an_object");
   EXPECT_EQ(Reason(R"("a string")"), "not_an_object");
   EXPECT_EQ(Reason(R"(42)"), "not_an_object");
@@ -98,25 +101,45 @@ TEST_F(ParserTest, EveryRejectionReason) {
   EXPECT_EQ(Reason(R"({"sensor_id": "s", "timestamp": 1, "value": 1})"), "ok");
   EXPECT_EQ(Reason(R"({})"), "missing_field");
   EXPECT_EQ(Reason(R"({"sensor_id": 7, "timestamp": 1, "value": 1, "is_anomaly_ground_truth": false})"), "wrong_type");
-  EXPECT_EQ(Reason(R"({"sensor_id": "s", "timestamp": "2024-01-01", "value": 1, "is_anomaly_ground_truth": false})"), "wrong_type");
-  EXPECT_EQ(Reason(R"({"sensor_id": "s", "timestamp": 1, "value": "25.1", "is_anomaly_ground_truth": false})"), "wrong_type");
-  EXPECT_EQ(Reason(R"({"sensor_id": "s", "timestamp": 1, "value": null, "is_anomaly_ground_truth": false})"), "wrong_type");
-  EXPECT_EQ(Reason(R"({"sensor_id": "s", "timestamp": 1, "value": [1], "is_anomaly_ground_truth": false})"), "wrong_type");
+  EXPECT_EQ(Reason(R"({"sensor_id": "s", "timestamp": "2024-01-01", "value": 1, "is_anomaly_ground_truth": false})"),
+            "wrong_type");
+  EXPECT_EQ(Reason(R"({"sensor_id": "s", "timestamp": 1, "value": "25.1", "is_anomaly_ground_truth": false})"),
+            "wrong_type");
+  EXPECT_EQ(Reason(R"({"sensor_id": "s", "timestamp": 1, "value": null, "is_anomaly_ground_truth": false})"),
+            "wrong_type");
+  EXPECT_EQ(Reason(R"({"sensor_id": "s", "timestamp": 1, "value": [1], "is_anomaly_ground_truth": false})"),
+            "wrong_type");
   EXPECT_EQ(Reason(R"({"sensor_id": "s", "timestamp": 1, "value": 1, "is_anomaly_ground_truth": 0})"), "wrong_type");
-  EXPECT_EQ(Reason(R"({"sensor_id": "s", "timestamp": 1, "value": 1, "is_anomaly_ground_truth": "false"})"), "wrong_type");
-  EXPECT_EQ(Reason(R"({"sensor_id": "s", "timestamp": 1, "value": 1, "is_anomaly_ground_truth": false, "anomaly_type": 3})"), "wrong_type");
-  EXPECT_EQ(Reason(R"({"sensor_id": "s", "timestamp": 1, "value": NaN, "is_anomaly_ground_truth": false})"), "non_finite_value");
-  EXPECT_EQ(Reason(R"({"sensor_id": "s", "timestamp": 1, "value": Infinity, "is_anomaly_ground_truth": false})"), "non_finite_value");
-  EXPECT_EQ(Reason(R"({"sensor_id": "s", "timestamp": 1, "value": -Infinity, "is_anomaly_ground_truth": false})"), "non_finite_value");
-  EXPECT_EQ(Reason(R"({"sensor_id": "s", "timestamp": NaN, "value": 1, "is_anomaly_ground_truth": false})"), "non_finite_value");
-  EXPECT_EQ(Reason(R"({"sensor_id": "s", "timestamp": 1, "value": 1e400, "is_anomaly_ground_truth": false})"), "value_out_of_range");
-  EXPECT_EQ(Reason(R"({"sensor_id": "s", "timestamp": 1, "value": 1e20, "is_anomaly_ground_truth": false})"), "value_out_of_range");
-  EXPECT_EQ(Reason(R"({"sensor_id": "s", "timestamp": -5, "value": 1, "is_anomaly_ground_truth": false})"), "timestamp_out_of_range");
-  EXPECT_EQ(Reason(R"({"sensor_id": "s", "timestamp": 1732406400123, "value": 1, "is_anomaly_ground_truth": false})"), "timestamp_out_of_range");
-  EXPECT_EQ(Reason(R"({"sensor_id": "s", "timestamp": 1e400, "value": 1, "is_anomaly_ground_truth": false})"), "timestamp_out_of_range");
-  EXPECT_EQ(Reason(R"({"sensor_id": "", "timestamp": 1, "value": 1, "is_anomaly_ground_truth": false})"), "invalid_sensor_id");
-  EXPECT_EQ(Reason(R"({"sensor_id": "a\u0001b", "timestamp": 1, "value": 1, "is_anomaly_ground_truth": false})"), "invalid_sensor_id");
-  EXPECT_EQ(Reason("{\"sensor_id\": \"" + std::string(200, 'x') + "\", \"timestamp\": 1, \"value\": 1, \"is_anomaly_ground_truth\": false}"), "invalid_sensor_id");
+  EXPECT_EQ(Reason(R"({"sensor_id": "s", "timestamp": 1, "value": 1, "is_anomaly_ground_truth": "false"})"),
+            "wrong_type");
+  EXPECT_EQ(
+      Reason(R"({"sensor_id": "s", "timestamp": 1, "value": 1, "is_anomaly_ground_truth": false, "anomaly_type": 3})"),
+      "wrong_type");
+  EXPECT_EQ(Reason(R"({"sensor_id": "s", "timestamp": 1, "value": NaN, "is_anomaly_ground_truth": false})"),
+            "non_finite_value");
+  EXPECT_EQ(Reason(R"({"sensor_id": "s", "timestamp": 1, "value": Infinity, "is_anomaly_ground_truth": false})"),
+            "non_finite_value");
+  EXPECT_EQ(Reason(R"({"sensor_id": "s", "timestamp": 1, "value": -Infinity, "is_anomaly_ground_truth": false})"),
+            "non_finite_value");
+  EXPECT_EQ(Reason(R"({"sensor_id": "s", "timestamp": NaN, "value": 1, "is_anomaly_ground_truth": false})"),
+            "non_finite_value");
+  EXPECT_EQ(Reason(R"({"sensor_id": "s", "timestamp": 1, "value": 1e400, "is_anomaly_ground_truth": false})"),
+            "value_out_of_range");
+  EXPECT_EQ(Reason(R"({"sensor_id": "s", "timestamp": 1, "value": 1e20, "is_anomaly_ground_truth": false})"),
+            "value_out_of_range");
+  EXPECT_EQ(Reason(R"({"sensor_id": "s", "timestamp": -5, "value": 1, "is_anomaly_ground_truth": false})"),
+            "timestamp_out_of_range");
+  EXPECT_EQ(Reason(R"({"sensor_id": "s", "timestamp": 1732406400123, "value": 1, "is_anomaly_ground_truth": false})"),
+            "timestamp_out_of_range");
+  EXPECT_EQ(Reason(R"({"sensor_id": "s", "timestamp": 1e400, "value": 1, "is_anomaly_ground_truth": false})"),
+            "timestamp_out_of_range");
+  EXPECT_EQ(Reason(R"({"sensor_id": "", "timestamp": 1, "value": 1, "is_anomaly_ground_truth": false})"),
+            "invalid_sensor_id");
+  EXPECT_EQ(Reason(R"({"sensor_id": "a\u0001b", "timestamp": 1, "value": 1, "is_anomaly_ground_truth": false})"),
+            "invalid_sensor_id");
+  EXPECT_EQ(Reason("{\"sensor_id\": \"" + std::string(200, 'x') +
+                   "\", \"timestamp\": 1, \"value\": 1, \"is_anomaly_ground_truth\": false}"),
+            "invalid_sensor_id");
 }
 
 TEST_F(ParserTest, TooManySensorsIsADeadLetterNotACrash) {
@@ -124,7 +147,8 @@ TEST_F(ParserTest, TooManySensorsIsADeadLetterNotACrash) {
   Parser p(&small, &t);
   RawBatch raw;
   for (const char* id : {"a", "b", "c", "a"})
-    raw.Add(std::string("{\"sensor_id\": \"") + id + "\", \"timestamp\": 1, \"value\": 1, \"is_anomaly_ground_truth\": false}");
+    raw.Add(std::string("{\"sensor_id\": \"") + id +
+            "\", \"timestamp\": 1, \"value\": 1, \"is_anomaly_ground_truth\": false}");
   raw.Seal();
   ProcessedBatch out;
   p.Parse(raw, out);
@@ -165,10 +189,18 @@ TEST_F(ParserTest, RandomMutationsAreAlwaysAccountedFor) {
     for (int e = 0; e < edits && !s.empty(); e++) {
       size_t pos = rng.Below(s.size());
       switch (rng.Below(4)) {
-        case 0: s[pos] = alphabet[rng.Below(sizeof(alphabet) - 1)]; break;
-        case 1: s.erase(pos, 1 + rng.Below(5)); break;
-        case 2: s.insert(pos, 1, alphabet[rng.Below(sizeof(alphabet) - 1)]); break;
-        default: s.resize(pos); break;
+        case 0:
+          s[pos] = alphabet[rng.Below(sizeof(alphabet) - 1)];
+          break;
+        case 1:
+          s.erase(pos, 1 + rng.Below(5));
+          break;
+        case 2:
+          s.insert(pos, 1, alphabet[rng.Below(sizeof(alphabet) - 1)]);
+          break;
+        default:
+          s.resize(pos);
+          break;
       }
     }
     raw.Add(s);

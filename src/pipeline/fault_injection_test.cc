@@ -226,7 +226,8 @@ class FaultInjectionTest : public ::testing::TestWithParam<Path> {
 
 TEST_P(FaultInjectionTest, DiskFullDuringAParquetWrite) {
   FaultInjectionEnv env;
-  int64_t acked = RunUntilFault(&env, [&] { env.SetWriteBudget(500); }, "No space left on device");
+  int64_t acked = RunUntilFault(
+      &env, [&] { env.SetWriteBudget(500); }, "No space left on device");
   // The torn temp file was removed: nothing hidden is left in the partition directories.
   for (auto& e : fs::recursive_directory_iterator(dir / "sensor_readings"))
     EXPECT_FALSE(e.path().filename().string().ends_with(".tmp")) << e.path();
@@ -235,19 +236,22 @@ TEST_P(FaultInjectionTest, DiskFullDuringAParquetWrite) {
 
 TEST_P(FaultInjectionTest, FsyncFails) {
   FaultInjectionEnv env;
-  int64_t acked = RunUntilFault(&env, [&] { env.FailSync(true); }, "fsync");
+  int64_t acked = RunUntilFault(
+      &env, [&] { env.FailSync(true); }, "fsync");
   CheckAndRestart(acked);
 }
 
 TEST_P(FaultInjectionTest, RenameFails) {
   FaultInjectionEnv env;
-  int64_t acked = RunUntilFault(&env, [&] { env.FailRename(true); }, "rename");
+  int64_t acked = RunUntilFault(
+      &env, [&] { env.FailRename(true); }, "rename");
   CheckAndRestart(acked);
 }
 
 TEST_P(FaultInjectionTest, CrashBetweenWriteAndRename) {
   FaultInjectionEnv env;
-  int64_t acked = RunUntilFault(&env, [&] { env.CrashAtRename(1); }, "simulated crash");
+  int64_t acked = RunUntilFault(
+      &env, [&] { env.CrashAtRename(1); }, "simulated crash");
   CheckAndRestart(acked);
 }
 
@@ -257,7 +261,8 @@ TEST_P(FaultInjectionTest, CrashBetweenWriteAndRename) {
 TEST_P(FaultInjectionTest, TornCommitMarker) {
   if (!positioned()) GTEST_SKIP() << "commit markers exist on the positioned path only";
   FaultInjectionEnv env;
-  int64_t acked = RunUntilFault(&env, [&] { env.TearWritesTo("/_offsets/", 1); }, "No space left on device");
+  int64_t acked = RunUntilFault(
+      &env, [&] { env.TearWritesTo("/_offsets/", 1); }, "No space left on device");
   auto m = ReadFile(OffsetLedger::MarkerPath(dir.string(), "t", 0));
   ASSERT_TRUE(m.ok());
   EXPECT_EQ(m.value(), std::to_string(acked) + "\n") << "the marker moved past what was acknowledged";
@@ -271,7 +276,8 @@ TEST_P(FaultInjectionTest, TornCommitMarker) {
 TEST_P(FaultInjectionTest, DamagedCommitMarkerIsRefused) {
   if (!positioned()) GTEST_SKIP() << "commit markers exist on the positioned path only";
   FaultInjectionEnv env;
-  int64_t acked = RunUntilFault(&env, [&] { env.FailRename(true); }, "rename");
+  int64_t acked = RunUntilFault(
+      &env, [&] { env.FailRename(true); }, "rename");
   ASSERT_TRUE(WriteFileAtomic(OffsetLedger::MarkerPath(dir.string(), "t", 0), "").ok());
   FaultInjectionEnv fresh;
   PositionedSource src(kTotal);

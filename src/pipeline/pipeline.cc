@@ -75,8 +75,8 @@ Status Pipeline::Prepare(std::unique_ptr<ParquetStore>* store, std::vector<Sink*
   if (opt_.env) opt_.store.env = opt_.env;
   if (!opt_.store.env) opt_.store.env = Env::Default();
   if (auto* ps = dynamic_cast<PartitionedSource*>(src_)) {
-    ledger_ = std::make_unique<OffsetLedger>(opt_.store.data_dir, ps->position_names(), proc_.get(), &dicts_,
-                                             opt_.store.env);
+    ledger_ =
+        std::make_unique<OffsetLedger>(opt_.store.data_dir, ps->position_names(), proc_.get(), &dicts_, opt_.store.env);
     listener_ = std::make_unique<Listener>(ledger_.get());
     opt_.store.position_files = ledger_->names().files;
     opt_.store.source_label = ledger_->names().label;

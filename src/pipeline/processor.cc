@@ -1,13 +1,12 @@
 #include "pipeline/processor.h"
 
-#include "pipeline/checkpoint.h"
-
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
 
 #include "core/checksum.h"
 #include "core/fsutil.h"
+#include "pipeline/checkpoint.h"
 
 namespace iotpipe {
 

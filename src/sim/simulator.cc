@@ -16,23 +16,32 @@ Result<Profile> ParseProfile(std::string_view s) {
 
 std::string_view AnomalyKindName(AnomalyKind k) {
   switch (k) {
-    case AnomalyKind::kNone: return "none";
-    case AnomalyKind::kSpike: return "spike";
-    case AnomalyKind::kDrop: return "drop";
-    case AnomalyKind::kLevelShift: return "level_shift";
-    case AnomalyKind::kDrift: return "drift";
-    case AnomalyKind::kStuck: return "stuck";
-    case AnomalyKind::kNoiseBurst: return "noise_burst";
-    case AnomalyKind::kPatternBreak: return "pattern_break";
-    case AnomalyKind::kCorrelationBreak: return "correlation_break";
+    case AnomalyKind::kNone:
+      return "none";
+    case AnomalyKind::kSpike:
+      return "spike";
+    case AnomalyKind::kDrop:
+      return "drop";
+    case AnomalyKind::kLevelShift:
+      return "level_shift";
+    case AnomalyKind::kDrift:
+      return "drift";
+    case AnomalyKind::kStuck:
+      return "stuck";
+    case AnomalyKind::kNoiseBurst:
+      return "noise_burst";
+    case AnomalyKind::kPatternBreak:
+      return "pattern_break";
+    case AnomalyKind::kCorrelationBreak:
+      return "correlation_break";
   }
   return "none";
 }
 
 const std::vector<std::string_view>& FleetSimulator::MalformedKinds() {
-  static const std::vector<std::string_view> k = {
-      "invalid_json", "missing_field", "wrong_type", "non_finite_value", "value_out_of_range",
-      "not_an_object", "oversize", "invalid_sensor_id", "timestamp_out_of_range"};
+  static const std::vector<std::string_view> k = {"invalid_json",     "missing_field",      "wrong_type",
+                                                  "non_finite_value", "value_out_of_range", "not_an_object",
+                                                  "oversize",         "invalid_sensor_id",  "timestamp_out_of_range"};
   return k;
 }
 
@@ -125,14 +134,36 @@ double FleetSimulator::Generate(Sensor& s, int64_t step, AnomalyKind* kind) {
       };
       double sign = g.Bernoulli(0.5) ? 1 : -1;
       switch (s.ep) {
-        case AnomalyKind::kSpike: s.ep_len = 1; s.ep_mag = g.Uniform(6, 12) * s.sigma; break;
-        case AnomalyKind::kDrop: s.ep_len = 1; s.ep_mag = -g.Uniform(6, 12) * s.sigma; break;
-        case AnomalyKind::kLevelShift: s.ep_len = len(120, 900); s.ep_mag = sign * g.Uniform(3, 6) * s.sigma; break;
-        case AnomalyKind::kDrift: s.ep_len = len(600, 3600); s.ep_mag = sign * g.Uniform(4, 8) * s.sigma; break;
-        case AnomalyKind::kStuck: s.ep_len = len(120, 900); s.stuck_value = s.last_value; break;
-        case AnomalyKind::kNoiseBurst: s.ep_len = len(60, 600); s.ep_mag = g.Uniform(4, 8); break;
-        case AnomalyKind::kPatternBreak: s.ep_len = len(600, 3600); s.ep_mag = g.Uniform(0.6, 1.0) * std::numbers::pi; break;
-        default: break;
+        case AnomalyKind::kSpike:
+          s.ep_len = 1;
+          s.ep_mag = g.Uniform(6, 12) * s.sigma;
+          break;
+        case AnomalyKind::kDrop:
+          s.ep_len = 1;
+          s.ep_mag = -g.Uniform(6, 12) * s.sigma;
+          break;
+        case AnomalyKind::kLevelShift:
+          s.ep_len = len(120, 900);
+          s.ep_mag = sign * g.Uniform(3, 6) * s.sigma;
+          break;
+        case AnomalyKind::kDrift:
+          s.ep_len = len(600, 3600);
+          s.ep_mag = sign * g.Uniform(4, 8) * s.sigma;
+          break;
+        case AnomalyKind::kStuck:
+          s.ep_len = len(120, 900);
+          s.stuck_value = s.last_value;
+          break;
+        case AnomalyKind::kNoiseBurst:
+          s.ep_len = len(60, 600);
+          s.ep_mag = g.Uniform(4, 8);
+          break;
+        case AnomalyKind::kPatternBreak:
+          s.ep_len = len(600, 3600);
+          s.ep_mag = g.Uniform(0.6, 1.0) * std::numbers::pi;
+          break;
+        default:
+          break;
       }
       s.ep_left = s.ep_len;
     }
@@ -144,11 +175,20 @@ double FleetSimulator::Generate(Sensor& s, int64_t step, AnomalyKind* kind) {
   switch (k) {
     case AnomalyKind::kSpike:
     case AnomalyKind::kDrop:
-    case AnomalyKind::kLevelShift: offset = s.ep_mag; break;
-    case AnomalyKind::kDrift: offset = s.ep_mag * static_cast<double>(done + 1) / static_cast<double>(s.ep_len); break;
-    case AnomalyKind::kNoiseBurst: noise_mult = s.ep_mag; break;
-    case AnomalyKind::kPatternBreak: cycle_phase += s.ep_mag; break;
-    default: break;
+    case AnomalyKind::kLevelShift:
+      offset = s.ep_mag;
+      break;
+    case AnomalyKind::kDrift:
+      offset = s.ep_mag * static_cast<double>(done + 1) / static_cast<double>(s.ep_len);
+      break;
+    case AnomalyKind::kNoiseBurst:
+      noise_mult = s.ep_mag;
+      break;
+    case AnomalyKind::kPatternBreak:
+      cycle_phase += s.ep_mag;
+      break;
+    default:
+      break;
   }
   s.ar = s.phi * s.ar + innov * g.Normal();
   double v = s.base + s.amp * std::sin(w + cycle_phase) + s.ar * noise_mult + offset;
@@ -269,15 +309,37 @@ bool FleetSimulator::Encode(const SimReading& r, RawBatch& out) {
   std::string tss;
   AppendDouble(tss, ts);
   switch (mal_rng_.Below(MalformedKinds().size())) {
-    case 0: s = "{\"sensor_id\": \"" + id + "\", \"timestamp\": " + tss + ", \"val"; break;  // truncated
-    case 1: s = "{\"sensor_id\": \"" + id + "\", \"timestamp\": " + tss + ", \"is_anomaly_ground_truth\": false}"; break;
-    case 2: s = "{\"sensor_id\": \"" + id + "\", \"timestamp\": " + tss + ", \"value\": \"25.1\", \"is_anomaly_ground_truth\": false}"; break;
-    case 3: s = "{\"sensor_id\": \"" + id + "\", \"timestamp\": " + tss + ", \"value\": NaN, \"is_anomaly_ground_truth\": false}"; break;
-    case 4: s = "{\"sensor_id\": \"" + id + "\", \"timestamp\": " + tss + ", \"value\": 1e400, \"is_anomaly_ground_truth\": false}"; break;
-    case 5: s = "[\"" + id + "\", " + tss + ", 25.0, false]"; break;
-    case 6: s = "{\"sensor_id\": \"" + id + "\", \"timestamp\": " + tss + ", \"value\": 25.0, \"is_anomaly_ground_truth\": false, \"pad\": \"" + std::string(70000, 'x') + "\"}"; break;
-    case 7: s = "{\"sensor_id\": \"\", \"timestamp\": " + tss + ", \"value\": 25.0, \"is_anomaly_ground_truth\": false}"; break;
-    default: s = "{\"sensor_id\": \"" + id + "\", \"timestamp\": -5, \"value\": 25.0, \"is_anomaly_ground_truth\": false}"; break;
+    case 0:
+      s = "{\"sensor_id\": \"" + id + "\", \"timestamp\": " + tss + ", \"val";
+      break;  // truncated
+    case 1:
+      s = "{\"sensor_id\": \"" + id + "\", \"timestamp\": " + tss + ", \"is_anomaly_ground_truth\": false}";
+      break;
+    case 2:
+      s = "{\"sensor_id\": \"" + id + "\", \"timestamp\": " + tss +
+          ", \"value\": \"25.1\", \"is_anomaly_ground_truth\": false}";
+      break;
+    case 3:
+      s = "{\"sensor_id\": \"" + id + "\", \"timestamp\": " + tss +
+          ", \"value\": NaN, \"is_anomaly_ground_truth\": false}";
+      break;
+    case 4:
+      s = "{\"sensor_id\": \"" + id + "\", \"timestamp\": " + tss +
+          ", \"value\": 1e400, \"is_anomaly_ground_truth\": false}";
+      break;
+    case 5:
+      s = "[\"" + id + "\", " + tss + ", 25.0, false]";
+      break;
+    case 6:
+      s = "{\"sensor_id\": \"" + id + "\", \"timestamp\": " + tss +
+          ", \"value\": 25.0, \"is_anomaly_ground_truth\": false, \"pad\": \"" + std::string(70000, 'x') + "\"}";
+      break;
+    case 7:
+      s = "{\"sensor_id\": \"\", \"timestamp\": " + tss + ", \"value\": 25.0, \"is_anomaly_ground_truth\": false}";
+      break;
+    default:
+      s = "{\"sensor_id\": \"" + id + "\", \"timestamp\": -5, \"value\": 25.0, \"is_anomaly_ground_truth\": false}";
+      break;
   }
   out.Add(s);
   return false;

@@ -16,8 +16,17 @@ enum class Profile { kBasic, kRealistic };
 Result<Profile> ParseProfile(std::string_view s);
 
 // Anomaly types the simulator injects (names are the stored `anomaly_type` values).
-enum class AnomalyKind : uint8_t { kNone = 0, kSpike, kDrop, kLevelShift, kDrift, kStuck, kNoiseBurst, kPatternBreak,
-                                   kCorrelationBreak };
+enum class AnomalyKind : uint8_t {
+  kNone = 0,
+  kSpike,
+  kDrop,
+  kLevelShift,
+  kDrift,
+  kStuck,
+  kNoiseBurst,
+  kPatternBreak,
+  kCorrelationBreak
+};
 constexpr int kNumAnomalyKinds = 8;  // the per-sensor kinds (kCorrelationBreak is injected per asset)
 std::string_view AnomalyKindName(AnomalyKind k);
 
@@ -25,11 +34,11 @@ struct SimConfig {
   uint32_t sensors = 100;
   Profile profile = Profile::kBasic;
   uint64_t seed = 42;
-  int64_t start_us = 0;           // sensor time of step 0
-  double interval_s = 1.0;        // each sensor reads about once per interval
-  double anomaly_rate = -1;       // basic: P(point anomaly) (default 0.001);
-                                  // realistic: episodes per sensor-hour (default 1/8)
-  double malformed_rate = 0;      // P(a record is replaced by a malformed one)
+  int64_t start_us = 0;       // sensor time of step 0
+  double interval_s = 1.0;    // each sensor reads about once per interval
+  double anomaly_rate = -1;   // basic: P(point anomaly) (default 0.001);
+                              // realistic: episodes per sensor-hour (default 1/8)
+  double malformed_rate = 0;  // P(a record is replaced by a malformed one)
   // Regime change (the new normal, not labelled): from this sensor time on (0: never), every value v
   // of a sensor with baseline b and noise sd s becomes b + (v - b) * regime_scale + regime_shift * s.
   int64_t regime_from_us = 0;

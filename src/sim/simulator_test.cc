@@ -5,8 +5,8 @@
 #include <charconv>
 #include <cmath>
 #include <cstring>
-#include <random>
 #include <map>
+#include <random>
 
 #include "core/interner.h"
 
@@ -46,8 +46,8 @@ TEST(Simulator, ToCharsMilliWritesWhatToCharsWrites) {
       ASSERT_EQ(same(r), "");
     }
   }
-  for (double v : {0.0, -0.0, 0.001, -0.001, 0.01, 0.1, 1.0, 1000.0, 1700000000.0, 1700000000.5, 999999999999.999,
-                   1e12, 1e15, 123.4565, 0.1 + 0.2, 25.100, 1e-300, 1e300})
+  for (double v : {0.0, -0.0, 0.001, -0.001, 0.01, 0.1, 1.0, 1000.0, 1700000000.0, 1700000000.5, 999999999999.999, 1e12,
+                   1e15, 123.4565, 0.1 + 0.2, 25.100, 1e-300, 1e300})
     EXPECT_EQ(same(v), "") << v;
 }
 

@@ -1,7 +1,5 @@
 #include "sinks/alerts.h"
 
-#include "core/tables.h"
-
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
@@ -12,6 +10,7 @@
 #include "core/clock.h"
 #include "core/duck.h"
 #include "core/fsutil.h"
+#include "core/tables.h"
 #include "core/timeutil.h"
 
 namespace iotpipe {
@@ -24,7 +23,8 @@ Status SplitHttpUrl(const std::string& url, std::string* shp, std::string* path)
   const std::string scheme = "http://";
   if (url.rfind(scheme, 0) != 0) return Status::Error("webhook URL must start with http://, got '" + url + "'");
   size_t slash = url.find('/', scheme.size());
-  std::string hostport = url.substr(scheme.size(), slash == std::string::npos ? std::string::npos : slash - scheme.size());
+  std::string hostport =
+      url.substr(scheme.size(), slash == std::string::npos ? std::string::npos : slash - scheme.size());
   if (hostport.empty()) return Status::Error("webhook URL has no host: '" + url + "'");
   *shp = scheme + hostport;
   *path = slash == std::string::npos ? "/" : url.substr(slash);
@@ -32,16 +32,17 @@ Status SplitHttpUrl(const std::string& url, std::string* shp, std::string* path)
 }
 
 std::string AlertEvent::ToJson() const {
-  nlohmann::json j = {{"event", kind},
-                      {"alert_id", alert.alert_id},
-                      {"sensor_id", alert.sensor_id},
-                      {"opened", FormatIsoMicros(alert.opened_us)},
-                      {"last_anomaly", FormatIsoMicros(alert.last_anomaly_us)},
-                      {"points", alert.points},
-                      {"max_score", alert.max_score},
-                      {"anomaly_type", alert.anomaly_type.empty() ? nlohmann::json(nullptr) : nlohmann::json(alert.anomaly_type)},
-                      {"model_version", alert.model_version},
-                      {"state", alert.state}};
+  nlohmann::json j = {
+      {"event", kind},
+      {"alert_id", alert.alert_id},
+      {"sensor_id", alert.sensor_id},
+      {"opened", FormatIsoMicros(alert.opened_us)},
+      {"last_anomaly", FormatIsoMicros(alert.last_anomaly_us)},
+      {"points", alert.points},
+      {"max_score", alert.max_score},
+      {"anomaly_type", alert.anomaly_type.empty() ? nlohmann::json(nullptr) : nlohmann::json(alert.anomaly_type)},
+      {"model_version", alert.model_version},
+      {"state", alert.state}};
   j["closed"] = alert.closed_us >= 0 ? nlohmann::json(FormatIsoMicros(alert.closed_us)) : nlohmann::json(nullptr);
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
@@ -86,13 +87,15 @@ void AlertManager::OnBatch(const ReadingBatch& b) {
         s.alert.points++;
         s.alert.last_anomaly_us = ts;
         s.alert.max_score = std::max(s.alert.max_score, b.score[i]);
-        if (s.alert.anomaly_type.empty() && b.type[i] != ReadingBatch::kNoType) s.alert.anomaly_type = types_->Name(b.type[i]);
+        if (s.alert.anomaly_type.empty() && b.type[i] != ReadingBatch::kNoType)
+          s.alert.anomaly_type = types_->Name(b.type[i]);
         s.normal_run = 0;
         c_.folded++;
         continue;
       }
       // Open a new alert, unless the sensor is flapping.
-      while (!s.opens.empty() && ts - s.opens.front() > static_cast<int64_t>(opt_.flap_window_s * 1e6)) s.opens.pop_front();
+      while (!s.opens.empty() && ts - s.opens.front() > static_cast<int64_t>(opt_.flap_window_s * 1e6))
+        s.opens.pop_front();
       if (s.flapping && s.opens.empty()) s.flapping = false;  // quiet for a whole window
       s.opens.push_back(ts);
       s.open = true;
@@ -210,8 +213,10 @@ void AlertManager::WebhookLoop() {
         break;
       }
     }
-    if (ok) c_.webhook_sent++;
-    else c_.webhook_failed++;
+    if (ok)
+      c_.webhook_sent++;
+    else
+      c_.webhook_failed++;
     lk.lock();
   }
 }
@@ -246,8 +251,7 @@ Status AlertManager::StoreDue(bool force) {
       return s;
     }
     // Rows go in through the appender: binding a VALUES list cost ~0.8 ms of SQL planning per alert.
-    s = (*db)->Exec(
-        "CREATE OR REPLACE TABLE alerts_buf (" + AlertsTable().SqlColumns() + ")");
+    s = (*db)->Exec("CREATE OR REPLACE TABLE alerts_buf (" + AlertsTable().SqlColumns() + ")");
     if (!s.ok()) {
       c_.store_errors++;
       return s;
@@ -259,15 +263,19 @@ Status AlertManager::StoreDue(bool force) {
       return Status::Error("alerts: cannot create appender");
     }
     auto text = [&app](const std::string& v) {
-      if (v.empty()) duckdb_append_null(app);
-      else duckdb_append_varchar_length(app, v.data(), v.size());
+      if (v.empty())
+        duckdb_append_null(app);
+      else
+        duckdb_append_varchar_length(app, v.data(), v.size());
     };
     for (const Alert* a : list) {
       duckdb_append_varchar_length(app, a->alert_id.data(), a->alert_id.size());
       duckdb_append_varchar_length(app, a->sensor_id.data(), a->sensor_id.size());
       duckdb_append_timestamp(app, duckdb_timestamp{a->opened_us});
-      if (a->closed_us >= 0) duckdb_append_timestamp(app, duckdb_timestamp{a->closed_us});
-      else duckdb_append_null(app);
+      if (a->closed_us >= 0)
+        duckdb_append_timestamp(app, duckdb_timestamp{a->closed_us});
+      else
+        duckdb_append_null(app);
       duckdb_append_int64(app, a->points);
       duckdb_append_float(app, a->max_score);
       text(a->anomaly_type);

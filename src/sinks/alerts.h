@@ -29,12 +29,12 @@
 namespace iotpipe {
 
 struct AlertOptions {
-  double quiet_period_s = 30;      // event time since the last anomaly before an alert may close
-  int close_after_normal = 10;     // consecutive normal readings that close an alert
-  int flap_opens = 4;              // this many opens within flap_window_s = flapping
+  double quiet_period_s = 30;   // event time since the last anomaly before an alert may close
+  int close_after_normal = 10;  // consecutive normal readings that close an alert
+  int flap_opens = 4;           // this many opens within flap_window_s = flapping
   double flap_window_s = 600;
   bool log = true;
-  int log_per_s = 5;               // log lines per second at most (the rest are counted, not printed)
+  int log_per_s = 5;  // log lines per second at most (the rest are counted, not printed)
   // Webhook delivery (empty = none).
   std::string webhook_url;         // http://host:port/path
   int webhook_retries = 3;         // attempts after the first
@@ -44,19 +44,19 @@ struct AlertOptions {
   // Storage (empty = not stored).
   std::string data_dir;
   std::string file_prefix = "alerts";  // stored file names: <prefix>-<run>-<seq>.parquet
-  double store_interval_s = 10;    // closed alerts are written at most this often (and at Stop)
+  double store_interval_s = 10;        // closed alerts are written at most this often (and at Stop)
 };
 
 // One alert as stored and delivered.
 struct Alert {
-  std::string alert_id;      // <sensor>-<opened µs>
+  std::string alert_id;  // <sensor>-<opened µs>
   std::string sensor_id;
   int64_t opened_us = 0, closed_us = -1, last_anomaly_us = 0;
-  int64_t points = 0;        // anomalous readings folded in
+  int64_t points = 0;  // anomalous readings folded in
   float max_score = 0;
   std::string anomaly_type;  // first known type seen in the alert
   std::string model_version;
-  std::string state;         // open | closed
+  std::string state;  // open | closed
 };
 
 struct AlertEvent {

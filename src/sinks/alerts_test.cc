@@ -1,10 +1,9 @@
 #include "sinks/alerts.h"
-#include "sinks/test_webhook_receiver.h"
 
 #include <gtest/gtest.h>
 #include <httplib.h>
-#include <sys/socket.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -15,6 +14,7 @@
 #include <thread>
 
 #include "core/duck.h"
+#include "sinks/test_webhook_receiver.h"
 
 namespace iotpipe {
 namespace {
@@ -201,7 +201,7 @@ TEST(Alerts, StoredAsParquetAndQueryable) {
     AlertManager am(o, &d.sensors, &d.types, &d.models);
     ReadingBatch b;
     Add(b, d.sensors.Intern("a"), 1732406400, {true, true, false, false, false});  // closes
-    Add(b, d.sensors.Intern("b"), 1732406400, {false, true, true});               // still open at Stop
+    Add(b, d.sensors.Intern("b"), 1732406400, {false, true, true});                // still open at Stop
     am.OnBatch(b);
     am.Stop(0);
     EXPECT_EQ(am.counters().stored.load(), 2);

@@ -45,7 +45,6 @@ class AssetScoreStore {
   int64_t rows_written() const { return written_; }
   int64_t files() const { return files_; }
 
-
  private:
   AssetStoreOptions opt_;
   std::unique_ptr<Duck> db_;

@@ -54,9 +54,8 @@ Result<std::unique_ptr<KafkaProducer>> KafkaProducer::Create(const KafkaProducer
       return s;
     }
   }
-  rd_kafka_conf_set_dr_msg_cb(conf, [](rd_kafka_t* rk, const rd_kafka_message_t* m, void* opaque) {
-    OnDelivery(rk, m, opaque);
-  });
+  rd_kafka_conf_set_dr_msg_cb(
+      conf, [](rd_kafka_t* rk, const rd_kafka_message_t* m, void* opaque) { OnDelivery(rk, m, opaque); });
   rd_kafka_conf_set_opaque(conf, p.get());
   char err[512];
   p->rk_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
@@ -85,11 +84,10 @@ Status KafkaProducer::Produce(const std::string& topic, std::string_view key, st
                             static_cast<ssize_t>(h.value.size()));
     }
     rd_kafka_resp_err_t e = rd_kafka_producev(
-        rk_, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(partition),
-        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        rk_, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(partition), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
         RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
-        RD_KAFKA_V_KEY(key.empty() ? nullptr : const_cast<char*>(key.data()), key.size()),
-        RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+        RD_KAFKA_V_KEY(key.empty() ? nullptr : const_cast<char*>(key.data()), key.size()), RD_KAFKA_V_HEADERS(hdrs),
+        RD_KAFKA_V_END);
     if (e == RD_KAFKA_RESP_ERR_NO_ERROR) return Status::OK();
     if (hdrs) rd_kafka_headers_destroy(hdrs);
     if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {

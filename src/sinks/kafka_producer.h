@@ -26,8 +26,8 @@ struct KafkaProducerOptions {
   std::string compression = "lz4";
   int linger_ms = 20;
   int batch_bytes = 1 << 20;
-  int64_t max_buffered_kb = 262144;            // queue.buffering.max.kbytes (then Produce waits)
-  int message_timeout_ms = 300000;             // how long a record may wait for a broker that is down
+  int64_t max_buffered_kb = 262144;                        // queue.buffering.max.kbytes (then Produce waits)
+  int message_timeout_ms = 300000;                         // how long a record may wait for a broker that is down
   std::vector<std::pair<std::string, std::string>> extra;  // further librdkafka settings
 };
 
@@ -62,8 +62,7 @@ class KafkaProducer {
 };
 
 // Creates the topic if it does not exist (partitions, replication 1). OK if it already exists.
-Status EnsureKafkaTopic(const std::string& brokers, const std::string& topic, int partitions,
-                        int timeout_ms = 30000);
+Status EnsureKafkaTopic(const std::string& brokers, const std::string& topic, int partitions, int timeout_ms = 30000);
 // Number of partitions of a topic (metadata request), or an error.
 Result<int> KafkaPartitionCount(const std::string& brokers, const std::string& topic, int timeout_ms = 10000);
 

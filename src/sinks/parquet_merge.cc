@@ -1,7 +1,5 @@
 #include "sinks/parquet_merge.h"
 
-#include "core/thrift_compact.h"
-
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -10,16 +8,18 @@
 #include <cstring>
 #include <utility>
 
+#include "core/thrift_compact.h"
+
 namespace iotpipe {
 
 namespace {
 
-using thrift::TVal;
 using thrift::kBinary;
 using thrift::kI64;
 using thrift::kList;
 using thrift::kStop;
 using thrift::kStruct;
+using thrift::TVal;
 
 struct Fd {
   int fd = -1;
@@ -81,7 +81,7 @@ bool CopyRange(int in, off_t off, size_t n, int out) {
 }
 
 struct Footer {
-  uint64_t size = 0;        // file size
+  uint64_t size = 0;  // file size
   uint64_t footer_len = 0;
   TVal meta;
 };
@@ -104,7 +104,8 @@ Status ReadFooter(int fd, const std::string& path, Footer* f) {
   std::string buf(f->footer_len, '\0');
   if (!PreadAll(fd, buf.data(), buf.size(), static_cast<off_t>(f->size - 8 - f->footer_len)))
     return Errno("cannot read", path);
-  if (!thrift::DecodeStruct(buf.data(), buf.size(), &f->meta)) return Status::Error(path + ": malformed Parquet footer (Thrift)");
+  if (!thrift::DecodeStruct(buf.data(), buf.size(), &f->meta))
+    return Status::Error(path + ": malformed Parquet footer (Thrift)");
   TVal* rows = f->meta.Field(3);
   TVal* groups = f->meta.Field(4);
   TVal* schema = f->meta.Field(2);
@@ -172,7 +173,8 @@ Status MergeParquetFiles(const std::vector<std::string>& inputs, const std::stri
     for (auto& g : f.meta.Field(4)->items) {
       if (!Shift(&g, 5, delta)) return Status::Error(path + ": malformed row group");
       TVal* cols = g.Field(1);
-      if (!cols || cols->type != kList || cols->elem != kStruct) return Status::Error(path + ": row group without columns");
+      if (!cols || cols->type != kList || cols->elem != kStruct)
+        return Status::Error(path + ": row group without columns");
       for (auto& c : cols->items) {
         if (c.Field(1) || c.Field(8) || c.Field(9))
           return Status::Error(path + ": column chunks in other files or encrypted; not merged");

@@ -25,8 +25,8 @@ namespace iotpipe {
 struct ParquetFileInfo {
   int64_t rows = 0;
   int64_t row_groups = 0;
-  uint64_t bytes = 0;       // file size
-  std::string schema;       // the schema list, Thrift-encoded (equal strings: same schema)
+  uint64_t bytes = 0;  // file size
+  std::string schema;  // the schema list, Thrift-encoded (equal strings: same schema)
   std::string created_by;
 };
 

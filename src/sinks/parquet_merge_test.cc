@@ -5,9 +5,9 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <cstring>
 #include <random>
 
 #include "core/dictionaries.h"
@@ -132,8 +132,9 @@ TEST_F(ParquetMergeTest, DuckdbWrittenFilesAndDeadLettersMergeToo) {
     std::string f = (dir / ("d" + std::to_string(k) + ".parquet")).string();
     ASSERT_TRUE(db->Exec("COPY (SELECT 's' || (i % 13) AS sensor_id, TIMESTAMP '2024-11-24' + to_microseconds(i) AS "
                          "timestamp, i * 0.5 AS value, CASE WHEN i % 3 = 0 THEN NULL ELSE 'x' || i END AS t "
-                         "FROM range(" + std::to_string(k * 1000) + ", " + std::to_string(k * 1000 + 700 + k) +
-                         ") r(i)) TO " + SqlQuote(f) + " (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 256)")
+                         "FROM range(" +
+                         std::to_string(k * 1000) + ", " + std::to_string(k * 1000 + 700 + k) + ") r(i)) TO " +
+                         SqlQuote(f) + " (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 256)")
                     .ok());
     in.push_back(f);
   }

@@ -1,6 +1,7 @@
 #include "sinks/parquet_store.h"
 
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -9,8 +10,6 @@
 #include <regex>
 #include <set>
 #include <sstream>
-
-#include <spdlog/spdlog.h>
 
 #include "core/clock.h"
 #include "core/fsutil.h"
@@ -23,9 +22,9 @@ namespace iotpipe {
 
 namespace {
 constexpr int kReadingCols = 9;
-const duckdb_type kReadingTypes[kReadingCols] = {
-    DUCKDB_TYPE_VARCHAR, DUCKDB_TYPE_TIMESTAMP, DUCKDB_TYPE_DOUBLE, DUCKDB_TYPE_BOOLEAN, DUCKDB_TYPE_VARCHAR,
-    DUCKDB_TYPE_TIMESTAMP, DUCKDB_TYPE_BOOLEAN, DUCKDB_TYPE_FLOAT, DUCKDB_TYPE_VARCHAR};
+const duckdb_type kReadingTypes[kReadingCols] = {DUCKDB_TYPE_VARCHAR, DUCKDB_TYPE_TIMESTAMP, DUCKDB_TYPE_DOUBLE,
+                                                 DUCKDB_TYPE_BOOLEAN, DUCKDB_TYPE_VARCHAR,   DUCKDB_TYPE_TIMESTAMP,
+                                                 DUCKDB_TYPE_BOOLEAN, DUCKDB_TYPE_FLOAT,     DUCKDB_TYPE_VARCHAR};
 
 // <prefix>-p<partition>-o<first>-<last>.parquet (files named by source positions)
 const std::regex& PositionedName() {
@@ -52,8 +51,8 @@ struct ParquetStore::Part {
   int32_t kpart = -1;
   std::string table;
   std::string dir;
-  bool open = false;        // buffering rows (native: in rc/dc; duckdb: in the buffer table)
-  ReadingColumns rc;        // native writer buffers
+  bool open = false;  // buffering rows (native: in rc/dc; duckdb: in the buffer table)
+  ReadingColumns rc;  // native writer buffers
   DeadLetterColumns dc;
   duckdb_appender app = nullptr;
   duckdb_data_chunk chunk = nullptr;
@@ -204,8 +203,8 @@ ParquetStore::Part* ParquetStore::GetPart(bool dead, int64_t hour, int32_t kpart
     p->open = true;
     p->first_mono = MonoMicros();
   } else if (!p->open) {
-    Status s = db_->Exec("CREATE OR REPLACE TABLE " + p->table + " (" +
-                         (dead ? kDeadLettersSchema : kReadingsSchema) + ")");
+    Status s =
+        db_->Exec("CREATE OR REPLACE TABLE " + p->table + " (" + (dead ? kDeadLettersSchema : kReadingsSchema) + ")");
     if (!s.ok()) return nullptr;
     if (duckdb_appender_create(db_->conn(), nullptr, p->table.c_str(), &p->app) != DuckDBSuccess) return nullptr;
     if (!dead) {
@@ -269,8 +268,10 @@ Status ParquetStore::AppendReadings(const ReadingBatch& b) {
     p->ts[r] = b.ts_us[i];
     p->val[r] = b.value[i];
     p->gt[r] = ReadingBatch::Positive(b.gt[i]);
-    if (ReadingBatch::Labelled(b.gt[i])) duckdb_validity_set_row_valid(p->gt_valid, r);
-    else duckdb_validity_set_row_invalid(p->gt_valid, r);
+    if (ReadingBatch::Labelled(b.gt[i]))
+      duckdb_validity_set_row_valid(p->gt_valid, r);
+    else
+      duckdb_validity_set_row_invalid(p->gt_valid, r);
     if (b.type[i] == ReadingBatch::kNoType) {
       duckdb_validity_set_row_invalid(p->type_valid, r);
     } else {
@@ -444,8 +445,8 @@ Status ParquetStore::FlushPart(Part* p) {
     }
     std::string name;
     if (p->kpart >= 0 && positioned()) {
-      name = opt_.position_files + "-p" + std::to_string(p->kpart) + "-o" + std::to_string(p->first_off) +
-             "-" + std::to_string(p->last_off) + ".parquet";
+      name = opt_.position_files + "-p" + std::to_string(p->kpart) + "-o" + std::to_string(p->first_off) + "-" +
+             std::to_string(p->last_off) + ".parquet";
     } else {
       char buf[32];
       std::snprintf(buf, sizeof buf, "%06llu", static_cast<unsigned long long>(seq_++));
@@ -458,7 +459,7 @@ Status ParquetStore::FlushPart(Part* p) {
                        : db_->Exec("COPY " + p->table + " TO " + SqlQuote(tmp) + " (FORMAT parquet, COMPRESSION " +
                                    opt_.compression + ", ROW_GROUP_SIZE 122880)");
     if (!s.ok()) {
-      (void)env()->RemoveFile(tmp);  // a torn temp file (e.g. disk full) is never left behind
+      (void)env()->RemoveFile(tmp);         // a torn temp file (e.g. disk full) is never left behind
       return s.Prefixed("writing " + tmp);  // keeps the code (IOError for the disk)
     }
     s = CommitFile(env(), tmp, final_path);

@@ -47,7 +47,7 @@ struct StoreOptions {
   // the queues and stalled the parser; 250k rows with 64 queued batches: 2.38M -> 2.98M events/s
   // (medians of 4, 12M events). Compaction merges the files of a closed hour.
   size_t max_rows = 250000;
-  int64_t max_delay_us = 1000000;     // ... or when its oldest buffered row is this old
+  int64_t max_delay_us = 1000000;  // ... or when its oldest buffered row is this old
   std::string compression = "zstd";
   // native: the hand-written writer (zstd/uncompressed); duckdb: buffer tables + COPY (any codec).
   std::string writer = "native";
@@ -65,7 +65,7 @@ struct StoreOptions {
   size_t compact_merge_min_rows = 16384;
   // Every file the store writes, commits or removes goes through it (tests: core/fault_env.h).
   Env* env = Env::Default();
-  Histogram* e2e_latency = nullptr;   // if set: observes (stored time - event time) of sampled rows
+  Histogram* e2e_latency = nullptr;  // if set: observes (stored time - event time) of sampled rows
 };
 
 struct StoreStats {
@@ -122,7 +122,7 @@ class ParquetStore final : public Sink {
 
   StoreOptions opt_;
   std::unique_ptr<Duck> db_;
-  bool native_ = true;                   // hand-written Parquet writer (else DuckDB COPY)
+  bool native_ = true;  // hand-written Parquet writer (else DuckDB COPY)
   std::unique_ptr<ParquetWriter> writer_;
   const Interner* sensors_ = nullptr;
   const Interner* types_ = nullptr;
@@ -134,8 +134,8 @@ class ParquetStore final : public Sink {
   size_t buffered_ = 0;
   int64_t max_event_us_ = INT64_MIN;
   StoreStats stats_;
-  OffsetMap durable_;          // per source partition: every row at or below is on disk (or committed)
-  OffsetMap appended_max_;     // positioned mode: highest position appended per partition
+  OffsetMap durable_;       // per source partition: every row at or below is on disk (or committed)
+  OffsetMap appended_max_;  // positioned mode: highest position appended per partition
   int64_t last_compact_mono_ = 0;
   std::map<std::string, bool> dirs_made_;
 };

@@ -90,14 +90,18 @@ TEST_F(StoreTest, WritesHourPartitionsAtomicallyWithTheStoredSchema) {
   EXPECT_EQ(Count("select count(*) from sensor_readings"), 5000);
   EXPECT_EQ(Count("select count(*) from sensor_readings where hour = 0"), 600);
   EXPECT_EQ(Count("select count(*) from sensor_readings where hour = 1"), 3600);
-  EXPECT_EQ(Count("select count(*) from sensor_readings where anomaly_type = 'spike' and is_anomaly_ground_truth"), 500);
+  EXPECT_EQ(Count("select count(*) from sensor_readings where anomaly_type = 'spike' and is_anomaly_ground_truth"),
+            500);
   EXPECT_EQ(Count("select count(*) from sensor_readings where anomaly_type is null"), 4500);
-  EXPECT_EQ(Count("select count(*) from sensor_readings where model_version = 'baseline-v1' and anomaly_score = 0.25"), 5000);
+  EXPECT_EQ(Count("select count(*) from sensor_readings where model_version = 'baseline-v1' and anomaly_score = 0.25"),
+            5000);
   EXPECT_EQ(Count("select count(*) from sensor_readings where timestamp = TIMESTAMP '2024-11-24 00:50:00'"), 1);
   // Column names and types are the contract.
   auto db = Duck::Open();
   ASSERT_TRUE(CreateDataViews(**db, dir.string()).ok());
-  auto t = (*db)->Query("select column_name, data_type from information_schema.columns where table_name = 'sensor_readings' order by ordinal_position");
+  auto t = (*db)->Query(
+      "select column_name, data_type from information_schema.columns where table_name = 'sensor_readings' order by "
+      "ordinal_position");
   ASSERT_TRUE(t.ok()) << t.status().message();
   std::string cols;
   for (size_t i = 0; i < t->rows.size(); i++) cols += t->Str(i, 0) + ":" + t->Str(i, 1) + " ";
@@ -173,8 +177,10 @@ TEST_F(StoreTest, RecoveryFinishesAnInterruptedCompactionAndDropsTemporaryFiles)
     auto db = Duck::Open();
     std::string list;
     for (auto& f : inputs) list += (list.empty() ? "" : ", ") + SqlQuote((dir / "sensor_readings" / f).string());
-    ASSERT_TRUE((*db)->Exec("COPY (SELECT * FROM read_parquet([" + list + "], hive_partitioning=false)) TO " +
-                            SqlQuote((hour / "part-x-c000001.parquet").string()) + " (FORMAT parquet)").ok());
+    ASSERT_TRUE((*db)
+                    ->Exec("COPY (SELECT * FROM read_parquet([" + list + "], hive_partitioning=false)) TO " +
+                           SqlQuote((hour / "part-x-c000001.parquet").string()) + " (FORMAT parquet)")
+                    .ok());
   }
   std::string manifest = "part-x-c000001.parquet\n";
   for (auto& f : inputs) manifest += fs::path(f).filename().string() + "\n";

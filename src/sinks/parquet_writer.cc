@@ -1,8 +1,5 @@
 #include "sinks/parquet_writer.h"
 
-#include "core/tables.h"
-#include "core/thrift_compact.h"
-
 #include <fcntl.h>
 #include <unistd.h>
 #include <zstd.h>
@@ -12,6 +9,9 @@
 #include <cmath>
 #include <cstring>
 #include <string_view>
+
+#include "core/tables.h"
+#include "core/thrift_compact.h"
 
 namespace iotpipe {
 
@@ -151,14 +151,30 @@ static std::vector<ParquetWriter::Column> SchemaOf(const TableDesc& t) {
   std::vector<ParquetWriter::Column> out;
   for (const auto& c : t.columns) {
     switch (c.type) {
-      case ColType::kVarchar: out.push_back({c.name, kByteArray, kUtf8, false}); break;
-      case ColType::kBlob: out.push_back({c.name, kByteArray, kNoConv, false}); break;
-      case ColType::kTimestamp: out.push_back({c.name, kInt64, kTimestampMicros, true}); break;
-      case ColType::kDouble: out.push_back({c.name, kDouble, kNoConv, false}); break;
-      case ColType::kFloat: out.push_back({c.name, kFloat, kNoConv, false}); break;
-      case ColType::kBoolean: out.push_back({c.name, kBoolean, kNoConv, false}); break;
-      case ColType::kInteger: out.push_back({c.name, kInt32, kInt32Conv, false}); break;
-      case ColType::kBigint: out.push_back({c.name, kInt64, kInt64Conv, false}); break;
+      case ColType::kVarchar:
+        out.push_back({c.name, kByteArray, kUtf8, false});
+        break;
+      case ColType::kBlob:
+        out.push_back({c.name, kByteArray, kNoConv, false});
+        break;
+      case ColType::kTimestamp:
+        out.push_back({c.name, kInt64, kTimestampMicros, true});
+        break;
+      case ColType::kDouble:
+        out.push_back({c.name, kDouble, kNoConv, false});
+        break;
+      case ColType::kFloat:
+        out.push_back({c.name, kFloat, kNoConv, false});
+        break;
+      case ColType::kBoolean:
+        out.push_back({c.name, kBoolean, kNoConv, false});
+        break;
+      case ColType::kInteger:
+        out.push_back({c.name, kInt32, kInt32Conv, false});
+        break;
+      case ColType::kBigint:
+        out.push_back({c.name, kInt64, kInt64Conv, false});
+        break;
     }
   }
   return out;
@@ -168,8 +184,8 @@ struct ParquetWriter::Chunk {
   int type = 0;
   std::string name;
   bool dict = false;
-  int encoding = 0;     // of the data page: kPlain, kRleDictionary, kDeltaBinaryPacked, kByteStreamSplit
-  bool compress = true; // false: this chunk is stored UNCOMPRESSED whatever the file's codec
+  int encoding = 0;      // of the data page: kPlain, kRleDictionary, kDeltaBinaryPacked, kByteStreamSplit
+  bool compress = true;  // false: this chunk is stored UNCOMPRESSED whatever the file's codec
   int64_t num_values = 0;
   int64_t start = 0;  // file offset of the first page
   int64_t dict_offset = -1, data_offset = -1;
@@ -242,7 +258,6 @@ void StrMinMax(std::string_view s, bool first, Chunk* ch) {
 }
 
 constexpr size_t kMaxStatBytes = 256;  // longer string min/max are left out
-
 
 // The column chunks of one row group of `rows` rows, typed and named by the schema.
 std::vector<ParquetWriter::Chunk> NewRowGroup(const std::vector<ParquetWriter::Column>& schema, size_t rows) {
@@ -504,9 +519,8 @@ Status ParquetWriter::WriteReadings(const std::string& path, const ReadingColumn
       Page(kDataPage, payload_, static_cast<int32_t>(m), encoding, ch);
     };
     auto plain_column = [&](Chunk* ch, const auto* v) {
-      value_column(ch, v, kPlain, true, [&](const auto* p) {
-        payload_.append(reinterpret_cast<const char*>(p), m * sizeof(*p));
-      });
+      value_column(ch, v, kPlain, true,
+                   [&](const auto* p) { payload_.append(reinterpret_cast<const char*>(p), m * sizeof(*p)); });
     };
     // Timestamps: DELTA_BINARY_PACKED, not compressed. Event times of one partition arrive nearly
     // in order (deltas within +-0.1 s: ~18 bits a row, smaller than zstd's PLAIN at 20 bits) and

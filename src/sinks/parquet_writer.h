@@ -16,8 +16,8 @@
 #include <vector>
 
 #include "core/batch.h"
-#include "core/interner.h"
 #include "core/env.h"
+#include "core/interner.h"
 #include "core/status.h"
 
 namespace iotpipe {
@@ -36,13 +36,26 @@ struct ReadingColumns {
 
   size_t size() const { return sensor.size(); }
   void Clear() {
-    sensor.clear(); ts_us.clear(); value.clear(); gt.clear(); type.clear(); processing_ts_us.clear();
-    predicted.clear(); score.clear(); model.clear();
+    sensor.clear();
+    ts_us.clear();
+    value.clear();
+    gt.clear();
+    type.clear();
+    processing_ts_us.clear();
+    predicted.clear();
+    score.clear();
+    model.clear();
   }
   void Append(const ReadingBatch& b, size_t i) {
-    sensor.push_back(b.sensor[i]); ts_us.push_back(b.ts_us[i]); value.push_back(b.value[i]);
-    gt.push_back(ReadingBatch::Labelled(b.gt[i]) ? b.gt[i] != 0 : ReadingBatch::kNoLabel); type.push_back(b.type[i]); processing_ts_us.push_back(b.processing_ts_us);
-    predicted.push_back(b.predicted[i] != 0); score.push_back(b.score[i]); model.push_back(b.model[i]);
+    sensor.push_back(b.sensor[i]);
+    ts_us.push_back(b.ts_us[i]);
+    value.push_back(b.value[i]);
+    gt.push_back(ReadingBatch::Labelled(b.gt[i]) ? b.gt[i] != 0 : ReadingBatch::kNoLabel);
+    type.push_back(b.type[i]);
+    processing_ts_us.push_back(b.processing_ts_us);
+    predicted.push_back(b.predicted[i] != 0);
+    score.push_back(b.score[i]);
+    model.push_back(b.model[i]);
   }
   // Appends rows [from, to) of b (no filtering).
   void AppendRange(const ReadingBatch& b, size_t from, size_t to);
@@ -59,16 +72,21 @@ struct DeadLetterColumns {
 
   size_t size() const { return received_ts_us.size(); }
   void Clear() {
-    received_ts_us.clear(); reason.clear(); raw.clear(); source.clear(); has_origin.clear();
-    kafka_partition.clear(); kafka_offset.clear();
+    received_ts_us.clear();
+    reason.clear();
+    raw.clear();
+    source.clear();
+    has_origin.clear();
+    kafka_partition.clear();
+    kafka_offset.clear();
   }
 };
 
 struct ParquetWriterOptions {
   std::string compression = "zstd";  // zstd | uncompressed
   int zstd_level = 1;
-  size_t row_group_rows = 122880;     // as the DuckDB path (ROW_GROUP_SIZE 122880); at most 1M
-  Env* env = nullptr;                 // where the file is written (one Append of the whole file); null: Env::Default()
+  size_t row_group_rows = 122880;  // as the DuckDB path (ROW_GROUP_SIZE 122880); at most 1M
+  Env* env = nullptr;              // where the file is written (one Append of the whole file); null: Env::Default()
 };
 
 class ParquetWriter {
@@ -81,8 +99,8 @@ class ParquetWriter {
   // True if the writer implements this codec (else the caller uses DuckDB).
   static bool Supports(const std::string& compression);
 
-  Status WriteReadings(const std::string& path, const ReadingColumns& c, const Interner& sensors,
-                       const Interner& types, const Interner& models, uint64_t* bytes = nullptr);
+  Status WriteReadings(const std::string& path, const ReadingColumns& c, const Interner& sensors, const Interner& types,
+                       const Interner& models, uint64_t* bytes = nullptr);
   Status WriteDeadLetters(const std::string& path, const DeadLetterColumns& c, uint64_t* bytes = nullptr);
 
   struct Chunk;   // column chunk metadata (internal)
@@ -98,11 +116,11 @@ class ParquetWriter {
   ParquetWriterOptions opt_;
   int codec_ = 0;
   void* zctx_ = nullptr;
-  std::string out_;                 // the whole file
+  std::string out_;  // the whole file
   std::string payload_, dict_, comp_, header_;
-  std::vector<int32_t> remap_;      // interner id -> dictionary index (-1 unset)
-  std::vector<uint32_t> idx_;       // dictionary indices of one chunk
-  std::vector<uint8_t> levels_;     // definition levels of one chunk
+  std::vector<int32_t> remap_;   // interner id -> dictionary index (-1 unset)
+  std::vector<uint32_t> idx_;    // dictionary indices of one chunk
+  std::vector<uint8_t> levels_;  // definition levels of one chunk
 };
 
 }  // namespace iotpipe

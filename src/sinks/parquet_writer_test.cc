@@ -48,8 +48,8 @@ class ParquetWriterTest : public ::testing::Test {
     ReadingBatch b;
     for (size_t i = 0; i < n; i++) {
       uint32_t sid = dicts.sensors.Intern(i % 11 == 0 ? ids[(i / 11) % ids.size()] : "s" + std::to_string(i % 97));
-      uint16_t ty = i % 13 == 0 ? static_cast<uint16_t>(dicts.types.Intern(i % 2 ? "spike" : "stuck"))
-                                : ReadingBatch::kNoType;
+      uint16_t ty =
+          i % 13 == 0 ? static_cast<uint16_t>(dicts.types.Intern(i % 2 ? "spike" : "stuck")) : ReadingBatch::kNoType;
       double v = i % 17 == 0 ? special[(i / 17) % special.size()] : 20.0 + static_cast<double>(i % 1000) * 0.001;
       b.Push(sid, t0 + static_cast<int64_t>(i) * 1000, v, i % 13 == 0, ty);
       b.score.back() = static_cast<float>(i % 100) / 100.f;
@@ -80,7 +80,9 @@ class ParquetWriterTest : public ::testing::Test {
     EXPECT_TRUE((*s)->Flush().ok());
     return o.data_dir;
   }
-  static std::string Glob(const std::string& p) { return "read_parquet(" + SqlQuote(p) + ", hive_partitioning = false)"; }
+  static std::string Glob(const std::string& p) {
+    return "read_parquet(" + SqlQuote(p) + ", hive_partitioning = false)";
+  }
   int64_t Int(const std::string& sql) {
     auto t = db->Query(sql);
     EXPECT_TRUE(t.ok()) << t.status().message() << "\n" << sql;
@@ -122,7 +124,8 @@ TEST_F(ParquetWriterTest, SameReadingsReadBackIdenticallyFromBothWriters) {
   ProcessedBatch b;
   b.readings = Readings(5000);
   std::string native = Store("native", "native", b), duck = Store("duck", "duckdb", b);
-  const std::string n = Glob(native + "/sensor_readings/**/*.parquet"), d = Glob(duck + "/sensor_readings/**/*.parquet");
+  const std::string n = Glob(native + "/sensor_readings/**/*.parquet"),
+                    d = Glob(duck + "/sensor_readings/**/*.parquet");
   EXPECT_EQ(Int("SELECT count(*) FROM " + n), 5000);
   EXPECT_EQ(Int("SELECT count(*) FROM " + d), 5000);
   EXPECT_EQ(Diff(n, d), 0);
@@ -214,8 +217,14 @@ TEST_F(ParquetWriterTest, EmptyOneRowAndManyRowGroups) {
 // miniblock) and special floats read back from DuckDB exactly as DuckDB's own PLAIN file has them.
 TEST_F(ParquetWriterTest, DeltaTimestampsAndSplitScoresReadBackExactly) {
   const int64_t big = std::numeric_limits<int64_t>::max(), small = std::numeric_limits<int64_t>::min();
-  const std::vector<float> fs_ = {0.f, -0.f, 1.f, std::numeric_limits<float>::max(), std::numeric_limits<float>::denorm_min(),
-                                  std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(), 0.125f};
+  const std::vector<float> fs_ = {0.f,
+                                  -0.f,
+                                  1.f,
+                                  std::numeric_limits<float>::max(),
+                                  std::numeric_limits<float>::denorm_min(),
+                                  std::numeric_limits<float>::infinity(),
+                                  -std::numeric_limits<float>::infinity(),
+                                  0.125f};
   for (size_t n : {size_t{1}, size_t{2}, size_t{33}, size_t{128}, size_t{129}, size_t{4097}}) {
     ProcessedBatch b;
     b.readings = Readings(n);
@@ -224,19 +233,32 @@ TEST_F(ParquetWriterTest, DeltaTimestampsAndSplitScoresReadBackExactly) {
       x = x * 6364136223846793005ULL + 1442695040888963407ULL;
       int64_t& ts = b.readings.ts_us[i];
       switch (i % 7) {
-        case 0: ts = kT0 + static_cast<int64_t>(i) * 1000 + static_cast<int64_t>(x >> 45) - (1 << 18); break;
-        case 1: ts = i % 3 ? big : small; break;  // the widest deltas: they wrap
-        case 2: ts = static_cast<int64_t>(x); break;
-        case 3: ts = i > 0 ? b.readings.ts_us[i - 1] : 0; break;  // a zero delta
-        default: ts = kT0 - static_cast<int64_t>(i); break;       // decreasing
+        case 0:
+          ts = kT0 + static_cast<int64_t>(i) * 1000 + static_cast<int64_t>(x >> 45) - (1 << 18);
+          break;
+        case 1:
+          ts = i % 3 ? big : small;
+          break;  // the widest deltas: they wrap
+        case 2:
+          ts = static_cast<int64_t>(x);
+          break;
+        case 3:
+          ts = i > 0 ? b.readings.ts_us[i - 1] : 0;
+          break;  // a zero delta
+        default:
+          ts = kT0 - static_cast<int64_t>(i);
+          break;  // decreasing
       }
       b.readings.score[i] = i % 5 == 0 ? fs_[(i / 5) % fs_.size()] : static_cast<float>(x >> 40) / 1e3f;
     }
-    std::string native = Store("dn" + std::to_string(n), "native", b), duck = Store("dd" + std::to_string(n), "duckdb", b);
-    const std::string a = Glob(native + "/sensor_readings/**/*.parquet"), d = Glob(duck + "/sensor_readings/**/*.parquet");
+    std::string native = Store("dn" + std::to_string(n), "native", b),
+                duck = Store("dd" + std::to_string(n), "duckdb", b);
+    const std::string a = Glob(native + "/sensor_readings/**/*.parquet"),
+                      d = Glob(duck + "/sensor_readings/**/*.parquet");
     EXPECT_EQ(Int("SELECT count(*) FROM " + a), static_cast<int64_t>(n));
     EXPECT_EQ(Diff(a, d), 0) << n;
-    EXPECT_EQ(Int("SELECT count(*) FROM " + a + " WHERE epoch_us(timestamp) = " + std::to_string(small)) > 0, n > 15) << n;
+    EXPECT_EQ(Int("SELECT count(*) FROM " + a + " WHERE epoch_us(timestamp) = " + std::to_string(small)) > 0, n > 15)
+        << n;
   }
   // The encodings really are the ones named, and the timestamps are left uncompressed.
   ProcessedBatch b;

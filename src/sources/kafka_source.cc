@@ -238,9 +238,7 @@ void KafkaSource::UpdateLag() {
   bool known = false;
   for (int i = 0; i < l->cnt; i++) {
     int64_t lo = -1, hi = -1;
-    if (rd_kafka_get_watermark_offsets(rk_, opt_.topic.c_str(), l->elems[i].partition, &lo, &hi) ||
-        hi < 0)
-      continue;
+    if (rd_kafka_get_watermark_offsets(rk_, opt_.topic.c_str(), l->elems[i].partition, &lo, &hi) || hi < 0) continue;
     int64_t pos = l->elems[i].offset >= 0 ? l->elems[i].offset : lo;
     int64_t lag = std::max<int64_t>(0, hi - pos);
     lags[l->elems[i].partition] = lag;

@@ -33,12 +33,12 @@ struct KafkaSourceOptions {
   std::string brokers = "127.0.0.1:9092";
   std::string topic = "iot-sensor-data";
   std::string group = "my-processor-group";
-  std::string instance_id;                 // static group membership (group.instance.id), optional
-  double exit_when_idle_s = 0;             // > 0: end once no record arrived for this long
-  std::string dlq_topic;                   // default <topic>.dlq; "-" disables (KafkaSideSink)
+  std::string instance_id;                        // static group membership (group.instance.id), optional
+  double exit_when_idle_s = 0;                    // > 0: end once no record arrived for this long
+  std::string dlq_topic;                          // default <topic>.dlq; "-" disables (KafkaSideSink)
   std::string anomalies_topic = "iot-anomalies";  // "-" disables (KafkaSideSink)
-  int session_timeout_ms = 10000;          // how soon a dead member's partitions move on
-  int fetch_queue_kb = 32768;              // bounded prefetch per consumer (backpressure)
+  int session_timeout_ms = 10000;                 // how soon a dead member's partitions move on
+  int fetch_queue_kb = 32768;                     // bounded prefetch per consumer (backpressure)
 };
 
 class KafkaSource final : public Source, public PartitionedSource {
@@ -86,11 +86,11 @@ class KafkaSource final : public Source, public PartitionedSource {
 
   KafkaSourceOptions opt_;
   rd_kafka_t* rk_ = nullptr;
-  rd_kafka_queue_t* queue_ = nullptr;    // the consumer queue (batch consumption)
+  rd_kafka_queue_t* queue_ = nullptr;  // the consumer queue (batch consumption)
   std::vector<rd_kafka_message_t*> msgs_;
-  std::vector<int64_t> next_;            // per partition: lowest offset to hand out (Poll's thread)
+  std::vector<int64_t> next_;  // per partition: lowest offset to hand out (Poll's thread)
   PartitionListener* listener_ = nullptr;
-  RawBatch* cur_ = nullptr;             // the batch being filled (Poll), for revocation
+  RawBatch* cur_ = nullptr;  // the batch being filled (Poll), for revocation
   mutable std::mutex mu_;
   std::set<int32_t> assigned_;
   std::map<int32_t, int64_t> lag_by_part_;

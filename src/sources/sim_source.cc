@@ -6,9 +6,7 @@ namespace iotpipe {
 
 SimSource::SimSource(const SimSourceOptions& opt, Clock* clock) : opt_(opt), clock_(clock), sim_(opt.sim) {}
 
-std::string SimSource::Describe() const {
-  return "simulator(" + std::to_string(opt_.sim.sensors) + " sensors)";
-}
+std::string SimSource::Describe() const { return "simulator(" + std::to_string(opt_.sim.sensors) + " sensors)"; }
 
 // When the next reading is due on the clock: its sensor time, or with a speedup, the first poll's
 // clock time plus the sensor time elapsed since the start divided by the speedup.

@@ -40,10 +40,10 @@ class Source {
 // The embedded source: a simulated fleet, paced by a clock or as fast as possible.
 struct SimSourceOptions {
   SimConfig sim;
-  bool realtime = false;        // pace by the clock (rate finite) or as fast as possible (max)
-  int64_t max_events = -1;      // stop after this many records (-1: no limit)
-  int64_t max_steps = -1;       // stop after this many readings per sensor (from --duration)
-  double speedup = 0;           // realtime with sensor time running this many times faster than the clock (0: off)
+  bool realtime = false;    // pace by the clock (rate finite) or as fast as possible (max)
+  int64_t max_events = -1;  // stop after this many records (-1: no limit)
+  int64_t max_steps = -1;   // stop after this many readings per sensor (from --duration)
+  double speedup = 0;       // realtime with sensor time running this many times faster than the clock (0: off)
 };
 
 class SimSource final : public Source {
