@@ -29,6 +29,8 @@ void PipelineArgs::Add(CLI::App* app) {
       ->check(CLI::Range(size_t{1000}, size_t{100000000}));
   app->add_flag("--quiet", quiet, "No progress line");
   app->add_flag("--no-checkpoint", no_checkpoint, "Neither restore nor save detector state");
+  app->add_flag("--adopt-state", adopt_state,
+                "Restore detector state that another source left in the data directory (refused otherwise)");
   app->add_option("--compression", compression, "Parquet compression")
       ->check(CLI::IsMember({"zstd", "snappy", "lz4", "gzip", "uncompressed"}));
   app->add_option("--parquet-writer", parquet_writer,
@@ -128,6 +130,7 @@ int RunPipeline(Source* source, const PipelineArgs& args, const KafkaSourceOptio
   po.progress_interval_s = args.quiet ? 0 : 2.0;
   po.progress = &progress_line;
   if (!args.no_checkpoint) po.checkpoint_path = args.data_dir + "/state/detector-" + args.detector + ".ckpt";
+  po.adopt_state = args.adopt_state;
   po.checkpoint_interval_s = args.checkpoint_interval_s;
   std::shared_ptr<const Detector> d(std::move(det.value()));
   Serving serving(args.serve, args.data_dir);   // HTTP API, dashboard, alerts

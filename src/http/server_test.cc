@@ -422,6 +422,22 @@ TEST(Api, TokenIsRequiredWhenSetAndForNonLoopbackBinds) {
   srv.Stop();
 }
 
+// A port another server holds is never shared (httplib's default SO_REUSEPORT let a second process bind
+// it and take half the connections): the second Start fails, naming the address.
+TEST(Api, ATakenPortIsNeverShared) {
+  RanPipeline rp("port", 2000, 0);
+  Server first(LocalOptions(rp.dir), rp.Deps());
+  ASSERT_TRUE(first.Start().ok());
+  ServerOptions o = LocalOptions(rp.dir);
+  o.port = first.port();
+  Server second(o, rp.Deps());
+  Status s = second.Start();
+  ASSERT_FALSE(s.ok()) << "a second server bound port " << o.port;
+  EXPECT_TRUE(s.IsAlreadyExists()) << s.message();
+  EXPECT_NE(s.message().find(":" + std::to_string(o.port)), std::string::npos) << s.message();
+  first.Stop();
+}
+
 TEST(Api, ServerSentEventsCarryPerSecondFigures) {
   RanPipeline rp("sse", 2000, 0);
   Server srv(LocalOptions(rp.dir), rp.Deps());
