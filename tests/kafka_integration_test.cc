@@ -31,6 +31,7 @@ namespace {
 using iotpipe::testing::Child;
 using iotpipe::testing::Env;
 using iotpipe::testing::ReadAll;
+using iotpipe::testing::SourceDir;
 using iotpipe::testing::Unique;
 using iotpipe::testing::WaitForText;
 
@@ -51,11 +52,6 @@ using iotpipe::testing::WaitForText;
       GTEST_SKIP() << (py) << " missing";                                                                         \
     }                                                                                                             \
   } while (0)
-
-std::string SourceDir() {
-  std::string s = Env("IOTPIPE_SOURCE_DIR");
-  return s.empty() ? IOTPIPE_SOURCE_DIR : s;
-}
 
 class KafkaTest : public ::testing::Test {
  protected:

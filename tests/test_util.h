@@ -74,6 +74,12 @@ inline std::string Env(const char* k) {
   return v ? v : "";
 }
 
+// The source tree (scripts/, tests/): IOTPIPE_SOURCE_DIR (scripts/test sets it) or the one built from.
+inline std::string SourceDir() {
+  std::string s = Env("IOTPIPE_SOURCE_DIR");
+  return s.empty() ? IOTPIPE_SOURCE_DIR : s;
+}
+
 inline std::string Unique(const std::string& base) {
   static int n = 0;
   auto t = std::chrono::system_clock::now().time_since_epoch().count();
