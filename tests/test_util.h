@@ -159,6 +159,13 @@ class Child {
     }
     return rc_;
   }
+  // Still running (does not wait, does not kill).
+  bool Running() {
+    if (rc_ != kRunning) return false;
+    int st = 0;
+    if (waitpid(pid_, &st, WNOHANG) == pid_) rc_ = WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
+    return rc_ == kRunning;
+  }
   void Kill(int sig = SIGKILL) { kill(pid_, sig); }
   pid_t pid() const { return pid_; }
   static constexpr int kRunning = -1000, kTimeout = -1001;

@@ -144,7 +144,9 @@ int64_t WallMicros() {
 
 }  // namespace
 
-MqttSource::MqttSource(MqttSourceOptions opt) : opt_(std::move(opt)) {}
+MqttSource::MqttSource(MqttSourceOptions opt) : opt_(std::move(opt)) {
+  if (const char* h = std::getenv("IOTPIPE_MQTT_TEST_HOLD_AT"); h && *h) hold_at_ = std::atoll(h);
+}
 
 MqttSource::~MqttSource() {
   listener_ = nullptr;
@@ -397,6 +399,12 @@ int MqttSource::OnMessage(void* ctx, char* topic, int topic_len, void* msgp) {
         std::_Exit(3);
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    if (self->hold_at_ >= 0 && self->written_seq_.load() == self->hold_at_) {
+      // Test hook (IOTPIPE_MQTT_TEST_HOLD_AT=<position>): the message is in the WAL, its PUBACK not
+      // yet sent; a test kills the process here and expects the broker to redeliver it.
+      spdlog::warn("mqtt: test hook: holding the callback after WAL position {}", self->hold_at_);
+      std::this_thread::sleep_for(std::chrono::seconds(60));
     }
   }
   MQTTAsync_freeMessage(&m);

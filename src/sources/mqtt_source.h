@@ -142,6 +142,7 @@ class MqttSource final : public Source, public PartitionedSource {
   std::atomic<bool> connected_{false}, ever_connected_{false}, connecting_{false}, stopping_{false};
   std::atomic<int64_t> retry_at_us_{0};
   int retry_s_ = 1;
+  int64_t hold_at_ = -1;  // test hook: see OnMessage
   int64_t last_activity_us_ = 0;
   Status error_;
   bool closed_ = false;
