@@ -368,6 +368,7 @@ bool MqttSource::Append(uint64_t digest, std::string_view rec) {
   next_seq_++;
   dirty_ = !opt_.fsync_each;
   Remember(digest);
+  appended_.notify_one();
   if (s.bytes >= kSegmentBytes && !RollSegment().ok()) return true;  // the entry is written; the next one fails
   return true;
 }
@@ -646,7 +647,10 @@ PollResult MqttSource::Poll(RawBatch& out, size_t max) {
       return PollResult::kEnd;
     }
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  {  // nothing to read: wait for the callback to append (or 100 ms: the pipeline checks for a stop)
+    std::unique_lock<std::mutex> l(mu_);
+    appended_.wait_for(l, std::chrono::milliseconds(100), [&] { return written_seq_.load() > read_seq_; });
+  }
   return PollResult::kIdle;
 }
 

@@ -31,6 +31,7 @@
 // reported (Counters: the progress line and /metrics).
 #pragma once
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -119,7 +120,8 @@ class MqttSource final : public Source, public PartitionedSource {
 
   // WAL (writer: the Paho callback thread; reader: Poll; Ack: sink thread).
   mutable std::mutex mu_;
-  std::vector<Segment> segs_;  // oldest first; the last is the writer's
+  std::condition_variable appended_;  // Append -> an idle Poll
+  std::vector<Segment> segs_;         // oldest first; the last is the writer's
   int wfd_ = -1;
   int64_t next_seq_ = 0;
   int64_t last_sync_us_ = 0;
