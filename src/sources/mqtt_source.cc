@@ -368,7 +368,7 @@ bool MqttSource::Append(uint64_t digest, std::string_view rec) {
   next_seq_++;
   dirty_ = !opt_.fsync_each;
   Remember(digest);
-  appended_.notify_one();
+  if (waiting_) appended_.notify_one();
   if (s.bytes >= kSegmentBytes && !RollSegment().ok()) return true;  // the entry is written; the next one fails
   return true;
 }
@@ -570,6 +570,41 @@ PollResult MqttSource::Poll(RawBatch& out, size_t max) {
   const int64_t now = MonoMicros();
   if (!connected_.load() && !ever_connected_.load() && !connecting_.load() && now >= retry_at_us_.load()) Connect();
   out.data.reserve(max * 128);
+  if (!ReadWal(out, max, now)) return PollResult::kEnd;
+  // A batch is not handed on with a handful of records while more are arriving: up to 10 ms more
+  // to fill it (records flowing one by one would otherwise cost a pipeline hand-off each).
+  if (out.size() > 0 && out.size() < max) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(10);
+    while (out.size() < max && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));  // not woken per message: read in slices
+      if (!ReadWal(out, max, now)) return PollResult::kEnd;
+    }
+  }
+  read_seq_a_ = read_seq_;
+  if (out.size() > 0) {
+    last_activity_us_ = now;
+    out.sent = static_cast<int64_t>(out.size());
+    out.Seal();
+    return PollResult::kData;
+  }
+  if (opt_.exit_when_idle_s > 0) {
+    // Idle only counts while connected (the broker delivers what it holds at once) and the WAL is read.
+    if (!connected_.load() || read_seq_ < written_seq_.load()) {
+      last_activity_us_ = now;
+    } else if (static_cast<double>(now - last_activity_us_) / 1e6 >= opt_.exit_when_idle_s) {
+      return PollResult::kEnd;
+    }
+  }
+  {  // nothing to read: wait for the callback to append (or 100 ms: the pipeline checks for a stop)
+    std::unique_lock<std::mutex> l(mu_);
+    waiting_ = true;
+    appended_.wait_for(l, std::chrono::milliseconds(100), [&] { return written_seq_.load() > read_seq_; });
+    waiting_ = false;
+  }
+  return PollResult::kIdle;
+}
+
+bool MqttSource::ReadWal(RawBatch& out, size_t max, int64_t now) {
   while (out.size() < max) {
     Segment s;
     bool last = false;
@@ -591,7 +626,7 @@ PollResult MqttSource::Poll(RawBatch& out, size_t max) {
       rfd_ = ::open(s.path.c_str(), O_RDONLY | O_CLOEXEC);
       if (rfd_ < 0) {
         error_ = Status::IOError("mqtt: cannot read " + s.path + ": " + std::strerror(errno));
-        return PollResult::kEnd;
+        return false;
       }
       rpath_ = s.path;
       rfirst_ = s.first;
@@ -607,7 +642,7 @@ PollResult MqttSource::Poll(RawBatch& out, size_t max) {
     ssize_t n = ::pread(rfd_, rbuf_.data(), want, static_cast<off_t>(roff_));
     if (n <= 0) {
       error_ = Status::IOError("mqtt: reading " + s.path + ": " + std::strerror(errno));
-      return PollResult::kEnd;
+      return false;
     }
     size_t off = 0;
     while (off < static_cast<size_t>(n) && out.size() < max) {
@@ -618,7 +653,7 @@ PollResult MqttSource::Poll(RawBatch& out, size_t max) {
       if (len == 0) {
         if (off == 0 && static_cast<size_t>(n) == want && want == s.bytes - roff_) {
           error_ = Status::Corruption("mqtt: damaged WAL entry in " + s.path + " at byte " + std::to_string(roff_));
-          return PollResult::kEnd;
+          return false;
         }
         break;  // the rest of a big entry is beyond this read
       }
@@ -632,26 +667,7 @@ PollResult MqttSource::Poll(RawBatch& out, size_t max) {
     roff_ += off;
     if (off == 0) break;
   }
-  read_seq_a_ = read_seq_;
-  if (out.size() > 0) {
-    last_activity_us_ = now;
-    out.sent = static_cast<int64_t>(out.size());
-    out.Seal();
-    return PollResult::kData;
-  }
-  if (opt_.exit_when_idle_s > 0) {
-    // Idle only counts while connected (the broker delivers what it holds at once) and the WAL is read.
-    if (!connected_.load() || read_seq_ < written_seq_.load()) {
-      last_activity_us_ = now;
-    } else if (static_cast<double>(now - last_activity_us_) / 1e6 >= opt_.exit_when_idle_s) {
-      return PollResult::kEnd;
-    }
-  }
-  {  // nothing to read: wait for the callback to append (or 100 ms: the pipeline checks for a stop)
-    std::unique_lock<std::mutex> l(mu_);
-    appended_.wait_for(l, std::chrono::milliseconds(100), [&] { return written_seq_.load() > read_seq_; });
-  }
-  return PollResult::kIdle;
+  return true;
 }
 
 void MqttSource::Ack(const OffsetMap& durable) {

@@ -107,6 +107,8 @@ class MqttSource final : public Source, public PartitionedSource {
   Status OpenWal();
   Status RollSegment();  // writer: a new segment starting at next_seq_ (mu_ held)
   bool Append(uint64_t digest, std::string_view rec);
+  // Appends WAL entries past read_seq_ to out (up to max). False: an error (error_ set).
+  bool ReadWal(RawBatch& out, size_t max, int64_t now);
   void Connect();
   void Subscribe();
   bool Recent(uint64_t digest);
@@ -120,7 +122,8 @@ class MqttSource final : public Source, public PartitionedSource {
 
   // WAL (writer: the Paho callback thread; reader: Poll; Ack: sink thread).
   mutable std::mutex mu_;
-  std::condition_variable appended_;  // Append -> an idle Poll
+  std::condition_variable appended_;  // Append -> a waiting Poll
+  bool waiting_ = false;              // a Poll waits on appended_ (mu_)
   std::vector<Segment> segs_;         // oldest first; the last is the writer's
   int wfd_ = -1;
   int64_t next_seq_ = 0;
