@@ -99,12 +99,16 @@ class ProgressLine final : public ProgressReporter {
       }
       if (shown) lag += ")";
     }
-    std::fprintf(stderr, "[iotpipe] events %s | %s ev/s | stored %s | dead %s | anomalies %s | queue %lld/%zu%s\n",
+    std::string figures;  // the source's own (MQTT: connected, reconnects, duplicates)
+    for (auto& [name, v] : m.source_figures.Get())
+      figures += (figures.empty() ? " | " : ", ") + name + " " + FormatCount(static_cast<double>(v));
+    std::fprintf(stderr, "[iotpipe] events %s | %s ev/s | stored %s | dead %s | anomalies %s | queue %lld/%zu%s%s\n",
                  FormatCount(static_cast<double>(m.sent.load())).c_str(), FormatCount(rate).c_str(),
                  FormatCount(static_cast<double>(m.stored.load())).c_str(),
                  FormatCount(static_cast<double>(m.dead_stored.load())).c_str(),
                  FormatCount(static_cast<double>(m.predicted.load())).c_str(),
-                 static_cast<long long>(m.queue_raw.load() + m.queue_processed.load()), queue_capacity, lag.c_str());
+                 static_cast<long long>(m.queue_raw.load() + m.queue_processed.load()), queue_capacity, lag.c_str(),
+                 figures.c_str());
   }
 };
 

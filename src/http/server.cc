@@ -405,6 +405,9 @@ std::string Server::MetricsText() const {
            static_cast<double>(m.lag.load()));
   for (auto& [part, lag] : m.lag_by_partition.Get())  // Kafka: one sample per assigned partition too
     p.Sample("iotpipe_consumer_lag_records", static_cast<double>(lag), Prom::Label("partition", std::to_string(part)));
+  for (auto& [name, v] : m.source_figures.Get())  // e.g. iotpipe_source_mqtt_reconnects
+    p.Simple("iotpipe_source_" + name, "gauge", "Figure reported by the source (" + name + ").",
+             static_cast<double>(v));
   p.Simple("iotpipe_sensors", "gauge", "Distinct sensors seen.", static_cast<double>(m.sensors.load()));
   p.Hist("iotpipe_batch_processing_seconds", "Decode and score time per batch.", m.batch_seconds);
   p.Hist("iotpipe_end_to_end_latency_seconds", "Stored time minus event time, per row.", m.e2e_seconds);

@@ -338,6 +338,23 @@ TEST(Metrics, ConsumerLagPerPartition) {
   srv.Stop();
 }
 
+// The source's own figures (MQTT: connection, reconnects, duplicates) as iotpipe_source_<name>.
+TEST(Metrics, SourceFiguresExported) {
+  RanPipeline rp("figures");
+  rp.p->metrics().source_figures.Set({{"mqtt_connected", 1}, {"mqtt_reconnects", 3}, {"mqtt_duplicates", 7}});
+  Server srv(LocalOptions(rp.dir), rp.Deps());
+  ASSERT_TRUE(srv.Start().ok());
+  httplib::Client cli("127.0.0.1", srv.port());
+  auto res = cli.Get("/metrics");
+  ASSERT_TRUE(res);
+  Parsed p;
+  ASSERT_TRUE(CheckPrometheus(res->body, &p)) << res->body.substr(0, 2000);
+  EXPECT_EQ(p.samples["iotpipe_source_mqtt_connected{}"], 1);
+  EXPECT_EQ(p.samples["iotpipe_source_mqtt_reconnects{}"], 3);
+  EXPECT_EQ(p.samples["iotpipe_source_mqtt_duplicates{}"], 7);
+  srv.Stop();
+}
+
 // ---- REST ---------------------------------------------------------------------------------------
 TEST(Api, SensorsReadingsAnomaliesModelsHealth) {
   RanPipeline rp("api");
