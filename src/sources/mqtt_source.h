@@ -65,7 +65,7 @@ struct MqttSourceOptions {
   int keepalive_s = 20;
 };
 
-class MqttSource final : public Source, public PartitionedSource {
+class MqttSource final : public Source, public PartitionedSource, public SourceFigures {
  public:
   explicit MqttSource(MqttSourceOptions opt);
   ~MqttSource() override;

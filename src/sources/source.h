@@ -22,7 +22,8 @@ enum class PollResult { kData, kIdle, kEnd };
 // source has positions (Kafka); sources without (simulator, files) leave origins empty and ignore
 // Ack. A source never loses a record it handed out: it learns through Ack what is durable, and a
 // record not acknowledged is handed out again after a restart (by this or another consumer).
-// Partitioned sources also implement PartitionedSource (sources/partitioned.h).
+// Partitioned sources also implement PartitionedSource (sources/partitioned.h); sources with figures
+// of their own, SourceFigures (below).
 class Source {
  public:
   virtual ~Source() = default;
@@ -35,10 +36,16 @@ class Source {
   virtual Status Stop() { return Status::OK(); }
   // Consumer lag in records, if known (-1 otherwise). Called from another thread.
   virtual int64_t Lag() const { return -1; }
-  // The source's own figures (e.g. mqtt_reconnects, mqtt_duplicates, mqtt_connected), shown on the
-  // progress line and exported on /metrics as iotpipe_source_<name>. Called from another thread.
-  virtual std::map<std::string, int64_t> Counters() const { return {}; }
   virtual std::string Describe() const = 0;
+};
+
+// Optional, beside Source: a source with figures of its own (e.g. mqtt_reconnects, mqtt_duplicates,
+// mqtt_connected), shown on the progress line and exported on /metrics as iotpipe_source_<name>.
+// Called from another thread.
+class SourceFigures {
+ public:
+  virtual ~SourceFigures() = default;
+  virtual std::map<std::string, int64_t> Counters() const = 0;
 };
 
 // The embedded source: a simulated fleet, paced by a clock or as fast as possible.
