@@ -13,6 +13,21 @@
 
 namespace iotpipe {
 
+std::string HttpClientErrorText(int error) {
+  switch (static_cast<httplib::Error>(error)) {
+    case httplib::Error::Connection:
+      return "cannot connect (refused or unreachable)";
+    case httplib::Error::ConnectionTimeout:
+      return "connect timed out";
+    case httplib::Error::Read:
+      return "no answer (read failed or timed out)";
+    case httplib::Error::Write:
+      return "sending failed (write failed or timed out)";
+    default:
+      return "error " + httplib::to_string(static_cast<httplib::Error>(error));
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // FailureLog
 
@@ -119,13 +134,13 @@ bool AlertmanagerClient::Post(const std::string& body, std::string* err) {
   cli.set_write_timeout(to);
   auto res = cli.Post(path_, body, "application/json");
   if (!res) {
-    *err = "POST " + opt_.url + path_ + ": " + httplib::to_string(res.error());
+    *err = "POST " + host_ + path_ + ": " + HttpClientErrorText(static_cast<int>(res.error()));
     return false;
   }
   if (res->status < 200 || res->status >= 300) {
     std::string b = res->body.substr(0, 200);
     while (!b.empty() && (b.back() == '\n' || b.back() == '\r')) b.pop_back();
-    *err = "POST " + path_ + ": HTTP " + std::to_string(res->status) + (b.empty() ? "" : " " + b);
+    *err = "POST " + host_ + path_ + ": HTTP " + std::to_string(res->status) + (b.empty() ? "" : " " + b);
     return false;
   }
   return true;
@@ -138,8 +153,7 @@ void AlertmanagerClient::Loop() {
   double backoff_s = 0.5;
   std::unique_lock<std::mutex> lk(mu_);
   while (true) {
-    int64_t wake = next_resend;
-    if (retry_at) wake = std::min(wake, retry_at);
+    const int64_t wake = retry_at ? retry_at : next_resend;  // while failing: the backoff, not the re-send
     if (stop_ && retry_at) {  // stopping with undelivered updates: wait for the retry, not for a wake-up
       const int64_t until = std::min(retry_at, deadline_mono_ + 1);
       cv_.wait_for(lk, std::chrono::microseconds(std::max<int64_t>(0, until - MonoMicros())), [] { return false; });
@@ -182,10 +196,12 @@ void AlertmanagerClient::Loop() {
       firing_.clear();
     }
     c_.firing = static_cast<int64_t>(firing_.size());
-    const bool everything = now >= next_resend || (retry_at && now >= retry_at);
-    if (now >= next_resend) next_resend = now + resend.count();
+    const bool everything = retry_at ? now >= retry_at : now >= next_resend;
+    if (everything) next_resend = now + resend.count();
+    if (retry_at && !everything) send.clear();  // the receiver is down: new updates wait for the retry
     if (everything) {
-      for (auto& [k, a] : firing_) send[k] = nullptr;
+      if (!stopping)  // at Stop, what fires stays as last sent: Alertmanager resolves it at its endsAt
+        for (auto& [k, a] : firing_) send[k] = nullptr;
       for (auto& [k, a] : resolved_) send[k] = nullptr;
     }
     std::vector<AmAlert> batch;

@@ -73,6 +73,9 @@ class FailureLog {
   std::atomic<int64_t> unlogged_total_{0};
 };
 
+// A readable reason for a failed cpp-httplib client call (its httplib::Error, as an int).
+std::string HttpClientErrorText(int error);
+
 class AlertmanagerClient {
  public:
   explicit AlertmanagerClient(AlertmanagerOptions opt);

@@ -333,7 +333,7 @@ bool AlertManager::PostOnce(const std::string& body, std::string* err) {
   cli.set_write_timeout(to);
   auto res = cli.Post(wh_path_, body, "application/json");
   if (!res) {
-    *err = "POST " + opt_.webhook_url + ": " + httplib::to_string(res.error());
+    *err = "POST " + opt_.webhook_url + ": " + HttpClientErrorText(static_cast<int>(res.error()));
     return false;
   }
   if (res->status < 200 || res->status >= 300) {

@@ -149,7 +149,6 @@ class AlertManager {
   void Open(SensorState& s, int64_t ts);
   AmAlert ToAm(const Alert& a) const;
 
-
   AlertOptions opt_;
   const Interner *sensors_, *types_, *models_;
   std::vector<SensorState> st_;
