@@ -44,7 +44,7 @@ python3 "$ROOT/tests/monitoring/make_episode.py" 5 300 > "$T/in.jsonl"
 mkfifo "$T/feed"
 "$BIN" process --input "$T/feed" --data-dir "$T/data" --no-checkpoint --quiet --batch-size 1 \
   --http "127.0.0.1:$IOT_PORT" --alertmanager "$AM_URL" --alertmanager-resend 1 \
-  --alertmanager-label env=test --alert-min-points 5 --alert-critical-score 0.9 \
+  --alertmanager-labels env=test --alert-min-points 5 --alert-critical-score 0.9 \
   > "$T/iotpipe.out" 2> "$T/iotpipe.err" &
 IOT_PID=$!
 exec 3> "$T/feed"          # stays open: the stream goes on, silent, after the records below

@@ -50,8 +50,8 @@ void ServeArgs::Add(CLI::App* app) {
   app->add_option("--alertmanager-resend", alertmanager_resend_s,
                   "Seconds between re-sends of firing alerts to Alertmanager (endsAt = 4 x this ahead)")
       ->check(CLI::PositiveNumber);
-  app->add_option("--alertmanager-label", alertmanager_labels,
-                  "Extra label name=value on every alert sent to Alertmanager (repeatable), e.g. env=prod");
+  app->add_option("--alertmanager-labels", alertmanager_labels,
+                  "Extra labels on every alert sent to Alertmanager: name=value[,name=value...], e.g. env=prod");
   app->add_option("--metrics-top-sensors", metrics_top_sensors,
                   "Per-sensor series on /metrics: only the N sensors with the most flagged readings")
       ->check(CLI::Range(0, 100000));
@@ -76,7 +76,12 @@ AlertOptions Serving::alert_options() const {
   ao.device_separator = args_.alert_device_separator;
   ao.alertmanager_url = args_.alertmanager;
   ao.alertmanager_resend_s = args_.alertmanager_resend_s;
-  ao.alertmanager_labels = args_.alertmanager_labels;
+  for (size_t start = 0; start < args_.alertmanager_labels.size();) {
+    size_t comma = args_.alertmanager_labels.find(',', start);
+    if (comma == std::string::npos) comma = args_.alertmanager_labels.size();
+    if (comma > start) ao.alertmanager_labels.push_back(args_.alertmanager_labels.substr(start, comma - start));
+    start = comma + 1;
+  }
   return ao;
 }
 

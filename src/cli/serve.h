@@ -35,7 +35,7 @@ struct ServeArgs {
   std::string alert_device_separator = "/";
   std::string alertmanager;
   double alertmanager_resend_s = 60;
-  std::vector<std::string> alertmanager_labels;
+  std::string alertmanager_labels;  // name=value,name=value
   size_t metrics_top_sensors = 20;
   void Add(CLI::App* app);
 };

@@ -61,7 +61,7 @@ Status ValidateAlertOptions(const AlertOptions& o) {
            (i > 0 && std::isdigit(static_cast<unsigned char>(c)));
     }
     if (!ok)
-      return Status::InvalidArgument("--alertmanager-label: expected name=value (name [a-zA-Z_][a-zA-Z0-9_]*), got '" +
+      return Status::InvalidArgument("--alertmanager-labels: expected name=value (name [a-zA-Z_][a-zA-Z0-9_]*), got '" +
                                      l + "'");
   }
   return Status::OK();
