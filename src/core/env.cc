@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -15,6 +16,19 @@ namespace {
 Status PosixError(const std::string& what, const std::string& path, int err) {
   std::string m = what + " " + path + ": " + std::strerror(err);
   return err == ENOENT ? Status::NotFound(m) : Status::IOError(m);
+}
+
+// Reads [off, off + n) of fd into buf; false on error or early end of file.
+bool PreadAll(int fd, char* buf, size_t n, off_t off) {
+  while (n > 0) {
+    ssize_t r = ::pread(fd, buf, n, off);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    buf += r;
+    n -= static_cast<size_t>(r);
+    off += r;
+  }
+  return true;
 }
 
 class PosixWritableFile final : public WritableFile {
@@ -31,6 +45,20 @@ class PosixWritableFile final : public WritableFile {
       data.remove_prefix(static_cast<size_t>(w));
     }
     return Status::OK();
+  }
+  Status AppendFileRange(const std::string& src, uint64_t off, uint64_t n) override {
+    int in = ::open(src.c_str(), O_RDONLY | O_CLOEXEC);
+    if (in < 0) return PosixError("cannot open", src, errno);
+    while (n > 0) {
+      loff_t from = static_cast<loff_t>(off);
+      ssize_t c = ::copy_file_range(in, &from, fd_, nullptr, n, 0);
+      if (c < 0 && errno == EINTR) continue;
+      if (c <= 0) break;  // EXDEV, ENOSYS, EINVAL, or 0 (the file system refuses): copy through user space
+      off += static_cast<uint64_t>(c);
+      n -= static_cast<uint64_t>(c);
+    }
+    ::close(in);
+    return n == 0 ? Status::OK() : WritableFile::AppendFileRange(src, off, n);
   }
   Status Sync() override { return ::fsync(fd_) == 0 ? Status::OK() : PosixError("fsync", path_, errno); }
   Status Close() override {
@@ -110,6 +138,26 @@ class PosixEnv final : public Env {
 };
 
 }  // namespace
+
+Status WritableFile::AppendFileRange(const std::string& src, uint64_t off, uint64_t n) {
+  int in = ::open(src.c_str(), O_RDONLY | O_CLOEXEC);
+  if (in < 0) return PosixError("cannot open", src, errno);
+  std::string buf(static_cast<size_t>(std::min<uint64_t>(n, 1 << 20)), '\0');
+  Status s;
+  while (n > 0 && s.ok()) {
+    const size_t k = static_cast<size_t>(std::min<uint64_t>(n, buf.size()));
+    errno = 0;
+    if (!PreadAll(in, buf.data(), k, static_cast<off_t>(off))) {
+      s = PosixError("read", src, errno ? errno : EIO);
+      break;
+    }
+    s = Append(std::string_view(buf.data(), k));
+    off += k;
+    n -= k;
+  }
+  ::close(in);
+  return s;
+}
 
 Env* Env::Default() {
   static PosixEnv env;

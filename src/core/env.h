@@ -1,10 +1,11 @@
 // Env: how code reaches files and the clock (the LevelDB way), so tests can inject disk-full, failed
 // fsync or rename, torn writes and crashes in process, and run time forward on a manual clock.
 //
-// Contract: every durable write in iotpipe goes through an Env — a file is written with
+// Contract: every durable write in iotpipe's own code goes through an Env — a file is written with
 // NewWritableFile/Append/Sync/Close, made visible with RenameFile and made durable with SyncDir
 // (CommitFile in core/fsutil.h does the three in order). Errors are Status codes (kIOError for the disk,
-// kNotFound for missing files), never exceptions.
+// kNotFound for missing files), never exceptions. Files DuckDB writes itself (COPY ... TO a temp file) reach the
+// Env only when they are committed (CommitFile: SyncPath, RenameFile, SyncPath of the directory).
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -21,6 +22,9 @@ class WritableFile {
  public:
   virtual ~WritableFile() = default;
   virtual Status Append(std::string_view data) = 0;
+  // Appends bytes [off, off + n) of the file at src: by default read and Append()ed in 1 MiB pieces (so a
+  // wrapping Env sees every byte); the POSIX file copies in the kernel (copy_file_range) where it can.
+  virtual Status AppendFileRange(const std::string& src, uint64_t off, uint64_t n);
   virtual Status Sync() = 0;   // data and size durable on return
   virtual Status Close() = 0;  // idempotent; the destructor closes without syncing
 };

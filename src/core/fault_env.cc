@@ -7,6 +7,8 @@
 
 #include "core/fsutil.h"
 
+namespace fs = std::filesystem;
+
 namespace iotpipe {
 
 class FaultFile final : public WritableFile {
@@ -194,6 +196,20 @@ Status FaultInjectionEnv::SyncPath(const std::string& path) {
     if (fail_sync_) {
       failed_++;
       return Status::IOError("fsync " + path + ": Input/output error (injected)");
+    }
+  }
+  // A file another library wrote (DuckDB's COPY ... TO) reaches the Env first here, at its commit: its
+  // bytes count against the write budget now, so a full disk fails it as the real one would have.
+  if (std::error_code ec; fs::is_regular_file(path, ec)) {
+    std::lock_guard<std::mutex> g(mu_);
+    if (!files_.count(path)) {
+      const int64_t n = static_cast<int64_t>(fs::file_size(path, ec));
+      if (budget_ >= 0 && appended_ + n > budget_) {
+        failed_++;
+        appended_ = budget_;
+        return Status::IOError("write " + path + ": No space left on device (injected; written by another library)");
+      }
+      appended_ += n;
     }
   }
   s = target()->SyncPath(path);

@@ -1,7 +1,8 @@
 // FaultInjectionEnv: an Env that fails on request and can forget what was never made durable, for
 // in-process tests of every durable write path (modelled on LevelDB's fault_injection_test).
 //
-// Faults: a write budget (Append fails with ENOSPC once it is spent: a full disk, possibly mid-file), failing
+// Faults: a write budget (Append fails with ENOSPC once it is spent: a full disk, possibly mid-file; a file
+// written by another library, DuckDB's COPY, counts when it is first fsynced through this Env), failing
 // fsync, failing rename, and a crash: after Crash() every operation fails, and DropUnsyncedData() then
 // leaves on disk only what a power cut would: each file written through this Env is cut back to its last
 // synced size, and renames whose directory was not fsynced afterwards are undone.

@@ -14,6 +14,7 @@
 #include <tuple>
 
 #include "core/duck.h"
+#include "core/fault_env.h"
 #include "model/forward.h"
 #include "model/registry.h"
 #include "model/test_models.h"
@@ -224,6 +225,33 @@ TEST(MlRegistry, PromoteRollbackAndCorruptRefused) {
   ASSERT_TRUE(dir.ok());
   EXPECT_EQ(dir.value(), d.str() + "/v1");
   EXPECT_FALSE(reg.Resolve("../etc").ok());
+}
+
+// The registry writes through its Env: a failed rename or fsync (or a full disk) leaves every alias as it was,
+// and the error says which file; the evaluation time comes from the Env's clock.
+TEST(MlRegistry, FailedWritesLeaveAliasesAsTheyWere) {
+  Tmp d("registry_faults");
+  for (const char* v : {"v1", "v2"}) ASSERT_TRUE(SmallModel(v).Save(d.str()).ok());
+  FaultInjectionEnv env;
+  Registry reg(d.str(), &env);
+  ASSERT_TRUE(reg.Promote("v1").ok());
+  env.FailRename(true);
+  Status s = reg.Promote("v2");
+  ASSERT_FALSE(s.ok());
+  EXPECT_TRUE(s.IsIOError()) << s.message();
+  EXPECT_NE(s.message().find("aliases"), std::string::npos) << s.message();
+  env.Reset();
+  env.FailSync(true);
+  EXPECT_FALSE(reg.Promote("v2").ok());
+  env.Reset();
+  env.SetWriteBudget(0);
+  EXPECT_FALSE(reg.Promote("v2").ok());
+  EXPECT_FALSE(reg.AddEvaluation("v2", {{"f1", 0.5}}).ok());
+  env.Reset();
+  EXPECT_EQ(Registry(d.str()).Alias("production"), "v1");
+  EXPECT_TRUE(Registry(d.str()).Evaluations("v2").empty());
+  ASSERT_TRUE(reg.Promote("v2").ok());
+  EXPECT_EQ(Registry(d.str()).Alias("production"), "v2");
 }
 
 TEST(MlTrain, FitIsDeterministicForASeed) {

@@ -108,10 +108,10 @@ Status Registry::WriteAlias(const std::string& alias, const std::string& version
     h.push_back(version);
     std::string text;
     for (auto& v : h) text += v + "\n";
-    s = WriteFileAtomic(dir_ + "/aliases/" + alias + ".history", text);
+    s = WriteFileAtomic(env_, dir_ + "/aliases/" + alias + ".history", text);
     if (!s.ok()) return s;
   }
-  return WriteFileAtomic(dir_ + "/aliases/" + alias, version + "\n");
+  return WriteFileAtomic(env_, dir_ + "/aliases/" + alias, version + "\n");
 }
 
 Status Registry::Promote(const std::string& version, const std::string& alias) {
@@ -131,7 +131,7 @@ Status Registry::Promote(const std::string& version, const std::string& alias) {
 Status Registry::ClearAlias(const std::string& alias) {
   if (!ValidName(alias)) return Status::Error("invalid alias '" + alias + "'");
   if (Alias(alias).empty()) return Status::OK();
-  return WriteFileAtomic(dir_ + "/aliases/" + alias, "");  // an empty alias file reads as unset
+  return WriteFileAtomic(env_, dir_ + "/aliases/" + alias, "");  // an empty alias file reads as unset
 }
 
 nlohmann::json Registry::Evaluations(const std::string& version) const {
@@ -147,10 +147,10 @@ Status Registry::AddEvaluation(const std::string& version, nlohmann::json entry)
   if (!fs::is_directory(dir_ + "/" + version, ec))
     return Status::Error("no model version '" + version + "' in " + dir_);
   nlohmann::json all = Evaluations(version);
-  entry["recorded"] = FormatIsoMicros(RealClock::Get()->NowMicros());
+  entry["recorded"] = FormatIsoMicros(env_->clock()->NowMicros());
   all.push_back(std::move(entry));
   while (all.size() > 100) all.erase(all.begin());
-  return WriteFileAtomic(dir_ + "/" + version + "/evaluations.json", all.dump(2));
+  return WriteFileAtomic(env_, dir_ + "/" + version + "/evaluations.json", all.dump(2));
 }
 
 Result<std::string> Registry::Rollback(const std::string& alias) {
@@ -166,7 +166,7 @@ Result<std::string> Registry::Rollback(const std::string& alias) {
       std::string text;
       for (auto& v : h) text += v + "\n";
       Status s = MakeDirs(dir_ + "/aliases");
-      if (s.ok()) s = WriteFileAtomic(dir_ + "/aliases/" + alias + ".history", text);
+      if (s.ok()) s = WriteFileAtomic(env_, dir_ + "/aliases/" + alias + ".history", text);
       if (s.ok()) s = WriteAlias(alias, prev, false);
       if (!s.ok()) return s;
       return prev;

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "core/env.h"
 #include "core/status.h"
 
 namespace iotpipe::ml {
@@ -22,7 +23,8 @@ struct ModelInfo {
 
 class Registry {
  public:
-  explicit Registry(std::string dir) : dir_(std::move(dir)) {}
+  // Every write and the clock go through env (tests: core/fault_env.h).
+  explicit Registry(std::string dir, Env* env = Env::Default()) : dir_(std::move(dir)), env_(env) {}
   const std::string& dir() const { return dir_; }
   // Versions sorted by number (v1, v2, ... v10), each validated unless quick.
   std::vector<ModelInfo> List(bool validate = true) const;
@@ -46,6 +48,7 @@ class Registry {
  private:
   Status WriteAlias(const std::string& alias, const std::string& version, bool record);
   std::string dir_;
+  Env* env_;
 };
 
 // Compares versions "v2" < "v10" numerically, others lexicographically.

@@ -6,6 +6,8 @@
 #include <charconv>
 #include <cmath>
 
+#include "parse/plain_scan.h"
+
 namespace iotpipe {
 
 namespace dom = simdjson::dom;
@@ -187,10 +189,67 @@ Result<ResolvedMapping> ResolveMapping(const InputMapping& m) {
 
 struct MappedDecoder::Impl {
   dom::parser parser{1 << 20};
+  PlainScan scan;  // single-value json mappings: the fast path (parse/plain_scan.h)
+  bool fast = false;
 };
 
+// The slots of PlainScan in a single-value json mapping.
+enum { kIdSlot, kTimeSlot, kLabelSlot, kValueSlot, kAssetSlot };
+
 MappedDecoder::MappedDecoder(ResolvedMapping m, ParserOptions opt)
-    : m_(std::move(m)), opt_(opt), impl_(std::make_unique<Impl>()) {}
+    : m_(std::move(m)), opt_(opt), impl_(std::make_unique<Impl>()) {
+  if (m_.format == InputFormat::kJson && !m_.multi && !m_.id.empty() && !m_.value.empty() && !m_.label.empty() &&
+      !m_.asset.empty())
+    impl_->fast = impl_->scan.Compile({m_.id, m_.time, m_.label, m_.value, m_.asset});
+}
+
+void MappedDecoder::UseFastPath(bool on) {
+  if (!on) impl_->fast = false;
+}
+
+// The fast path's reading of a record PlainScan took; false: let the DOM path decide (it also gives
+// every rejection, so both paths reject alike).
+bool MappedDecoder::DecodePlain(int64_t arrival_us, size_t* n) {
+  using K = PlainScan::Kind;
+  const PlainScan& sc = impl_->scan;
+  const PlainScan::Value& id = sc.value(kIdSlot);
+  if (id.kind != K::kString && id.kind != K::kInt) return false;  // an integer's text is its to_string
+  int64_t ts = arrival_us;
+  if (!m_.time.empty()) {
+    const PlainScan::Value& t = sc.value(kTimeSlot);
+    if (t.kind == K::kInt) {
+      int64_t i;
+      if (!PlainInt(t.text, &i) || !EpochIntToMicros(i, m_.unit_of_time, &ts)) return false;
+    } else if (t.kind == K::kDouble) {
+      double d;
+      if (!PlainDouble(t.text, &d) || !EpochToMicros(d, m_.unit_of_time, &ts)) return false;
+    } else if (t.kind == K::kString) {
+      if (!ParseTimeText(t.text, m_.unit_of_time, &ts)) return false;
+    } else if (t.kind != K::kAbsent || !m_.arrival_time) {
+      return false;
+    }
+  }
+  const K lk = sc.value(kLabelSlot).kind;
+  if (lk != K::kAbsent && lk != K::kNull && lk != K::kTrue && lk != K::kFalse) return false;
+  const PlainScan::Value& v = sc.value(kValueSlot);
+  double value;
+  if (v.kind == K::kInt) {
+    int64_t i;
+    if (!PlainInt(v.text, &i)) return false;
+    value = static_cast<double>(i);
+  } else if (v.kind != K::kDouble || !PlainDouble(v.text, &value)) {
+    return false;
+  }
+  const PlainScan::Value& a = sc.value(kAssetSlot);
+  if (a.kind != K::kAbsent && a.kind != K::kNull && a.kind != K::kString) return false;
+  MappedReading& o = Next(n);
+  o.id.assign(id.text);
+  o.ts_us = ts;
+  o.value = value;
+  o.label = lk == K::kTrue ? 1 : lk == K::kFalse ? 0 : 2;
+  if (a.kind == K::kString) o.asset.assign(a.text);
+  return true;
+}
 MappedDecoder::~MappedDecoder() = default;
 
 MappedReading& MappedDecoder::Next(size_t* n) {
@@ -342,6 +401,10 @@ std::string Escape(std::string_view k) {  // a member name as a JSON Pointer tok
 }  // namespace
 
 Reject MappedDecoder::DecodeJson(std::string_view rec, int64_t arrival_us, size_t* n, std::string* detail) {
+  if (impl_->fast && impl_->scan.Scan(rec)) {
+    if (DecodePlain(arrival_us, n)) return Reject::kNone;
+    *n = 0;
+  }
   dom::element doc;
   auto err = impl_->parser.parse(rec.data(), rec.size(), false).get(doc);
   if (err) {

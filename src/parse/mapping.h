@@ -98,12 +98,15 @@ class MappedDecoder {
   Reject Decode(std::string_view rec, int64_t arrival_us, size_t* n, std::string* detail);
   const std::vector<MappedReading>& out() const { return out_; }
   const ResolvedMapping& mapping() const { return m_; }
+  // Off: every json record takes the DOM path (tests compare the two; the fast path is on by default).
+  void UseFastPath(bool on);
 
  private:
   struct Impl;
   Reject DecodeJson(std::string_view rec, int64_t arrival_us, size_t* n, std::string* detail);
   Reject DecodeInflux(std::string_view rec, int64_t arrival_us, size_t* n, std::string* detail);
   Reject DecodeCsv(std::string_view rec, int64_t arrival_us, size_t* n, std::string* detail);
+  bool DecodePlain(int64_t arrival_us, size_t* n);
   Reject Check(const MappedReading& r, std::string* detail) const;
   MappedReading& Next(size_t* n);
 

@@ -44,42 +44,6 @@ bool PreadAll(int fd, char* buf, size_t n, off_t off) {
   return true;
 }
 
-bool WriteAll(int fd, const char* buf, size_t n) {
-  while (n > 0) {
-    ssize_t w = ::write(fd, buf, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return false;
-    buf += w;
-    n -= static_cast<size_t>(w);
-  }
-  return true;
-}
-
-// Copies [off, off + n) of `in` to the current position of `out`: in the kernel where it can.
-bool CopyRange(int in, off_t off, size_t n, int out) {
-  bool kernel = true;
-  std::string buf;
-  while (n > 0) {
-    if (kernel) {
-      loff_t src = off;
-      ssize_t c = ::copy_file_range(in, &src, out, nullptr, n, 0);
-      if (c > 0) {
-        off += c;
-        n -= static_cast<size_t>(c);
-        continue;
-      }
-      if (c < 0 && errno == EINTR) continue;
-      kernel = false;  // EXDEV, ENOSYS, EINVAL, or 0 (filesystem refuses): copy by hand
-      buf.resize(1 << 20);
-    }
-    size_t k = std::min(n, buf.size());
-    if (!PreadAll(in, buf.data(), k, off) || !WriteAll(out, buf.data(), k)) return false;
-    off += static_cast<off_t>(k);
-    n -= k;
-  }
-  return true;
-}
-
 struct Footer {
   uint64_t size = 0;  // file size
   uint64_t footer_len = 0;
@@ -143,12 +107,14 @@ Result<ParquetFileInfo> ReadParquetInfo(const std::string& path) {
   return info;
 }
 
-Status MergeParquetFiles(const std::vector<std::string>& inputs, const std::string& out_path, uint64_t* bytes) {
+Status MergeParquetFiles(Env* env, const std::vector<std::string>& inputs, const std::string& out_path,
+                         uint64_t* bytes) {
   if (inputs.empty()) return Status::Error("nothing to merge into " + out_path);
-  Fd out;
-  out.fd = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (out.fd < 0) return Errno("cannot create", out_path);
-  if (!WriteAll(out.fd, "PAR1", 4)) return Errno("cannot write", out_path);
+  auto created = env->NewWritableFile(out_path);
+  if (!created.ok()) return created.status();
+  std::unique_ptr<WritableFile> out = std::move(created.value());
+  Status w = out->Append("PAR1");
+  if (!w.ok()) return w;
   uint64_t pos = 4;
   TVal meta;
   std::string schema;
@@ -189,7 +155,8 @@ Status MergeParquetFiles(const std::vector<std::string>& inputs, const std::stri
       groups.push_back(std::move(g));
     }
     rows += f.meta.Field(3)->i;
-    if (!CopyRange(in.fd, 4, block, out.fd)) return Errno("cannot copy row groups of " + path + " to", out_path);
+    w = out->AppendFileRange(path, 4, block);
+    if (!w.ok()) return w;
     pos += block;
     if (meta.type == kStop) meta = std::move(f.meta);
   }
@@ -209,7 +176,9 @@ Status MergeParquetFiles(const std::vector<std::string>& inputs, const std::stri
   const uint32_t len = static_cast<uint32_t>(footer.size());
   footer.append(reinterpret_cast<const char*>(&len), 4);
   footer.append("PAR1", 4);
-  if (!WriteAll(out.fd, footer.data(), footer.size())) return Errno("cannot write", out_path);
+  w = out->Append(footer);
+  if (w.ok()) w = out->Close();
+  if (!w.ok()) return w;
   if (bytes) *bytes = pos + footer.size();
   return Status::OK();
 }

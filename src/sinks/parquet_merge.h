@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "core/env.h"
 #include "core/status.h"
 
 namespace iotpipe {
@@ -33,10 +34,10 @@ struct ParquetFileInfo {
 // Reads and checks a Parquet file's footer (magic bytes, lengths, Thrift structure).
 Result<ParquetFileInfo> ReadParquetInfo(const std::string& path);
 
-// Writes the row groups of `inputs` (in order) to `out_path` as one Parquet file (not fsynced: the
-// caller commits it). Fails without writing a usable file if any input is malformed, encrypted or
-// of another schema.
-Status MergeParquetFiles(const std::vector<std::string>& inputs, const std::string& out_path,
+// Writes the row groups of `inputs` (in order) to `out_path` as one Parquet file, through env (not fsynced:
+// the caller commits it). Fails without writing a usable file if any input is malformed, encrypted or
+// of another schema, or if env fails a write (a full disk).
+Status MergeParquetFiles(Env* env, const std::vector<std::string>& inputs, const std::string& out_path,
                          uint64_t* bytes = nullptr);
 
 }  // namespace iotpipe

@@ -100,7 +100,7 @@ TEST_F(ParquetMergeTest, NativeFilesMergeWithRowGroupsStatisticsAndOrderKept) {
                                  WriteNative("c.parquet", Readings(1000, kT0 + 9000000000LL, 3), 1000)};
   std::string out = (dir / "m.parquet").string();
   uint64_t bytes = 0;
-  Status s = MergeParquetFiles(in, out, &bytes);
+  Status s = MergeParquetFiles(Env::Default(), in, out, &bytes);
   ASSERT_TRUE(s.ok()) << s.message();
   EXPECT_EQ(bytes, fs::file_size(out));
   auto info = ReadParquetInfo(out);
@@ -121,7 +121,7 @@ TEST_F(ParquetMergeTest, NativeFilesMergeWithRowGroupsStatisticsAndOrderKept) {
             Int("SELECT count(*) FROM " + List(in) + " WHERE sensor_id = 's3_5'"));
   // A merged file merges again.
   std::string out2 = (dir / "m2.parquet").string();
-  ASSERT_TRUE(MergeParquetFiles({out, in[1]}, out2).ok());
+  ASSERT_TRUE(MergeParquetFiles(Env::Default(), {out, in[1]}, out2).ok());
   EXPECT_EQ(ReadParquetInfo(out2)->rows, 3502);
   ExpectSameRowsInOrder({out, in[1]}, out2);
 }
@@ -139,7 +139,7 @@ TEST_F(ParquetMergeTest, DuckdbWrittenFilesAndDeadLettersMergeToo) {
     in.push_back(f);
   }
   std::string out = (dir / "m.parquet").string();
-  Status s = MergeParquetFiles(in, out);
+  Status s = MergeParquetFiles(Env::Default(), in, out);
   ASSERT_TRUE(s.ok()) << s.message();
   ExpectSameRowsInOrder(in, out);
   EXPECT_EQ(ReadParquetInfo(out)->rows, 700 + 701 + 702);
@@ -159,7 +159,7 @@ TEST_F(ParquetMergeTest, DuckdbWrittenFilesAndDeadLettersMergeToo) {
   ASSERT_TRUE(w.WriteDeadLetters(d1, d).ok());
   ASSERT_TRUE(w.WriteDeadLetters(d2, d).ok());
   std::string dout = (dir / "dl.parquet").string();
-  ASSERT_TRUE(MergeParquetFiles({d1, d2}, dout).ok());
+  ASSERT_TRUE(MergeParquetFiles(Env::Default(), {d1, d2}, dout).ok());
   ExpectSameRowsInOrder({d1, d2}, dout);
 }
 
@@ -167,11 +167,12 @@ TEST_F(ParquetMergeTest, OtherSchemasAndMalformedFilesAreRefusedWithAnError) {
   std::string a = WriteNative("a.parquet", Readings(300, kT0, 1), 100);
   std::string other = (dir / "other.parquet").string();
   ASSERT_TRUE(db->Exec("COPY (SELECT 1 AS x) TO " + SqlQuote(other) + " (FORMAT parquet)").ok());
-  Status s = MergeParquetFiles({a, other}, (dir / "m.parquet").string());
+  Status s = MergeParquetFiles(Env::Default(), {a, other}, (dir / "m.parquet").string());
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.message().find("schema differs"), std::string::npos) << s.message();
-  EXPECT_FALSE(MergeParquetFiles({}, (dir / "m.parquet").string()).ok());
-  EXPECT_FALSE(MergeParquetFiles({(dir / "missing.parquet").string()}, (dir / "m.parquet").string()).ok());
+  EXPECT_FALSE(MergeParquetFiles(Env::Default(), {}, (dir / "m.parquet").string()).ok());
+  EXPECT_FALSE(
+      MergeParquetFiles(Env::Default(), {(dir / "missing.parquet").string()}, (dir / "m.parquet").string()).ok());
 
   std::string good;
   {
@@ -194,7 +195,7 @@ TEST_F(ParquetMergeTest, OtherSchemasAndMalformedFilesAreRefusedWithAnError) {
   for (auto& [name, content] : bad) {
     std::string p = write(name, content);
     EXPECT_FALSE(ReadParquetInfo(p).ok()) << name;
-    EXPECT_FALSE(MergeParquetFiles({a, p}, (dir / "m.parquet").string()).ok()) << name;
+    EXPECT_FALSE(MergeParquetFiles(Env::Default(), {a, p}, (dir / "m.parquet").string()).ok()) << name;
   }
   // Random corruption of the footer: an error or a file, never a crash or a hang.
   uint32_t flen;
@@ -208,7 +209,7 @@ TEST_F(ParquetMergeTest, OtherSchemasAndMalformedFilesAreRefusedWithAnError) {
     }
     std::string p = write("fuzz.parquet", c);
     (void)ReadParquetInfo(p);
-    (void)MergeParquetFiles({p, a}, (dir / "m.parquet").string());
+    (void)MergeParquetFiles(Env::Default(), {p, a}, (dir / "m.parquet").string());
   }
 }
 

@@ -582,8 +582,8 @@ Status ParquetStore::WriteCompacted(const std::string& dir, const std::vector<st
     groups_n += info->row_groups;
   }
   if (known && groups_n > 0 && static_cast<size_t>(rows / groups_n) >= opt_.compact_merge_min_rows) {
-    s = MergeParquetFiles(paths, tmp);
-    if (s.ok()) return s;
+    s = MergeParquetFiles(env(), paths, tmp);
+    if (s.ok() || s.IsIOError()) return s;  // a failing disk fails the compaction; a format problem re-encodes
     spdlog::debug("compaction of {} re-encodes: {}", dir, s.message());
     fs::remove(tmp, ec);
   }
@@ -648,10 +648,18 @@ Status ParquetStore::CompactDir(const std::string& dir) {
     if (!s.ok()) {
       fs::remove(tmp, ec);
       fs::remove(manifest, ec);
-      return Status::Error("compacting " + dir + ": " + s.message());
+      return s.Prefixed("compacting " + dir);
     }
     s = CommitFile(env(), tmp, dir + "/" + out);
-    if (!s.ok()) return s;
+    if (!s.ok()) {
+      // Not renamed (e.g. its fsync failed on a full disk): the inputs stay the data, nothing is left over.
+      // Renamed: the manifest stays, so readers hide the inputs and recovery finishes the compaction.
+      if (!env()->FileExists(dir + "/" + out)) {
+        fs::remove(tmp, ec);
+        fs::remove(manifest, ec);
+      }
+      return s.Prefixed("compacting " + dir);
+    }
     for (auto& f : files) (void)env()->RemoveFile(dir + "/" + f);
     s = env()->SyncPath(dir);
     if (!s.ok()) return s;

@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "core/dictionaries.h"
+#include "core/fault_env.h"
 #include "core/fsutil.h"
 
 namespace fs = std::filesystem;
@@ -24,11 +25,15 @@ class StoreTest : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir); }
   OffsetMap committed;  // what the pipeline's ledger would have committed (positioned mode)
+  Env* env = Env::Default();
+  size_t merge_min_rows = 16384;  // StoreOptions' default: 100-row files are re-encoded by DuckDB
 
   // topic: positioned mode, named and committed as the pipeline does for a Kafka source.
   std::unique_ptr<ParquetStore> Open(const std::string& topic = "") {
     StoreOptions o;
     o.data_dir = dir.string();
+    o.env = env;
+    o.compact_merge_min_rows = merge_min_rows;
     if (!topic.empty()) {
       o.position_files = "kafka-" + topic;
       o.source_label = "kafka:" + topic;
@@ -142,6 +147,43 @@ TEST_F(StoreTest, CompactionMergesClosedHoursIntoOneFileAndKeepsEveryRow) {
   EXPECT_EQ(Count("select count(*) from sensor_readings"), 501);
   EXPECT_EQ(Count("select count(distinct (sensor_id, timestamp)) from sensor_readings"), 501);
   EXPECT_EQ(store->stats().compactions, 1u);
+}
+
+// A full disk during compaction (both ways of writing its output: row groups concatenated through the
+// Env, and DuckDB's re-encoding COPY): the compaction fails with an IOError, readers still see every row
+// once and no temporary file, the inputs stay; with space again, the next compaction succeeds.
+TEST_F(StoreTest, CompactionOnAFullDiskFailsCleanlyThenSucceeds) {
+  for (bool concatenate : {true, false}) {
+    SCOPED_TRACE(concatenate ? "row groups concatenated" : "re-encoded by DuckDB");
+    fs::remove_all(dir);
+    FaultInjectionEnv fenv;
+    env = &fenv;
+    merge_min_rows = concatenate ? 1 : size_t{1} << 30;
+    auto store = Open();
+    for (int i = 0; i < 5; i++) {
+      ASSERT_TRUE(store->Append(Batch(100, kT0 + i * 100 * 1000000LL)).ok());
+      ASSERT_TRUE(store->Flush().ok());
+    }
+    ASSERT_TRUE(store->Append(Batch(1, kT0 + 2 * 3600 * 1000000LL)).ok());  // hour 00 closes
+    ASSERT_TRUE(store->Flush().ok());
+    fenv.SetWriteBudget(600);  // the manifest fits, the compacted file does not
+    Status s = store->CompactClosed();
+    ASSERT_FALSE(s.ok()) << "compaction on a full disk reported success";
+    EXPECT_TRUE(s.IsIOError()) << s.message();
+    EXPECT_NE(s.message().find("No space left on device"), std::string::npos) << s.message();
+    EXPECT_EQ(store->stats().compactions, 0u);
+    EXPECT_EQ(Files("sensor_readings").size(), 6u) << "the inputs stay, no temporary file is left";
+    EXPECT_EQ(Count("select count(*) from sensor_readings"), 501);
+    EXPECT_EQ(Count("select count(distinct (sensor_id, timestamp)) from sensor_readings"), 501);
+    fenv.Reset();
+    ASSERT_TRUE(store->CompactClosed().ok());
+    EXPECT_EQ(store->stats().compactions, 1u);
+    EXPECT_EQ(Files("sensor_readings").size(), 2u);
+    EXPECT_EQ(Count("select count(*) from sensor_readings"), 501);
+    EXPECT_EQ(Count("select count(distinct (sensor_id, timestamp)) from sensor_readings"), 501);
+    store.reset();
+    env = Env::Default();
+  }
 }
 
 // Regression: compaction drops closed partitions' buffers while others are active; new buffers must
