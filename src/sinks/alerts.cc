@@ -92,6 +92,8 @@ AlertManager::AlertManager(AlertOptions opt, const Interner* sensors, const Inte
       types_(types),
       models_(models),
       wh_log_("webhook " + opt_.webhook_url, opt_.failure_log_every_s) {
+  by_sensor_ = opt_.group_by != "device" && opt_.group_by != "asset";
+  by_device_ = opt_.group_by == "device";
   run_id_ = std::to_string(RealClock::Get()->NowMicros() / 1000);
   last_store_mono_ = MonoMicros();
   // Temp files a kill left between COPY and rename (issue 14, finding 7). Writing one takes milliseconds,
@@ -134,21 +136,26 @@ void AlertManager::AddSink(std::function<void(const AlertEvent&)> sink) { sinks_
 
 uint32_t AlertManager::GroupOf(const ReadingBatch& b, size_t i) {
   const uint32_t sid = b.sensor[i];
-  if (opt_.group_by == "sensor") return sid;
+  if (by_sensor_) return sid;
   auto intern = [this](const std::string& label, const std::string& name) {
     auto [it, added] = group_ids_.emplace(label + '\x1f' + name, static_cast<uint32_t>(groups_.size()));
     if (added) groups_.emplace_back(label, name);
     return it->second;
   };
-  if (opt_.group_by == "asset") {
-    if (assets_ && i < b.asset.size() && b.asset[i] != ReadingBatch::kNoAsset)
-      return intern("asset", assets_->Name(b.asset[i]));
-    return intern("sensor", sensors_->Name(sid));
+  if (!by_device_ && assets_ && i < b.asset.size() && b.asset[i] != ReadingBatch::kNoAsset) {
+    const uint32_t aid = b.asset[i];
+    if (aid < asset_of_.size() && asset_of_[aid]) return asset_of_[aid] - 1;
+    const uint32_t g = intern("asset", assets_->Name(aid));
+    if (aid >= asset_of_.size()) asset_of_.resize(std::max<size_t>(aid + 1, asset_of_.size() * 3 / 2), 0);
+    asset_of_[aid] = g + 1;
+    return g;
   }
+  // By device, or by sensor for a reading without an asset: cached per sensor id.
   if (sid < device_of_.size() && device_of_[sid]) return device_of_[sid] - 1;
   const std::string& name = sensors_->Name(sid);
-  size_t cut = name.rfind(opt_.device_separator);
-  uint32_t g = cut == std::string::npos || cut == 0 ? intern("sensor", name) : intern("device", name.substr(0, cut));
+  const size_t cut = by_device_ ? name.rfind(opt_.device_separator) : std::string::npos;
+  const uint32_t g =
+      cut == std::string::npos || cut == 0 ? intern("sensor", name) : intern("device", name.substr(0, cut));
   if (sid >= device_of_.size()) device_of_.resize(std::max<size_t>(sid + 1, device_of_.size() * 3 / 2), 0);
   device_of_[sid] = g + 1;
   return g;
@@ -160,7 +167,7 @@ void AlertManager::OnBatch(const ReadingBatch& b) {
   for (size_t i = 0; i < n; i++) {
     const uint32_t sid = b.sensor[i];
     uint32_t gid;
-    if (opt_.group_by == "sensor") {
+    if (by_sensor_) {
       gid = sid;
       if (gid >= st_.size() && !b.predicted[i]) continue;  // a sensor never flagged needs no state
     } else {
@@ -190,7 +197,7 @@ void AlertManager::OnBatch(const ReadingBatch& b) {
         s.pending = true;
         Alert& a = s.alert;
         a = Alert{};
-        if (opt_.group_by == "sensor") {
+        if (by_sensor_) {
           a.sensor_id = sensors_->Name(sid);
         } else {
           a.group = groups_[gid].first;

@@ -174,7 +174,9 @@ class AlertManager {
   // Groups other than by sensor: name -> index (st_), and per sensor id its device group (+1).
   std::unordered_map<std::string, uint32_t> group_ids_;
   std::vector<std::pair<std::string, std::string>> groups_;  // index -> (label, name)
-  std::vector<uint32_t> device_of_;
+  std::vector<uint32_t> device_of_;                          // sensor id -> group + 1 (device, or the sensor itself)
+  bool by_sensor_ = true, by_device_ = false;                // opt_.group_by, decided once
+  std::vector<uint32_t> asset_of_;                           // asset id -> group + 1
   const Interner* assets_ = nullptr;
   std::unique_ptr<AlertmanagerClient> am_;
   std::map<std::string, std::string> am_labels_;
