@@ -55,6 +55,14 @@ TEST(Records, CorpusIngestedThroughProcessRowByRow) {
       for (auto& x : dl) dead.push_back(x["reason"].get<std::string>());
     }
     EXPECT_EQ(nlohmann::json(dead), c["dead"]);
+    if (c.contains("sensors")) {  // the sensors dataset: unit, tags, first and last seen
+      auto ss = Query(d.str(),
+                      "select sensor_id, unit, tags, epoch_us(first_seen) as f, epoch_us(last_seen) as l "
+                      "from sensors order by sensor_id");
+      nlohmann::json got = nlohmann::json::array();
+      for (auto& x : ss) got.push_back({x["sensor_id"], x["unit"], x["tags"], x["f"], x["l"]});
+      EXPECT_EQ(got, c["sensors"]);
+    }
   }
 }
 

@@ -23,8 +23,12 @@ void AddInputOptions(CLI::App* app, InputMapping* m) {
   app->add_option("--input-value", m->value, "JSON Pointer (csv: column) of the value; \"-\" for multi-field records");
   app->add_option("--input-label", m->label, "JSON Pointer (csv: column) of the optional boolean label");
   app->add_option("--input-asset", m->asset, "JSON Pointer (csv: column) of the optional asset id");
-  app->add_option("--input-unit", m->unit, "JSON Pointer of the unit (validated; not stored yet)");
-  app->add_option("--input-tags", m->tags, "JSON Pointer of the tags object (telegraf: part of the device id)");
+  app->add_option(
+      "--input-unit", m->unit,
+      "JSON Pointer of the unit: a string, or an object of units by quantity (stored in the sensors dataset)");
+  app->add_option(
+      "--input-tags", m->tags,
+      "JSON Pointer of the tags object (stored in the sensors dataset; telegraf: also part of the device id)");
   app->add_option("--input-fields", m->fields,
                   "JSON Pointer of the object holding the quantities (multi-field); \"\" = top level");
   app->add_option("--input-quantities", m->quantities,

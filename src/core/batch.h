@@ -122,6 +122,14 @@ struct DeadLetterBatch {
 };
 
 // What moves from the processor to the sinks.
+// A sensor's metadata as its records declared it (issue 16: units and tags go to the `sensors` dataset,
+// not to every row). The parser emits one when a sensor's unit or tags first appear or change.
+struct SensorMeta {
+  uint32_t sensor = 0;  // interned sensor id
+  std::string unit;     // empty: none declared
+  std::string tags;     // a JSON object's text, or empty
+};
+
 struct ProcessedBatch {
   ReadingBatch readings;
   DeadLetterBatch dead;
@@ -130,7 +138,8 @@ struct ProcessedBatch {
   // Shadow scoring (Processor::SetShadow): empty, or one entry per reading.
   std::vector<float> shadow_score;
   std::vector<uint8_t> shadow_predicted;
-  std::vector<uint16_t> shadow_model;  // model_version id of the shadow detector's result
+  std::vector<uint16_t> shadow_model;   // model_version id of the shadow detector's result
+  std::vector<SensorMeta> sensor_meta;  // units and tags first seen or changed in this batch
 };
 
 }  // namespace iotpipe

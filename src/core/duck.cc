@@ -295,9 +295,17 @@ Status CreateDataViews(Duck& db, const std::string& data_dir) {
     if (!files.empty()) {
       std::string list;
       for (const auto& f : files) list += (list.empty() ? "" : ", ") + SqlQuote(f);
-      sql = "CREATE OR REPLACE VIEW " + name + " AS SELECT * FROM read_parquet([" + list + "]" +
-            ", hive_partitioning = true, union_by_name = true" +
-            (t->hour_partitioned ? ", hive_types = {'date': DATE, 'hour': INTEGER}" : "") + ")";
+      const std::string src = "read_parquet([" + list + "]" + ", hive_partitioning = true, union_by_name = true" +
+                              (t->hour_partitioned ? ", hive_types = {'date': DATE, 'hour': INTEGER}" : "") + ")";
+      sql = t->merge_select ? "CREATE OR REPLACE VIEW " + name + " AS SELECT " + t->merge_select + " FROM " + src +
+                                  " GROUP BY " + t->columns[0].name
+                            : "CREATE OR REPLACE VIEW " + name + " AS SELECT * FROM " + src;
+    } else if (t->merge_select) {
+      std::string cols;
+      for (const auto& c : t->columns)
+        if (std::string_view(c.name) != "updated")
+          cols += std::string(cols.empty() ? "" : ", ") + "NULL::" + SqlType(c.type) + " AS " + c.name;
+      sql = "CREATE OR REPLACE VIEW " + name + " AS SELECT " + cols + " WHERE false";
     } else {
       // An empty view with the stored schema (plus the partition columns), so queries still bind.
       std::string cols;

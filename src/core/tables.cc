@@ -99,9 +99,26 @@ const TableDesc& AssetScoresTable() {
   return t;
 }
 
+// One file per run (sensors/sensors-<run>.parquet), replaced atomically as the run goes; the view merges
+// them: the latest unit and tags, the earliest first and the latest last sighting (event times).
+const TableDesc& SensorsTable() {
+  static const TableDesc t{"sensors",
+                           {{"sensor_id", C::kVarchar},
+                            {"unit", C::kVarchar},
+                            {"tags", C::kVarchar},
+                            {"first_seen", C::kTimestamp},
+                            {"last_seen", C::kTimestamp},
+                            {"updated", C::kTimestamp}},
+                           false,
+                           "sensor_id, arg_max(unit, updated) FILTER (WHERE unit IS NOT NULL) AS unit, "
+                           "arg_max(tags, updated) FILTER (WHERE tags IS NOT NULL) AS tags, "
+                           "min(first_seen) AS first_seen, max(last_seen) AS last_seen"};
+  return t;
+}
+
 const std::vector<const TableDesc*>& StoredTables() {
   static const std::vector<const TableDesc*> t = {&ReadingsTable(), &DeadLettersTable(), &AlertsTable(),
-                                                  &AssetScoresTable()};
+                                                  &AssetScoresTable(), &SensorsTable()};
   return t;
 }
 

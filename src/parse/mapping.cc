@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 
 #include "parse/plain_scan.h"
 
@@ -150,7 +151,7 @@ Result<ResolvedMapping> ResolveMapping(const InputMapping& m) {
   r.asset = pick(m.asset, "/asset_id");
   if (m.format == InputFormat::kCsv) r.label = Column(r.label), r.asset = Column(r.asset);
   if (r.tags.empty()) r.tags = m.tags;
-  r.unit = m.unit;
+  r.unit = m.format == InputFormat::kCsv && !m.unit.empty() ? Column(m.unit) : m.unit;
   r.multi = r.value == "-";
   if (r.multi) r.value.clear();
   r.quantities = m.quantities;
@@ -199,7 +200,7 @@ enum { kIdSlot, kTimeSlot, kLabelSlot, kValueSlot, kAssetSlot };
 MappedDecoder::MappedDecoder(ResolvedMapping m, ParserOptions opt)
     : m_(std::move(m)), opt_(opt), impl_(std::make_unique<Impl>()) {
   if (m_.format == InputFormat::kJson && !m_.multi && !m_.id.empty() && !m_.value.empty() && !m_.label.empty() &&
-      !m_.asset.empty())
+      !m_.asset.empty() && m_.unit.empty() && m_.tags.empty())
     impl_->fast = impl_->scan.Compile({m_.id, m_.time, m_.label, m_.value, m_.asset});
 }
 
@@ -256,6 +257,8 @@ MappedReading& MappedDecoder::Next(size_t* n) {
   if (*n >= out_.size()) out_.emplace_back();
   MappedReading& r = out_[(*n)++];
   r.asset.clear();
+  r.unit.clear();
+  r.tags.clear();
   r.label = 2;
   return r;
 }
@@ -473,6 +476,39 @@ Reject MappedDecoder::DecodeJson(std::string_view rec, int64_t arrival_us, size_
     }
     label = b ? 1 : 0;
   }
+  // Unit (a string; for several quantities also an object of strings by quantity) and tags (an object),
+  // both optional: they go to the sensors dataset, not to each row.
+  dom::element unit_el;
+  const bool has_unit = !m_.unit.empty() && at(m_.unit, &unit_el) && unit_el.type() != dom::element_type::NULL_VALUE;
+  if (has_unit && unit_el.type() != dom::element_type::STRING &&
+      (!m_.multi || unit_el.type() != dom::element_type::OBJECT)) {
+    *detail = m_.unit + " is " + DomType(unit_el.type()) +
+              (m_.multi ? ", expected a string or an object of strings" : ", expected a string");
+    return Reject::kWrongType;
+  }
+  std::string& tags = tags_;
+  tags.clear();
+  if (!m_.tags.empty() && at(m_.tags, &el) && el.type() != dom::element_type::NULL_VALUE) {
+    if (el.type() != dom::element_type::OBJECT) {
+      *detail = m_.tags + " is " + DomType(el.type()) + ", expected an object";
+      return Reject::kWrongType;
+    }
+    tags = simdjson::minify(el);
+  }
+  auto unit_of = [&](std::string_view q, std::string* u) {
+    u->clear();
+    if (!has_unit) return Reject::kNone;
+    dom::element e = unit_el;
+    if (unit_el.type() == dom::element_type::OBJECT && unit_el.get_object().value_unsafe().at_key(q).get(e))
+      return Reject::kNone;  // no unit for this quantity
+    std::string_view sv;
+    if (e.get_string().get(sv) != simdjson::SUCCESS) {
+      *detail = m_.unit + "/" + Escape(q) + " is " + DomType(e.type()) + ", expected a string";
+      return Reject::kWrongType;
+    }
+    u->assign(sv);
+    return Reject::kNone;
+  };
   if (!m_.multi) {
     if (!at(m_.value, &el)) {
       *detail = m_.value;
@@ -486,6 +522,8 @@ Reject MappedDecoder::DecodeJson(std::string_view rec, int64_t arrival_us, size_
     o.ts_us = ts;
     o.value = v;
     o.label = label;
+    if (has_unit) (void)unit_of("", &o.unit);
+    o.tags = tags;
     if (at(m_.asset, &el) && el.type() != dom::element_type::NULL_VALUE) {
       std::string_view a;
       if (el.get_string().get(a) != simdjson::SUCCESS) {
@@ -514,6 +552,8 @@ Reject MappedDecoder::DecodeJson(std::string_view rec, int64_t arrival_us, size_
     o.ts_us = ts;
     o.value = v;
     o.label = label;
+    o.tags = tags;
+    return unit_of(k, &o.unit);
   };
   if (!m_.quantities.empty()) {
     for (const std::string& q : m_.quantities) {
@@ -525,8 +565,8 @@ Reject MappedDecoder::DecodeJson(std::string_view rec, int64_t arrival_us, size_
       }
       double d;
       Reject r = JsonNumber(v, path, &d, detail);
+      if (r == Reject::kNone) r = add(q, d);
       if (r != Reject::kNone) return r;
-      add(q, d);
     }
     return Reject::kNone;
   }
@@ -537,7 +577,7 @@ Reject MappedDecoder::DecodeJson(std::string_view rec, int64_t arrival_us, size_
     if (skip || (!m_.pattern.empty() && !GlobMatch(m_.pattern, k))) continue;
     double d = 0;
     (void)JsonNumber(v, "", &d, detail);
-    add(k, d);
+    if (Reject r = add(k, d); r != Reject::kNone) return r;
   }
   if (*n == 0) {
     *detail = Shown(m_.fields) + " has no numeric quantity" + (m_.pattern.empty() ? "" : " matching " + m_.pattern);
@@ -549,6 +589,20 @@ Reject MappedDecoder::DecodeJson(std::string_view rec, int64_t arrival_us, size_
 // ---- InfluxDB line protocol ----
 
 namespace {
+
+// Appends c to a JSON string's contents, escaped.
+void AppendJsonChar(std::string* out, char c) {
+  if (c == '"' || c == '\\') {
+    out->push_back('\\');
+    out->push_back(c);
+  } else if (static_cast<unsigned char>(c) < 0x20) {
+    char buf[8];
+    std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(c)));
+    out->append(buf);
+  } else {
+    out->push_back(c);
+  }
+}
 
 // Reads up to an unescaped stop character (outside quotes when quotes is true); unescapes into out.
 size_t ScanLp(std::string_view s, size_t i, std::string_view stops, std::string* out) {
@@ -573,15 +627,27 @@ Reject MappedDecoder::DecodeInflux(std::string_view s, int64_t arrival_us, size_
   // Series key: measurement[,tag=value...] up to the first unescaped space.
   std::string& key = scratch_;
   key.clear();
+  // The tag set as a JSON object for the sensors dataset: {"tag": "value", ...} in the order sent.
+  std::string& tags = tags_;
+  tags.clear();
+  bool in_tag_key = false;
   size_t i = 0;
   while (i < s.size() && s[i] != ' ') {
-    if (s[i] == '\\' && i + 1 < s.size()) {
-      key.push_back(s[i + 1]);
-      i += 2;
-      continue;
+    const bool escaped = s[i] == '\\' && i + 1 < s.size();
+    const char c = escaped ? s[i + 1] : s[i];
+    i += escaped ? 2 : 1;
+    key.push_back(c);
+    if (!escaped && c == ',') {
+      tags += tags.empty() ? "{\"" : "\",\"";
+      in_tag_key = true;
+    } else if (!escaped && c == '=' && in_tag_key) {
+      tags += "\":\"";
+      in_tag_key = false;
+    } else if (!tags.empty()) {
+      AppendJsonChar(&tags, c);
     }
-    key.push_back(s[i++]);
   }
+  if (!tags.empty()) tags += in_tag_key ? "\":\"\"}" : "\"}";
   if (key.empty() || key[0] == ',') {
     *detail = "measurement (line protocol: measurement[,tag=v] field=v [time])";
     return Reject::kMissingField;
@@ -662,6 +728,7 @@ Reject MappedDecoder::DecodeInflux(std::string_view s, int64_t arrival_us, size_
         MappedReading& o = Next(n);
         o.id.assign(key).append(m_.separator).append(fk);
         o.asset.assign(key);
+        o.tags = tags;
         o.ts_us = ts;
         o.value = fv;
         o.label = label;
@@ -677,6 +744,7 @@ Reject MappedDecoder::DecodeInflux(std::string_view s, int64_t arrival_us, size_
     MappedReading& o = Next(n);
     o.id.assign(key).append(m_.separator).append(fk);
     o.asset.assign(key);
+    o.tags = tags;
     o.ts_us = ts;
     o.value = fv;
     o.label = label;
@@ -726,7 +794,7 @@ Reject MappedDecoder::DecodeCsv(std::string_view s, int64_t arrival_us, size_t* 
     header_ = cells;
     for (auto& h : header_)
       while (!h.empty() && (h.back() == ' ' || h.back() == '\r')) h.pop_back();
-    id_col_ = time_col_ = value_col_ = label_col_ = asset_col_ = -1;
+    id_col_ = time_col_ = value_col_ = label_col_ = asset_col_ = unit_col_ = -1;
     for (int c = 0; c < static_cast<int>(header_.size()); c++) {
       const std::string& h = header_[static_cast<size_t>(c)];
       if (h == m_.id)
@@ -739,6 +807,8 @@ Reject MappedDecoder::DecodeCsv(std::string_view s, int64_t arrival_us, size_t* 
         label_col_ = c;
       else if (h == m_.asset)
         asset_col_ = c;
+      else if (!m_.unit.empty() && h == m_.unit)
+        unit_col_ = c;
     }
     return Reject::kNone;  // the header: no reading
   }
@@ -790,11 +860,12 @@ Reject MappedDecoder::DecodeCsv(std::string_view s, int64_t arrival_us, size_t* 
     o.value = d;
     o.label = label;
     if (asset_col_ >= 0) o.asset = cell(asset_col_);
+    if (unit_col_ >= 0) o.unit = cell(unit_col_);
     return Reject::kNone;
   }
   // No value column: every other numeric cell is a quantity of the row's device.
   for (int c = 0; c < static_cast<int>(cells.size()); c++) {
-    if (c == id_col_ || c == time_col_ || c == label_col_ || c == asset_col_) continue;
+    if (c == id_col_ || c == time_col_ || c == label_col_ || c == asset_col_ || c == unit_col_) continue;
     const std::string& h = header_[static_cast<size_t>(c)];
     if (!m_.quantities.empty() && std::find(m_.quantities.begin(), m_.quantities.end(), h) == m_.quantities.end())
       continue;
@@ -804,6 +875,7 @@ Reject MappedDecoder::DecodeCsv(std::string_view s, int64_t arrival_us, size_t* 
     MappedReading& o = Next(n);
     o.id.assign(dev).append(m_.separator).append(h);
     o.asset = dev;
+    if (unit_col_ >= 0) o.unit = cell(unit_col_);
     o.ts_us = ts;
     o.value = d;
     o.label = label;

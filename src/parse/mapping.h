@@ -82,6 +82,8 @@ struct MappedReading {
   int64_t ts_us = 0;
   double value = 0;
   uint8_t label = 2;  // 0, 1, or 2 = unlabelled (ReadingBatch::kNoLabel)
+  std::string unit;   // empty: none declared
+  std::string tags;   // a JSON object's text, or empty
 };
 
 // Decodes records of one mapping. Not thread-safe (one per parser). CSV keeps the header it read
@@ -116,9 +118,9 @@ class MappedDecoder {
   std::vector<MappedReading> out_;
   std::vector<std::string> header_;  // csv: the header, once read
   std::vector<std::string> csv_cells_;
-  int id_col_ = -1, time_col_ = -1, value_col_ = -1, label_col_ = -1, asset_col_ = -1;
+  int id_col_ = -1, time_col_ = -1, value_col_ = -1, label_col_ = -1, asset_col_ = -1, unit_col_ = -1;
   std::vector<std::pair<std::string, double>> fields_;  // line protocol
-  std::string scratch_;
+  std::string scratch_, tags_;
 };
 
 bool GlobMatch(std::string_view pattern, std::string_view s);

@@ -25,6 +25,7 @@
 #include "core/metrics.h"
 #include "pipeline/processor.h"
 #include "sinks/parquet_store.h"
+#include "sinks/sensors_sink.h"
 #include "sinks/sink.h"
 #include "sources/source.h"
 
@@ -85,6 +86,7 @@ class Pipeline {
   std::unique_ptr<Processor> proc_;
   std::vector<Sink*> before_store_, after_store_;
   std::unique_ptr<OffsetLedger> ledger_;
+  std::unique_ptr<SensorsSink> sensors_;  // the sensors dataset, beside the store
   std::unique_ptr<Listener> listener_;
   double elapsed_s_ = 0;
   StoreStats store_stats_;

@@ -71,6 +71,7 @@ void Processor::Process(const RawBatch& raw, ProcessedBatch& out) {
   int64_t t0 = MonoMicros();
   out.readings.Clear();
   out.dead.Clear();
+  out.sensor_meta.clear();
   out.sent = raw.sent;
   out.readings.processing_ts_us = clock_->NowMicros();
   out.dead.received_ts_us = out.readings.processing_ts_us;
