@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 
 #include "eval/datasets.h"
@@ -156,6 +157,43 @@ TEST(BenchmarksCli, SkabSliceScoresPca) {
   EXPECT_NE(lst.out.find("pca\n"), std::string::npos);
   auto bad = Sh(Bin() + " skab --data /nonexistent");
   EXPECT_EQ(bad.code, 1);
+}
+
+// Issue 20: FAR and MAR beside F1 (as SKAB's leaderboard), the detector list is exactly what `skab` accepts,
+// and detector options a detector does not implement are refused, never silently ignored.
+TEST(BenchmarksCli, SkabReportsFarMarAndListsWhatItAccepts) {
+  const std::string valve = iotpipe::SharedDatasetsDir() + "/skab/data/valve1";
+  if (!fs::exists(valve)) GTEST_SKIP() << "no SKAB data at " << valve;
+  auto r = Sh(Bin() + " skab --data " + valve + " --detector pca --max-files 2 --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  const double fp = j["fp"].get<double>(), tn = j["tn"].get<double>(), fn = j["fn"].get<double>(),
+               tp = j["tp"].get<double>();
+  EXPECT_DOUBLE_EQ(j["far"].get<double>(), fp / (fp + tn));
+  EXPECT_DOUBLE_EQ(j["mar"].get<double>(), fn / (fn + tp));
+  std::set<std::string> listed;
+  std::istringstream lst(Sh(Bin() + " skab --list-detectors").out);
+  for (std::string n; std::getline(lst, n);) listed.insert(n);
+  std::set<std::string> candidates = listed;
+  std::istringstream all(Sh(Bin() + " nab --list-detectors").out);
+  for (std::string n; std::getline(all, n);) candidates.insert(n);
+  candidates.insert("nope");
+  for (const auto& n : candidates) {
+    auto run = Sh(Bin() + " skab --data " + valve + " --detector " + n + " --max-files 1 --json");
+    if (listed.count(n)) {
+      EXPECT_EQ(run.code, 0) << n << " is listed but refused: " << run.err;
+    } else {
+      EXPECT_EQ(run.code, 2) << n << " is not listed but ran";
+      EXPECT_NE(run.err.find("unknown SKAB detector"), std::string::npos) << run.err;
+    }
+  }
+  const std::string nab = Bin() + " nab --data /nonexistent --labels /nonexistent --score --detector ";
+  for (const char* bad : {"likelihood --range-hint", "likelihood --nab-probation", "cadose --nab-probation",
+                          "artime --nab-rest-period"}) {
+    auto b = Sh(nab + bad);
+    EXPECT_EQ(b.code, 2) << bad;
+    EXPECT_NE(b.err.find("does not implement"), std::string::npos) << bad << ": " << b.err;
+  }
 }
 
 }  // namespace

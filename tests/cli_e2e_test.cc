@@ -10,9 +10,11 @@
 
 namespace fs = std::filesystem;
 using iotpipe::testing::Bin;
+using iotpipe::testing::Child;
 using iotpipe::testing::Query;
 using iotpipe::testing::Sh;
 using iotpipe::testing::TempDir;
+using iotpipe::testing::WaitForText;
 
 namespace {
 
@@ -151,6 +153,51 @@ TEST(CliE2E, BadArgumentsGiveClearErrors) {
   EXPECT_NE(r.err.find("--rate"), std::string::npos) << r.err;
 }
 
+// Issue 19: mistyped commands and options get "did you mean", --help shows defaults, and a missing data
+// directory is an error, never an empty report with exit 0.
+TEST(CliE2E, TyposGetSuggestionsHelpShowsDefaultsMissingDirsFail) {
+  auto r = Sh(Bin() + " simulat --sensors 5");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("did you mean simulate?"), std::string::npos) << r.err;
+  r = Sh(Bin() + " simulate --sensrs 5 --events 1");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("unknown option --sensrs; did you mean --sensors?"), std::string::npos) << r.err;
+  r = Sh(Bin() + " run --rate max --event 5 --data-dir /tmp/iotpipe_never");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("did you mean --events?"), std::string::npos) << r.err;
+  r = Sh(Bin() + " simulate --help");
+  EXPECT_EQ(r.code, 0);
+  EXPECT_NE(r.out.find("in [1 - 10000000]=100"), std::string::npos) << "the default of --sensors\n" << r.out;
+  r = Sh(Bin() + " evaluate --data-dir /nonexistent/iotpipe");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("no data directory /nonexistent/iotpipe"), std::string::npos) << r.err;
+}
+
+// Issue 19: detector state is tied to the stream it came from. A second `process` of another file on the
+// same data directory refuses to start on the first one's state (it once loaded it silently and precision
+// fell to 0.03), names both sources and the two ways on; the same file again restores it.
+TEST(CliE2E, DetectorStateOfAnotherSourceIsRefusedUnlessAdopted) {
+  TempDir d("state_source");
+  const std::string a = d.str() + "/a.jsonl", b = d.str() + "/b.jsonl", data = d.str() + "/data";
+  ASSERT_EQ(Sh(Bin() + " simulate --sensors 5 --events 500 --rate max --seed 1 --output jsonl --path " + a).code, 0);
+  ASSERT_EQ(Sh(Bin() + " simulate --sensors 5 --events 500 --rate max --seed 2 --output jsonl --path " + b).code, 0);
+  const std::string process = Bin() + " process --http off --quiet --data-dir " + data + " --input ";
+  auto r = Sh(process + a);
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = Sh(process + b);
+  EXPECT_NE(r.code, 0) << "restored another file's detector state";
+  EXPECT_NE(r.err.find("came from file:" + a), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--adopt-state"), std::string::npos) << r.err;
+  EXPECT_EQ(Query(data, "select count(*) as n from sensor_readings")[0]["n"].get<int64_t>(), 500)
+      << "nothing of b was stored";
+  r = Sh(process + a);
+  EXPECT_EQ(r.code, 0) << "the same source again restores its state: " << r.err;
+  r = Sh(process + b + " --adopt-state");
+  EXPECT_EQ(r.code, 0) << r.err;
+  r = Sh(process + a + " --no-checkpoint");
+  EXPECT_EQ(r.code, 0) << r.err;
+}
+
 // SIGINT during a real-time run: the pipeline drains and flushes; nothing sent is lost.
 TEST(CliE2E, SigintFlushesEverything) {
   TempDir d("e2e_sigint");
@@ -188,6 +235,32 @@ TEST(CliE2E, SigintFlushesEverything) {
   EXPECT_EQ(rows[0]["n"].get<int64_t>(), s["stored"].get<int64_t>());
   // The detector state was checkpointed for the next run.
   EXPECT_TRUE(fs::exists(d.path / "data/state/detector-baseline.ckpt"));
+}
+
+// Issue 17 point 3: `process --input -` hands records on as they arrive (not after 8,192 lines or
+// the end of input) and stops cleanly on Ctrl-C: three lines written to a pipe that stays open are
+// stored (the progress line counts them durable), then SIGINT ends the run with exit 0, all kept.
+TEST(CliE2E, StdinRecordsStoredWhileThePipeStaysOpenCtrlCStopsCleanly) {
+  TempDir d("e2e_stdin");
+  const std::string log = d.str() + "/process.log";
+  Child proc({Bin(), "process", "--input", "-", "--http", "off", "--no-checkpoint", "--data-dir", d.str() + "/data",
+              "--summary-json", d.str() + "/summary.json"},
+             log, {}, /*stdin_pipe=*/true);
+  ASSERT_TRUE(
+      proc.Write("{\"sensor_id\": \"t1\", \"timestamp\": 1764770000.5, \"value\": 21.3}\n"
+                 "{\"sensor_id\": \"t1\", \"timestamp\": 1764770001.5, \"value\": 21.4}\n"
+                 "{\"sensor_id\": \"t2\", \"timestamp\": 1764770001.5, \"value\": 7}\n"));
+  // Bounded wait for the progress line (every 2 s); the pipe stays open meanwhile.
+  ASSERT_TRUE(WaitForText(log, "stored 3 ", 30)) << iotpipe::testing::ReadAll(log);
+  proc.Kill(SIGINT);
+  ASSERT_EQ(proc.Wait(30), 0) << iotpipe::testing::ReadAll(log);
+  auto rows = Query(d.str() + "/data", "select count(*) as n, sum(value) as s from sensor_readings");
+  EXPECT_EQ(rows[0]["n"].get<int64_t>(), 3);
+  EXPECT_NEAR(rows[0]["s"].get<double>(), 49.7, 1e-9);
+  std::ifstream f(d.str() + "/summary.json");
+  auto j = nlohmann::json::parse(f);
+  EXPECT_EQ(j["sent"].get<int64_t>(), 3);
+  EXPECT_EQ(j["stored"].get<int64_t>(), 3);
 }
 
 }  // namespace

@@ -22,15 +22,18 @@
 
 #include "core/duck.h"
 #include "detect/baseline.h"
+#include "test_util.h"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-std::string Env(const char* k) {
-  const char* v = std::getenv(k);
-  return v ? v : "";
-}
+using iotpipe::testing::Child;
+using iotpipe::testing::Env;
+using iotpipe::testing::ReadAll;
+using iotpipe::testing::SourceDir;
+using iotpipe::testing::Unique;
+using iotpipe::testing::WaitForText;
 
 #define REQUIRE_KAFKA()                                                                              \
   do {                                                                                               \
@@ -49,93 +52,6 @@ std::string Env(const char* k) {
       GTEST_SKIP() << (py) << " missing";                                                                         \
     }                                                                                                             \
   } while (0)
-
-std::string Unique(const std::string& base) {
-  static int n = 0;
-  auto t = std::chrono::system_clock::now().time_since_epoch().count();
-  return base + "-" + std::to_string(getpid()) + "-" + std::to_string(t % 100000000) + "-" + std::to_string(n++);
-}
-
-std::string SourceDir() {
-  std::string s = Env("IOTPIPE_SOURCE_DIR");
-  return s.empty() ? IOTPIPE_SOURCE_DIR : s;
-}
-
-// A child process running a command, output to a log file; killed (group) if still running at the end.
-class Child {
- public:
-  Child(const std::vector<std::string>& argv, const std::string& log, const std::vector<std::string>& env = {}) {
-    pid_ = fork();
-    if (pid_ == 0) {
-      setpgid(0, 0);
-      FILE* f = std::fopen(log.c_str(), "ab");
-      if (f) {
-        dup2(fileno(f), 1);
-        dup2(fileno(f), 2);
-      }
-      for (auto& e : env) putenv(const_cast<char*>(e.c_str()));
-      std::vector<char*> a;
-      for (auto& s : argv) a.push_back(const_cast<char*>(s.c_str()));
-      a.push_back(nullptr);
-      execvp(a[0], a.data());
-      _exit(127);
-    }
-  }
-  ~Child() {
-    if (pid_ > 0 && rc_ == kRunning) {
-      kill(-pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-  }
-  // Exit code, -signal, or kRunning on timeout (then it is killed).
-  int Wait(double timeout_s) {
-    auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
-    while (rc_ == kRunning) {
-      int st = 0;
-      pid_t r = waitpid(pid_, &st, WNOHANG);
-      if (r == pid_) {
-        rc_ = WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
-        break;
-      }
-      if (std::chrono::steady_clock::now() > end) {
-        kill(-pid_, SIGKILL);
-        waitpid(pid_, nullptr, 0);
-        rc_ = kTimeout;
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return rc_;
-  }
-  void Kill(int sig = SIGKILL) { kill(pid_, sig); }
-  static constexpr int kRunning = -1000, kTimeout = -1001;
-
- private:
-  pid_t pid_ = -1;
-  int rc_ = kRunning;
-};
-
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-bool WaitForText(const std::string& path, const std::string& text, double timeout_s, size_t occurrences = 1) {
-  auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
-  while (std::chrono::steady_clock::now() < end) {
-    std::string s = ReadAll(path);
-    size_t n = 0, pos = 0;
-    while ((pos = s.find(text, pos)) != std::string::npos) {
-      n++;
-      pos += text.size();
-    }
-    if (n >= occurrences) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return false;
-}
 
 class KafkaTest : public ::testing::Test {
  protected:

@@ -174,6 +174,22 @@ TEST(LifecycleE2E, DemoRunsTheWholeStory) {
   EXPECT_EQ(j["aliases"]["shadow"], promoted ? "" : "v2");
   EXPECT_EQ(j["production_history"][0], "v1");
   EXPECT_NE(r.out.find("7. live scoring"), std::string::npos) << r.out;
+  // `monitor` on the demo's store: its verdict, what it prints and its exit code agree (drift overall or on
+  // any sensor is DRIFT and exit 3; it once printed "overall ... ok" and exited 0 with most sensors DRIFT).
+  const std::string mon =
+      Bin() + " monitor --data-dir " + wd + "/data --model-dir " + wd + "/models --model v1 --window 3h";
+  CmdResult mj = Sh(mon + " --json");
+  ASSERT_TRUE(mj.code == 0 || mj.code == 3) << mj.out << mj.err;
+  auto m = nlohmann::json::parse(mj.out);
+  const bool drifted = m["drifted"].get<bool>();
+  EXPECT_EQ(drifted, m["overall_drifted"].get<bool>() || m["drifted_sensors"].get<int64_t>() > 0) << m.dump();
+  int64_t flagged = 0;
+  for (auto& x : m["sensors"]) flagged += x["drifted"].get<bool>();
+  EXPECT_EQ(flagged, m["drifted_sensors"].get<int64_t>());
+  EXPECT_EQ(mj.code, drifted ? 3 : 0);
+  CmdResult mt = Sh(mon);
+  EXPECT_EQ(mt.code, mj.code);
+  EXPECT_NE(mt.out.find(drifted ? "verdict: DRIFT" : "verdict: ok"), std::string::npos) << mt.out;
 }
 
 // A process started by a shell is not our child: alive while it exists and is not a zombie.

@@ -3,9 +3,12 @@
 #include <signal.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <string_view>
+#include <vector>
 
 #include "core/fsutil.h"
 #include "core/timeutil.h"
@@ -136,6 +139,73 @@ void WriteJson(const std::string& path, const std::string& json) {
     return;
   }
   Check(WriteFileAtomic(path, json + "\n"), "writing " + path);
+}
+
+size_t EditDistance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); j++) row[j] = j;
+  for (size_t i = 1; i <= a.size(); i++) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); j++) {
+      const size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+namespace {
+
+// The closest of names to word, if close enough to be a typo (at most a third of its letters wrong).
+std::string Closest(std::string_view word, const std::vector<std::string>& names) {
+  std::string best;
+  size_t best_d = std::max<size_t>(1, word.size() / 3) + 1;
+  for (const auto& n : names) {
+    const size_t d = EditDistance(word, n);
+    if (d < best_d) best_d = d, best = n;
+  }
+  return best;
+}
+
+}  // namespace
+
+int SuggestFixes(CLI::App& app, int argc, char** argv) {
+  // The deepest subcommand that was parsed is where the unknown words belong.
+  CLI::App* at = &app;
+  for (;;) {
+    auto subs = at->get_subcommands();
+    if (subs.empty()) break;
+    at = subs.front();
+  }
+  std::vector<std::string> commands, options;
+  for (const CLI::App* sub : at->get_subcommands({})) commands.push_back(sub->get_name());
+  for (const CLI::App* a = at; a; a = a->get_parent())
+    for (const CLI::Option* o : a->get_options())
+      for (const auto& l : o->get_lnames()) options.push_back("--" + l);
+  int n = 0;
+  for (int i = 1; i < argc; i++) {
+    const std::string_view w = argv[i];
+    if (w.starts_with("--")) {
+      const std::string_view name = w.substr(0, w.find('='));
+      if (std::find(options.begin(), options.end(), name) != options.end()) continue;
+      if (auto c = Closest(name, options); !c.empty()) {
+        std::fprintf(stderr, "iotpipe: unknown option %.*s; did you mean %s?\n", static_cast<int>(name.size()),
+                     name.data(), c.c_str());
+        n++;
+      }
+    } else if (!w.starts_with("-") && !commands.empty() && at->get_subcommands().empty() &&
+               std::find(commands.begin(), commands.end(), w) == commands.end()) {
+      if (auto c = Closest(w, commands); !c.empty()) {
+        std::fprintf(stderr, "iotpipe: unknown command %.*s; did you mean %s?\n", static_cast<int>(w.size()), w.data(),
+                     c.c_str());
+        n++;
+        break;  // the words after a mistyped command are its arguments
+      }
+    }
+  }
+  return n;
 }
 
 }  // namespace iotpipe::cli

@@ -27,6 +27,10 @@ struct ExitCode {
 // Ends the command with a clear message (exit code 1, or 2 for bad usage).
 [[noreturn]] void Fail(const std::string& msg, int code = 1);
 void Check(const Status& s, const std::string& context = "", int code = 1);
+// After a parse error: "did you mean ...?" for the closest subcommand or option name (edit distance)
+// to each word of argv the parsed (sub)command does not know; prints to stderr, returns how many.
+int SuggestFixes(CLI::App& app, int argc, char** argv);
+size_t EditDistance(std::string_view a, std::string_view b);
 
 struct SimArgs {
   uint32_t sensors = 100;
@@ -78,6 +82,7 @@ struct PipelineArgs {
   size_t flush_rows = 250000;  // a partition is written at this many buffered rows (StoreOptions)
   bool quiet = false;
   bool no_checkpoint = false;
+  bool adopt_state = false;
   std::string cpus;                       // pin the process to these CPUs, e.g. "0" or "0,1"
   std::string compression = "zstd";       // Parquet codec
   std::string parquet_writer = "native";  // native (hand-written) | duckdb (COPY)

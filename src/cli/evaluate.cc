@@ -2,6 +2,7 @@
 #include "eval/evaluate.h"
 
 #include <cstdio>
+#include <filesystem>
 
 #include "cli/common.h"
 #include "core/duck.h"
@@ -21,6 +22,8 @@ void AddEvaluate(CLI::App& app) {
   cmd->add_flag("--shadow", *shadow,
                 "Compare production and shadow results on the rows both scored (DATA/shadow_scores)");
   cmd->callback([data_dir, json, where, shadow] {
+    std::error_code ec;
+    if (!std::filesystem::is_directory(*data_dir, ec)) Fail("evaluate: no data directory " + *data_dir, 2);
     if (*shadow) {
       auto c = ml::CompareShadow(*data_dir, *where);
       if (!c.ok()) Fail("evaluate --shadow: " + c.status().message());

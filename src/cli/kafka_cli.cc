@@ -20,8 +20,9 @@ void KafkaArgs::AddConsumer(CLI::App* app) {
   app->add_option("--group", group, "Kafka consumer group; processors in one group share the partitions");
   app->add_option("--instance-id", instance_id,
                   "Static group membership id: a restarted processor takes its partitions back at once");
-  app->add_option("--exit-when-idle", exit_when_idle,
-                  "With --source kafka: finish (flushed, committed) once no record arrived for this many seconds")
+  app->add_option(
+         "--exit-when-idle", exit_when_idle,
+         "With --source kafka or mqtt: finish (flushed, committed) once no record arrived for this many seconds")
       ->check(CLI::Range(0.0, 1e9));
   app->add_option("--dlq-topic", dlq_topic, "With --source kafka: dead-letter topic (default <topic>.dlq; - for none)");
   app->add_option("--anomalies-topic", anomalies_topic,

@@ -19,11 +19,18 @@ int main(int argc, char** argv) try {
   CLI::App app{"iotpipe: real-time analytics and anomaly detection for IoT sensor streams"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("iotpipe ") + IOTPIPE_VERSION);
+  app.option_defaults()->always_capture_default();  // --help shows every option's default
   iotpipe::cli::RegisterAll(app);
   // A configuration file is checked before anything runs: every problem named with its key and line.
   iotpipe::cli::PrecheckConfig(argc, argv, iotpipe::cli::RegisterAll);
   iotpipe::cli::AddConfig(app, iotpipe::cli::RegisterAll);
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    if (rc != 0) iotpipe::cli::SuggestFixes(app, argc, argv);
+    return rc;
+  }
   return 0;
 } catch (const iotpipe::cli::ExitCode& e) {
   std::fflush(stdout);

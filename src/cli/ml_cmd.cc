@@ -126,9 +126,12 @@ void AddModels(CLI::App& app) {
   auto alias = std::make_shared<std::string>("production");
   prom->add_option("version", *pv, "Version")->required();
   prom->add_option("--alias", *alias, "Alias: production or shadow (or any name)");
-  prom->callback([dir, pv, alias] {
+  auto force = std::make_shared<bool>(false);
+  prom->add_flag("--force", *force, "Promote even when its evaluation is worse than the current version's");
+  prom->callback([dir, pv, alias, force] {
     ml::Registry reg(*dir);
     std::string before = reg.Alias(*alias);
+    if (!*force) Check(reg.CheckPromotion(*pv, *alias));
     Check(reg.Promote(*pv, *alias));
     std::printf("%s: %s -> %s\n", alias->c_str(), before.empty() ? "(unset)" : before.c_str(), pv->c_str());
     Exit(0);

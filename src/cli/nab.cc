@@ -71,6 +71,19 @@ void AddNab(CLI::App& app) {
     if (o->data.empty() || o->labels.empty() || o->detector.empty())
       Fail("nab: --data, --labels and --detector are required", 2);
     if (o->detector.find('_') != std::string::npos) Fail("nab: detector names cannot contain '_'", 2);
+    // Options a detector does not implement are refused, never silently ignored.
+    auto refuse = [&](bool given, const char* flag, std::initializer_list<const char*> takers) {
+      if (!given) return;
+      std::string list;
+      for (const char* t : takers) {
+        if (o->detector == t) return;
+        list += std::string(list.empty() ? "" : ", ") + t;
+      }
+      Fail(std::string("nab: detector ") + o->detector + " does not implement " + flag + " (only " + list + ")", 2);
+    };
+    refuse(o->nab_probation, "--nab-probation", {"artime", "artimelik"});
+    refuse(o->range_hint, "--range-hint", {"cadose", "artime", "artimelik"});
+    refuse(o->nab_rest, "--nab-rest-period", {"cadose"});
     auto det = MakeDetector(o->detector);
     if (!det.ok()) Fail(det.status().message(), 2);
     auto windows = nab::LoadWindows(o->labels);

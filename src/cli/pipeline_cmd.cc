@@ -29,6 +29,8 @@ void PipelineArgs::Add(CLI::App* app) {
       ->check(CLI::Range(size_t{1000}, size_t{100000000}));
   app->add_flag("--quiet", quiet, "No progress line");
   app->add_flag("--no-checkpoint", no_checkpoint, "Neither restore nor save detector state");
+  app->add_flag("--adopt-state", adopt_state,
+                "Restore detector state that another source left in the data directory (refused otherwise)");
   app->add_option("--compression", compression, "Parquet compression")
       ->check(CLI::IsMember({"zstd", "snappy", "lz4", "gzip", "uncompressed"}));
   app->add_option("--parquet-writer", parquet_writer,
@@ -97,12 +99,16 @@ class ProgressLine final : public ProgressReporter {
       }
       if (shown) lag += ")";
     }
-    std::fprintf(stderr, "[iotpipe] events %s | %s ev/s | stored %s | dead %s | anomalies %s | queue %lld/%zu%s\n",
+    std::string figures;  // the source's own (MQTT: connected, reconnects, duplicates)
+    for (auto& [name, v] : m.source_figures.Get())
+      figures += (figures.empty() ? " | " : ", ") + name + " " + FormatCount(static_cast<double>(v));
+    std::fprintf(stderr, "[iotpipe] events %s | %s ev/s | stored %s | dead %s | anomalies %s | queue %lld/%zu%s%s\n",
                  FormatCount(static_cast<double>(m.sent.load())).c_str(), FormatCount(rate).c_str(),
                  FormatCount(static_cast<double>(m.stored.load())).c_str(),
                  FormatCount(static_cast<double>(m.dead_stored.load())).c_str(),
                  FormatCount(static_cast<double>(m.predicted.load())).c_str(),
-                 static_cast<long long>(m.queue_raw.load() + m.queue_processed.load()), queue_capacity, lag.c_str());
+                 static_cast<long long>(m.queue_raw.load() + m.queue_processed.load()), queue_capacity, lag.c_str(),
+                 figures.c_str());
   }
 };
 
@@ -128,6 +134,7 @@ int RunPipeline(Source* source, const PipelineArgs& args, const KafkaSourceOptio
   po.progress_interval_s = args.quiet ? 0 : 2.0;
   po.progress = &progress_line;
   if (!args.no_checkpoint) po.checkpoint_path = args.data_dir + "/state/detector-" + args.detector + ".ckpt";
+  po.adopt_state = args.adopt_state;
   po.checkpoint_interval_s = args.checkpoint_interval_s;
   std::shared_ptr<const Detector> d(std::move(det.value()));
   Serving serving(args.serve, args.data_dir);   // HTTP API, dashboard, alerts

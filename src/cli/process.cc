@@ -1,6 +1,7 @@
 // iotpipe process: the processor on a JSON-lines stream (file or stdin).
 #include "cli/common.h"
 #include "cli/kafka_cli.h"
+#include "cli/mqtt_cli.h"
 
 namespace iotpipe::cli {
 
@@ -10,15 +11,23 @@ void AddProcess(CLI::App& app) {
   auto pa = std::make_shared<PipelineArgs>();
   auto source = std::make_shared<std::string>("file");
   auto ka = std::make_shared<KafkaArgs>();
-  cmd->add_option("--source", *source, "Where records come from: file (see --input) or kafka")
-      ->check(CLI::IsMember({"file", "kafka"}));
+  auto mq = std::make_shared<MqttArgs>();
+  cmd->add_option("--source", *source, "Where records come from: file (see --input), kafka or mqtt")
+      ->check(CLI::IsMember({"file", "kafka", "mqtt"}));
   cmd->add_option(
       "--input", *input,
       "File of one record a line (JSON lines, line protocol, CSV: see --input-format), or - for standard input");
   ka->AddConsumer(cmd);
+  mq->Add(cmd);
   pa->Add(cmd);
   AddInputOptions(cmd, &pa->input);
-  cmd->callback([input, pa, source, ka] {
+  cmd->callback([input, pa, source, ka, mq] {
+    if (*source == "mqtt") {
+      MqttSourceOptions mo = mq->SourceOptions(pa->data_dir, pa->input);
+      mo.exit_when_idle_s = ka->exit_when_idle;  // --exit-when-idle (shared with kafka)
+      MqttSource src(mo);
+      Exit(RunPipeline(&src, *pa));
+    }
     if (*source == "kafka") {
       KafkaSource src(ka->SourceOptions());
       Exit(RunPipeline(&src, *pa, &src.options()));

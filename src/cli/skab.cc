@@ -28,13 +28,15 @@ void AddSkab(CLI::App& app) {
     }
     if (o->data.empty()) Fail("skab: --data is required", 2);
     auto r = skab::Run(o->data, o->detector, o->max_files);
-    if (!r.ok()) Fail("skab: " + r.status().message());
+    if (!r.ok()) Fail("skab: " + r.status().message(), r.status().IsInvalidArgument() ? 2 : 1);
     if (o->json) {
       std::printf("%s\n", r->ToJson().dump(2).c_str());
     } else {
-      std::printf("detector: %s\nfiles: %lld\nscored rows: %lld\nprecision: %.4f\nrecall: %.4f\nf1: %.4f\n",
-                  r->detector.c_str(), static_cast<long long>(r->files), static_cast<long long>(r->rows), r->precision,
-                  r->recall, r->f1);
+      std::printf(
+          "detector: %s\nfiles: %lld\nscored rows: %lld\nprecision: %.4f\nrecall: %.4f\nf1: %.4f\n"
+          "false alarm rate (FAR): %.4f\nmissing alarm rate (MAR): %.4f\n",
+          r->detector.c_str(), static_cast<long long>(r->files), static_cast<long long>(r->rows), r->precision,
+          r->recall, r->f1, r->far, r->mar);
     }
     Exit(0);
   });

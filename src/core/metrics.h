@@ -64,6 +64,23 @@ class PartitionLag {
   std::map<int32_t, int64_t> lag_;
 };
 
+// Named figures of the source (Source::Counters: e.g. mqtt_reconnects), as last read by the sink thread.
+class NamedFigures {
+ public:
+  void Set(std::map<std::string, int64_t> v) {
+    std::lock_guard<std::mutex> l(mu_);
+    v_ = std::move(v);
+  }
+  std::map<std::string, int64_t> Get() const {
+    std::lock_guard<std::mutex> l(mu_);
+    return v_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, int64_t> v_;
+};
+
 struct PipelineMetrics {
   std::atomic<int64_t> sent{0};  // records the source handed out
   std::atomic<int64_t> received_bytes{0};
@@ -83,6 +100,7 @@ struct PipelineMetrics {
   std::atomic<int64_t> queue_raw{0}, queue_processed{0};
   std::atomic<int64_t> lag{-1};
   PartitionLag lag_by_partition;  // per source partition (Kafka), empty otherwise
+  NamedFigures source_figures;    // Source::Counters (MQTT connection, reconnects, duplicates)
   std::atomic<int64_t> sensors{0};
   std::array<std::atomic<int64_t>, 16> rejected_by_reason{};
   Histogram batch_seconds;  // processing time per batch (parse + detect)

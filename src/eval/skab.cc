@@ -233,11 +233,18 @@ Result<std::vector<uint8_t>> Predict(const std::string& detector, const Experime
 }
 
 nlohmann::json Report::ToJson() const {
-  return {{"detector", detector},   {"files", files},   {"rows", rows}, {"tp", tp}, {"fp", fp}, {"fn", fn}, {"tn", tn},
-          {"precision", precision}, {"recall", recall}, {"f1", f1}};
+  return {
+      {"detector", detector},   {"files", files},   {"rows", rows}, {"tp", tp},   {"fp", fp},  {"fn", fn}, {"tn", tn},
+      {"precision", precision}, {"recall", recall}, {"f1", f1},     {"far", far}, {"mar", mar}};
 }
 
 Result<Report> Run(const std::string& dir, const std::string& detector, size_t max_files) {
+  const auto names = DetectorNames();
+  if (std::find(names.begin(), names.end(), detector) == names.end()) {
+    std::string all;
+    for (const auto& n : names) all += (all.empty() ? "" : ", ") + n;
+    return Status::InvalidArgument("unknown SKAB detector '" + detector + "' (one of: " + all + ")");
+  }
   auto files = ListExperiments(dir);
   if (!files.ok()) return files.status();
   if (files->empty()) return Status::Error("no labelled SKAB experiments under " + dir);
@@ -262,6 +269,8 @@ Result<Report> Run(const std::string& dir, const std::string& detector, size_t m
   r.precision = r.tp + r.fp > 0 ? static_cast<double>(r.tp) / (r.tp + r.fp) : 0.0;
   r.recall = r.tp + r.fn > 0 ? static_cast<double>(r.tp) / (r.tp + r.fn) : 0.0;
   r.f1 = r.precision + r.recall > 0 ? 2 * r.precision * r.recall / (r.precision + r.recall) : 0.0;
+  r.far = r.fp + r.tn > 0 ? static_cast<double>(r.fp) / static_cast<double>(r.fp + r.tn) : 0.0;
+  r.mar = r.fn + r.tp > 0 ? static_cast<double>(r.fn) / static_cast<double>(r.fn + r.tp) : 0.0;
   return r;
 }
 

@@ -39,9 +39,13 @@ struct Report {
   std::string detector;
   int64_t files = 0, rows = 0, tp = 0, fp = 0, fn = 0, tn = 0;
   double precision = 0, recall = 0, f1 = 0;
+  // As SKAB's leaderboard reports them: false alarm rate FP / (FP + TN) over the normal rows, missing alarm
+  // rate FN / (FN + TP) over the anomalous rows.
+  double far = 0, mar = 0;
   nlohmann::json ToJson() const;
 };
 // Runs the protocol over the experiments under dir (max_files > 0: only the first ones, sorted by name).
+// A detector not in DetectorNames() is refused (InvalidArgument): the list and what runs are one set.
 Result<Report> Run(const std::string& dir, const std::string& detector, size_t max_files = 0);
 
 }  // namespace iotpipe::skab

@@ -5,6 +5,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <chrono>
@@ -409,6 +410,9 @@ std::string Server::MetricsText() const {
            static_cast<double>(m.lag.load()));
   for (auto& [part, lag] : m.lag_by_partition.Get())  // Kafka: one sample per assigned partition too
     p.Sample("iotpipe_consumer_lag_records", static_cast<double>(lag), Prom::Label("partition", std::to_string(part)));
+  for (auto& [name, v] : m.source_figures.Get())  // e.g. iotpipe_source_mqtt_reconnects
+    p.Simple("iotpipe_source_" + name, "gauge", "Figure reported by the source (" + name + ").",
+             static_cast<double>(v));
   p.Simple("iotpipe_sensors", "gauge", "Distinct sensors seen.", static_cast<double>(m.sensors.load()));
   p.Hist("iotpipe_batch_processing_seconds", "Decode and score time per batch.", m.batch_seconds);
   p.Hist("iotpipe_end_to_end_latency_seconds", "Stored time minus event time, per row.", m.e2e_seconds);
@@ -913,14 +917,20 @@ Status Server::Start() {
   srv_->set_read_timeout(5, 0);
   srv_->set_write_timeout(5, 0);
   srv_->set_payload_max_length(8 << 20);  // the routes bound their bodies tighter (ReadBody)
+  // SO_REUSEADDR only. httplib's default also sets SO_REUSEPORT, with which a second iotpipe bound a port
+  // that another already served and the kernel split the connections between them (issue 19).
+  srv_->set_socket_options([](int sock) {
+    int yes = 1;
+    (void)setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
   Routes();
   if (opt_.port == 0) {
     port_ = srv_->bind_to_any_port(opt_.host);
     if (port_ <= 0) return Status::Error("http: cannot bind " + opt_.host);
   } else {
     if (!srv_->bind_to_port(opt_.host, opt_.port))
-      return Status::Error("http: cannot bind " + opt_.host + ":" + std::to_string(opt_.port) +
-                           " (in use? try --http 127.0.0.1:0 or --http off)");
+      return Status::AlreadyExists("http: cannot bind " + opt_.host + ":" + std::to_string(opt_.port) +
+                                   " (in use? try --http 127.0.0.1:0 or --http off)");
     port_ = opt_.port;
   }
   listen_thread_ = std::thread([this] { srv_->listen_after_bind(); });

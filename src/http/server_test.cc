@@ -364,6 +364,23 @@ TEST(Metrics, ConsumerLagPerPartition) {
   srv.Stop();
 }
 
+// The source's own figures (MQTT: connection, reconnects, duplicates) as iotpipe_source_<name>.
+TEST(Metrics, SourceFiguresExported) {
+  RanPipeline rp("figures");
+  rp.p->metrics().source_figures.Set({{"mqtt_connected", 1}, {"mqtt_reconnects", 3}, {"mqtt_duplicates", 7}});
+  Server srv(LocalOptions(rp.dir), rp.Deps());
+  ASSERT_TRUE(srv.Start().ok());
+  httplib::Client cli("127.0.0.1", srv.port());
+  auto res = cli.Get("/metrics");
+  ASSERT_TRUE(res);
+  Parsed p;
+  ASSERT_TRUE(CheckPrometheus(res->body, &p)) << res->body.substr(0, 2000);
+  EXPECT_EQ(p.samples["iotpipe_source_mqtt_connected{}"], 1);
+  EXPECT_EQ(p.samples["iotpipe_source_mqtt_reconnects{}"], 3);
+  EXPECT_EQ(p.samples["iotpipe_source_mqtt_duplicates{}"], 7);
+  srv.Stop();
+}
+
 // ---- REST ---------------------------------------------------------------------------------------
 TEST(Api, SensorsReadingsAnomaliesModelsHealth) {
   RanPipeline rp("api");
@@ -446,6 +463,22 @@ TEST(Api, TokenIsRequiredWhenSetAndForNonLoopbackBinds) {
   // is still refused.
   EXPECT_EQ(cli.Post("/api/query", auth, "select 1 as one", "text/plain")->status, 415);
   srv.Stop();
+}
+
+// A port another server holds is never shared (httplib's default SO_REUSEPORT let a second process bind
+// it and take half the connections): the second Start fails, naming the address.
+TEST(Api, ATakenPortIsNeverShared) {
+  RanPipeline rp("port", 2000, 0);
+  Server first(LocalOptions(rp.dir), rp.Deps());
+  ASSERT_TRUE(first.Start().ok());
+  ServerOptions o = LocalOptions(rp.dir);
+  o.port = first.port();
+  Server second(o, rp.Deps());
+  Status s = second.Start();
+  ASSERT_FALSE(s.ok()) << "a second server bound port " << o.port;
+  EXPECT_TRUE(s.IsAlreadyExists()) << s.message();
+  EXPECT_NE(s.message().find(":" + std::to_string(o.port)), std::string::npos) << s.message();
+  first.Stop();
 }
 
 TEST(Api, ServerSentEventsCarryPerSecondFigures) {

@@ -242,6 +242,9 @@ nlohmann::json DriftReport::ToJson() const {
           {"input_psi", input_psi},
           {"input_ks", input_ks},
           {"drifted", drifted},
+          {"overall_drifted", overall_drifted},
+          {"drifted_sensors", drifted_sensors},
+          {"sensors_judged", static_cast<int64_t>(sensors.size())},
           {"worst_sensors", w},
           {"sensors", per},
           {"stored",
@@ -263,7 +266,7 @@ std::string DriftReport::ToText(size_t max_sensors) const {
   o += buf;
   std::snprintf(buf, sizeof buf,
                 "overall: error PSI %.3f KS %.3f, input PSI %.3f KS %.3f, model alert rate %.4f -> %s\n", psi, ks,
-                input_psi, input_ks, alert_rate, drifted ? "DRIFT" : "ok");
+                input_psi, input_ks, alert_rate, overall_drifted ? "DRIFT" : "ok");
   o += buf;
   std::snprintf(buf, sizeof buf, "stored rows: %lld, flagged %lld (alert rate %.4f)", static_cast<long long>(rows),
                 static_cast<long long>(flagged), stored_alert_rate);
@@ -289,6 +292,9 @@ std::string DriftReport::ToText(size_t max_sensors) const {
   }
   if (sensors.size() > max_sensors)
     o += "... " + std::to_string(sensors.size() - max_sensors) + " more (--json lists all)\n";
+  std::snprintf(buf, sizeof buf, "verdict: %s (overall %s; %lld of %zu sensors drifted)\n", drifted ? "DRIFT" : "ok",
+                overall_drifted ? "drifted" : "ok", static_cast<long long>(drifted_sensors), sensors.size());
+  o += buf;
   return o;
 }
 
@@ -412,7 +418,9 @@ Result<DriftReport> MonitorDrift(const DriftOptions& opt) {
   std::sort(rep.sensors.begin(), rep.sensors.end(), [](const DriftReport::Sensor& a, const DriftReport::Sensor& b) {
     return a.psi > b.psi || (a.psi == b.psi && a.id < b.id);
   });
-  rep.drifted = rep.psi > opt.psi_limit || rep.ks > opt.ks_limit;
+  rep.overall_drifted = rep.psi > opt.psi_limit || rep.ks > opt.ks_limit;
+  for (const auto& ps : rep.sensors) rep.drifted_sensors += ps.drifted;
+  rep.drifted = rep.overall_drifted || rep.drifted_sensors > 0;
   std::vector<std::pair<std::string, double>> v(per_sensor.begin(), per_sensor.end());
   std::sort(v.begin(), v.end(), [](auto& a, auto& b) { return a.second > b.second; });
   if (v.size() > 5) v.resize(5);

@@ -50,7 +50,10 @@ struct DriftReport {
   int64_t from_us = 0, to_us = 0;
   int64_t windows = 0;
   double psi = 0, ks = 0, alert_rate = 0, input_psi = 0, input_ks = 0;
+  // The verdict (and `monitor`'s exit code 3): the errors drifted overall, or on any sensor judged alone.
   bool drifted = false;
+  bool overall_drifted = false;  // over every sensor's errors together
+  int64_t drifted_sensors = 0;
   std::vector<std::pair<std::string, double>> worst_sensors;  // by PSI of errors (at most 5)
   struct Sensor {
     std::string id;

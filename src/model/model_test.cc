@@ -254,6 +254,31 @@ TEST(MlRegistry, FailedWritesLeaveAliasesAsTheyWere) {
   EXPECT_EQ(Registry(d.str()).Alias("production"), "v2");
 }
 
+// models promote refuses a version that evaluated worse than production's (validation loss, or its
+// latest shadow comparison) unless forced; better or equal versions pass.
+TEST(MlRegistry, PromotionOfAWorseModelIsRefused) {
+  Tmp d("registry_check");
+  const double losses[] = {0.75, 15.6, 0.7};
+  for (int i = 0; i < 3; i++) {
+    Model m = SmallModel("v" + std::to_string(i + 1));
+    m.card["best_val_loss"] = losses[i];
+    ASSERT_TRUE(m.Save(d.str()).ok());
+  }
+  Registry reg(d.str());
+  EXPECT_TRUE(reg.CheckPromotion("v1").ok()) << "nothing in production yet";
+  ASSERT_TRUE(reg.Promote("v1").ok());
+  Status s = reg.CheckPromotion("v2");
+  ASSERT_FALSE(s.ok());
+  EXPECT_TRUE(s.IsPermissionDenied());
+  EXPECT_NE(s.message().find("15.6"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("0.75"), std::string::npos) << s.message();
+  EXPECT_TRUE(reg.CheckPromotion("v3").ok());
+  ASSERT_TRUE(reg.AddEvaluation("v3", {{"shadow_at_least_as_good", false}}).ok());
+  EXPECT_TRUE(reg.CheckPromotion("v3").IsPermissionDenied());
+  ASSERT_TRUE(reg.AddEvaluation("v3", {{"shadow_at_least_as_good", true}}).ok());
+  EXPECT_TRUE(reg.CheckPromotion("v3").ok()) << "the latest comparison counts";
+}
+
 TEST(MlTrain, FitIsDeterministicForASeed) {
   WindowSet tr, va;
   for (int s = 0; s < 20; s++) {

@@ -1,6 +1,7 @@
 #include "model/registry.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <sstream>
 
@@ -132,6 +133,39 @@ Status Registry::ClearAlias(const std::string& alias) {
   if (!ValidName(alias)) return Status::Error("invalid alias '" + alias + "'");
   if (Alias(alias).empty()) return Status::OK();
   return WriteFileAtomic(env_, dir_ + "/aliases/" + alias, "");  // an empty alias file reads as unset
+}
+
+Status Registry::CheckPromotion(const std::string& version, const std::string& alias) const {
+  if (!ValidName(version)) return Status::InvalidArgument("invalid version '" + version + "'");
+  const std::string cur = Alias(alias);
+  auto loss = [&](const std::string& v) {
+    auto r = ReadFile(dir_ + "/" + v + "/model_card.json");
+    auto j = r.ok() ? nlohmann::json::parse(r.value(), nullptr, false) : nlohmann::json();
+    return j.is_object() && j.contains("best_val_loss") && j["best_val_loss"].is_number()
+               ? j["best_val_loss"].get<double>()
+               : -1.0;
+  };
+  if (!cur.empty() && cur != version) {
+    const double mine = loss(version), theirs = loss(cur);
+    if (mine >= 0 && theirs >= 0 && mine > theirs * 1.1) {
+      char buf[256];
+      std::snprintf(buf, sizeof buf,
+                    "refusing to point %s at %s: its validation loss %.4g is worse than %s's %.4g "
+                    "(--force to promote anyway)",
+                    alias.c_str(), version.c_str(), mine, cur.c_str(), theirs);
+      return Status::PermissionDenied(buf);
+    }
+  }
+  const nlohmann::json ev = Evaluations(version);
+  for (auto it = ev.rbegin(); it != ev.rend(); ++it) {
+    if (!it->is_object() || !it->contains("shadow_at_least_as_good")) continue;
+    if (!(*it)["shadow_at_least_as_good"].get<bool>())
+      return Status::PermissionDenied("refusing to point " + alias + " at " + version +
+                                      ": its latest shadow comparison found it worse than production (" + it->dump() +
+                                      "; --force to promote anyway)");
+    break;
+  }
+  return Status::OK();
 }
 
 nlohmann::json Registry::Evaluations(const std::string& version) const {

@@ -35,6 +35,10 @@ class Registry {
   Result<std::string> Resolve(const std::string& spec) const;
   // Promoting the version under `shadow` to production also clears `shadow`.
   Status Promote(const std::string& version, const std::string& alias = "production");
+  // Whether `version` may replace what `alias` points at: PermissionDenied, with both figures, when its
+  // validation loss is more than 10 % above the current version's, or its latest recorded comparison
+  // (a shadow run) found it worse. `models promote --force` skips it.
+  Status CheckPromotion(const std::string& version, const std::string& alias = "production") const;
   // Unsets an alias (atomically: its file becomes empty); the history stays.
   Status ClearAlias(const std::string& alias);
   // Evaluation results recorded after training (shadow comparisons, backfill evaluations): a JSON

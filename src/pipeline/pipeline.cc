@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "core/fsutil.h"
 #include "pipeline/offset_ledger.h"
 #include "pipeline/stages.h"
 #include "sources/partitioned.h"
@@ -54,20 +55,38 @@ Pipeline::~Pipeline() = default;
 
 void Pipeline::AddSink(Sink* sink, bool before_store) { (before_store ? before_store_ : after_store_).push_back(sink); }
 
-void Pipeline::RestoreCheckpoints() {
-  if (opt_.checkpoint_path.empty()) return;
+Status Pipeline::RestoreCheckpoints() {
+  if (opt_.checkpoint_path.empty()) return Status::OK();
+  Env* env = opt_.store.env;
+  if (!dynamic_cast<PartitionedSource*>(src_)) {  // partitioned sources keep state per partition
+    const std::string id_path = opt_.checkpoint_path + ".source", id = src_->Describe() + "\n";
+    auto before = env->ReadFile(id_path);
+    if (before.ok() && before.value() != id && env->FileExists(opt_.checkpoint_path)) {
+      std::string was = before.value();
+      while (!was.empty() && was.back() == '\n') was.pop_back();
+      if (!opt_.adopt_state)
+        return Status::InvalidArgument("the detector state in " + opt_.checkpoint_path + " came from " + was +
+                                       ", not from " + src_->Describe() +
+                                       ": --no-checkpoint starts fresh, --adopt-state continues from it");
+      spdlog::warn("adopting the detector state of {} for {} (--adopt-state)", was, src_->Describe());
+    }
+    Status w = MakeDirs(env, std::filesystem::path(id_path).parent_path().string());
+    if (w.ok()) w = WriteFileAtomic(env, id_path, id);
+    if (!w.ok()) return w.Prefixed("recording the source of the detector state");
+  }
   Status s = proc_->LoadCheckpoint(opt_.checkpoint_path);
   if (s.ok())
     spdlog::info("restored detector state of {} sensors from {}", dicts_.sensors.size(), opt_.checkpoint_path);
   else if (std::filesystem::exists(opt_.checkpoint_path))
     spdlog::warn("not restoring detector state: {}", s.message());
-  if (!proc_->shadow()) return;
+  if (!proc_->shadow()) return Status::OK();
   const std::string sp = opt_.checkpoint_path + ".shadow";
   s = proc_->LoadCheckpoint(sp, true);
   if (s.ok())
     spdlog::info("restored shadow detector state from {}", sp);
   else if (std::filesystem::exists(sp))
     spdlog::warn("not restoring shadow detector state: {}", s.message());
+  return Status::OK();
 }
 
 // Opens the store (named by the source's positions, if it has them) and lists the sinks in write order.
@@ -126,7 +145,8 @@ Status Pipeline::Run(const std::atomic<bool>& stop) {
   };
   FnSink<decltype(hook)> on_batch(hook);
   if (opt_.on_batch) sinks.push_back(&on_batch);
-  RestoreCheckpoints();
+  st = RestoreCheckpoints();
+  if (!st.ok()) return st;
   auto* partitioned = dynamic_cast<PartitionedSource*>(src_);
   if (partitioned) partitioned->SetPartitionListener(listener_.get());
   st = src_->Start();

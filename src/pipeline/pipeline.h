@@ -49,6 +49,9 @@ struct PipelineOptions {
   double progress_interval_s = 2.0;  // 0: no progress
   ProgressReporter* progress = nullptr;
   std::string checkpoint_path;  // empty: no detector checkpoint
+  // Detector state belongs to the stream it came from: <checkpoint>.source names it (Source::Describe).
+  // A run of another unpartitioned source refuses to start on it unless adopt_state (issue 19).
+  bool adopt_state = false;
   double checkpoint_interval_s = 60;
   // Files of the store, the offset ledger and the checkpoints (tests: core/fault_env.h); null: store.env.
   Env* env = nullptr;
@@ -75,7 +78,7 @@ class Pipeline {
  private:
   class Listener;
   Status Prepare(std::unique_ptr<ParquetStore>* store, std::vector<Sink*>* sinks);
-  void RestoreCheckpoints();
+  Status RestoreCheckpoints();
   void Finish(const Status& st);
 
   Source* src_;

@@ -191,6 +191,7 @@ Status SinkStage::Step() {
   }
   m_->lag = d_.src->Lag();
   if (d_.partitioned) m_->lag_by_partition.Set(d_.partitioned->LagByPartition());
+  m_->source_figures.Set(d_.src->Counters());
   Progress(now);
   return Status::OK();
 }

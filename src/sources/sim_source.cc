@@ -1,3 +1,9 @@
+#include <poll.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <cstdio>
 
 #include "sources/source.h"
@@ -51,6 +57,8 @@ Status FileSource::Start() {
     if (!f_) return Status::Error("cannot open input " + path_);
     own_ = true;
   }
+  struct stat st;
+  if (fstat(fileno(f_), &st) == 0 && !S_ISREG(st.st_mode)) fd_ = fileno(f_);  // a stream: read as it arrives
   return Status::OK();
 }
 
@@ -59,9 +67,66 @@ FileSource::~FileSource() {
   std::free(line_);
 }
 
+PollResult FileSource::PollStream(RawBatch& out, size_t max) {
+  auto take_lines = [&] {
+    while (out.size() < max) {
+      size_t nl = pending_.find('\n', pending_pos_);
+      if (nl == std::string::npos) {
+        if (!eof_) break;
+        nl = pending_.size();  // end of input: the last line needs no newline
+        if (pending_pos_ >= nl) break;
+      }
+      std::string_view rec(pending_.data() + pending_pos_, nl - pending_pos_);
+      pending_pos_ = std::min(nl + 1, pending_.size());
+      while (!rec.empty() && (rec.back() == '\n' || rec.back() == '\r')) rec.remove_suffix(1);
+      if (!rec.empty()) out.Add(rec);  // blank lines separate nothing and are not records
+    }
+    if (pending_pos_ > 0 && (pending_pos_ >= pending_.size() || pending_pos_ > (1u << 20))) {
+      pending_.erase(0, pending_pos_);
+      pending_pos_ = 0;
+    }
+  };
+  take_lines();
+  if (out.size() == 0 && !eof_) {
+    struct pollfd p {
+      fd_, POLLIN, 0
+    };
+    int r = poll(&p, 1, 100);
+    if (r > 0) {
+      // What is there now (up to 1 MiB), without waiting for more.
+      char buf[1 << 16];
+      for (int i = 0; i < 16; i++) {
+        ssize_t n = read(fd_, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+          if (n == 0 || errno != EAGAIN) eof_ = true;
+          break;
+        }
+        pending_.append(buf, static_cast<size_t>(n));
+        if (static_cast<size_t>(n) < sizeof buf) break;
+        struct pollfd q {
+          fd_, POLLIN, 0
+        };
+        if (poll(&q, 1, 0) <= 0) break;
+      }
+      take_lines();
+    }
+  }
+  out.sent = static_cast<int64_t>(out.size());
+  out.Seal();
+  if (out.size()) return PollResult::kData;
+  if (eof_ && pending_pos_ >= pending_.size()) {
+    if (own_ && f_) std::fclose(f_);
+    f_ = nullptr;
+    return PollResult::kEnd;
+  }
+  return PollResult::kIdle;
+}
+
 PollResult FileSource::Poll(RawBatch& out, size_t max) {
   out.Clear();
   if (!f_) return PollResult::kEnd;
+  if (fd_ >= 0) return PollStream(out, max);
   while (out.size() < max) {
     ssize_t n = getline(&line_, &cap_, f_);
     if (n < 0) {

@@ -2,6 +2,7 @@
 // A source never loses a record it handed out: failed records are routed, not dropped.
 #pragma once
 #include <cstddef>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -34,6 +35,9 @@ class Source {
   virtual Status Stop() { return Status::OK(); }
   // Consumer lag in records, if known (-1 otherwise). Called from another thread.
   virtual int64_t Lag() const { return -1; }
+  // The source's own figures (e.g. mqtt_reconnects, mqtt_duplicates, mqtt_connected), shown on the
+  // progress line and exported on /metrics as iotpipe_source_<name>. Called from another thread.
+  virtual std::map<std::string, int64_t> Counters() const { return {}; }
   virtual std::string Describe() const = 0;
 };
 
@@ -64,6 +68,11 @@ class SimSource final : public Source {
 };
 
 // JSON lines from a file or standard input ("-").
+// A regular file is read line by line in batches of up to `max`. Standard input and other streams
+// (pipes, terminals, sockets) are read as data arrives: Poll waits at most 100 ms for input and
+// hands out the complete lines it has, so a record reaches the pipeline within a poll of its
+// arrival (never held back for a full batch or end of input), and a stop request (Ctrl-C) is
+// seen within 100 ms. A last line without a newline is handed out at end of input.
 class FileSource final : public Source {
  public:
   explicit FileSource(std::string path) : path_(std::move(path)) {}
@@ -73,11 +82,17 @@ class FileSource final : public Source {
   ~FileSource() override;
 
  private:
+  PollResult PollStream(RawBatch& out, size_t max);
   std::string path_;
   FILE* f_ = nullptr;
   bool own_ = false;
   char* line_ = nullptr;
   size_t cap_ = 0;
+  // Streams: read(2) on fd_ into pending_ (an incomplete last line stays there).
+  int fd_ = -1;
+  bool eof_ = false;
+  std::string pending_;
+  size_t pending_pos_ = 0;
 };
 
 }  // namespace iotpipe
