@@ -106,3 +106,53 @@ TEST(ConfigCli, ExampleListsEveryKeyAndIsItselfValid) {
 }
 
 }  // namespace
+
+namespace {
+
+// One sensor of device pump-1: 300 noisy normal readings, then a 50-reading episode (level shift).
+std::string EpisodeInput(const std::string& dir) {
+  const std::string path = dir + "/episode.jsonl";
+  std::ofstream f(path);
+  uint64_t x = 88172645463325252ULL;
+  for (int k = 0; k < 350; k++) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    const double noise = (static_cast<double>(x % 1000) / 1000.0 - 0.5);
+    f << "{\"sensor_id\": \"pump-1/pressure\", \"timestamp\": " << 1732406400 + k
+      << ", \"value\": " << 25 + noise + (k >= 300 ? 30 : 0) << "}\n";
+  }
+  return path;
+}
+
+}  // namespace
+
+// Issue 19: the alert policy as a [<command>.alerts] table, checked key by key and applied.
+TEST(ConfigCli, AlertsTableSetsThePolicy) {
+  TempDir d("cfg_alerts");
+  const std::string in = EpisodeInput(d.str()), cfg = d.str() + "/a.toml", bad = d.str() + "/bad.toml";
+  Write(cfg,
+        "[process]\nhttp = \"off\"\nquiet = true\nno-checkpoint = true\n[process.alerts]\nmin-points = 5\n"
+        "group-by = \"device\"\nquiet = 20\nalertmanager-resend = 30\nalertmanager-labels = \"env=prod,team=ops\"\n");
+  auto c = Sh(Bin() + " config check " + cfg);
+  ASSERT_EQ(c.code, 0) << c.err;
+  Write(bad, "[process.alerts]\nmin-pionts = 5\ngroup-by = \"building\"\n");
+  c = Sh(Bin() + " config check " + bad);
+  EXPECT_EQ(c.code, 2);
+  EXPECT_NE(c.err.find("[process.alerts] min-pionts (line 2): unknown key (did you mean 'alert-min-points'?)"),
+            std::string::npos)
+      << c.err;
+  EXPECT_NE(c.err.find("[process.alerts] group-by (line 3): invalid value"), std::string::npos) << c.err;
+  // Applied: the 50 flagged readings of the episode are one alert of device pump-1, opened at the 5th.
+  auto r = Sh(Bin() + " process --config " + cfg + " --input " + in + " --data-dir " + d.str() + "/data");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("alert open: sensor pump-1 since"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("(5 points"), std::string::npos) << r.err;
+  auto rows = Query(d.str() + "/data", "select sensor_id, points, state from alerts");
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0]["sensor_id"], "pump-1");
+  EXPECT_EQ(rows[0]["points"].get<int64_t>(), 50);
+  // A minimum above the episode's length: no alert at all.
+  r = Sh(Bin() + " process --config " + cfg + " --alert-min-points 51 --input " + in + " --data-dir " + d.str() +
+         "/data2");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.err.find("alert open"), std::string::npos) << r.err;
+}

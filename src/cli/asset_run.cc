@@ -169,6 +169,9 @@ Status AssetRun::Start(Pipeline& p, const AlertOptions& alerts) {
   al.data_dir = m.data_dir;
   al.file_prefix = "asset-alerts";
   al.close_after_normal = 5;  // per joint vector (one a tick), not per reading
+  al.group_by = "sensor";     // already one stream per asset ("asset:<name>")
+  al.min_points = 1;          // ticks, not readings: the asset detector's own decision
+  al.min_duration_s = 0;
   m.alerts = std::make_unique<AlertManager>(al, &m.alert_names, &m.alert_types, &m.alert_models);
   return Status::OK();
 }

@@ -17,6 +17,14 @@ std::string OptionKey(std::string key) {
   return key;
 }
 
+// [<command>.alerts]: the alert policy and delivery as one table. A key names the option without its
+// "alert-" prefix (min-points -> --alert-min-points, webhook -> --alert-webhook); keys that start
+// with "alertmanager" name their option as is (alertmanager-resend -> --alertmanager-resend).
+std::string AlertOptionKey(const std::string& key) {
+  std::string k = OptionKey(key);
+  return k.rfind("alertmanager", 0) == 0 ? k : "alert-" + k;
+}
+
 std::string Where(const toml::node& n) {
   const auto& b = n.source().begin;
   return "line " + std::to_string(b.line);
@@ -72,6 +80,18 @@ void Walk(const toml::table& t, std::vector<std::string>& parents, std::vector<C
           item.name = "input-" + OptionKey(std::string(ik.str()));
           if (iv.is_table() || !Inputs(iv, &item.inputs))
             throw CLI::ConfigError(Section(parents) + ".input " + std::string(ik.str()) + " (" + Where(iv) +
+                                   "): unsupported value (use a string, number, boolean or array of them)");
+          items->push_back(std::move(item));
+        }
+        continue;
+      }
+      if (key == "alerts" && !parents.empty()) {  // [<command>.alerts]: the alert policy (AlertOptionKey)
+        for (const auto& [ak, av] : *sub) {
+          CLI::ConfigItem item;
+          item.parents = parents;
+          item.name = AlertOptionKey(std::string(ak.str()));
+          if (av.is_table() || !Inputs(av, &item.inputs))
+            throw CLI::ConfigError(Section(parents) + ".alerts " + std::string(ak.str()) + " (" + Where(av) +
                                    "): unsupported value (use a string, number, boolean or array of them)");
           items->push_back(std::move(item));
         }
@@ -199,6 +219,13 @@ void CheckTable(const toml::table& t, CLI::App* app, std::vector<std::string>& p
     if (const auto* sub = v.as_table()) {
       if (key == "input" && !parents.empty() && app->get_option_no_throw("--input-format") != nullptr) {
         CheckInput(*sub, app, parents, problems);
+        continue;
+      }
+      if (key == "alerts" && !parents.empty() && app->get_option_no_throw("--alert-min-points") != nullptr) {
+        std::string section = Section(parents);  // "[run]" -> "[run.alerts]"
+        section.insert(section.size() - 1, ".alerts");
+        for (const auto& [ak, av] : *sub)
+          CheckKey(std::string(ak.str()), AlertOptionKey(std::string(ak.str())), av, app, section, false, problems);
         continue;
       }
       CLI::App* s = FindSub(app, key);

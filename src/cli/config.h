@@ -14,6 +14,10 @@
 //   [process]
 //   source = "kafka"
 //   brokers = "127.0.0.1:9092"
+//   [process.alerts]                 # the alert policy: keys are the --alert-* options without "alert-"
+//   min-points = 5                   # (--alert-min-points), and the --alertmanager* options as they are
+//   group-by = "device"
+//   alertmanager = "http://127.0.0.1:9093"
 #pragma once
 #include <CLI/CLI.hpp>
 #include <string>

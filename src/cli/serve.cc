@@ -31,6 +31,30 @@ void ServeArgs::Add(CLI::App* app) {
   app->add_option("--alert-quiet", alert_quiet_s, "Seconds of event time without anomalies before an alert may close");
   app->add_option("--alert-close-after", alert_close_after, "Consecutive normal readings that close an alert")
       ->check(CLI::Range(1, 1000000));
+  app->add_option("--alert-min-points", alert_min_points,
+                  "Alert policy: flagged readings an episode needs before its alert opens")
+      ->check(CLI::Range(1, 1000000));
+  app->add_option("--alert-min-duration", alert_min_duration_s,
+                  "Alert policy: seconds of event time an episode must span before its alert opens")
+      ->check(CLI::NonNegativeNumber);
+  app->add_option("--alert-warning-score", alert_warning_score,
+                  "Alert policy: highest score >= this gives severity warning (below: info)");
+  app->add_option("--alert-critical-score", alert_critical_score,
+                  "Alert policy: highest score >= this gives severity critical");
+  app->add_option("--alert-group-by", alert_group_by, "Alert policy: one alert per sensor, device or asset")
+      ->check(CLI::IsMember({"sensor", "device", "asset"}));
+  app->add_option("--alert-device-separator", alert_device_separator,
+                  "Alert policy: the device of a sensor id is the part before the last separator");
+  app->add_option("--alertmanager", alertmanager,
+                  "POST alerts to Prometheus Alertmanager at this http://host:port (API v2)");
+  app->add_option("--alertmanager-resend", alertmanager_resend_s,
+                  "Seconds between re-sends of firing alerts to Alertmanager (endsAt = 4 x this ahead)")
+      ->check(CLI::PositiveNumber);
+  app->add_option("--alertmanager-labels", alertmanager_labels,
+                  "Extra labels on every alert sent to Alertmanager: name=value[,name=value...], e.g. env=prod");
+  app->add_option("--metrics-top-sensors", metrics_top_sensors,
+                  "Per-sensor series on /metrics: only the N sensors with the most flagged readings")
+      ->check(CLI::Range(0, 100000));
 }
 
 Serving::Serving(const ServeArgs& args, const std::string& data_dir) : args_(args), data_dir_(data_dir) {}
@@ -44,6 +68,20 @@ AlertOptions Serving::alert_options() const {
   ao.quiet_period_s = args_.alert_quiet_s;
   ao.close_after_normal = args_.alert_close_after;
   ao.webhook_url = args_.alert_webhook;
+  ao.min_points = args_.alert_min_points;
+  ao.min_duration_s = args_.alert_min_duration_s;
+  ao.warning_score = args_.alert_warning_score;
+  ao.critical_score = args_.alert_critical_score;
+  ao.group_by = args_.alert_group_by;
+  ao.device_separator = args_.alert_device_separator;
+  ao.alertmanager_url = args_.alertmanager;
+  ao.alertmanager_resend_s = args_.alertmanager_resend_s;
+  for (size_t start = 0; start < args_.alertmanager_labels.size();) {
+    size_t comma = args_.alertmanager_labels.find(',', start);
+    if (comma == std::string::npos) comma = args_.alertmanager_labels.size();
+    if (comma > start) ao.alertmanager_labels.push_back(args_.alertmanager_labels.substr(start, comma - start));
+    start = comma + 1;
+  }
   return ao;
 }
 
@@ -59,12 +97,14 @@ Status Serving::Start(Pipeline& p) {
   if (!listen.ok()) return listen.status();
   AlertOptions ao = alert_options();
   ao.data_dir = data_dir_;
-  if (!ao.webhook_url.empty()) {
-    std::string a, b;
-    Status s = SplitHttpUrl(ao.webhook_url, &a, &b);
-    if (!s.ok()) return Status::Error("--alert-webhook: " + s.message());
+  if (Status s = ValidateAlertOptions(ao); !s.ok()) return s;
+  if (listen.value() && listen.value()->second != 0) {  // alerts link back to the dashboard
+    const std::string& h = listen.value()->first;
+    ao.generator_url = "http://" + (h.find(':') != std::string::npos ? "[" + h + "]" : h) + ":" +
+                       std::to_string(listen.value()->second) + "/";
   }
   alerts_ = std::make_unique<AlertManager>(ao, &p.dicts().sensors, &p.dicts().types, &p.dicts().models);
+  alerts_->SetAssets(&p.dicts().assets);
   if (!listen.value()) return Status::OK();  // --http off
   live_ = std::make_unique<http::LiveView>(&p.dicts());
   http::ServerOptions so;
@@ -74,6 +114,7 @@ Status Serving::Start(Pipeline& p) {
   so.web_dir = FindWebDir(args_.web_dir);
   so.uplot_dir = FindUplotDir(so.web_dir);
   so.data_dir = data_dir_;
+  so.metrics_top_sensors = args_.metrics_top_sensors;
   if (!fs::exists(so.web_dir + "/index.html"))
     spdlog::warn("dashboard files not found in {} (use --web-dir)", so.web_dir);
   if (!fs::exists(so.uplot_dir + "/uPlot.iife.min.js"))

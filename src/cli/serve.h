@@ -26,6 +26,17 @@ struct ServeArgs {
   std::string alert_webhook;
   double alert_quiet_s = 30;
   int alert_close_after = 10;
+  // Alert policy and Alertmanager delivery (sinks/alerts.h, docs/OPERATIONS.md).
+  int alert_min_points = 1;
+  double alert_min_duration_s = 0;
+  double alert_warning_score = 0;
+  double alert_critical_score = 0.9;
+  std::string alert_group_by = "sensor";
+  std::string alert_device_separator = "/";
+  std::string alertmanager;
+  double alertmanager_resend_s = 60;
+  std::string alertmanager_labels;  // name=value,name=value
+  size_t metrics_top_sensors = 20;
   void Add(CLI::App* app);
 };
 

@@ -192,11 +192,14 @@ std::vector<std::pair<std::string, int64_t>> LiveView::AnomaliesByType() const {
 }
 
 std::vector<std::pair<std::string, int64_t>> LiveView::AnomaliesBySensor(size_t limit) const {
-  std::vector<std::pair<std::string, int64_t>> out;
+  std::vector<std::pair<int64_t, uint32_t>> top;  // (-anomalies, sensor id): sorts most first
   std::lock_guard<std::mutex> g(mu_);
-  for (size_t s = 0; s < rings_.size() && out.size() < limit; s++)
-    if (rings_[s] && rings_[s]->anomalies)
-      out.emplace_back(dicts_->sensors.Name(static_cast<uint32_t>(s)), rings_[s]->anomalies);
+  for (size_t s = 0; s < rings_.size(); s++)
+    if (rings_[s] && rings_[s]->anomalies) top.emplace_back(-rings_[s]->anomalies, static_cast<uint32_t>(s));
+  const size_t n = std::min(limit, top.size());
+  std::partial_sort(top.begin(), top.begin() + static_cast<std::ptrdiff_t>(n), top.end());
+  std::vector<std::pair<std::string, int64_t>> out;
+  for (size_t i = 0; i < n; i++) out.emplace_back(dicts_->sensors.Name(top[i].second), -top[i].first);
   return out;
 }
 
@@ -394,8 +397,10 @@ std::string Server::MetricsText() const {
              "Flagged readings by labelled anomaly type (none = unlabelled).");
     for (auto& [t, n] : deps_.live->AnomaliesByType())
       p.Sample("iotpipe_anomalies_by_type_total", static_cast<double>(n), Prom::Label("type", t));
-    p.Family("iotpipe_sensor_anomalies_total", "counter", "Flagged readings per sensor (sensors held in memory).");
-    for (auto& [s, n] : deps_.live->AnomaliesBySensor(5000))
+    p.Family("iotpipe_sensor_anomalies_total", "counter",
+             "Flagged readings per sensor, for the top " + std::to_string(opt_.metrics_top_sensors) +
+                 " sensors by flagged readings only (bounded labels).");
+    for (auto& [s, n] : deps_.live->AnomaliesBySensor(opt_.metrics_top_sensors))
       p.Sample("iotpipe_sensor_anomalies_total", static_cast<double>(n), Prom::Label("sensor", s));
   }
   p.Family("iotpipe_queue_depth", "gauge", "Batches waiting between stages.");
@@ -431,12 +436,36 @@ std::string Server::MetricsText() const {
     p.Simple("iotpipe_alerts_flapping_total", "counter", "Sensors reported as flapping.",
              static_cast<double>(a.flapping.load()));
     p.Simple("iotpipe_alerts_open", "gauge", "Alerts open now.", static_cast<double>(a.open_now.load()));
-    p.Family("iotpipe_alert_deliveries_total", "counter", "Webhook deliveries by outcome.");
-    p.Sample("iotpipe_alert_deliveries_total", static_cast<double>(a.webhook_sent.load()), "outcome=\"sent\"");
-    p.Sample("iotpipe_alert_deliveries_total", static_cast<double>(a.webhook_failed.load()), "outcome=\"failed\"");
-    p.Sample("iotpipe_alert_deliveries_total", static_cast<double>(a.webhook_dropped.load()), "outcome=\"dropped\"");
+    p.Simple("iotpipe_alerts_below_policy_total", "counter",
+             "Anomaly episodes that ended before the alert policy's minimum points or duration.",
+             static_cast<double>(a.below_policy.load()));
+    const AlertmanagerClient* am = deps_.alerts->alertmanager();
+    p.Family("iotpipe_alert_deliveries_total", "counter",
+             "Alert deliveries by receiver and outcome (webhook: events; alertmanager: sent = alerts accepted, "
+             "failed = posts that failed, dropped = updates dropped).");
+    auto out = [&p](const char* rx, const char* outcome, int64_t v) {
+      p.Sample("iotpipe_alert_deliveries_total", static_cast<double>(v),
+               Prom::Label("receiver", rx) + "," + Prom::Label("outcome", outcome));
+    };
+    out("webhook", "sent", a.webhook_sent.load());
+    out("webhook", "failed", a.webhook_failed.load());
+    out("webhook", "dropped", a.webhook_dropped.load());
+    if (am) {
+      const AlertmanagerCounters& c = am->counters();
+      out("alertmanager", "sent", c.sent.load());
+      out("alertmanager", "failed", c.failed.load());
+      out("alertmanager", "dropped", c.dropped.load());
+    }
     p.Simple("iotpipe_alert_delivery_retries_total", "counter", "Webhook attempts after the first.",
              static_cast<double>(a.webhook_retries.load()));
+    p.Family("iotpipe_alert_receiver_up", "gauge",
+             "Whether the last delivery to the receiver succeeded (1), failed (0), or none was made yet (-1).");
+    p.Sample("iotpipe_alert_receiver_up", static_cast<double>(a.webhook_up.load()), "receiver=\"webhook\"");
+    if (am) {
+      p.Sample("iotpipe_alert_receiver_up", static_cast<double>(am->counters().up.load()), "receiver=\"alertmanager\"");
+      p.Simple("iotpipe_alertmanager_alerts_firing", "gauge", "Alerts iotpipe holds as firing in Alertmanager.",
+               static_cast<double>(am->counters().firing.load()));
+    }
     p.Simple("iotpipe_alerts_stored_total", "counter", "Alerts written to Parquet.",
              static_cast<double>(a.stored.load()));
   }

@@ -80,6 +80,7 @@ class LiveView {
   std::vector<LiveAnomaly> Anomalies(int64_t since_us, int64_t after_seq, size_t limit) const;
   // Predicted anomalies by ground-truth anomaly type ("none" when the row had none).
   std::vector<std::pair<std::string, int64_t>> AnomaliesByType() const;
+  // The `limit` sensors with the most flagged readings, most first (ties: lower sensor id first).
   std::vector<std::pair<std::string, int64_t>> AnomaliesBySensor(size_t limit) const;
   int64_t anomaly_seq() const;
   const Dictionaries* dicts() const { return dicts_; }
@@ -111,6 +112,9 @@ struct ServerOptions {
   size_t query_max_bytes = 16 * 1024;
   size_t max_sse_clients = 4;
   double tick_s = 1.0;  // per-second figures
+  // /metrics: per-sensor series (iotpipe_sensor_anomalies_total) only for the N sensors with the most
+  // flagged readings, so a fleet of 100k sensors never becomes 100k series (docs/OPERATIONS.md).
+  size_t metrics_top_sensors = 20;
 };
 
 // What the server reads from the pipeline (all optional except metrics).

@@ -196,6 +196,32 @@ TEST(PromChecker, RejectsMalformedText) {
 }
 
 // ---- listen address ----------------------------------------------------------------------------
+// /metrics labels are bounded (issue 19): the per-sensor family keeps the N sensors with the most
+// flagged readings, most first, whatever their ids.
+TEST(Metrics, PerSensorSeriesAreTheTopN) {
+  Dictionaries d;
+  d.models.Intern("m");
+  LiveView live(&d, 10, 1000);
+  ProcessedBatch b;
+  // Sensor k has k flagged readings (k = 0..29), interned in an order unrelated to their counts.
+  for (int k = 29; k >= 0; k--) {
+    const uint32_t id = d.sensors.Intern("s" + std::to_string(k));
+    for (int i = 0; i < 30; i++) {
+      b.readings.Push(id, (1000 + i) * 1000000LL, 1.0, false, ReadingBatch::kNoType);
+      b.readings.predicted.back() = i < k;
+      b.readings.score.back() = i < k ? 0.9f : 0.1f;
+      b.readings.model.back() = 0;
+    }
+  }
+  live.OnBatch(b);
+  auto top = live.AnomaliesBySensor(3);
+  ASSERT_EQ(top.size(), 3u);
+  EXPECT_EQ(top[0], (std::pair<std::string, int64_t>{"s29", 29}));
+  EXPECT_EQ(top[1], (std::pair<std::string, int64_t>{"s28", 28}));
+  EXPECT_EQ(top[2], (std::pair<std::string, int64_t>{"s27", 27}));
+  EXPECT_EQ(live.AnomaliesBySensor(100).size(), 29u);  // sensors with anomalies only
+}
+
 TEST(Listen, ParsesAddresses) {
   auto a = ParseListen("127.0.0.1:8080");
   ASSERT_TRUE(a.ok());

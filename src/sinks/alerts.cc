@@ -3,7 +3,9 @@
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
+#include <cctype>
 #include <chrono>
+#include <cstdio>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -31,6 +33,40 @@ Status SplitHttpUrl(const std::string& url, std::string* shp, std::string* path)
   return Status::OK();
 }
 
+Status ValidateAlertOptions(const AlertOptions& o) {
+  if (o.group_by != "sensor" && o.group_by != "device" && o.group_by != "asset")
+    return Status::InvalidArgument("--alert-group-by: expected sensor, device or asset, got '" + o.group_by + "'");
+  if (o.group_by == "device" && o.device_separator.empty())
+    return Status::InvalidArgument("--alert-device-separator: must not be empty with --alert-group-by device");
+  if (o.min_points < 1) return Status::InvalidArgument("--alert-min-points: must be >= 1");
+  if (o.min_duration_s < 0) return Status::InvalidArgument("--alert-min-duration: must be >= 0");
+  if (o.critical_score < o.warning_score)
+    return Status::InvalidArgument("--alert-critical-score must be >= --alert-warning-score");
+  std::string a, b;
+  if (!o.webhook_url.empty()) {
+    Status s = SplitHttpUrl(o.webhook_url, &a, &b);
+    if (!s.ok()) return Status::InvalidArgument("--alert-webhook: " + s.message());
+  }
+  if (!o.alertmanager_url.empty()) {
+    Status s = SplitHttpUrl(o.alertmanager_url, &a, &b);
+    if (!s.ok()) return Status::InvalidArgument("--alertmanager: " + s.message());
+    if (o.alertmanager_resend_s <= 0) return Status::InvalidArgument("--alertmanager-resend: must be > 0");
+  }
+  for (const auto& l : o.alertmanager_labels) {
+    size_t eq = l.find('=');
+    bool ok = eq != std::string::npos && eq > 0;
+    for (size_t i = 0; ok && i < eq; i++) {
+      char c = l[i];
+      ok = c == '_' || std::isalpha(static_cast<unsigned char>(c)) ||
+           (i > 0 && std::isdigit(static_cast<unsigned char>(c)));
+    }
+    if (!ok)
+      return Status::InvalidArgument("--alertmanager-labels: expected name=value (name [a-zA-Z_][a-zA-Z0-9_]*), got '" +
+                                     l + "'");
+  }
+  return Status::OK();
+}
+
 std::string AlertEvent::ToJson() const {
   nlohmann::json j = {
       {"event", kind},
@@ -42,13 +78,22 @@ std::string AlertEvent::ToJson() const {
       {"max_score", alert.max_score},
       {"anomaly_type", alert.anomaly_type.empty() ? nlohmann::json(nullptr) : nlohmann::json(alert.anomaly_type)},
       {"model_version", alert.model_version},
-      {"state", alert.state}};
+      {"state", alert.state},
+      {"group", alert.group},
+      {"severity", alert.severity},
+      {"trigger_sensor", alert.trigger_sensor}};
   j["closed"] = alert.closed_us >= 0 ? nlohmann::json(FormatIsoMicros(alert.closed_us)) : nlohmann::json(nullptr);
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 AlertManager::AlertManager(AlertOptions opt, const Interner* sensors, const Interner* types, const Interner* models)
-    : opt_(std::move(opt)), sensors_(sensors), types_(types), models_(models) {
+    : opt_(std::move(opt)),
+      sensors_(sensors),
+      types_(types),
+      models_(models),
+      wh_log_("webhook " + opt_.webhook_url, opt_.failure_log_every_s) {
+  by_sensor_ = opt_.group_by != "device" && opt_.group_by != "asset";
+  by_device_ = opt_.group_by == "device";
   run_id_ = std::to_string(RealClock::Get()->NowMicros() / 1000);
   last_store_mono_ = MonoMicros();
   // Temp files a kill left between COPY and rename (issue 14, finding 7). Writing one takes milliseconds,
@@ -65,73 +110,132 @@ AlertManager::AlertManager(AlertOptions opt, const Interner* sensors, const Inte
       wh_thread_ = std::thread([this] { WebhookLoop(); });
     }
   }
+  if (!opt_.alertmanager_url.empty()) {
+    AlertmanagerOptions ao;
+    ao.url = opt_.alertmanager_url;
+    ao.resend_s = opt_.alertmanager_resend_s;
+    ao.timeout_s = opt_.webhook_timeout_s;
+    ao.queue = opt_.webhook_queue;
+    ao.log_every_s = opt_.failure_log_every_s;
+    am_ = std::make_unique<AlertmanagerClient>(ao);
+    Status s = am_->Start();
+    if (!s.ok()) {
+      spdlog::error("alerts: {}; Alertmanager delivery disabled", s.message());
+      am_.reset();
+    }
+    for (const auto& l : opt_.alertmanager_labels) {
+      size_t eq = l.find('=');
+      if (eq != std::string::npos && eq > 0) am_labels_[l.substr(0, eq)] = l.substr(eq + 1);
+    }
+  }
 }
 
 AlertManager::~AlertManager() { Stop(0); }
 
 void AlertManager::AddSink(std::function<void(const AlertEvent&)> sink) { sinks_.push_back(std::move(sink)); }
 
+uint32_t AlertManager::GroupOf(const ReadingBatch& b, size_t i) {
+  const uint32_t sid = b.sensor[i];
+  if (by_sensor_) return sid;
+  auto intern = [this](const std::string& label, const std::string& name) {
+    auto [it, added] = group_ids_.emplace(label + '\x1f' + name, static_cast<uint32_t>(groups_.size()));
+    if (added) groups_.emplace_back(label, name);
+    return it->second;
+  };
+  if (!by_device_ && assets_ && i < b.asset.size() && b.asset[i] != ReadingBatch::kNoAsset) {
+    const uint32_t aid = b.asset[i];
+    if (aid < asset_of_.size() && asset_of_[aid]) return asset_of_[aid] - 1;
+    const uint32_t g = intern("asset", assets_->Name(aid));
+    if (aid >= asset_of_.size()) asset_of_.resize(std::max<size_t>(aid + 1, asset_of_.size() * 3 / 2), 0);
+    asset_of_[aid] = g + 1;
+    return g;
+  }
+  // By device, or by sensor for a reading without an asset: cached per sensor id.
+  if (sid < device_of_.size() && device_of_[sid]) return device_of_[sid] - 1;
+  const std::string& name = sensors_->Name(sid);
+  const size_t cut = by_device_ ? name.rfind(opt_.device_separator) : std::string::npos;
+  const uint32_t g =
+      cut == std::string::npos || cut == 0 ? intern("sensor", name) : intern("device", name.substr(0, cut));
+  if (sid >= device_of_.size()) device_of_.resize(std::max<size_t>(sid + 1, device_of_.size() * 3 / 2), 0);
+  device_of_[sid] = g + 1;
+  return g;
+}
+
 void AlertManager::OnBatch(const ReadingBatch& b) {
   const size_t n = b.size();
+  const auto quiet_us = static_cast<int64_t>(opt_.quiet_period_s * 1e6);
   for (size_t i = 0; i < n; i++) {
-    uint32_t sid = b.sensor[i];
-    if (sid >= st_.size()) {
-      if (!b.predicted[i]) continue;  // a sensor never flagged needs no state
-      st_.resize(std::max<size_t>(sid + 1, st_.size() * 3 / 2));
+    const uint32_t sid = b.sensor[i];
+    uint32_t gid;
+    if (by_sensor_) {
+      gid = sid;
+      if (gid >= st_.size() && !b.predicted[i]) continue;  // a sensor never flagged needs no state
+    } else {
+      gid = GroupOf(b, i);
     }
-    SensorState& s = st_[sid];
+    if (gid >= st_.size()) {
+      if (!b.predicted[i]) continue;
+      st_.resize(std::max<size_t>(gid + 1, st_.size() * 3 / 2));
+    }
+    SensorState& s = st_[gid];
     const int64_t ts = b.ts_us[i];
     if (b.predicted[i]) {
       s.last_anomaly_us = ts;
-      if (s.open) {
+      s.normal_run = 0;
+      if (s.open || s.pending) {
         s.alert.points++;
         s.alert.last_anomaly_us = ts;
         s.alert.max_score = std::max(s.alert.max_score, b.score[i]);
         if (s.alert.anomaly_type.empty() && b.type[i] != ReadingBatch::kNoType)
           s.alert.anomaly_type = types_->Name(b.type[i]);
-        s.normal_run = 0;
-        c_.folded++;
-        continue;
-      }
-      // Open a new alert, unless the sensor is flapping.
-      while (!s.opens.empty() && ts - s.opens.front() > static_cast<int64_t>(opt_.flap_window_s * 1e6))
-        s.opens.pop_front();
-      if (s.flapping && s.opens.empty()) s.flapping = false;  // quiet for a whole window
-      s.opens.push_back(ts);
-      s.open = true;
-      s.normal_run = 0;
-      Alert& a = s.alert;
-      a = Alert{};
-      a.sensor_id = sensors_->Name(sid);
-      a.alert_id = a.sensor_id + "-" + std::to_string(ts);
-      a.opened_us = ts;
-      a.last_anomaly_us = ts;
-      a.points = 1;
-      a.max_score = b.score[i];
-      if (b.type[i] != ReadingBatch::kNoType) a.anomaly_type = types_->Name(b.type[i]);
-      a.model_version = models_->Name(b.model[i]);
-      a.state = "open";
-      c_.opened++;
-      c_.open_now++;
-      if (s.flapping) {
-        c_.suppressed++;
-      } else if (opt_.flap_opens > 0 && s.opens.size() >= static_cast<size_t>(opt_.flap_opens)) {
-        s.flapping = true;
-        c_.flapping++;
-        Emit("flapping", a);
+        if (s.open) {
+          c_.folded++;
+          continue;
+        }
       } else {
-        Emit("open", a);
+        // A new episode: pending until the policy's minimum points and duration are reached.
+        s.pending = true;
+        Alert& a = s.alert;
+        a = Alert{};
+        if (by_sensor_) {
+          a.sensor_id = sensors_->Name(sid);
+        } else {
+          a.group = groups_[gid].first;
+          a.sensor_id = groups_[gid].second;
+        }
+        a.trigger_sensor = sensors_->Name(sid);
+        a.alert_id = a.sensor_id + "-" + std::to_string(ts);
+        a.opened_us = ts;
+        a.last_anomaly_us = ts;
+        a.points = 1;
+        a.max_score = b.score[i];
+        if (b.type[i] != ReadingBatch::kNoType) a.anomaly_type = types_->Name(b.type[i]);
+        a.model_version = models_->Name(b.model[i]);
+        a.state = "open";
       }
-    } else if (s.open) {
+      if (s.alert.points >= opt_.min_points &&
+          ts - s.alert.opened_us >= static_cast<int64_t>(opt_.min_duration_s * 1e6))
+        Open(s, ts);
+    } else if (s.open || s.pending) {
       s.normal_run++;
-      if (s.normal_run >= opt_.close_after_normal &&
-          ts - s.last_anomaly_us >= static_cast<int64_t>(opt_.quiet_period_s * 1e6)) {
+      if (s.normal_run >= opt_.close_after_normal && ts - s.last_anomaly_us >= quiet_us) {
+        if (s.pending) {  // the episode ended below the policy's minimum: no alert
+          s.pending = false;
+          c_.below_policy++;
+          continue;
+        }
         s.open = false;
         s.alert.closed_us = ts;
         s.alert.state = "closed";
         c_.closed++;
         c_.open_now--;
         if (!s.flapping) Emit("close", s.alert);
+        if (s.am_fired && am_) {
+          AmAlert u = ToAm(s.alert);
+          u.ends_us = -1;  // Resolve: now (wall clock)
+          am_->Resolve(std::move(u));
+        }
+        s.am_fired = false;
         if (!opt_.data_dir.empty()) to_store_.push_back(s.alert);
       }
     }
@@ -140,6 +244,61 @@ void AlertManager::OnBatch(const ReadingBatch& b) {
     Status s = StoreDue(false);
     if (!s.ok()) spdlog::warn("alerts: storing failed: {}", s.message());
   }
+}
+
+void AlertManager::Open(SensorState& s, int64_t ts) {
+  s.pending = false;
+  s.open = true;
+  Alert& a = s.alert;
+  a.severity = a.max_score >= opt_.critical_score ? "critical" : a.max_score >= opt_.warning_score ? "warning" : "info";
+  c_.folded += a.points - 1;
+  // Open a new alert, unless the group is flapping.
+  while (!s.opens.empty() && ts - s.opens.front() > static_cast<int64_t>(opt_.flap_window_s * 1e6)) s.opens.pop_front();
+  if (s.flapping && s.opens.empty()) s.flapping = false;  // quiet for a whole window
+  s.opens.push_back(ts);
+  c_.opened++;
+  c_.open_now++;
+  if (s.flapping) {
+    c_.suppressed++;
+    return;
+  }
+  if (opt_.flap_opens > 0 && s.opens.size() >= static_cast<size_t>(opt_.flap_opens)) {
+    s.flapping = true;
+    c_.flapping++;
+    Emit("flapping", a);
+  } else {
+    Emit("open", a);
+  }
+  if (am_) {
+    AmAlert f = ToAm(a);
+    if (s.flapping) f.annotations["flapping"] = "true";
+    am_->Fire(std::move(f));
+    s.am_fired = true;
+  }
+}
+
+AmAlert AlertManager::ToAm(const Alert& a) const {
+  AmAlert u;
+  u.labels = am_labels_;
+  u.labels["alertname"] = "IotpipeAnomaly";
+  u.labels[a.group] = a.sensor_id;
+  u.labels["severity"] = a.severity;
+  char score[32];
+  std::snprintf(score, sizeof score, "%.3f", a.max_score);
+  u.annotations["summary"] = "Anomaly on " + a.group + " " + a.sensor_id;
+  u.annotations["description"] =
+      std::to_string(a.points) + " flagged reading(s) since " + FormatIsoMicros(a.opened_us) + ", highest score " +
+      score + (a.anomaly_type.empty() ? "" : ", type " + a.anomaly_type) + ", model " + a.model_version;
+  u.annotations["alert_id"] = a.alert_id;
+  u.annotations["points"] = std::to_string(a.points);
+  u.annotations["max_score"] = score;
+  u.annotations["model_version"] = a.model_version;
+  u.annotations["trigger_sensor"] = a.trigger_sensor;
+  if (!a.anomaly_type.empty()) u.annotations["anomaly_type"] = a.anomaly_type;
+  if (a.closed_us >= 0) u.annotations["closed_event_time"] = FormatIsoMicros(a.closed_us);
+  u.starts_us = a.opened_us;
+  if (!opt_.generator_url.empty()) u.generator_url = opt_.generator_url;
+  return u;
 }
 
 void AlertManager::Emit(const std::string& kind, const Alert& a) {
@@ -173,14 +332,22 @@ void AlertManager::Emit(const std::string& kind, const Alert& a) {
   c_.events++;
 }
 
-bool AlertManager::PostOnce(const std::string& body) {
+bool AlertManager::PostOnce(const std::string& body, std::string* err) {
   httplib::Client cli(wh_host_);
   auto to = std::chrono::microseconds(static_cast<int64_t>(opt_.webhook_timeout_s * 1e6));
   cli.set_connection_timeout(to);
   cli.set_read_timeout(to);
   cli.set_write_timeout(to);
   auto res = cli.Post(wh_path_, body, "application/json");
-  return res && res->status >= 200 && res->status < 300;
+  if (!res) {
+    *err = "POST " + opt_.webhook_url + ": " + HttpClientErrorText(static_cast<int>(res.error()));
+    return false;
+  }
+  if (res->status < 200 || res->status >= 300) {
+    *err = "POST " + opt_.webhook_url + ": HTTP " + std::to_string(res->status);
+    return false;
+  }
+  return true;
 }
 
 void AlertManager::WebhookLoop() {
@@ -197,6 +364,7 @@ void AlertManager::WebhookLoop() {
     wh_q_.pop_front();
     lk.unlock();
     bool ok = false;
+    std::string err;
     double delay = opt_.webhook_backoff_s;
     for (int attempt = 0; attempt <= opt_.webhook_retries; attempt++) {
       if (attempt > 0) {
@@ -208,15 +376,20 @@ void AlertManager::WebhookLoop() {
         if (wh_stop_ && MonoMicros() > wh_deadline_mono_) break;
         delay *= 2;
       }
-      if (PostOnce(body)) {
+      if (PostOnce(body, &err)) {
         ok = true;
         break;
       }
     }
-    if (ok)
+    if (ok) {
       c_.webhook_sent++;
-    else
+      c_.webhook_up = 1;
+      wh_log_.Succeeded();
+    } else {
       c_.webhook_failed++;
+      c_.webhook_up = 0;
+      wh_log_.Failed(err + " (after " + std::to_string(opt_.webhook_retries) + " retries)");
+    }
     lk.lock();
   }
 }
@@ -322,6 +495,7 @@ void AlertManager::Stop(double drain_s) {
     wh_cv_.notify_all();
     wh_thread_.join();
   }
+  if (am_) am_->Stop(drain_s);
 }
 
 std::vector<AlertEvent> AlertManager::Recent(size_t max) const {
