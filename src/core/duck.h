@@ -55,6 +55,14 @@ bool IsNumericType(duckdb_type t);
 // breaks a query.
 struct TableDesc;
 Status CreateDataViews(Duck& db, const std::string& data_dir);
+
+// Appends a VARCHAR, or NULL for an empty string (optional text columns of the smaller datasets).
+inline void AppendTextOrNull(duckdb_appender app, const std::string& v) {
+  if (v.empty())
+    duckdb_append_null(app);
+  else
+    duckdb_append_varchar_length(app, v.data(), v.size());
+}
 // The files such a view reads for table t, sorted; and how many files were skipped so far (process-wide).
 std::vector<std::string> ReadableDataFiles(const std::string& data_dir, const TableDesc& t);
 int64_t SkippedDataFiles();

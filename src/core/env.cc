@@ -18,19 +18,6 @@ Status PosixError(const std::string& what, const std::string& path, int err) {
   return err == ENOENT ? Status::NotFound(m) : Status::IOError(m);
 }
 
-// Reads [off, off + n) of fd into buf; false on error or early end of file.
-bool PreadAll(int fd, char* buf, size_t n, off_t off) {
-  while (n > 0) {
-    ssize_t r = ::pread(fd, buf, n, off);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return false;
-    buf += r;
-    n -= static_cast<size_t>(r);
-    off += r;
-  }
-  return true;
-}
-
 class PosixWritableFile final : public WritableFile {
  public:
   PosixWritableFile(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
@@ -138,6 +125,18 @@ class PosixEnv final : public Env {
 };
 
 }  // namespace
+
+bool PreadAll(int fd, char* buf, size_t n, int64_t off) {
+  while (n > 0) {
+    ssize_t r = ::pread(fd, buf, n, static_cast<off_t>(off));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    buf += r;
+    n -= static_cast<size_t>(r);
+    off += r;
+  }
+  return true;
+}
 
 Status WritableFile::AppendFileRange(const std::string& src, uint64_t off, uint64_t n) {
   int in = ::open(src.c_str(), O_RDONLY | O_CLOEXEC);

@@ -18,6 +18,9 @@
 
 namespace iotpipe {
 
+// Reads exactly [off, off + n) of fd into buf (retrying short reads and EINTR); false on error or early EOF.
+bool PreadAll(int fd, char* buf, size_t n, int64_t off);
+
 class WritableFile {
  public:
   virtual ~WritableFile() = default;

@@ -94,7 +94,7 @@ AlertManager::AlertManager(AlertOptions opt, const Interner* sensors, const Inte
       wh_log_("webhook " + opt_.webhook_url, opt_.failure_log_every_s) {
   by_sensor_ = opt_.group_by != "device" && opt_.group_by != "asset";
   by_device_ = opt_.group_by == "device";
-  run_id_ = std::to_string(RealClock::Get()->NowMicros() / 1000);
+  run_id_ = std::to_string(opt_.env->clock()->NowMicros() / 1000);
   last_store_mono_ = MonoMicros();
   // Temp files a kill left between COPY and rename (issue 14, finding 7). Writing one takes milliseconds,
   // so one older than 10 minutes belongs to no live writer (processors of one group share the directory).
@@ -409,70 +409,70 @@ Status AlertManager::StoreDue(bool force) {
   auto db = Duck::Open("", 1);
   if (!db.ok()) {
     c_.store_errors++;
+    for (auto& a : items) to_store_.push_back(std::move(a));
     return db.status();
   }
-  for (auto& [day, list] : by_day) {
-    int y;
-    unsigned m, d;
-    CivilFromDays(day, &y, &m, &d);
-    char date[32];
-    std::snprintf(date, sizeof date, "date=%04d-%02u-%02u", y, m, d);
-    std::string dir = opt_.data_dir + "/alerts/" + date;
-    Status s = MakeDirs(dir);
+  // A day that cannot be written (a full disk, a failed rename) keeps its alerts, and those of the days after
+  // it, for the next store: an alert is never dropped because the disk failed once.
+  for (auto it = by_day.begin(); it != by_day.end(); ++it) {
+    Status s = StoreDay(**db, it->first, it->second);
     if (!s.ok()) {
       c_.store_errors++;
+      for (auto rest = it; rest != by_day.end(); ++rest)
+        for (const Alert* a : rest->second) to_store_.push_back(*a);
       return s;
     }
-    // Rows go in through the appender: binding a VALUES list cost ~0.8 ms of SQL planning per alert.
-    s = (*db)->Exec("CREATE OR REPLACE TABLE alerts_buf (" + AlertsTable().SqlColumns() + ")");
-    if (!s.ok()) {
-      c_.store_errors++;
-      return s;
-    }
-    duckdb_appender app = nullptr;
-    if (duckdb_appender_create((*db)->conn(), nullptr, "alerts_buf", &app) != DuckDBSuccess) {
-      duckdb_appender_destroy(&app);
-      c_.store_errors++;
-      return Status::Error("alerts: cannot create appender");
-    }
-    auto text = [&app](const std::string& v) {
-      if (v.empty())
-        duckdb_append_null(app);
-      else
-        duckdb_append_varchar_length(app, v.data(), v.size());
-    };
-    for (const Alert* a : list) {
-      duckdb_append_varchar_length(app, a->alert_id.data(), a->alert_id.size());
-      duckdb_append_varchar_length(app, a->sensor_id.data(), a->sensor_id.size());
-      duckdb_append_timestamp(app, duckdb_timestamp{a->opened_us});
-      if (a->closed_us >= 0)
-        duckdb_append_timestamp(app, duckdb_timestamp{a->closed_us});
-      else
-        duckdb_append_null(app);
-      duckdb_append_int64(app, a->points);
-      duckdb_append_float(app, a->max_score);
-      text(a->anomaly_type);
-      text(a->model_version);
-      duckdb_append_varchar_length(app, a->state.data(), a->state.size());
-      duckdb_appender_end_row(app);
-    }
-    const bool appended = duckdb_appender_close(app) == DuckDBSuccess;
-    std::string app_err = appended ? "" : std::string(duckdb_appender_error(app) ? duckdb_appender_error(app) : "");
+    c_.stored += static_cast<int64_t>(it->second.size());
+  }
+  return Status::OK();
+}
+
+// Writes one day's alerts as one Parquet file (temp + fsync + rename through the Env).
+Status AlertManager::StoreDay(Duck& db, int64_t day, const std::vector<const Alert*>& list) {
+  int y;
+  unsigned m, d;
+  CivilFromDays(day, &y, &m, &d);
+  char date[32];
+  std::snprintf(date, sizeof date, "date=%04d-%02u-%02u", y, m, d);
+  std::string dir = opt_.data_dir + "/alerts/" + date;
+  Status s = MakeDirs(opt_.env, dir);
+  if (!s.ok()) return s;
+  // Rows go in through the appender: binding a VALUES list cost ~0.8 ms of SQL planning per alert.
+  s = db.Exec("CREATE OR REPLACE TABLE alerts_buf (" + AlertsTable().SqlColumns() + ")");
+  if (!s.ok()) return s;
+  duckdb_appender app = nullptr;
+  if (duckdb_appender_create(db.conn(), nullptr, "alerts_buf", &app) != DuckDBSuccess) {
     duckdb_appender_destroy(&app);
-    if (!appended) {
-      c_.store_errors++;
-      return Status::Error("alerts: append: " + app_err);
-    }
-    std::string name = opt_.file_prefix + "-" + run_id_ + "-" + std::to_string(file_seq_++) + ".parquet";
-    std::string tmp = dir + "/." + name + ".tmp", fin = dir + "/" + name;
-    s = (*db)->Exec("COPY alerts_buf TO " + SqlQuote(tmp) + " (FORMAT parquet)");
-    if (s.ok()) s = CommitFile(tmp, fin);
-    if (!s.ok()) {
-      std::remove(tmp.c_str());
-      c_.store_errors++;
-      return s;
-    }
-    c_.stored += static_cast<int64_t>(list.size());
+    return Status::Error("alerts: cannot create appender");
+  }
+  for (const Alert* a : list) {
+    duckdb_append_varchar_length(app, a->alert_id.data(), a->alert_id.size());
+    duckdb_append_varchar_length(app, a->sensor_id.data(), a->sensor_id.size());
+    duckdb_append_timestamp(app, duckdb_timestamp{a->opened_us});
+    if (a->closed_us >= 0)
+      duckdb_append_timestamp(app, duckdb_timestamp{a->closed_us});
+    else
+      duckdb_append_null(app);
+    duckdb_append_int64(app, a->points);
+    duckdb_append_float(app, a->max_score);
+    AppendTextOrNull(app, a->anomaly_type);
+    AppendTextOrNull(app, a->model_version);
+    duckdb_append_varchar_length(app, a->state.data(), a->state.size());
+    duckdb_appender_end_row(app);
+  }
+  const bool appended = duckdb_appender_close(app) == DuckDBSuccess;
+  std::string app_err = appended ? "" : std::string(duckdb_appender_error(app) ? duckdb_appender_error(app) : "");
+  duckdb_appender_destroy(&app);
+  if (!appended) {
+    return Status::Error("alerts: append: " + app_err);
+  }
+  std::string name = opt_.file_prefix + "-" + run_id_ + "-" + std::to_string(file_seq_++) + ".parquet";
+  std::string tmp = dir + "/." + name + ".tmp", fin = dir + "/" + name;
+  s = db.Exec("COPY alerts_buf TO " + SqlQuote(tmp) + " (FORMAT parquet)");
+  if (s.ok()) s = CommitFile(opt_.env, tmp, fin);
+  if (!s.ok()) {
+    (void)opt_.env->RemoveFile(tmp);
+    return s;
   }
   return Status::OK();
 }

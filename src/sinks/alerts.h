@@ -36,11 +36,14 @@
 #include <vector>
 
 #include "core/batch.h"
+#include "core/env.h"
 #include "core/interner.h"
 #include "core/status.h"
 #include "sinks/alertmanager.h"
 
 namespace iotpipe {
+
+class Duck;
 
 struct AlertOptions {
   // Policy (see the header comment). The defaults open an alert on the first flagged reading of an
@@ -64,8 +67,9 @@ struct AlertOptions {
   double webhook_timeout_s = 2;    // connect / read / write timeout per attempt
   double webhook_backoff_s = 0.2;  // first retry delay, doubled each time
   size_t webhook_queue = 1024;     // pending deliveries; beyond that they are dropped (counted)
-  // Storage (empty = not stored).
+  // Storage (empty = not stored). Files and the clock go through env (tests: core/fault_env.h).
   std::string data_dir;
+  Env* env = Env::Default();
   std::string file_prefix = "alerts";  // stored file names: <prefix>-<run>-<seq>.parquet
   double store_interval_s = 10;        // closed alerts are written at most this often (and at Stop)
   // Alertmanager delivery (empty URL = none): http://host:port of Alertmanager.
@@ -121,6 +125,7 @@ class AlertManager {
   // Extra delivery (e.g. Kafka): called on the pipeline thread for every event; must not block.
   void AddSink(std::function<void(const AlertEvent&)> sink);
   // Writes stored alerts that are due (call periodically; OnBatch does it by itself).
+  Status StoreDay(Duck& db, int64_t day, const std::vector<const Alert*>& list);
   Status StoreDue(bool force = false);
   // Stores the still-open alerts (state=open), drains the webhook queue for at most `drain_s`.
   void Stop(double drain_s = 5);

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "core/duck.h"
+#include "core/fault_env.h"
 #include "sinks/test_webhook_receiver.h"
 
 namespace iotpipe {
@@ -220,6 +221,44 @@ TEST(Alerts, StoredAsParquetAndQueryable) {
   EXPECT_EQ(t->Str(1, 1), "open");
   EXPECT_EQ(t->Str(1, 4), "true");
   std::filesystem::remove_all(dir);
+}
+
+// Alerts are stored through the Env: a failed rename or a full disk is counted as a store error, leaves no
+// file a reader sees (nor a temp file), and the alerts are written at the next store once the disk is back.
+TEST(Alerts, StoreFaultsAreCountedAndRetried) {
+  namespace fs = std::filesystem;
+  auto dir = fs::temp_directory_path() / ("iotpipe-alerts-faults-" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  FaultInjectionEnv env;
+  {
+    Dicts d;
+    AlertOptions o;
+    o.quiet_period_s = 0;
+    o.close_after_normal = 2;
+    o.log = false;
+    o.data_dir = dir.string();
+    o.env = &env;
+    o.store_interval_s = 0;
+    AlertManager am(o, &d.sensors, &d.types, &d.models);
+    env.FailRename(true);
+    ReadingBatch b;
+    Add(b, d.sensors.Intern("a"), 1732406400, {true, true, false, false, false});  // closes
+    am.OnBatch(b);
+    EXPECT_GE(am.counters().store_errors.load(), 1);
+    EXPECT_EQ(am.counters().stored.load(), 0);
+    for (auto& e : fs::recursive_directory_iterator(dir)) EXPECT_FALSE(e.is_regular_file()) << e.path();
+    env.Reset();
+    am.Stop(0);
+    EXPECT_EQ(am.counters().stored.load(), 1);
+  }
+  auto db = Duck::Open();
+  ASSERT_TRUE(db.ok());
+  ASSERT_TRUE(CreateDataViews(**db, dir.string()).ok());
+  auto t = (*db)->Query("select sensor_id from alerts");
+  ASSERT_TRUE(t.ok()) << t.status().message();
+  ASSERT_EQ(t->rows.size(), 1u);
+  EXPECT_EQ(t->Str(0, 0), "a");
+  fs::remove_all(dir);
 }
 
 // Issue 14, finding 7: a kill between COPY and rename left .alerts-*.parquet.tmp forever.

@@ -32,18 +32,6 @@ Status Errno(const std::string& what, const std::string& path) {
   return Status::Error(what + " " + path + ": " + std::strerror(errno));
 }
 
-bool PreadAll(int fd, char* buf, size_t n, off_t off) {
-  while (n > 0) {
-    ssize_t r = ::pread(fd, buf, n, off);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return false;
-    buf += r;
-    n -= static_cast<size_t>(r);
-    off += r;
-  }
-  return true;
-}
-
 struct Footer {
   uint64_t size = 0;  // file size
   uint64_t footer_len = 0;

@@ -64,20 +64,14 @@ Status SensorsSink::WriteSnapshot() {
     duckdb_appender_destroy(&app);
     return Status::Error("sensors: cannot create an appender");
   }
-  auto text = [&app](const std::string& v) {
-    if (v.empty())
-      duckdb_append_null(app);
-    else
-      duckdb_append_varchar_length(app, v.data(), v.size());
-  };
   const int64_t now = env_->clock()->NowMicros();
   for (uint32_t sid = 0; sid < by_sensor_.size(); sid++) {
     const Entry& e = by_sensor_[sid];
     if (e.first == INT64_MAX && e.unit.empty() && e.tags.empty()) continue;
     const std::string& name = sensors_->Name(sid);
     duckdb_append_varchar_length(app, name.data(), name.size());
-    text(e.unit);
-    text(e.tags);
+    AppendTextOrNull(app, e.unit);
+    AppendTextOrNull(app, e.tags);
     if (e.first == INT64_MAX) {
       duckdb_append_null(app);
       duckdb_append_null(app);
