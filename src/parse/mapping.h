@@ -33,6 +33,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -121,6 +122,7 @@ class MappedDecoder {
   int id_col_ = -1, time_col_ = -1, value_col_ = -1, label_col_ = -1, asset_col_ = -1, unit_col_ = -1;
   std::vector<std::pair<std::string, double>> fields_;  // line protocol
   std::string scratch_, tags_;
+  std::unordered_map<std::string, std::string> influx_tags_;  // line protocol: series key -> tags JSON
 };
 
 bool GlobMatch(std::string_view pattern, std::string_view s);

@@ -110,7 +110,8 @@ Status Pipeline::Prepare(std::unique_ptr<ParquetStore>* store, std::vector<Sink*
     if (!r.ok()) return r.status();
     *store = std::move(r.value());
     sinks->push_back(store->get());
-    sensors_ = std::make_unique<SensorsSink>(opt_.store.data_dir, &dicts_.sensors, opt_.store.env);
+    sensors_ =
+        std::make_unique<SensorsSink>(opt_.store.data_dir, &dicts_.sensors, opt_.store.env, 10'000'000, (*store)->db());
     sinks->push_back(sensors_.get());
   }
   sinks->insert(sinks->end(), after_store_.begin(), after_store_.end());

@@ -85,6 +85,8 @@ class ParquetStore final : public Sink {
   Status Tick(int64_t now_mono_us) override;
   Status Close() override { return CompactClosed(); }
   const OffsetMap* durable() const override { return &durable_; }
+  // The store's in-memory DuckDB, for sinks beside it on the same (sink) thread (the sensors dataset).
+  Duck* db() const { return db_.get(); }
 
   // Buffers readings and dead letters; flushes partitions that are full.
   Status Append(const ProcessedBatch& b);

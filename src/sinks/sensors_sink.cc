@@ -1,18 +1,20 @@
 #include "sinks/sensors_sink.h"
 
 #include <duckdb.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <algorithm>
 
+#include "core/clock.h"
 #include "core/duck.h"
 #include "core/fsutil.h"
 #include "core/tables.h"
 
 namespace iotpipe {
 
-SensorsSink::SensorsSink(std::string data_dir, const Interner* sensors, Env* env, int64_t interval_us)
-    : dir_(data_dir + "/" + SensorsTable().name), sensors_(sensors), env_(env), interval_us_(interval_us) {
+SensorsSink::SensorsSink(std::string data_dir, const Interner* sensors, Env* env, int64_t interval_us, Duck* db)
+    : dir_(data_dir + "/" + SensorsTable().name), db_(db), sensors_(sensors), env_(env), interval_us_(interval_us) {
   const std::string name =
       "sensors-" + std::to_string(env_->clock()->NowMicros()) + "-" + std::to_string(getpid()) + ".parquet";
   path_ = dir_ + "/" + name;
@@ -44,6 +46,7 @@ Status SensorsSink::Write(const ProcessedBatch& b) {
 }
 
 Status SensorsSink::Tick(int64_t now_mono_us) {
+  if (last_write_mono_ < 0) last_write_mono_ = now_mono_us;
   if (!dirty_ || now_mono_us - last_write_mono_ < interval_us_) return Status::OK();
   last_write_mono_ = now_mono_us;
   return WriteSnapshot();
@@ -52,15 +55,20 @@ Status SensorsSink::Tick(int64_t now_mono_us) {
 Status SensorsSink::Flush() { return dirty_ ? WriteSnapshot() : Status::OK(); }
 
 Status SensorsSink::WriteSnapshot() {
+  const int64_t t0 = MonoMicros();
   const TableDesc& t = SensorsTable();
   Status s = MakeDirs(env_, dir_);
   if (!s.ok()) return s;
-  auto db = Duck::Open();
-  if (!db.ok()) return db.status();
-  s = (*db)->Exec("CREATE TABLE buf (" + t.SqlColumns() + ")");
+  if (!db_) {
+    auto db = Duck::Open();
+    if (!db.ok()) return db.status();
+    own_db_ = std::move(db.value());
+    db_ = own_db_.get();
+  }
+  s = db_->Exec("CREATE OR REPLACE TEMP TABLE sensors_buf (" + t.SqlColumns() + ")");
   if (!s.ok()) return s;
   duckdb_appender app = nullptr;
-  if (duckdb_appender_create((*db)->conn(), nullptr, "buf", &app) != DuckDBSuccess) {
+  if (duckdb_appender_create(db_->conn(), nullptr, "sensors_buf", &app) != DuckDBSuccess) {
     duckdb_appender_destroy(&app);
     return Status::Error("sensors: cannot create an appender");
   }
@@ -86,13 +94,15 @@ Status SensorsSink::WriteSnapshot() {
   const std::string err = ok || !duckdb_appender_error(app) ? "" : duckdb_appender_error(app);
   duckdb_appender_destroy(&app);
   if (!ok) return Status::Error("sensors: append: " + err);
-  s = (*db)->Exec("COPY buf TO " + SqlQuote(tmp_) + " (FORMAT parquet)");
+  s = db_->Exec("COPY sensors_buf TO " + SqlQuote(tmp_) + " (FORMAT parquet)");
+  (void)db_->Exec("DROP TABLE IF EXISTS sensors_buf");
   if (s.ok()) s = CommitFile(env_, tmp_, path_);
   if (!s.ok()) {
     (void)env_->RemoveFile(tmp_);
     return s.Prefixed("writing the sensors dataset");
   }
   dirty_ = false;
+  spdlog::debug("sensors: snapshot of {} sensors in {:.1f} ms", seen_count_, (MonoMicros() - t0) / 1e3);
   return Status::OK();
 }
 
