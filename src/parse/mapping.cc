@@ -49,6 +49,10 @@ std::string_view InputFormatName(InputFormat f) {
   return "original";
 }
 
+uint64_t MetaHash(std::string_view unit, std::string_view tags) {
+  return (std::hash<std::string_view>{}(unit)*0x9E3779B97F4A7C15ULL ^ std::hash<std::string_view>{}(tags)) | 1;
+}
+
 bool GlobMatch(std::string_view p, std::string_view s) {
   size_t pi = 0, si = 0, star = std::string_view::npos, mark = 0;
   while (si < s.size()) {
@@ -258,7 +262,8 @@ MappedReading& MappedDecoder::Next(size_t* n) {
   MappedReading& r = out_[(*n)++];
   r.asset.clear();
   r.unit.clear();
-  r.tags.clear();
+  r.tags = {};
+  r.meta_hash = 0;
   r.label = 2;
   return r;
 }
@@ -658,9 +663,11 @@ Reject MappedDecoder::DecodeInflux(std::string_view s, int64_t arrival_us, size_
       }
     }
     if (!tags.empty()) tags += in_tag_key ? "\":\"\"}" : "\"}";
-    cached = influx_tags_.emplace(key, std::move(tags)).first;
+    const uint64_t h = tags.empty() ? 0 : MetaHash("", tags);
+    cached = influx_tags_.emplace(key, std::make_pair(std::move(tags), h)).first;
   }
-  const std::string& tags = cached->second;
+  const std::string& tags = cached->second.first;
+  const uint64_t tags_hash = cached->second.second;
   if (key.empty() || key[0] == ',') {
     *detail = "measurement (line protocol: measurement[,tag=v] field=v [time])";
     return Reject::kMissingField;
@@ -742,6 +749,7 @@ Reject MappedDecoder::DecodeInflux(std::string_view s, int64_t arrival_us, size_
         o.id.assign(key).append(m_.separator).append(fk);
         o.asset.assign(key);
         o.tags = tags;
+        o.meta_hash = tags_hash;
         o.ts_us = ts;
         o.value = fv;
         o.label = label;
@@ -758,6 +766,7 @@ Reject MappedDecoder::DecodeInflux(std::string_view s, int64_t arrival_us, size_
     o.id.assign(key).append(m_.separator).append(fk);
     o.asset.assign(key);
     o.tags = tags;
+    o.meta_hash = tags_hash;
     o.ts_us = ts;
     o.value = fv;
     o.label = label;

@@ -84,7 +84,9 @@ struct MappedReading {
   double value = 0;
   uint8_t label = 2;  // 0, 1, or 2 = unlabelled (ReadingBatch::kNoLabel)
   std::string unit;   // empty: none declared
-  std::string tags;   // a JSON object's text, or empty
+  // A JSON object's text, or empty: a view into the decoder, valid until its next Decode.
+  std::string_view tags;
+  uint64_t meta_hash = 0;  // of unit and tags, where the decoder knows it (line protocol); 0: not computed
 };
 
 // Decodes records of one mapping. Not thread-safe (one per parser). CSV keeps the header it read
@@ -122,9 +124,12 @@ class MappedDecoder {
   int id_col_ = -1, time_col_ = -1, value_col_ = -1, label_col_ = -1, asset_col_ = -1, unit_col_ = -1;
   std::vector<std::pair<std::string, double>> fields_;  // line protocol
   std::string scratch_, tags_;
-  std::unordered_map<std::string, std::string> influx_tags_;  // line protocol: series key -> tags JSON
+  // Line protocol: series key -> its tags JSON and their hash (built once per series).
+  std::unordered_map<std::string, std::pair<std::string, uint64_t>> influx_tags_;
 };
 
 bool GlobMatch(std::string_view pattern, std::string_view s);
+// The hash the parser keeps per sensor to see a unit or tags change (never 0).
+uint64_t MetaHash(std::string_view unit, std::string_view tags);
 
 }  // namespace iotpipe

@@ -378,12 +378,12 @@ Status Parser::SetMapping(const InputMapping& m) {
 }
 
 // A sensor's unit and tags go out once, and again only when they change (a hash per sensor).
-void Parser::NoteMeta(uint32_t sid, const std::string& unit, const std::string& tags, ProcessedBatch& out) {
-  const uint64_t h = (std::hash<std::string>{}(unit)*0x9E3779B97F4A7C15ULL ^ std::hash<std::string>{}(tags)) | 1;
+void Parser::NoteMeta(uint32_t sid, const MappedReading& r, ProcessedBatch& out) {
+  const uint64_t h = r.meta_hash ? r.meta_hash : MetaHash(r.unit, r.tags);
   if (sid >= meta_hash_.size()) meta_hash_.resize(sid + 1, 0);
   if (meta_hash_[sid] == h) return;
   meta_hash_[sid] = h;
-  out.sensor_meta.push_back(SensorMeta{sid, unit, tags});
+  out.sensor_meta.push_back(SensorMeta{sid, r.unit, std::string(r.tags)});
 }
 
 void Parser::ParseMapped(const RawBatch& raw, ProcessedBatch& out) {
@@ -441,7 +441,7 @@ void Parser::ParseMapped(const RawBatch& raw, ProcessedBatch& out) {
     if (full) continue;
     expanded_ += k - 1;
     for (size_t j = 0; j < k; j++) {
-      if (!rs[j].unit.empty() || !rs[j].tags.empty()) NoteMeta(sids_[j], rs[j].unit, rs[j].tags, out);
+      if (!rs[j].unit.empty() || !rs[j].tags.empty()) NoteMeta(sids_[j], rs[j], out);
       out.readings.Push(sids_[j], rs[j].ts_us, rs[j].value, rs[j].label, ReadingBatch::kNoType);
       if (with_origin) out.readings.origins.push_back(raw.origins[i]);
       if (aids_[j] != ReadingBatch::kNoAsset) {

@@ -13,6 +13,8 @@
 
 namespace iotpipe {
 
+struct MappedReading;
+
 struct InputMapping;
 class MappedDecoder;
 
@@ -101,7 +103,7 @@ class Parser {
   uint64_t skipped_ = 0, expanded_ = 0;
   std::vector<uint32_t> sids_, aids_;
   std::vector<uint64_t> meta_hash_;  // by sensor: the unit and tags last sent out (0: none)
-  void NoteMeta(uint32_t sid, const std::string& unit, const std::string& tags, ProcessedBatch& out);
+  void NoteMeta(uint32_t sid, const MappedReading& r, ProcessedBatch& out);
   Clock* clock_ = RealClock::Get();
   void ParseMapped(const RawBatch& raw, ProcessedBatch& out);
 };
