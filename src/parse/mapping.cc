@@ -640,7 +640,8 @@ Reject MappedDecoder::DecodeInflux(std::string_view s, int64_t arrival_us, size_
   // Series key: measurement[,tag=value...] up to the first unescaped space; a view into the line
   // unless it holds escapes (copying every key cost a tenth of line protocol's rate).
   bool escaped = false;
-  size_t i = LpEnd(s, 0, [](char c) { return c == ' '; }, &escaped);
+  size_t i = LpEnd(
+      s, 0, [](char c) { return c == ' '; }, &escaped);
   std::string_view key = s.substr(0, i);
   if (escaped) {
     scratch_.clear();
@@ -691,7 +692,8 @@ Reject MappedDecoder::DecodeInflux(std::string_view s, int64_t arrival_us, size_
   while (true) {
     escaped = false;
     const size_t st = i;
-    i = LpEnd(s, i, [](char c) { return c == '=' || c == ',' || c == ' '; }, &escaped);
+    i = LpEnd(
+        s, i, [](char c) { return c == '=' || c == ',' || c == ' '; }, &escaped);
     std::string_view k = s.substr(st, i - st);
     if (i >= s.size() || s[i] != '=' || k.empty()) {
       *detail = "field set: expected key=value at byte " + std::to_string(i);
