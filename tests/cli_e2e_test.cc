@@ -60,8 +60,8 @@ TEST(CliE2E, RunAccountsForEveryRecordAndQueryAgrees) {
 // A finite run's progress line shows its percentage and an ETA (issue 19); an unbounded one cannot.
 TEST(CliE2E, FiniteRunsShowPercentageAndEta) {
   TempDir d("e2e_progress");
-  auto r = Sh(Bin() + " run --http off --no-checkpoint --sensors 20 --rate 20000 --events 60000 --data-dir " +
-              d.str() + "/data");
+  auto r = Sh(Bin() + " run --http off --no-checkpoint --sensors 20 --rate 20000 --events 60000 --data-dir " + d.str() +
+              "/data");
   ASSERT_EQ(r.code, 0) << r.err;
   const size_t at = r.err.find("% ETA ");
   ASSERT_NE(at, std::string::npos) << r.err;

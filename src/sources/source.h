@@ -113,7 +113,7 @@ class FileSource final : public Source, public SourceProgress {
   bool eof_ = false;
   std::string pending_;
   size_t pending_pos_ = 0;
-  int64_t size_ = -1;              // a regular file's size in bytes
+  int64_t size_ = -1;             // a regular file's size in bytes
   std::atomic<double> done_{-1};  // bytes read / size_; -1: a stream
 };
 
