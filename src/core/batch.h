@@ -4,6 +4,7 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace iotpipe {
@@ -26,6 +27,9 @@ struct RawBatch {
   std::vector<uint32_t> offsets{0};
   std::vector<Origin> origins;  // empty, or one per record
   int64_t sent = 0;             // records the producer counts as sent (== size() normally)
+  // Records the source cut because they were too long to hold (index, bytes the whole record had), in
+  // index order: only a prefix is in data, and the parser dead-letters them as oversize.
+  std::vector<std::pair<uint32_t, uint64_t>> cut;
 
   size_t size() const { return offsets.size() - 1; }
   std::string_view record(size_t i) const {
@@ -45,6 +49,7 @@ struct RawBatch {
     data.clear();
     offsets.assign(1, 0);
     origins.clear();
+    cut.clear();
     sent = 0;
   }
 };

@@ -407,6 +407,34 @@ Status Parser::SetMapping(const InputMapping& m) {
   return Status::OK();
 }
 
+// Whether record i was cut by its source (RawBatch::cut, in index order; *next walks it).
+bool Parser::IsCut(const RawBatch& raw, size_t i, size_t* next) {
+  if (*next >= raw.cut.size() || raw.cut[*next].first != i) return false;
+  ++*next;
+  return true;
+}
+
+// A rejected record to the dead letters with its reason. An oversize record keeps only its first
+// kKeptOfOversize bytes and names its whole length (issue 14: a 104 MB record was stored whole).
+void Parser::DeadLetter(const RawBatch& raw, size_t i, Reject r, const std::string& detail, ProcessedBatch& out) {
+  rejected_[static_cast<int>(r)]++;
+  std::string_view rec = raw.record(i);
+  std::string reason(RejectName(r));
+  if (r == Reject::kOversize) {
+    uint64_t whole = rec.size();
+    for (auto& [at, len] : raw.cut)
+      if (at == i) whole = len;
+    reason += ": record of " + std::to_string(whole) + " bytes exceeds " + std::to_string(opt_.max_record_bytes) +
+              " (first " + std::to_string(std::min<uint64_t>(whole, kKeptOfOversize)) + " kept)";
+    rec = rec.substr(0, kKeptOfOversize);
+  } else if (!detail.empty()) {
+    reason += ": " + detail;
+  }
+  out.dead.raw.emplace_back(rec);
+  out.dead.reason.push_back(std::move(reason));
+  if (!raw.origins.empty()) out.dead.origins.push_back(raw.origins[i]);
+}
+
 // A sensor's unit and tags go out once, and again only when they change (a hash per sensor).
 void Parser::NoteMeta(uint32_t sid, const MappedReading& r, ProcessedBatch& out) {
   const uint64_t h = r.meta_hash ? r.meta_hash : MetaHash(r.unit, r.tags);
@@ -422,16 +450,14 @@ void Parser::ParseMapped(const RawBatch& raw, ProcessedBatch& out) {
   out.readings.Reserve(out.readings.size() + n);
   const bool with_origin = !raw.origins.empty();
   const int64_t arrival_us = clock_->NowMicros();
-  auto reject = [&](size_t i, Reject r) {
-    rejected_[static_cast<int>(r)]++;
-    out.dead.raw.emplace_back(raw.record(i));
-    std::string reason(RejectName(r));
-    if (!detail.empty()) reason += ": " + detail;
-    out.dead.reason.push_back(std::move(reason));
-    if (with_origin) out.dead.origins.push_back(raw.origins[i]);
-  };
+  auto reject = [&](size_t i, Reject r) { DeadLetter(raw, i, r, detail, out); };
+  size_t next_cut = 0;
   for (size_t i = 0; i < n; i++) {
     detail.clear();
+    if (IsCut(raw, i, &next_cut)) {
+      reject(i, Reject::kOversize);
+      continue;
+    }
     size_t k = 0;
     Reject r = mapped_->Decode(raw.record(i), arrival_us, &k, &detail);
     if (r != Reject::kNone) {
@@ -491,16 +517,14 @@ void Parser::Parse(const RawBatch& raw, ProcessedBatch& out) {
   const size_t n = raw.size();
   out.readings.Reserve(out.readings.size() + n);
   const bool with_origin = !raw.origins.empty();
-  auto reject = [&](size_t i, Reject r) {
-    rejected_[static_cast<int>(r)]++;
-    out.dead.raw.emplace_back(raw.record(i));
-    std::string reason(RejectName(r));
-    if (!detail.empty()) reason += ": " + detail;
-    out.dead.reason.push_back(std::move(reason));
-    if (with_origin) out.dead.origins.push_back(raw.origins[i]);
-  };
+  auto reject = [&](size_t i, Reject r) { DeadLetter(raw, i, r, detail, out); };
+  size_t next_cut = 0;
   for (size_t i = 0; i < n; i++) {
     detail.clear();
+    if (IsCut(raw, i, &next_cut)) {
+      reject(i, Reject::kOversize);
+      continue;
+    }
     Reject r = ParseOne(raw.record(i), &rec, &detail);
     if (r != Reject::kNone) {
       reject(i, r);

@@ -60,6 +60,8 @@ struct ParsedRecord {
 
 class Parser {
  public:
+  // Bytes of an oversize record kept in its dead letter (with its whole length in the reason).
+  static constexpr size_t kKeptOfOversize = 1024;
   Parser(Interner* sensors, Interner* types, ParserOptions opt = {});
   ~Parser();
   Parser(const Parser&) = delete;
@@ -104,6 +106,8 @@ class Parser {
   std::vector<uint32_t> sids_, aids_;
   std::vector<uint64_t> meta_hash_;  // by sensor: the unit and tags last sent out (0: none)
   void NoteMeta(uint32_t sid, const MappedReading& r, ProcessedBatch& out);
+  static bool IsCut(const RawBatch& raw, size_t i, size_t* next);
+  void DeadLetter(const RawBatch& raw, size_t i, Reject r, const std::string& detail, ProcessedBatch& out);
   Clock* clock_ = RealClock::Get();
   void ParseMapped(const RawBatch& raw, ProcessedBatch& out);
 };

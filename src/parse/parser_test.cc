@@ -26,8 +26,11 @@ class ParserTest : public ::testing::Test {
     parser.Parse(raw, out);
     EXPECT_EQ(out.readings.size() + out.dead.size(), 1u) << "every record must be accounted for";
     if (out.readings.size() == 1) return "ok";
-    EXPECT_EQ(out.dead.raw[0], rec) << "dead letters keep the raw bytes";
     std::string r = out.dead.reason[0];
+    if (r.rfind("oversize", 0) == 0)  // an oversize record keeps its first bytes only
+      EXPECT_TRUE(out.dead.raw[0] == rec.substr(0, Parser::kKeptOfOversize)) << "the oversize prefix";
+    else
+      EXPECT_TRUE(out.dead.raw[0] == rec) << "dead letters keep the raw bytes";
     last_detail = r;
     return r.substr(0, r.find(':'));
   }
@@ -82,6 +85,8 @@ TEST_F(ParserTest, EveryRejectionReason) {
   EXPECT_EQ(Reason(""), "empty");
   EXPECT_EQ(Reason("   "), "empty");
   EXPECT_EQ(Reason("{\"pad\": \"" + std::string(70000, 'x') + "\", " + std::string(kGood + 1)), "oversize");
+  EXPECT_NE(last_detail.find("record of 70"), std::string::npos) << last_detail.substr(0, 200);
+  EXPECT_NE(last_detail.find("(first 1024 kept)"), std::string::npos) << last_detail.substr(0, 200);
   EXPECT_EQ(Reason(R"({"sensor_id": "s", "timestamp": 1, "val)"), "invalid_json");
   EXPECT_EQ(Reason("not json at all"), "invalid_json");
   EXPECT_EQ(Reason(R"({"sensor_id": "s" "timestamp": 1})"), "invalid_json");
@@ -157,6 +162,23 @@ TEST_F(ParserTest, MalformedNumbersAreInvalidJsonHugeOnesOutOfRange) {
   EXPECT_EQ(Reason(rec("1e400")), "value_out_of_range") << last_detail;
   EXPECT_EQ(Reason(rec("-0.5e-3")), "ok");
   EXPECT_EQ(Reason(rec("0")), "ok");
+}
+
+// A record its source cut (RawBatch::cut) is an oversize dead letter naming its whole length, even
+// when the kept prefix alone would parse.
+TEST_F(ParserTest, RecordsCutBySourceAreOversizeWithTheirWholeLength) {
+  RawBatch raw;
+  raw.Add(kGood);
+  raw.cut.emplace_back(1, 300000000);
+  raw.Add(std::string(kGood).substr(0, 40));
+  raw.Add(kGood);
+  raw.Seal();
+  ProcessedBatch out;
+  parser.Parse(raw, out);
+  ASSERT_EQ(out.readings.size(), 2u);
+  ASSERT_EQ(out.dead.size(), 1u);
+  EXPECT_EQ(out.dead.reason[0], "oversize: record of 300000000 bytes exceeds 65536 (first 1024 kept)");
+  EXPECT_EQ(out.dead.raw[0], std::string(kGood).substr(0, 40));
 }
 
 TEST_F(ParserTest, TooManySensorsIsADeadLetterNotACrash) {

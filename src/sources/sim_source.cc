@@ -1,3 +1,4 @@
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -5,6 +6,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
 
 #include "sources/source.h"
 
@@ -55,51 +57,62 @@ PollResult SimSource::Poll(RawBatch& out, size_t max) {
 
 Status FileSource::Start() {
   if (path_ == "-") {
-    f_ = stdin;
+    fd_ = STDIN_FILENO;
   } else {
-    f_ = std::fopen(path_.c_str(), "rb");
-    if (!f_) return Status::Error("cannot open input " + path_);
+    fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd_ < 0) return Status::Error("cannot open input " + path_ + ": " + std::strerror(errno));
     own_ = true;
   }
   struct stat st;
-  const bool known = fstat(fileno(f_), &st) == 0;
-  if (known && S_ISDIR(st.st_mode)) return Status::InvalidArgument("input " + path_ + " is a directory");
-  if (known && !S_ISREG(st.st_mode)) fd_ = fileno(f_);  // a stream: read as it arrives
-  if (known && fd_ < 0 && st.st_size > 0) size_ = st.st_size, done_.store(0);
+  if (fstat(fd_, &st) == 0) {
+    if (S_ISDIR(st.st_mode)) return Status::InvalidArgument("input " + path_ + " is a directory");
+    if (S_ISREG(st.st_mode) && st.st_size > 0) size_ = st.st_size, done_.store(0);
+  }
   return Status::OK();
 }
 
 FileSource::~FileSource() {
-  if (own_ && f_) std::fclose(f_);
-  std::free(line_);
+  if (own_ && fd_ >= 0) ::close(fd_);
 }
 
-PollResult FileSource::PollStream(RawBatch& out, size_t max) {
-  auto take_lines = [&] {
-    while (out.size() < max) {
-      size_t nl = pending_.find('\n', pending_pos_);
-      if (nl == std::string::npos) {
-        if (!eof_) break;
-        nl = pending_.size();  // end of input: the last line needs no newline
-        if (pending_pos_ >= nl) break;
-      }
-      std::string_view rec(pending_.data() + pending_pos_, nl - pending_pos_);
+// Moves complete lines from pending_ to out; a line growing past max_line_ is cut (kept prefix in cut_,
+// the rest counted, not held) and handed out at its newline.
+void FileSource::TakeLines(RawBatch& out, size_t max) {
+  while (out.size() < max && pending_pos_ < pending_.size()) {
+    size_t nl = pending_.find('\n', pending_pos_);
+    const bool last = nl == std::string::npos;
+    if (last) nl = pending_.size();
+    std::string_view piece(pending_.data() + pending_pos_, nl - pending_pos_);
+    if (cut_len_ > 0 || piece.size() > max_line_) {  // a line too long to hold
+      if (cut_len_ == 0) cut_.assign(piece.substr(0, kKeptOfCutLine));
+      cut_len_ += piece.size();
       pending_pos_ = std::min(nl + 1, pending_.size());
-      while (!rec.empty() && (rec.back() == '\n' || rec.back() == '\r')) rec.remove_suffix(1);
-      if (!rec.empty()) out.Add(rec);  // blank lines separate nothing and are not records
+      if (last && !eof_) break;  // more of it to come
+      out.cut.emplace_back(static_cast<uint32_t>(out.size()), cut_len_);
+      out.Add(cut_);
+      cut_len_ = 0;
+      continue;
     }
-    if (pending_pos_ > 0 && (pending_pos_ >= pending_.size() || pending_pos_ > (1u << 20))) {
-      pending_.erase(0, pending_pos_);
-      pending_pos_ = 0;
-    }
-  };
-  take_lines();
-  if (out.size() == 0 && !eof_) {
+    if (last && !eof_) break;  // an incomplete line: wait for the rest
+    pending_pos_ = std::min(nl + 1, pending_.size());
+    while (!piece.empty() && (piece.back() == '\n' || piece.back() == '\r')) piece.remove_suffix(1);
+    if (!piece.empty()) out.Add(piece);  // blank lines separate nothing and are not records
+  }
+  if (pending_pos_ > 0 && (pending_pos_ >= pending_.size() || pending_pos_ > (1u << 20))) {
+    pending_.erase(0, pending_pos_);
+    pending_pos_ = 0;
+  }
+}
+
+PollResult FileSource::Poll(RawBatch& out, size_t max) {
+  out.Clear();
+  if (fd_ < 0) return PollResult::kEnd;
+  TakeLines(out, max);
+  if (out.size() < max && !eof_) {
     struct pollfd p {
       fd_, POLLIN, 0
     };
-    int r = poll(&p, 1, 100);
-    if (r > 0) {
+    if (poll(&p, 1, out.size() > 0 ? 0 : 100) > 0) {  // with lines in hand, only what is there already
       // What is there now (up to 1 MiB), without waiting for more.
       char buf[1 << 16];
       for (int i = 0; i < 16; i++) {
@@ -110,46 +123,27 @@ PollResult FileSource::PollStream(RawBatch& out, size_t max) {
           break;
         }
         pending_.append(buf, static_cast<size_t>(n));
+        read_ += n;
         if (static_cast<size_t>(n) < sizeof buf) break;
         struct pollfd q {
           fd_, POLLIN, 0
         };
         if (poll(&q, 1, 0) <= 0) break;
       }
-      take_lines();
+      if (size_ > 0) done_.store(std::min(1.0, static_cast<double>(read_) / static_cast<double>(size_)));
+      TakeLines(out, max);
     }
   }
   out.sent = static_cast<int64_t>(out.size());
   out.Seal();
   if (out.size()) return PollResult::kData;
   if (eof_ && pending_pos_ >= pending_.size()) {
-    if (own_ && f_) std::fclose(f_);
-    f_ = nullptr;
+    if (own_) ::close(fd_);
+    fd_ = -1;
+    if (size_ > 0) done_.store(1.0);
     return PollResult::kEnd;
   }
   return PollResult::kIdle;
-}
-
-PollResult FileSource::Poll(RawBatch& out, size_t max) {
-  out.Clear();
-  if (!f_) return PollResult::kEnd;
-  if (fd_ >= 0) return PollStream(out, max);
-  while (out.size() < max) {
-    ssize_t n = getline(&line_, &cap_, f_);
-    if (n < 0) {
-      if (own_) std::fclose(f_);
-      f_ = nullptr;
-      break;
-    }
-    std::string_view rec(line_, static_cast<size_t>(n));
-    while (!rec.empty() && (rec.back() == '\n' || rec.back() == '\r')) rec.remove_suffix(1);
-    if (rec.empty()) continue;  // blank lines separate nothing and are not records
-    out.Add(rec);
-  }
-  if (size_ > 0) done_.store(f_ ? static_cast<double>(ftello(f_)) / static_cast<double>(size_) : 1.0);
-  out.sent = static_cast<int64_t>(out.size());
-  out.Seal();
-  return out.size() ? PollResult::kData : PollResult::kEnd;
 }
 
 }  // namespace iotpipe

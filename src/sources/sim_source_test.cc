@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <fstream>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "sources/source.h"
 
@@ -59,6 +61,46 @@ TEST(SourceProgress, FileByBytesStreamUnknown) {
   EXPECT_LT(stream.Done(), 0) << "a pipe has no size";
   close(p[0]);
   close(p[1]);
+}
+
+// A line longer than the limit is not held: its prefix is handed out as a cut record with the line's
+// whole length, the lines around it are intact, and memory stays bounded (issue 14: a 300 MB line
+// cost 2.5 GB). Also through a pipe, and for input with no newline at all (/dev/zero).
+TEST(FileSourceLines, LongLinesAreCutNotHeld) {
+  char path[] = "/tmp/iotpipe_src_longXXXXXX";
+  const int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  close(fd);
+  {
+    std::ofstream f(path);
+    f << "first\n" << std::string(5 << 20, 'x') << "\nlast\n";  // a 5 MiB line between two short ones
+  }
+  FileSource s(path, 1 << 20);
+  ASSERT_TRUE(s.Start().ok());
+  std::vector<std::string> recs;
+  std::vector<std::pair<size_t, uint64_t>> cuts;
+  RawBatch b;
+  for (int polls = 0; polls < 1000; polls++) {
+    PollResult r = s.Poll(b, 8192);
+    for (auto& [at, len] : b.cut) cuts.emplace_back(recs.size() + at, len);
+    for (size_t i = 0; i < b.size(); i++) recs.emplace_back(b.record(i));
+    if (r == PollResult::kEnd) break;
+  }
+  ASSERT_EQ(recs.size(), 3u);
+  EXPECT_EQ(recs[0], "first");
+  EXPECT_EQ(recs[1], std::string(FileSource::kKeptOfCutLine, 'x'));
+  EXPECT_EQ(recs[2], "last");
+  ASSERT_EQ(cuts.size(), 1u);
+  EXPECT_EQ(cuts[0], (std::pair<size_t, uint64_t>(1, 5 << 20)));
+  std::remove(path);
+  // /dev/zero: no newline ever; polls hand out nothing and memory does not grow with what is read.
+  FileSource zero("/dev/zero", 1 << 20);
+  ASSERT_TRUE(zero.Start().ok());
+  for (int polls = 0; polls < 200; polls++) {  // 200 MiB of zeros
+    EXPECT_NE(zero.Poll(b, 8192), PollResult::kEnd);
+    EXPECT_EQ(b.size(), 0u);
+  }
+  EXPECT_LT(b.data.capacity(), 1u << 20);
 }
 
 }  // namespace
