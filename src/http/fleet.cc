@@ -8,9 +8,7 @@ namespace iotpipe::http {
 
 namespace {
 
-int64_t BucketOf(int64_t ts_us, int64_t width) {
-  return ts_us >= 0 ? ts_us / width : -((-ts_us + width - 1) / width);
-}
+int64_t BucketOf(int64_t ts_us, int64_t width) { return ts_us >= 0 ? ts_us / width : -((-ts_us + width - 1) / width); }
 
 uint8_t Quantize(float score) {
   if (!(score > 0)) return 0;  // NaN and negatives as 0
@@ -40,6 +38,7 @@ void FleetView::Grow(size_t sensors) {
 
 void FleetView::Advance(int64_t bucket) {
   const int64_t nb = static_cast<int64_t>(opt_.buckets);
+  if (head_ == INT64_MIN) first_ = bucket;
   const int64_t from = head_ == INT64_MIN ? bucket : std::max(head_ + 1, bucket - nb + 1);
   for (int64_t k = from; k <= bucket; k++) {
     Slot& s = slots_[static_cast<size_t>(((k % nb) + nb) % nb)];
@@ -71,6 +70,7 @@ void FleetView::OnBatch(const ReadingBatch& b) {
       late_++;
       continue;
     }
+    first_ = std::min(first_, bucket);
     Slot& s = slots_[static_cast<size_t>(((bucket % nb) + nb) % nb)];
     s.readings++;
     s.score[id] = std::max(s.score[id], Quantize(b.score[i]));
@@ -84,6 +84,7 @@ void FleetView::OnBatch(const ReadingBatch& b) {
 std::vector<const FleetView::Slot*> FleetView::Window(size_t cols, int64_t* first_bucket) const {
   const int64_t nb = static_cast<int64_t>(opt_.buckets);
   cols = std::clamp<size_t>(cols, 1, opt_.buckets);
+  if (head_ != INT64_MIN) cols = std::min<size_t>(cols, static_cast<size_t>(head_ - first_ + 1));  // no empty past
   std::vector<const Slot*> out(cols, nullptr);
   *first_bucket = head_ == INT64_MIN ? 0 : head_ - static_cast<int64_t>(cols) + 1;
   if (head_ == INT64_MIN) return out;

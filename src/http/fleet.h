@@ -44,12 +44,12 @@ struct FleetRank {
 };
 
 struct FleetTotals {
-  int64_t sensors = 0;           // sensors seen
-  int64_t readings = 0;          // readings in the window
-  int64_t flagged = 0;           // flagged readings in the window
-  int64_t flagged_sensors = 0;   // sensors with a flagged reading in the window
-  int64_t head_us = 0;           // end of the newest bucket (event time); 0 before any reading
-  int64_t late = 0;              // readings older than the window, left out of the buckets
+  int64_t sensors = 0;          // sensors seen
+  int64_t readings = 0;         // readings in the window
+  int64_t flagged = 0;          // flagged readings in the window
+  int64_t flagged_sensors = 0;  // sensors with a flagged reading in the window
+  int64_t head_us = 0;          // end of the newest bucket (event time); 0 before any reading
+  int64_t late = 0;             // readings older than the window, left out of the buckets
 };
 
 class FleetView {
@@ -76,7 +76,8 @@ class FleetView {
   };
   void Advance(int64_t bucket);  // moves the head to `bucket`, clearing the slots it passes
   void Grow(size_t sensors);
-  // The slots of the last `cols` buckets, oldest first (null where none was held).
+  // The slots of the last `cols` buckets (fewer when event time began later), oldest first (null where
+  // none was held).
   std::vector<const Slot*> Window(size_t cols, int64_t* first_bucket) const;
   FleetHeatmap Frame(size_t cols, int64_t first_bucket) const;
 
@@ -85,8 +86,9 @@ class FleetView {
   mutable std::mutex mu_;
   std::vector<Slot> slots_;
   int64_t head_ = INT64_MIN;  // newest bucket number
-  size_t sensors_ = 0;  // capacity of the per-sensor arrays
-  size_t seen_ = 0;     // highest sensor id seen + 1
+  int64_t first_ = 0;         // the first bucket number seen (the heat map starts there at the earliest)
+  size_t sensors_ = 0;        // capacity of the per-sensor arrays
+  size_t seen_ = 0;           // highest sensor id seen + 1
   std::vector<int64_t> total_flagged_, last_flagged_us_;
   std::vector<float> max_score_;
   int64_t late_ = 0;

@@ -28,7 +28,7 @@ using json = nlohmann::json;
 
 namespace {
 
-constexpr int64_t kMaxRows = 500;   // heat-map rows and ranked sensors per answer
+constexpr int64_t kMaxRows = 500;    // heat-map rows and ranked sensors per answer
 constexpr size_t kAlertingIds = 50;  // sensor ids listed beside the alerting count
 
 double Seconds(int64_t us) { return static_cast<double>(us) / 1e6; }
@@ -40,15 +40,9 @@ json HeatmapJson(const FleetHeatmap& h, const std::string& mode) {
     score.push_back(std::vector<int>(h.score.begin() + first, h.score.begin() + last));
     flagged.push_back(std::vector<uint32_t>(h.flagged.begin() + first, h.flagged.begin() + last));
   }
-  return json{{"mode", mode},
-              {"t0", Seconds(h.t0_us)},
-              {"bucket_s", Seconds(h.bucket_us)},
-              {"cols", h.cols},
-              {"rows", h.rows},
-              {"row_flagged", h.row_flagged},
-              {"score", score},
-              {"flagged", flagged},
-              {"threshold", static_cast<int>(kScoreThreshold * 100)}};
+  return json{{"mode", mode},   {"t0", Seconds(h.t0_us)}, {"bucket_s", Seconds(h.bucket_us)},
+              {"cols", h.cols}, {"rows", h.rows},         {"row_flagged", h.row_flagged},
+              {"score", score}, {"flagged", flagged},     {"threshold", static_cast<int>(kScoreThreshold * 100)}};
 }
 
 json RankJson(const std::vector<FleetRank>& rows) {
@@ -83,8 +77,7 @@ json VersionJson(const ml::ModelInfo& m, const ml::Registry& reg) {
 }
 
 // {"version": "...", "alias": "...", "force": bool} with alias defaulting to production.
-bool ParseAliasBody(const std::string& text, bool need_version, std::string* version, std::string* alias,
-                    bool* force) {
+bool ParseAliasBody(const std::string& text, bool need_version, std::string* version, std::string* alias, bool* force) {
   json b = json::parse(text.empty() ? "{}" : text, nullptr, false);
   if (b.is_discarded() || !b.is_object()) return false;
   *alias = b.contains("alias") && b["alias"].is_string() ? b["alias"].get<std::string>() : "production";
@@ -151,9 +144,10 @@ Result<json> Server::StoredRanking(int64_t from, int64_t to, size_t limit) const
   std::string where = "is_anomaly_predicted";
   if (from != INT64_MIN) where += " AND timestamp >= make_timestamp(" + std::to_string(from) + "::BIGINT)";
   if (to != INT64_MAX) where += " AND timestamp <= make_timestamp(" + std::to_string(to) + "::BIGINT)";
-  auto t = query_->Internal("SELECT sensor_id, count(*), max(anomaly_score), epoch_us(max(timestamp)) "
-                            "FROM sensor_readings WHERE " +
-                            where + " GROUP BY sensor_id ORDER BY 2 DESC, 3 DESC, 1 LIMIT " + std::to_string(limit));
+  auto t = query_->Internal(
+      "SELECT sensor_id, count(*), max(anomaly_score), epoch_us(max(timestamp)) "
+      "FROM sensor_readings WHERE " +
+      where + " GROUP BY sensor_id ORDER BY 2 DESC, 3 DESC, 1 LIMIT " + std::to_string(limit));
   if (!t.ok()) return t.status();
   std::vector<FleetRank> rows;
   for (size_t r = 0; r < t->rows.size(); r++)
@@ -163,9 +157,8 @@ Result<json> Server::StoredRanking(int64_t from, int64_t to, size_t limit) const
 
 void Server::FleetRoutes() {
   auto& s = *srv_;
-  s.Get("/api/fleet/summary", [this](const httplib::Request&, httplib::Response& res) {
-    SendJson(res, FleetSummary());
-  });
+  s.Get("/api/fleet/summary",
+        [this](const httplib::Request&, httplib::Response& res) { SendJson(res, FleetSummary()); });
 
   s.Get("/api/fleet/heatmap", [this](const httplib::Request& req, httplib::Response& res) {
     if (!deps_.live) return SendError(res, 503, "no live view");
@@ -216,33 +209,35 @@ void Server::RegistryRoutes() {
   });
 
   // One handler per action: read {"version", "alias", "force"}, act on the registry, answer the aliases.
-  auto action = [this](bool need_version, std::function<Result<std::string>(ml::Registry&, const std::string&,
-                                                                             const std::string&, bool)>
-                                              act) {
-    return [this, need_version, act](const httplib::Request&, httplib::Response& res,
-                                     const httplib::ContentReader& reader) {
-      std::string text, version, alias;
-      bool force = false;
-      if (!ReadBody(reader, kMaxJsonBody, &text)) return SendError(res, 413, BodyTooLong());
-      if (opt_.model_dir.empty()) return SendError(res, 501, "no model registry (--model-dir)");
-      if (!ParseAliasBody(text, need_version, &version, &alias, &force))
-        return SendError(res, 400, R"(expected JSON {"version": "v2", "alias": "production", "force": false})");
-      ml::Registry reg(opt_.model_dir);
-      auto r = act(reg, version, alias, force);
-      if (!r.ok()) return SendError(res, HttpStatusOf(r.status()), r.status().message());
-      spdlog::info("http: registry alias {} -> {}", alias, r.value().empty() ? "(unset)" : r.value());
-      SendJson(res, json{{"alias", alias}, {"version", r.value()}});
-    };
-  };
+  auto action =
+      [this](bool need_version,
+             std::function<Result<std::string>(ml::Registry&, const std::string&, const std::string&, bool)> act) {
+        return [this, need_version, act](const httplib::Request&, httplib::Response& res,
+                                         const httplib::ContentReader& reader) {
+          std::string text, version, alias;
+          bool force = false;
+          if (!ReadBody(reader, kMaxJsonBody, &text)) return SendError(res, 413, BodyTooLong());
+          if (opt_.model_dir.empty()) return SendError(res, 501, "no model registry (--model-dir)");
+          if (!ParseAliasBody(text, need_version, &version, &alias, &force))
+            return SendError(res, 400, R"(expected JSON {"version": "v2", "alias": "production", "force": false})");
+          ml::Registry reg(opt_.model_dir);
+          auto r = act(reg, version, alias, force);
+          if (!r.ok()) return SendError(res, HttpStatusOf(r.status()), r.status().message());
+          spdlog::info("http: registry alias {} -> {}", alias, r.value().empty() ? "(unset)" : r.value());
+          SendJson(res, json{{"alias", alias}, {"version", r.value()}});
+        };
+      };
   s.Post("/api/registry/promote",
-         action(true, [](ml::Registry& reg, const std::string& v, const std::string& a, bool force) -> Result<std::string> {
-           if (!force)
-             if (Status st = reg.CheckPromotion(v, a); !st.ok()) return st;
-           if (Status st = reg.Promote(v, a); !st.ok()) return st;
-           return v;
+         action(true,
+                [](ml::Registry& reg, const std::string& v, const std::string& a, bool force) -> Result<std::string> {
+                  if (!force)
+                    if (Status st = reg.CheckPromotion(v, a); !st.ok()) return st;
+                  if (Status st = reg.Promote(v, a); !st.ok()) return st;
+                  return v;
+                }));
+  s.Post("/api/registry/rollback", action(false, [](ml::Registry& reg, const std::string&, const std::string& a, bool) {
+           return reg.Rollback(a);
          }));
-  s.Post("/api/registry/rollback",
-         action(false, [](ml::Registry& reg, const std::string&, const std::string& a, bool) { return reg.Rollback(a); }));
   s.Post("/api/registry/clear",
          action(false, [](ml::Registry& reg, const std::string&, const std::string& a, bool) -> Result<std::string> {
            if (Status st = reg.ClearAlias(a); !st.ok()) return st;

@@ -20,8 +20,8 @@
 #include "core/query_guard.h"
 #include "core/query_service.h"
 #include "core/timeutil.h"
-#include "http/api_util.h"
 #include "detect/detector.h"
+#include "http/api_util.h"
 #include "parse/parser.h"
 #include "pipeline/processor.h"
 #include "sinks/alerts.h"
@@ -540,7 +540,8 @@ json Server::SensorReadings(const std::string& id, int64_t from, int64_t to) con
   size_t from_disk = 0;
   if (query_ && from < oldest && (from != INT64_MIN || pts.empty())) {
     std::vector<std::string> old_models;
-    std::vector<LivePoint> old = StoredReadings(id, from, std::min(to, oldest == INT64_MAX ? to : oldest - 1), &old_models);
+    std::vector<LivePoint> old =
+        StoredReadings(id, from, std::min(to, oldest == INT64_MAX ? to : oldest - 1), &old_models);
     from_disk = old.size();
     old.insert(old.end(), pts.begin(), pts.end());
     pts.swap(old);
@@ -809,8 +810,16 @@ void Server::Routes() {
     SendJson(res, json{{"anomalies", arr}, {"last_seq", last}});
   });
 
-  s.Get("/api/alerts", [this](const httplib::Request&, httplib::Response& res) {
+  // Recent alert events, or (state=open) the alerts open now, newest first, at most 200.
+  s.Get("/api/alerts", [this](const httplib::Request& req, httplib::Response& res) {
     json arr = json::array();
+    if (deps_.alerts && req.get_param_value("state") == "open") {
+      auto open = deps_.alerts->OpenAlerts();
+      std::sort(open.begin(), open.end(), [](const Alert& a, const Alert& b) { return a.opened_us > b.opened_us; });
+      for (size_t i = 0; i < open.size() && i < 200; i++)
+        arr.push_back(json::parse(AlertEvent{"open", open[i]}.ToJson()));
+      return SendJson(res, json{{"alerts", arr}, {"open", open.size()}});
+    }
     if (deps_.alerts)
       for (auto& e : deps_.alerts->Recent(200)) arr.push_back(json::parse(e.ToJson()));
     SendJson(res, json{{"alerts", arr}});
