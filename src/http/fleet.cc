@@ -81,60 +81,82 @@ void FleetView::OnBatch(const ReadingBatch& b) {
   }
 }
 
-std::vector<const FleetView::Slot*> FleetView::Window(size_t cols, int64_t* first_bucket) const {
+std::vector<const FleetView::Slot*> FleetView::Slots(int64_t lo, int64_t hi) const {
   const int64_t nb = static_cast<int64_t>(opt_.buckets);
-  cols = std::clamp<size_t>(cols, 1, opt_.buckets);
-  if (head_ != INT64_MIN) cols = std::min<size_t>(cols, static_cast<size_t>(head_ - first_ + 1));  // no empty past
-  std::vector<const Slot*> out(cols, nullptr);
-  *first_bucket = head_ == INT64_MIN ? 0 : head_ - static_cast<int64_t>(cols) + 1;
+  std::vector<const Slot*> out;
   if (head_ == INT64_MIN) return out;
-  for (size_t c = 0; c < cols; c++) {
-    const int64_t k = *first_bucket + static_cast<int64_t>(c);
+  lo = std::max(lo, head_ - nb + 1);
+  hi = std::min(hi, head_);
+  for (int64_t k = lo; k <= hi; k++) {
     const Slot& s = slots_[static_cast<size_t>(((k % nb) + nb) % nb)];
-    if (s.bucket == k) out[c] = &s;
+    out.push_back(s.bucket == k ? &s : nullptr);
   }
   return out;
 }
 
-FleetHeatmap FleetView::Frame(size_t cols, int64_t first_bucket) const {
-  FleetHeatmap h;
-  h.bucket_us = opt_.bucket_us;
-  h.t0_us = first_bucket * opt_.bucket_us;
-  h.cols = cols;
-  return h;
+std::vector<const FleetView::Slot*> FleetView::Window(size_t cols, int64_t* first_bucket) const {
+  cols = std::clamp<size_t>(cols, 1, opt_.buckets);
+  if (head_ == INT64_MIN) {
+    *first_bucket = 0;
+    return std::vector<const Slot*>(cols, nullptr);
+  }
+  *first_bucket = std::max(head_ - static_cast<int64_t>(cols) + 1, first_);  // no empty past
+  return Slots(*first_bucket, head_);
+}
+
+std::vector<FleetView::Tally> FleetView::TallyOf(const std::vector<const Slot*>& slots, int64_t first_bucket) const {
+  std::vector<Tally> acc(seen_, Tally{0, 0, 0, 0});
+  for (size_t c = 0; c < slots.size(); c++) {
+    const Slot* s = slots[c];
+    if (!s || !s->flagged) continue;
+    for (size_t id = 0; id < seen_; id++)
+      if (s->count[id]) {
+        Tally& t = acc[id];
+        t.n += s->count[id];
+        t.best = std::max(t.best, static_cast<float>(s->score[id]) / 100.0f);
+        t.last_us = std::min(last_flagged_us_[id], (first_bucket + static_cast<int64_t>(c) + 1) * opt_.bucket_us - 1);
+      }
+  }
+  std::vector<Tally> out;
+  for (size_t id = 0; id < seen_; id++)
+    if (acc[id].n) {
+      out.push_back(acc[id]);
+      out.back().id = static_cast<uint32_t>(id);
+    }
+  return out;
+}
+
+void FleetView::Lead(std::vector<Tally>* t, size_t n) {
+  n = std::min(n, t->size());
+  std::partial_sort(t->begin(), t->begin() + static_cast<std::ptrdiff_t>(n), t->end(),
+                    [](const Tally& a, const Tally& b) {
+                      if (a.n != b.n) return a.n > b.n;
+                      if (a.best != b.best) return a.best > b.best;
+                      return a.id < b.id;
+                    });
+  t->resize(n);
+}
+
+FleetView::Framed FleetView::Frame(size_t cols) const {
+  Framed f;
+  f.win = Window(cols, &f.first);
+  f.h.bucket_us = opt_.bucket_us;
+  f.h.t0_us = f.first * opt_.bucket_us;
+  f.h.cols = f.win.size();
+  return f;
 }
 
 FleetHeatmap FleetView::Top(size_t cols, size_t top) const {
   std::lock_guard<std::mutex> g(mu_);
-  int64_t first = 0;
-  const auto win = Window(cols, &first);
-  FleetHeatmap h = Frame(win.size(), first);
-  // (flagged, highest score, -id) per sensor with a flagged reading in the window.
-  std::vector<int64_t> flagged(seen_, 0);
-  std::vector<uint8_t> best(seen_, 0);
-  for (const Slot* s : win) {
-    if (!s || !s->flagged) continue;
-    for (size_t id = 0; id < seen_; id++) {
-      flagged[id] += s->count[id];
-      if (s->count[id]) best[id] = std::max(best[id], s->score[id]);
-    }
-  }
-  std::vector<uint32_t> ids;
-  for (size_t id = 0; id < seen_; id++)
-    if (flagged[id]) ids.push_back(static_cast<uint32_t>(id));
-  const size_t n = std::min(top, ids.size());
-  std::partial_sort(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(n), ids.end(), [&](uint32_t a, uint32_t b) {
-    if (flagged[a] != flagged[b]) return flagged[a] > flagged[b];
-    if (best[a] != best[b]) return best[a] > best[b];
-    return a < b;
-  });
-  for (size_t r = 0; r < n; r++) {
-    const uint32_t id = ids[r];
-    h.rows.push_back(dicts_->sensors.Name(id));
-    h.row_flagged.push_back(flagged[id]);
+  auto [h, win, first] = Frame(cols);
+  std::vector<Tally> lead = TallyOf(win, first);
+  Lead(&lead, top);
+  for (const Tally& t : lead) {
+    h.rows.push_back(dicts_->sensors.Name(t.id));
+    h.row_flagged.push_back(t.n);
     for (const Slot* s : win) {
-      h.score.push_back(s ? s->score[id] : 0);
-      h.flagged.push_back(s ? s->count[id] : 0);
+      h.score.push_back(s ? s->score[t.id] : 0);
+      h.flagged.push_back(s ? s->count[t.id] : 0);
     }
   }
   return h;
@@ -142,9 +164,7 @@ FleetHeatmap FleetView::Top(size_t cols, size_t top) const {
 
 FleetHeatmap FleetView::Bands(size_t cols, size_t rows) const {
   std::lock_guard<std::mutex> g(mu_);
-  int64_t first = 0;
-  const auto win = Window(cols, &first);
-  FleetHeatmap h = Frame(win.size(), first);
+  auto [h, win, first] = Frame(cols);
   const size_t seen = seen_;
   if (!seen || !rows) return h;
   const size_t per = (seen + rows - 1) / rows;
@@ -171,45 +191,19 @@ FleetHeatmap FleetView::Bands(size_t cols, size_t rows) const {
 }
 
 std::vector<FleetRank> FleetView::Rank(int64_t from_us, int64_t to_us, size_t limit) const {
-  struct Row {
-    uint32_t id;
-    int64_t n;
-    float best;
-    int64_t last_us;
-  };
-  std::vector<Row> rows;
   std::lock_guard<std::mutex> g(mu_);
+  std::vector<Tally> rows;
   if (from_us == INT64_MIN) {
     for (size_t id = 0; id < seen_; id++)
       if (total_flagged_[id])
-        rows.push_back(Row{static_cast<uint32_t>(id), total_flagged_[id], max_score_[id], last_flagged_us_[id]});
+        rows.push_back(Tally{static_cast<uint32_t>(id), total_flagged_[id], max_score_[id], last_flagged_us_[id]});
   } else {
-    const int64_t nb = static_cast<int64_t>(opt_.buckets);
-    const int64_t lo = BucketOf(from_us, opt_.bucket_us), hi = BucketOf(to_us, opt_.bucket_us);
-    std::vector<Row> acc(seen_, Row{0, 0, 0, 0});
-    for (int64_t k = std::max(lo, head_ - nb + 1); head_ != INT64_MIN && k <= std::min(hi, head_); k++) {
-      const Slot& s = slots_[static_cast<size_t>(((k % nb) + nb) % nb)];
-      if (s.bucket != k || !s.flagged) continue;
-      for (size_t id = 0; id < seen_; id++)
-        if (s.count[id]) {
-          acc[id].n += s.count[id];
-          acc[id].best = std::max(acc[id].best, static_cast<float>(s.score[id]) / 100.0f);
-          acc[id].last_us = std::min(last_flagged_us_[id], (k + 1) * opt_.bucket_us - 1);
-        }
-    }
-    for (size_t id = 0; id < seen_; id++)
-      if (acc[id].n) rows.push_back(Row{static_cast<uint32_t>(id), acc[id].n, acc[id].best, acc[id].last_us});
+    const int64_t lo = std::max(BucketOf(from_us, opt_.bucket_us), head_ - static_cast<int64_t>(opt_.buckets) + 1);
+    rows = TallyOf(Slots(lo, BucketOf(to_us, opt_.bucket_us)), lo);
   }
-  const size_t n = std::min(limit, rows.size());
-  std::partial_sort(rows.begin(), rows.begin() + static_cast<std::ptrdiff_t>(n), rows.end(),
-                    [](const Row& a, const Row& b) {
-                      if (a.n != b.n) return a.n > b.n;
-                      if (a.best != b.best) return a.best > b.best;
-                      return a.id < b.id;
-                    });
+  Lead(&rows, limit);
   std::vector<FleetRank> out;
-  for (size_t i = 0; i < n; i++)
-    out.push_back(FleetRank{dicts_->sensors.Name(rows[i].id), rows[i].n, rows[i].best, rows[i].last_us});
+  for (const Tally& t : rows) out.push_back(FleetRank{dicts_->sensors.Name(t.id), t.n, t.best, t.last_us});
   return out;
 }
 

@@ -74,12 +74,30 @@ class FleetView {
     int64_t readings = 0, flagged = 0;
     std::vector<uint8_t> score, count;  // by sensor id
   };
+  struct Tally {  // one sensor's flagged readings over some buckets
+    uint32_t id;
+    int64_t n;
+    float best;  // highest score of the buckets (of flagged readings for the totals)
+    int64_t last_us;
+  };
   void Advance(int64_t bucket);  // moves the head to `bucket`, clearing the slots it passes
+  // The slots of buckets [lo, hi] within the window, oldest first (null where none is held).
+  std::vector<const Slot*> Slots(int64_t lo, int64_t hi) const;
+  // Sensors with flagged readings in `slots` (the first is bucket first_bucket).
+  std::vector<Tally> TallyOf(const std::vector<const Slot*>& slots, int64_t first_bucket) const;
+  // Keeps the n leading: most flagged, then highest score, then lowest id.
+  static void Lead(std::vector<Tally>* t, size_t n);
   void Grow(size_t sensors);
   // The slots of the last `cols` buckets (fewer when event time began later), oldest first (null where
   // none was held).
   std::vector<const Slot*> Window(size_t cols, int64_t* first_bucket) const;
-  FleetHeatmap Frame(size_t cols, int64_t first_bucket) const;
+  // An empty heat map over the window of `cols` buckets, with its slots and the first one's bucket number.
+  struct Framed {
+    FleetHeatmap h;
+    std::vector<const Slot*> win;
+    int64_t first = 0;
+  };
+  Framed Frame(size_t cols) const;
 
   const Dictionaries* dicts_;
   FleetOptions opt_;
