@@ -259,8 +259,8 @@ async function loadAnomalies() {
   for (const a of r.anomalies) addAnomaly(a, false);
 }
 async function loadAlerts() {
-  const r = await api('/api/alerts?state=open');
-  fillTable('alert-table', r.alerts.slice(0, 15).map((e) => row([e.sensor_id, isoText(e.opened), e.severity || '–', e.points, e.anomaly_type || '—'], () => openSensor(e.trigger_sensor || e.sensor_id))));
+  const r = await api('/api/alerts?state=open&limit=15');
+  fillTable('alert-table', r.alerts.map((e) => row([e.sensor_id, isoText(e.opened), e.severity || '–', e.points, e.anomaly_type || '—'], () => openSensor(e.trigger_sensor || e.sensor_id))));
   $('alerts-count').textContent = r.open > 15 ? `(15 newest of ${r.open})` : `(${r.open})`;
 }
 
@@ -350,7 +350,10 @@ function connectStream() {
 }
 
 // ---- refresh: the fleet figures every few seconds, the open sensor every second ----------------
-function fleetRefresh() { return Promise.all([loadSummary(), loadHeat(), loadRank(), loadAlerts()]); }
+// The stored ranking is a query over the Parquet data (seconds at tens of millions of rows): it runs when
+// asked for (a change of range or source), not on every refresh.
+const liveRank = () => ($('rank-source').value === 'memory' ? loadRank() : null);
+function fleetRefresh() { return Promise.all([loadSummary(), loadHeat(), liveRank(), loadAlerts()]); }
 for (const id of ['heat-mode', 'heat-rows']) $(id).addEventListener('change', () => loadHeat());
 for (const id of ['rank-range', 'rank-source']) $(id).addEventListener('change', () => loadRank());
 
@@ -358,10 +361,10 @@ for (const id of ['rank-range', 'rank-source']) $(id).addEventListener('change',
   loadToken();
   connectStream();
   const safe = (f) => () => f().catch((e) => console.warn(e));
-  await Promise.all([loadHistory(), fleetRefresh(), loadAnomalies(), loadRegistry(), loadDrift()].map((p) => p.catch((e) => console.warn(e))));
+  await Promise.all([loadHistory(), loadSummary(), loadHeat(), loadRank(), loadAlerts(), loadAnomalies(), loadRegistry(), loadDrift()].map((p) => p.catch((e) => console.warn(e))));
   if (!state.sensor && state.rank && state.rank.sensors.length) openSensor(state.rank.sensors[0].sensor_id);
   state.ready = true;
-  setInterval(safe(refreshSensor), 2000);
+  setInterval(safe(refreshSensor), 5000);
   setInterval(safe(fleetRefresh), 5000);
   setInterval(safe(loadRegistry), 10000);
 })();

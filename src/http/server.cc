@@ -810,13 +810,14 @@ void Server::Routes() {
     SendJson(res, json{{"anomalies", arr}, {"last_seq", last}});
   });
 
-  // Recent alert events, or (state=open) the alerts open now, newest first, at most 200.
+  // Recent alert events, or (state=open) the alerts open now, newest first, at most `limit` (200).
   s.Get("/api/alerts", [this](const httplib::Request& req, httplib::Response& res) {
     json arr = json::array();
     if (deps_.alerts && req.get_param_value("state") == "open") {
       auto open = deps_.alerts->OpenAlerts();
       std::sort(open.begin(), open.end(), [](const Alert& a, const Alert& b) { return a.opened_us > b.opened_us; });
-      for (size_t i = 0; i < open.size() && i < 200; i++)
+      const auto limit = static_cast<size_t>(IntParam(req, "limit", 200, 1, 200));
+      for (size_t i = 0; i < open.size() && i < limit; i++)
         arr.push_back(json::parse(AlertEvent{"open", open[i]}.ToJson()));
       return SendJson(res, json{{"alerts", arr}, {"open", open.size()}});
     }
