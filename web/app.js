@@ -147,6 +147,9 @@ async function loadSummary() {
   $('f-dead').textContent = fmt(h.dead_letters_per_s) + ' (' + (100 * h.dead_letter_fraction).toFixed(2) + ' %)';
   $('f-drops').textContent = fmt(h.drops);
   if (h.pipeline === 'done') setStatus('pipeline finished', 'done');
+  // Device and asset panels of the heat map, when the fleet has them.
+  document.querySelector('#heat-mode option[value=device]').hidden = !s.has_devices;
+  document.querySelector('#heat-mode option[value=asset]').hidden = !s.has_assets;
 }
 
 // ---- heat map (GET /api/fleet/heatmap): rows are DOM labels, cells one canvas -----------------
@@ -197,7 +200,7 @@ function showHeat(h) {
   $('heat-labels').replaceChildren(...labels);
   $('heat-labels').style.setProperty('--row', CELL_H + 'px');
   drawHeat(h);
-  const what = h.mode === 'top' ? h.rows.length + ' sensors with flagged readings, most first' : h.rows.length + ' bands of the fleet';
+  const what = h.mode === 'fleet' ? h.rows.length + ' bands of the fleet' : `${h.rows.length} ${h.mode === 'top' ? 'sensor' : h.mode}s with flagged readings, most first`;
   $('heat-info').textContent = `${what} · ${fmt(h.sensors)} sensors · ${h.cols} × ${h.bucket_s} s from ${isoTime(h.t0)} UTC`;
 }
 async function loadHeat() {
@@ -364,7 +367,8 @@ for (const id of ['rank-range', 'rank-source']) $(id).addEventListener('change',
   await Promise.all([loadHistory(), loadSummary(), loadHeat(), loadRank(), loadAlerts(), loadAnomalies(), loadRegistry(), loadDrift()].map((p) => p.catch((e) => console.warn(e))));
   if (!state.sensor && state.rank && state.rank.sensors.length) openSensor(state.rank.sensors[0].sensor_id);
   state.ready = true;
-  setInterval(safe(refreshSensor), 5000);
+  // The open sensor's chart refreshes while the run goes on (600 points: ~30 kB).
+  setInterval(safe(async () => { if (!state.summary || state.summary.health.pipeline !== 'done') await refreshSensor(); }), 5000);
   setInterval(safe(fleetRefresh), 5000);
   setInterval(safe(loadRegistry), 10000);
 })();

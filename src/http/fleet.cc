@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <climits>
 #include <cmath>
+#include <unordered_map>
 
 namespace iotpipe::http {
 
@@ -33,6 +34,7 @@ void FleetView::Grow(size_t sensors) {
   total_flagged_.resize(n, 0);
   last_flagged_us_.resize(n, 0);
   max_score_.resize(n, 0);
+  asset_of_.resize(n, ReadingBatch::kNoAsset);
   sensors_ = n;
 }
 
@@ -57,7 +59,15 @@ void FleetView::OnBatch(const ReadingBatch& b) {
     const uint32_t id = b.sensor[i];
     if (id >= opt_.max_sensors) continue;
     if (id >= sensors_) Grow(static_cast<size_t>(id) + 1);
-    seen_ = std::max<size_t>(seen_, static_cast<size_t>(id) + 1);
+    if (id >= seen_) {
+      const std::string& name = dicts_->sensors.Name(id);
+      devices_ = devices_ || (name.rfind(kDeviceSeparator) != std::string::npos && name[0] != kDeviceSeparator);
+      seen_ = static_cast<size_t>(id) + 1;
+    }
+    if (!b.asset.empty() && b.asset[i] != ReadingBatch::kNoAsset) {
+      asset_of_[id] = b.asset[i];
+      assets_ = true;
+    }
     const bool flag = b.predicted[i] != 0;
     if (flag) {
       total_flagged_[id]++;
@@ -162,32 +172,88 @@ FleetHeatmap FleetView::Top(size_t cols, size_t top) const {
   return h;
 }
 
+void FleetView::FillGroups(const Framed& f, const std::vector<uint32_t>& group_of, std::vector<std::string> names,
+                           size_t top, FleetHeatmap* h) const {
+  const size_t ng = names.size(), nc = f.win.size();
+  std::vector<uint8_t> score(ng * nc, 0);
+  std::vector<uint32_t> flagged(ng * nc, 0);
+  std::vector<int64_t> total(ng, 0);
+  for (size_t c = 0; c < nc; c++) {
+    const Slot* s = f.win[c];
+    if (!s) continue;
+    for (size_t id = 0; id < seen_; id++) {
+      const uint32_t gi = group_of[id];
+      if (gi == UINT32_MAX) continue;
+      score[gi * nc + c] = std::max(score[gi * nc + c], s->score[id]);
+      flagged[gi * nc + c] += s->count[id];
+      total[gi] += s->count[id];
+    }
+  }
+  std::vector<uint32_t> order(ng);
+  for (size_t i = 0; i < ng; i++) order[i] = static_cast<uint32_t>(i);
+  const size_t n = std::min(top, ng);
+  if (top < ng)  // the leading groups; all of them (bands) keep their order
+    std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(n), order.end(),
+                      [&](uint32_t a, uint32_t b) { return total[a] != total[b] ? total[a] > total[b] : a < b; });
+  for (size_t r = 0; r < n; r++) {
+    const uint32_t gi = order[r];
+    h->rows.push_back(std::move(names[gi]));
+    h->row_flagged.push_back(total[gi]);
+    h->score.insert(h->score.end(), score.begin() + gi * nc, score.begin() + (gi + 1) * nc);
+    h->flagged.insert(h->flagged.end(), flagged.begin() + gi * nc, flagged.begin() + (gi + 1) * nc);
+  }
+}
+
 FleetHeatmap FleetView::Bands(size_t cols, size_t rows) const {
   std::lock_guard<std::mutex> g(mu_);
-  auto [h, win, first] = Frame(cols);
-  const size_t seen = seen_;
-  if (!seen || !rows) return h;
-  const size_t per = (seen + rows - 1) / rows;
-  for (size_t lo = 0; lo < seen; lo += per) {
-    const size_t hi = std::min(seen, lo + per);
-    h.rows.push_back(dicts_->sensors.Name(static_cast<uint32_t>(lo)) + " … " +
-                     dicts_->sensors.Name(static_cast<uint32_t>(hi - 1)));
-    int64_t row_total = 0;
-    for (const Slot* s : win) {
-      uint8_t sc = 0;
-      uint32_t fl = 0;
-      if (s)
-        for (size_t id = lo; id < hi; id++) {
-          sc = std::max(sc, s->score[id]);
-          fl += s->count[id];
-        }
-      h.score.push_back(sc);
-      h.flagged.push_back(fl);
-      row_total += fl;
-    }
-    h.row_flagged.push_back(row_total);
+  Framed f = Frame(cols);
+  if (!seen_ || !rows) return f.h;
+  const size_t per = (seen_ + rows - 1) / rows;
+  std::vector<uint32_t> group_of(seen_);
+  std::vector<std::string> names;
+  for (size_t id = 0; id < seen_; id++) {
+    group_of[id] = static_cast<uint32_t>(id / per);
+    if (id % per == 0)
+      names.push_back(dicts_->sensors.Name(static_cast<uint32_t>(id)) + " … " +
+                      dicts_->sensors.Name(static_cast<uint32_t>(std::min(seen_, id + per) - 1)));
   }
-  return h;
+  const size_t n = names.size();
+  FillGroups(f, group_of, std::move(names), n, &f.h);
+  return f.h;
+}
+
+FleetHeatmap FleetView::Groups(size_t cols, size_t top, const std::string& by) const {
+  std::lock_guard<std::mutex> g(mu_);
+  Framed f = Frame(cols);
+  std::vector<uint32_t> group_of(seen_, UINT32_MAX);
+  std::vector<std::string> names;
+  if (by == "asset") {
+    std::vector<uint32_t> index;  // asset id -> group + 1
+    for (size_t id = 0; id < seen_; id++) {
+      const uint32_t a = asset_of_[id];
+      if (a == ReadingBatch::kNoAsset) continue;
+      if (index.size() <= a) index.resize(a + 1, 0);
+      if (!index[a]) {
+        names.push_back(dicts_->assets.Name(a));
+        index[a] = static_cast<uint32_t>(names.size());
+      }
+      group_of[id] = index[a] - 1;
+    }
+  } else {
+    std::unordered_map<std::string, uint32_t> index;  // device -> group
+    for (size_t id = 0; id < seen_; id++) {
+      const std::string& name = dicts_->sensors.Name(static_cast<uint32_t>(id));
+      const size_t cut = name.rfind(kDeviceSeparator);
+      if (cut == std::string::npos || cut == 0) continue;
+      auto [it, added] = index.emplace(name.substr(0, cut), static_cast<uint32_t>(names.size()));
+      if (added) names.push_back(it->first);
+      group_of[id] = it->second;
+    }
+  }
+  FillGroups(f, group_of, std::move(names), top, &f.h);
+  return f.h;
+}
+return h;
 }
 
 std::vector<FleetRank> FleetView::Rank(int64_t from_us, int64_t to_us, size_t limit) const {

@@ -62,6 +62,19 @@ class FleetView {
   FleetHeatmap Top(size_t cols, size_t top) const;
   // The whole fleet in `rows` bands of consecutive sensor ids: a cell holds the band's highest score.
   FleetHeatmap Bands(size_t cols, size_t rows) const;
+  // The `top` groups of sensors with the most flagged readings, by "asset" (the wire asset_id) or by
+  // "device" (the sensor id up to its last '/', as the alert policy's default separator): a cell holds
+  // the group's highest score and its flagged readings.
+  FleetHeatmap Groups(size_t cols, size_t top, const std::string& by) const;
+  // Whether any reading came with an asset_id, any sensor id names a device.
+  bool has_assets() const {
+    std::lock_guard<std::mutex> g(mu_);
+    return assets_;
+  }
+  bool has_devices() const {
+    std::lock_guard<std::mutex> g(mu_);
+    return devices_;
+  }
   // Sensors ranked by flagged readings in event time [from_us, to_us] (bucket granularity: buckets
   // overlapping it); from_us == INT64_MIN means since the start (the totals).
   std::vector<FleetRank> Rank(int64_t from_us, int64_t to_us, size_t limit) const;
@@ -80,6 +93,7 @@ class FleetView {
     float best;  // highest score of the buckets (of flagged readings for the totals)
     int64_t last_us;
   };
+  static constexpr char kDeviceSeparator = '/';
   void Advance(int64_t bucket);  // moves the head to `bucket`, clearing the slots it passes
   // The slots of buckets [lo, hi] within the window, oldest first (null where none is held).
   std::vector<const Slot*> Slots(int64_t lo, int64_t hi) const;
@@ -98,6 +112,10 @@ class FleetView {
     int64_t first = 0;
   };
   Framed Frame(size_t cols) const;
+  // Rows of groups (group_of: sensor id -> group index or UINT32_MAX; names: by index), the `top` with
+  // the most flagged readings first, or all of them in order when top >= their number.
+  void FillGroups(const Framed& f, const std::vector<uint32_t>& group_of, std::vector<std::string> names, size_t top,
+                  FleetHeatmap* h) const;
 
   const Dictionaries* dicts_;
   FleetOptions opt_;
@@ -109,6 +127,8 @@ class FleetView {
   size_t seen_ = 0;           // highest sensor id seen + 1
   std::vector<int64_t> total_flagged_, last_flagged_us_;
   std::vector<float> max_score_;
+  std::vector<uint32_t> asset_of_;  // by sensor id: the asset it last came with (kNoAsset: none)
+  bool assets_ = false, devices_ = false;
   int64_t late_ = 0;
 };
 

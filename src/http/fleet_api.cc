@@ -1,6 +1,7 @@
 // The dashboard's fleet view and model controls (routes of http::Server, see server.h):
 //   GET  /api/fleet/summary   headline figures: sensors alerting now, open alerts, anomaly rate, pipeline health
-//   GET  /api/fleet/heatmap   sensor x time heat map of anomaly scores: top N sensors, or the fleet in bands
+//   GET  /api/fleet/heatmap   sensor x time heat map of anomaly scores: top N sensors, the fleet in bands,
+//                             or the top N assets or devices (when the fleet has them)
 //   GET  /api/fleet/top       sensors ranked by flagged readings in a time range, from memory or the store
 //   GET  /api/registry        model versions, aliases and evaluations (model/registry.h)
 //   POST /api/registry/promote | rollback | clear   act on aliases (production, shadow); a running
@@ -106,6 +107,8 @@ json Server::FleetSummary() const {
     j["flagged_sensors_window"] = t.flagged_sensors;
     j["anomaly_rate"] = t.readings ? static_cast<double>(t.flagged) / static_cast<double>(t.readings) : 0.0;
     j["head"] = t.head_us ? json(FormatIsoMicros(t.head_us)) : json(nullptr);
+    j["has_assets"] = deps_.live->fleet().has_assets();
+    j["has_devices"] = deps_.live->fleet().has_devices();
   }
   std::set<std::string> alerting;
   int64_t open = 0;
@@ -166,8 +169,16 @@ void Server::FleetRoutes() {
     const auto cols = static_cast<size_t>(IntParam(req, "buckets", 60, 1, static_cast<int64_t>(f.options().buckets)));
     const auto rows = static_cast<size_t>(IntParam(req, "top", 40, 1, kMaxRows));
     const std::string mode = req.has_param("mode") ? req.get_param_value("mode") : "top";
-    if (mode != "top" && mode != "fleet") return SendError(res, 400, "mode: expected top or fleet");
-    json j = HeatmapJson(mode == "top" ? f.Top(cols, rows) : f.Bands(cols, rows), mode);
+    FleetHeatmap h;
+    if (mode == "top")
+      h = f.Top(cols, rows);
+    else if (mode == "fleet")
+      h = f.Bands(cols, rows);
+    else if (mode == "asset" || mode == "device")
+      h = f.Groups(cols, rows, mode);
+    else
+      return SendError(res, 400, "mode: expected top, fleet, asset or device");
+    json j = HeatmapJson(h, mode);
     j["sensors"] = f.Totals().sensors;
     SendJson(res, j);
   });

@@ -639,7 +639,8 @@ void Server::Tick() {
     Publish("stats", stats.dump());
     Publish("drift", DriftJson().dump());
     if (deps_.live) {
-      auto an = deps_.live->Anomalies(INT64_MIN, last_seq, 100);
+      // At most 20 a second: a fleet flags more than a table can show (the fleet view counts them all).
+      auto an = deps_.live->Anomalies(INT64_MIN, last_seq, 20);
       for (auto& a : an) {
         last_seq = std::max(last_seq, a.seq);
         const auto* d = deps_.live->dicts();

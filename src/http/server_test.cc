@@ -316,6 +316,37 @@ TEST(Fleet, TotalsOverTheWindowAndLateReadings) {
   EXPECT_EQ(f.fleet.Rank(INT64_MIN, INT64_MAX, 10).size(), 4u);  // counted since the start all the same
 }
 
+// Groups: devices are sensor ids up to their last '/', assets come with the readings.
+TEST(Fleet, DeviceAndAssetGroups) {
+  Dictionaries d;
+  d.models.Intern("m");
+  FleetView fleet(&d, FleetOptions{1000000, 10, 1 << 20});
+  const uint32_t pump = d.assets.Intern("pump-1");
+  ReadingBatch b;
+  for (const char* n : {"dev-a/t", "dev-a/p", "dev-b/t", "loose"}) d.sensors.Intern(n);
+  for (int t = 0; t < 5; t++)
+    for (uint32_t id = 0; id < 4; id++) {
+      const bool f = id == 1 || (id == 2 && t == 4);
+      SmallFleet::Push(b, id, t * 1000000LL, f ? 0.8f : 0.2f, f);
+      b.asset.push_back(id < 2 ? pump : ReadingBatch::kNoAsset);
+    }
+  EXPECT_FALSE(fleet.has_devices());
+  fleet.OnBatch(b);
+  EXPECT_TRUE(fleet.has_devices());
+  EXPECT_TRUE(fleet.has_assets());
+  FleetHeatmap dev = fleet.Groups(10, 10, "device");
+  ASSERT_EQ(dev.rows, (std::vector<std::string>{"dev-a", "dev-b"}));
+  EXPECT_EQ(dev.row_flagged, (std::vector<int64_t>{5, 1}));
+  EXPECT_EQ(dev.cols, 5u);
+  EXPECT_EQ(dev.score[0], 80);      // dev-a/p's score over dev-a/t's
+  EXPECT_EQ(dev.score[5 + 3], 20);  // dev-b at 3 s
+  EXPECT_EQ(dev.score[5 + 4], 80);
+  EXPECT_EQ(fleet.Groups(10, 1, "device").rows, (std::vector<std::string>{"dev-a"}));
+  FleetHeatmap as = fleet.Groups(10, 10, "asset");
+  ASSERT_EQ(as.rows, (std::vector<std::string>{"pump-1"}));
+  EXPECT_EQ(as.row_flagged, (std::vector<int64_t>{5}));
+}
+
 TEST(Listen, ParsesAddresses) {
   auto a = ParseListen("127.0.0.1:8080");
   ASSERT_TRUE(a.ok());
@@ -600,6 +631,9 @@ TEST(Api, FleetSummaryHeatmapAndRankingFromMemoryAndStore) {
   EXPECT_GT(n, 0);
   EXPECT_LT(n, s["flagged_window"].get<int64_t>());
   EXPECT_EQ(cli.Get("/api/fleet/heatmap?mode=all")->status, 400);
+  EXPECT_EQ(s["has_assets"], false);
+  EXPECT_EQ(s["has_devices"], false);
+  EXPECT_EQ(get("/api/fleet/heatmap?mode=device")["rows"].size(), 0u);
   EXPECT_EQ(cli.Get("/api/fleet/top?source=disk")->status, 400);
   EXPECT_EQ(cli.Get("/api/fleet/top?from=yesterday")->status, 400);
   // The chart of a sensor names the model version of its points.
