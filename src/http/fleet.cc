@@ -253,8 +253,6 @@ FleetHeatmap FleetView::Groups(size_t cols, size_t top, const std::string& by) c
   FillGroups(f, group_of, std::move(names), top, &f.h);
   return f.h;
 }
-return h;
-}
 
 std::vector<FleetRank> FleetView::Rank(int64_t from_us, int64_t to_us, size_t limit) const {
   std::lock_guard<std::mutex> g(mu_);
