@@ -62,6 +62,7 @@ const isoTime = (t) => new Date(t * 1000).toISOString().replace('T', ' ').slice(
 const isoText = (s) => (s ? s.replace('T', ' ').slice(0, 19) : '–');
 const utcDate = (ts) => uPlot.tzDate(new Date(ts * 1e3), 'Etc/UTC');
 const timeSeries = { label: 'time (UTC)', value: (u, v) => (v == null ? '–' : isoTime(v) + ' UTC') };
+const timeAxis = { values: (u, splits) => splits.map((v) => isoTime(v).slice(11)), label: 'UTC', labelSize: 16 };
 function row(cells, onClick) {
   const tr = document.createElement('tr');
   for (const v of cells) {
@@ -89,7 +90,7 @@ const tpChart = new uPlot({
     { label: 'stored/s', stroke: '#1f8a4c', width: 1, dash: [4, 3] },
     { label: 'lag (records)', stroke: '#d98e04', scale: 'lag', width: 1 },
   ],
-  axes: [{}, { label: 'records/s', size: 60 }, { side: 1, scale: 'lag', label: 'lag', grid: { show: false }, size: 60 }],
+  axes: [timeAxis, { label: 'records/s', size: 60 }, { side: 1, scale: 'lag', label: 'lag', grid: { show: false }, size: 60 }],
 }, state.tp, $('throughput-chart'));
 
 const flagged = {
@@ -106,7 +107,7 @@ const sensorChart = new uPlot({
     { label: 'anomaly score', stroke: '#8a5cd1', scale: 'score', width: 1 },
     { label: 'threshold', stroke: '#d7263d', scale: 'score', dash: [6, 4], width: 1 },
   ],
-  axes: [{}, { label: 'value', size: 60 }, { side: 1, scale: 'score', label: 'score', grid: { show: false }, size: 50 }],
+  axes: [timeAxis, { label: 'value', size: 60 }, { side: 1, scale: 'score', label: 'score', grid: { show: false }, size: 50 }],
 }, [[], [], [], [], []], $('sensor-chart'));
 
 state.charts = { sensor: sensorChart, throughput: tpChart };
