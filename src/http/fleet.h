@@ -78,7 +78,15 @@ class FleetView {
   // Sensors ranked by flagged readings in event time [from_us, to_us] (bucket granularity: buckets
   // overlapping it); from_us == INT64_MIN means since the start (the totals).
   std::vector<FleetRank> Rank(int64_t from_us, int64_t to_us, size_t limit) const;
-  FleetTotals Totals() const;
+  FleetTotals Totals() const;  // a scan of the window (the anomaly rate); the two below are cheap
+  int64_t sensors() const {
+    std::lock_guard<std::mutex> g(mu_);
+    return static_cast<int64_t>(seen_);
+  }
+  int64_t head_us() const {  // end of the newest bucket (event time); 0 before any reading
+    std::lock_guard<std::mutex> g(mu_);
+    return head_ == INT64_MIN ? 0 : (head_ + 1) * opt_.bucket_us;
+  }
   const FleetOptions& options() const { return opt_; }
 
  private:

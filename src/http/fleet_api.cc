@@ -179,7 +179,7 @@ void Server::FleetRoutes() {
     else
       return SendError(res, 400, "mode: expected top, fleet, asset or device");
     json j = HeatmapJson(h, mode);
-    j["sensors"] = f.Totals().sensors;
+    j["sensors"] = f.sensors();
     SendJson(res, j);
   });
 
@@ -187,7 +187,7 @@ void Server::FleetRoutes() {
     const auto limit = static_cast<size_t>(IntParam(req, "limit", 20, 1, kMaxRows));
     const std::string source = req.has_param("source") ? req.get_param_value("source") : "memory";
     if (source != "memory" && source != "store") return SendError(res, 400, "source: expected memory or store");
-    const int64_t head = deps_.live ? deps_.live->fleet().Totals().head_us : 0;
+    const int64_t head = deps_.live ? deps_.live->fleet().head_us() : 0;
     int64_t from = 0, to = 0;
     if (Status st = RangeOf(req, head, &from, &to); !st.ok()) return SendError(res, 400, st.message());
     json j = {{"source", source},
