@@ -160,6 +160,7 @@ int RunPipeline(Source* source, const PipelineArgs& args, const KafkaSourceOptio
   Check(assets.Start(p, serving.alert_options()), "", 2);
   serving.SetExtraMetrics(ml.MetricsText());
   serving.SetDrift(ml.DriftJson());
+  serving.SetModelDir(args.model_dir);
   Check(serving.Start(p));
   // The sinks of the run, in write order, the one place they are registered. The Parquet store
   // (PipelineOptions::store) is written after the before_store sinks and before the others.

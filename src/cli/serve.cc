@@ -123,6 +123,7 @@ Status Serving::Start(Pipeline& p) {
   so.web_dir = FindWebDir(args_.web_dir);
   so.uplot_dir = FindUplotDir(so.web_dir);
   so.data_dir = data_dir_;
+  so.model_dir = model_dir_;
   so.metrics_top_sensors = args_.metrics_top_sensors;
   if (!fs::exists(so.web_dir + "/index.html"))
     spdlog::warn("dashboard files not found in {} (use --web-dir)", so.web_dir);

@@ -61,6 +61,8 @@ class Serving {
   void SetExtraMetrics(std::function<std::string()> f) { extra_metrics_ = std::move(f); }
   // Before Start: the ML drift monitor's snapshot as JSON text (dashboard drift panel).
   void SetDrift(std::function<std::string()> f) { drift_ = std::move(f); }
+  // Before Start: the model registry the dashboard's model controls act on.
+  void SetModelDir(std::string dir) { model_dir_ = std::move(dir); }
 
  private:
   ServeArgs args_;
@@ -73,6 +75,7 @@ class Serving {
   std::atomic<bool> done_{false};
   std::function<std::string()> extra_metrics_;
   std::function<std::string()> drift_;
+  std::string model_dir_;
 };
 
 }  // namespace iotpipe::cli

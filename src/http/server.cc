@@ -21,6 +21,7 @@
 #include "core/query_service.h"
 #include "core/timeutil.h"
 #include "detect/detector.h"
+#include "http/api_util.h"
 #include "parse/parser.h"
 #include "pipeline/processor.h"
 #include "sinks/alerts.h"
@@ -97,15 +98,18 @@ Result<std::optional<std::pair<std::string, int>>> ParseListen(const std::string
 // ---------------------------------------------------------------------------------------------
 // LiveView
 
-LiveView::LiveView(const Dictionaries* dicts, size_t per_sensor, size_t max_sensors, size_t max_anomalies)
+LiveView::LiveView(const Dictionaries* dicts, size_t per_sensor, size_t max_sensors, size_t max_anomalies,
+                   FleetOptions fleet)
     : dicts_(dicts),
       per_sensor_(std::max<size_t>(per_sensor, 1)),
       max_sensors_(max_sensors),
-      max_anomalies_(max_anomalies) {}
+      max_anomalies_(max_anomalies),
+      fleet_(dicts, fleet) {}
 
 void LiveView::OnBatch(const ProcessedBatch& pb) {
   const ReadingBatch& b = pb.readings;
   const size_t n = b.size();
+  fleet_.OnBatch(b);
   std::lock_guard<std::mutex> g(mu_);
   for (size_t i = 0; i < n; i++) {
     uint32_t s = b.sensor[i];
@@ -117,14 +121,16 @@ void LiveView::OnBatch(const ProcessedBatch& pb) {
       anomalies_.push_back(LiveAnomaly{++seq_, s, b.ts_us[i], b.value[i], b.score[i], ty, b.model[i]});
       if (anomalies_.size() > max_anomalies_) anomalies_.pop_front();
     }
-    if (s >= max_sensors_) continue;
+    const bool held = s < rings_.size() && rings_[s];
+    if (!held && s >= max_sensors_ && !(b.predicted[i] && flagged_rings_ < max_sensors_)) continue;
     if (s >= rings_.size()) rings_.resize(s + 1);
     auto& r = rings_[s];
     if (!r) {
       r = std::make_unique<Ring>();
       r->pts.reserve(std::min<size_t>(per_sensor_, 64));
+      flagged_rings_ += s >= max_sensors_;
     }
-    LivePoint p{b.ts_us[i], b.value[i], b.score[i], b.predicted[i], b.gt[i]};
+    LivePoint p{b.ts_us[i], b.value[i], b.score[i], b.predicted[i], b.gt[i], b.model[i]};
     if (r->pts.size() < per_sensor_) {
       r->pts.push_back(p);
     } else {
@@ -298,6 +304,8 @@ class Prom {
   std::string out_;
 };
 
+}  // namespace
+
 std::string ReadWholeFile(const std::string& path, bool* ok) {
   std::ifstream f(path, std::ios::binary);
   if (!f) {
@@ -322,7 +330,16 @@ int64_t ParseTimeParam(const httplib::Request& req, const char* key, int64_t dfl
   return t.value();
 }
 
-void SendJson(httplib::Response& res, const json& j, int status = 200) {
+int64_t IntParam(const httplib::Request& req, const char* key, int64_t dflt, int64_t lo, int64_t hi) {
+  if (!req.has_param(key)) return dflt;
+  const std::string v = req.get_param_value(key);
+  char* end = nullptr;
+  const long long n = std::strtoll(v.c_str(), &end, 10);
+  if (v.empty() || !end || *end) return dflt;
+  return std::clamp<int64_t>(n, lo, hi);
+}
+
+void SendJson(httplib::Response& res, const json& j, int status) {
   res.status = status;
   res.set_header("Cache-Control", "no-store");
   res.set_content(j.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
@@ -332,12 +349,8 @@ void SendError(httplib::Response& res, int status, const std::string& msg) {
   SendJson(res, json{{"error", msg}}, status);
 }
 
-// JSON request bodies are small; the bound holds for chunked bodies too (read here, not by httplib,
-// whose payload limit this version applies to Content-Length bodies only).
-constexpr size_t kMaxJsonBody = 1 << 20;
 std::string BodyTooLong() { return "request body longer than " + std::to_string(kMaxJsonBody) + " bytes"; }
 
-// Reads the body (Content-Length or chunked) up to limit bytes; false as soon as it is longer.
 bool ReadBody(const httplib::ContentReader& reader, size_t limit, std::string* body) {
   bool over = false;
   reader([&](const char* data, size_t n) {
@@ -350,8 +363,6 @@ bool ReadBody(const httplib::ContentReader& reader, size_t limit, std::string* b
   });
   return !over;
 }
-
-}  // namespace
 
 // ---------------------------------------------------------------------------------------------
 // Server
@@ -485,6 +496,85 @@ void Server::Publish(const std::string& event, const std::string& data) {
   bus_cv_.notify_all();
 }
 
+// Stored readings of one sensor in [from, to] (from == INT64_MIN: its latest `kLatest`), oldest first,
+// with their model versions.
+static constexpr int kLatest = 600;
+std::vector<LivePoint> Server::StoredReadings(const std::string& id, int64_t from, int64_t to,
+                                              std::vector<std::string>* models) const {
+  std::vector<LivePoint> out;
+  const bool latest = from == INT64_MIN;
+  std::string sql =
+      "SELECT epoch_us(timestamp), value, anomaly_score, is_anomaly_predicted, is_anomaly_ground_truth, "
+      "model_version FROM sensor_readings WHERE sensor_id = " +
+      SqlQuote(id) +
+      (latest ? std::string() : " AND timestamp >= make_timestamp(" + std::to_string(from) + "::BIGINT)") +
+      (to == INT64_MAX ? std::string() : " AND timestamp <= make_timestamp(" + std::to_string(to) + "::BIGINT)") +
+      (latest ? " ORDER BY timestamp DESC LIMIT " + std::to_string(kLatest) : " ORDER BY timestamp LIMIT 20000");
+  auto t = query_->Internal(sql);
+  if (!t.ok()) {
+    spdlog::warn("http: readings history: {}", t.status().message());
+    return out;
+  }
+  for (size_t r = 0; r < t->rows.size(); r++) {
+    out.push_back(LivePoint{t->Int(r, 0), t->Num(r, 1), static_cast<float>(t->Num(r, 2)),
+                            static_cast<uint8_t>(t->Str(r, 3) == "true"), static_cast<uint8_t>(t->Str(r, 4) == "true"),
+                            0});
+    models->push_back(t->Str(r, 5));
+  }
+  if (latest) {
+    std::reverse(out.begin(), out.end());
+    std::reverse(models->begin(), models->end());
+  }
+  return out;
+}
+
+// Readings of one sensor in [from, to]: what memory holds, and from the store what is older (when a start
+// was asked for) or, when memory holds none of the sensor's readings, its latest stored ones. Each point
+// names its model version (an index into model_versions).
+json Server::SensorReadings(const std::string& id, int64_t from, int64_t to) const {
+  int64_t oldest = INT64_MAX;
+  std::vector<LivePoint> pts;
+  if (deps_.live) pts = deps_.live->Readings(id, from, to, &oldest);
+  std::vector<std::string> models;
+  for (auto& p : pts) models.push_back(deps_.live->dicts()->models.Name(p.model));
+  size_t from_disk = 0;
+  if (query_ && from < oldest && (from != INT64_MIN || pts.empty())) {
+    std::vector<std::string> old_models;
+    std::vector<LivePoint> old =
+        StoredReadings(id, from, std::min(to, oldest == INT64_MAX ? to : oldest - 1), &old_models);
+    from_disk = old.size();
+    old.insert(old.end(), pts.begin(), pts.end());
+    pts.swap(old);
+    old_models.insert(old_models.end(), models.begin(), models.end());
+    models.swap(old_models);
+  }
+  json t = json::array(), v = json::array(), sc = json::array(), pr = json::array(), gt = json::array(),
+       mi = json::array(), versions = json::array();
+  std::unordered_map<std::string, int> index;
+  for (size_t i = 0; i < pts.size(); i++) {
+    const LivePoint& p = pts[i];
+    t.push_back(static_cast<double>(p.ts_us) / 1e6);
+    v.push_back(p.value);
+    sc.push_back(p.score);
+    pr.push_back(p.predicted);
+    gt.push_back(ReadingBatch::Labelled(p.gt) ? json(p.gt) : json(nullptr));
+    auto [it, added] = index.emplace(models[i], static_cast<int>(index.size()));
+    if (added) versions.push_back(models[i]);
+    mi.push_back(it->second);
+  }
+  return json{{"sensor_id", id},
+              {"t", t},
+              {"value", v},
+              {"score", sc},
+              {"predicted", pr},
+              {"ground_truth", gt},
+              {"model", mi},
+              {"model_versions", versions},
+              {"threshold", kScoreThreshold},
+              {"from_memory", pts.size() - from_disk},
+              {"from_disk", from_disk}};
+}
+
 json Server::DriftJson() const {
   json j = json::object();
   if (deps_.drift) {
@@ -504,7 +594,7 @@ json Server::DriftJson() const {
 void Server::Tick() {
   const PipelineMetrics& m = *deps_.metrics;
   int64_t last_t = MonoMicros(), last_sent = m.sent.load(), last_stored = m.stored.load(),
-          last_pred = m.predicted.load();
+          last_pred = m.predicted.load(), last_dead = m.dead_stored.load();
   int64_t last_seq = deps_.live ? deps_.live->anomaly_seq() : 0;
   int64_t last_alert_n = deps_.alerts ? deps_.alerts->counters().events.load() : 0;
   while (!stopping_.load()) {
@@ -517,13 +607,15 @@ void Server::Tick() {
     int64_t now = MonoMicros();
     double dt = static_cast<double>(now - last_t) / 1e6;
     if (dt <= 0) continue;
-    int64_t sent = m.sent.load(), stored = m.stored.load(), pred = m.predicted.load();
+    int64_t sent = m.sent.load(), stored = m.stored.load(), pred = m.predicted.load(), dead = m.dead_stored.load();
     Tick1 t{RealClock::Get()->NowMicros(),
             static_cast<double>(sent - last_sent) / dt,
             static_cast<double>(stored - last_stored) / dt,
             static_cast<double>(m.lag.load()),
             static_cast<double>(m.queue_raw.load() + m.queue_processed.load()),
-            static_cast<double>(pred - last_pred) / dt};
+            static_cast<double>(pred - last_pred) / dt,
+            static_cast<double>(dead - last_dead) / dt};
+    last_dead = dead;
     last_t = now;
     last_sent = sent;
     last_stored = stored;
@@ -547,7 +639,8 @@ void Server::Tick() {
     Publish("stats", stats.dump());
     Publish("drift", DriftJson().dump());
     if (deps_.live) {
-      auto an = deps_.live->Anomalies(INT64_MIN, last_seq, 100);
+      // At most 20 a second: a fleet flags more than a table can show (the fleet view counts them all).
+      auto an = deps_.live->Anomalies(INT64_MIN, last_seq, 20);
       for (auto& a : an) {
         last_seq = std::max(last_seq, a.seq);
         const auto* d = deps_.live->dicts();
@@ -647,6 +740,9 @@ void Server::Routes() {
   s.Get("/vendor/uPlot.iife.min.js", file(opt_.uplot_dir + "/uPlot.iife.min.js"));
   s.Get("/vendor/uPlot.min.css", file(opt_.uplot_dir + "/uPlot.min.css"));
 
+  FleetRoutes();
+  RegistryRoutes();
+
   s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(MetricsText(), "text/plain; version=0.0.4; charset=utf-8");
   });
@@ -680,59 +776,11 @@ void Server::Routes() {
   });
 
   s.Get(R"(/api/sensors/([^/]+)/readings)", [this](const httplib::Request& req, httplib::Response& res) {
-    std::string id = req.matches[1];
     std::string err;
     int64_t from = ParseTimeParam(req, "from", INT64_MIN, &err), to = ParseTimeParam(req, "to", INT64_MAX, &err);
     if (!err.empty()) return SendError(res, 400, err);
     if (from > to) return SendError(res, 400, "from is after to");
-    int64_t oldest = INT64_MAX;
-    std::vector<LivePoint> pts;
-    if (deps_.live) pts = deps_.live->Readings(id, from, to, &oldest);
-    size_t from_disk = 0;
-    // Older than what memory holds: read the stored data (only when a start was asked for).
-    if (from != INT64_MIN && from < oldest && query_) {
-      int64_t upto = std::min(to, oldest == INT64_MAX ? to : oldest - 1);
-      std::string sql =
-          "SELECT epoch_us(timestamp), value, anomaly_score, is_anomaly_predicted, is_anomaly_ground_truth "
-          "FROM sensor_readings WHERE sensor_id = " +
-          SqlQuote(id) + " AND timestamp >= make_timestamp(" + std::to_string(from) + "::BIGINT)" +
-          (upto == INT64_MAX ? std::string()
-                             : " AND timestamp <= make_timestamp(" + std::to_string(upto) + "::BIGINT)") +
-          " ORDER BY timestamp LIMIT 20000";
-      auto t = query_->Internal(sql);
-      if (t.ok()) {
-        std::vector<LivePoint> old;
-        for (size_t r = 0; r < t->rows.size(); r++)
-          old.push_back(LivePoint{t->Int(r, 0), t->Num(r, 1), static_cast<float>(t->Num(r, 2)),
-                                  static_cast<uint8_t>(t->Str(r, 3) == "true"),
-                                  static_cast<uint8_t>(t->Str(r, 4) == "true")});
-        from_disk = old.size();
-        old.insert(old.end(), pts.begin(), pts.end());
-        pts.swap(old);
-      } else {
-        spdlog::warn("http: readings history: {}", t.status().message());
-      }
-    }
-    json t = json::array(), v = json::array(), sc = json::array(), pr = json::array(), gt = json::array();
-    for (auto& p : pts) {
-      t.push_back(static_cast<double>(p.ts_us) / 1e6);
-      v.push_back(p.value);
-      sc.push_back(p.score);
-      pr.push_back(p.predicted);
-      if (ReadingBatch::Labelled(p.gt))
-        gt.push_back(p.gt);
-      else
-        gt.push_back(nullptr);
-    }
-    SendJson(res, json{{"sensor_id", id},
-                       {"t", t},
-                       {"value", v},
-                       {"score", sc},
-                       {"predicted", pr},
-                       {"ground_truth", gt},
-                       {"threshold", kScoreThreshold},
-                       {"from_memory", pts.size() - from_disk},
-                       {"from_disk", from_disk}});
+    SendJson(res, SensorReadings(req.matches[1], from, to));
   });
 
   s.Get("/api/anomalies", [this](const httplib::Request& req, httplib::Response& res) {
@@ -763,8 +811,17 @@ void Server::Routes() {
     SendJson(res, json{{"anomalies", arr}, {"last_seq", last}});
   });
 
-  s.Get("/api/alerts", [this](const httplib::Request&, httplib::Response& res) {
+  // Recent alert events, or (state=open) the alerts open now, newest first, at most `limit` (200).
+  s.Get("/api/alerts", [this](const httplib::Request& req, httplib::Response& res) {
     json arr = json::array();
+    if (deps_.alerts && req.get_param_value("state") == "open") {
+      auto open = deps_.alerts->OpenAlerts();
+      std::sort(open.begin(), open.end(), [](const Alert& a, const Alert& b) { return a.opened_us > b.opened_us; });
+      const auto limit = static_cast<size_t>(IntParam(req, "limit", 200, 1, 200));
+      for (size_t i = 0; i < open.size() && i < limit; i++)
+        arr.push_back(json::parse(AlertEvent{"open", open[i]}.ToJson()));
+      return SendJson(res, json{{"alerts", arr}, {"open", open.size()}});
+    }
     if (deps_.alerts)
       for (auto& e : deps_.alerts->Recent(200)) arr.push_back(json::parse(e.ToJson()));
     SendJson(res, json{{"alerts", arr}});

@@ -26,6 +26,7 @@
 #include "core/metrics.h"
 #include "core/query_service.h"
 #include "core/status.h"
+#include "http/fleet.h"
 
 namespace httplib {
 class Server;
@@ -50,6 +51,7 @@ struct LivePoint {
   double value;
   float score;
   uint8_t predicted, gt;
+  uint16_t model;  // Dictionaries::models id
 };
 
 struct LiveAnomaly {
@@ -62,10 +64,13 @@ struct LiveAnomaly {
   uint16_t model;
 };
 
-// Recent data in memory, fed by the pipeline's sink thread.
+// Recent data in memory, fed by the pipeline's sink thread: rings of recent readings for the first
+// max_sensors sensors and for up to max_sensors more once they have a flagged reading (so the sensors a
+// fleet view points at have their recent readings), and the fleet view (fleet.h).
 class LiveView {
  public:
-  LiveView(const Dictionaries* dicts, size_t per_sensor = 600, size_t max_sensors = 2000, size_t max_anomalies = 2000);
+  LiveView(const Dictionaries* dicts, size_t per_sensor = 600, size_t max_sensors = 2000, size_t max_anomalies = 2000,
+           FleetOptions fleet = {});
   void OnBatch(const ProcessedBatch& b);
 
   struct SensorInfo {
@@ -84,6 +89,7 @@ class LiveView {
   std::vector<std::pair<std::string, int64_t>> AnomaliesBySensor(size_t limit) const;
   int64_t anomaly_seq() const;
   const Dictionaries* dicts() const { return dicts_; }
+  const FleetView& fleet() const { return fleet_; }
 
  private:
   struct Ring {
@@ -98,6 +104,8 @@ class LiveView {
   std::deque<LiveAnomaly> anomalies_;
   int64_t seq_ = 0;
   std::vector<int64_t> by_type_;  // index type id; last slot = none
+  size_t flagged_rings_ = 0;      // rings of sensors beyond max_sensors_
+  FleetView fleet_;
 };
 
 struct ServerOptions {
@@ -107,6 +115,7 @@ struct ServerOptions {
   std::string web_dir;    // dashboard files (index.html, app.js, style.css)
   std::string uplot_dir;  // uPlot dist (uPlot.iife.min.js, uPlot.min.css)
   std::string data_dir;   // for the query endpoint and older readings
+  std::string model_dir;  // model registry (model/registry.h) for the model controls; empty = none
   size_t query_row_limit = 10000;
   double query_timeout_s = 10;
   size_t query_max_bytes = 16 * 1024;
@@ -148,6 +157,14 @@ class Server {
   void Routes();
   void Tick();
   nlohmann::json DriftJson() const;  // deps_.drift plus the model versions in use
+  nlohmann::json SensorReadings(const std::string& id, int64_t from_us, int64_t to_us) const;
+  std::vector<LivePoint> StoredReadings(const std::string& id, int64_t from_us, int64_t to_us,
+                                        std::vector<std::string>* models) const;
+  // The fleet view (fleet_api.cc): summary, heat map, ranking; the registry's model controls.
+  void FleetRoutes();
+  void RegistryRoutes();
+  nlohmann::json FleetSummary() const;
+  Result<nlohmann::json> StoredRanking(int64_t from_us, int64_t to_us, size_t limit) const;
   void Publish(const std::string& event, const std::string& data);
 
   ServerOptions opt_;
@@ -170,7 +187,7 @@ class Server {
   // Per-second history for the dashboard's throughput/lag charts.
   struct Tick1 {
     int64_t t_us;
-    double events_per_s, stored_per_s, lag, queue, anomalies_per_s;
+    double events_per_s, stored_per_s, lag, queue, anomalies_per_s, dead_per_s;
   };
   std::deque<Tick1> history_;
 };

@@ -13,6 +13,8 @@
 
 #include "core/clock.h"
 #include "detect/detector.h"
+#include "model/registry.h"
+#include "model/test_models.h"
 #include "pipeline/pipeline.h"
 #include "sinks/alerts.h"
 #include "sources/source.h"
@@ -220,6 +222,129 @@ TEST(Metrics, PerSensorSeriesAreTheTopN) {
   EXPECT_EQ(top[1], (std::pair<std::string, int64_t>{"s28", 28}));
   EXPECT_EQ(top[2], (std::pair<std::string, int64_t>{"s27", 27}));
   EXPECT_EQ(live.AnomaliesBySensor(100).size(), 29u);  // sensors with anomalies only
+}
+
+// ---- fleet view ----------------------------------------------------------------------------------
+// A fleet of 1,000 sensors over 20 s of event time in 1 s buckets, a window of 10: sensor 7 flagged at
+// 15..19 s, sensor 300 three times at 18 s, sensor 999 once at 2 s (out of the window by the end).
+struct SmallFleet {
+  Dictionaries d;
+  FleetView fleet{&d, FleetOptions{1000000, 10, 1 << 20}};
+  SmallFleet() {
+    d.models.Intern("m");
+    for (int i = 0; i < 1000; i++) d.sensors.Intern("s" + std::to_string(i));
+    ReadingBatch b;
+    for (int t = 0; t < 20; t++)
+      for (uint32_t id = 0; id < 1000; id++) {
+        const bool f = (id == 7 && t >= 15) || (id == 999 && t == 2);
+        Push(b, id, t * 1000000LL + 500, f ? 0.9f : 0.1f, f);
+        if (id == 300 && t == 18)
+          for (int k = 0; k < 3; k++) Push(b, id, t * 1000000LL + 600 + k, 0.7f, true);
+      }
+    fleet.OnBatch(b);
+  }
+  static void Push(ReadingBatch& b, uint32_t id, int64_t ts, float score, bool flagged) {
+    b.Push(id, ts, 1.0, false, ReadingBatch::kNoType);
+    b.score.back() = score;
+    b.predicted.back() = flagged;
+    b.model.back() = 0;
+  }
+};
+
+TEST(Fleet, HeatMapOfTheTopSensorsOverTheWindow) {
+  SmallFleet f;
+  FleetHeatmap h = f.fleet.Top(10, 5);
+  EXPECT_EQ(h.cols, 10u);
+  EXPECT_EQ(h.t0_us, 10 * 1000000LL);                           // the window: buckets 10..19
+  ASSERT_EQ(h.rows, (std::vector<std::string>{"s7", "s300"}));  // s999's flag left the window
+  EXPECT_EQ(h.row_flagged, (std::vector<int64_t>{5, 3}));
+  ASSERT_EQ(h.score.size(), 20u);
+  for (size_t c = 0; c < 10; c++) {
+    EXPECT_EQ(h.score[c], c >= 5 ? 90 : 10) << c;
+    EXPECT_EQ(h.flagged[c], c >= 5 ? 1u : 0u) << c;
+    EXPECT_EQ(h.flagged[10 + c], c == 8 ? 3u : 0u) << c;
+  }
+  EXPECT_EQ(f.fleet.Top(4, 1).rows, (std::vector<std::string>{"s7"}));
+  EXPECT_EQ(f.fleet.Top(4, 1).cols, 4u);
+  EXPECT_EQ(f.fleet.Top(500, 1).cols, 10u);  // at most the window
+}
+
+TEST(Fleet, BandsCoverTheWholeFleet) {
+  SmallFleet f;
+  FleetHeatmap h = f.fleet.Bands(10, 4);
+  ASSERT_EQ(h.rows.size(), 4u);
+  EXPECT_EQ(h.rows[0], "s0 … s249");
+  EXPECT_EQ(h.rows[3], "s750 … s999");
+  EXPECT_EQ(h.row_flagged, (std::vector<int64_t>{5, 3, 0, 0}));
+  EXPECT_EQ(h.score[9], 90);       // band 0 holds s7
+  EXPECT_EQ(h.score[10 + 8], 70);  // band 1 holds s300 at 18 s
+  EXPECT_EQ(h.score[20 + 8], 10);
+}
+
+TEST(Fleet, RankingSinceTheStartAndInARange) {
+  SmallFleet f;
+  auto all = f.fleet.Rank(INT64_MIN, INT64_MAX, 10);
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_EQ(all[0].sensor_id, "s7");
+  EXPECT_EQ(all[0].flagged, 5);
+  EXPECT_FLOAT_EQ(all[0].max_score, 0.9f);
+  EXPECT_EQ(all[0].last_flagged_us, 19 * 1000000LL + 500);
+  EXPECT_EQ(all[1].sensor_id, "s300");
+  EXPECT_EQ(all[2].sensor_id, "s999");
+  auto late = f.fleet.Rank(18 * 1000000LL, 19 * 1000000LL, 10);  // buckets 18 and 19
+  ASSERT_EQ(late.size(), 2u);
+  EXPECT_EQ(late[0].sensor_id, "s300");
+  EXPECT_EQ(late[0].flagged, 3);
+  EXPECT_EQ(late[1].sensor_id, "s7");
+  EXPECT_EQ(late[1].flagged, 2);
+  EXPECT_EQ(f.fleet.Rank(INT64_MIN, INT64_MAX, 1).size(), 1u);
+}
+
+TEST(Fleet, TotalsOverTheWindowAndLateReadings) {
+  SmallFleet f;
+  FleetTotals t = f.fleet.Totals();
+  EXPECT_EQ(t.sensors, 1000);
+  EXPECT_EQ(t.readings, 10 * 1000 + 3);
+  EXPECT_EQ(t.flagged, 8);
+  EXPECT_EQ(t.flagged_sensors, 2);
+  EXPECT_EQ(t.head_us, 20 * 1000000LL);
+  ReadingBatch old;
+  SmallFleet::Push(old, 5, 1000000, 0.9f, true);  // 1 s: before the window
+  f.fleet.OnBatch(old);
+  EXPECT_EQ(f.fleet.Totals().late, 1);
+  EXPECT_EQ(f.fleet.Totals().flagged, 8);
+  EXPECT_EQ(f.fleet.Rank(INT64_MIN, INT64_MAX, 10).size(), 4u);  // counted since the start all the same
+}
+
+// Groups: devices are sensor ids up to their last '/', assets come with the readings.
+TEST(Fleet, DeviceAndAssetGroups) {
+  Dictionaries d;
+  d.models.Intern("m");
+  FleetView fleet(&d, FleetOptions{1000000, 10, 1 << 20});
+  const uint32_t pump = d.assets.Intern("pump-1");
+  ReadingBatch b;
+  for (const char* n : {"dev-a/t", "dev-a/p", "dev-b/t", "loose"}) d.sensors.Intern(n);
+  for (int t = 0; t < 5; t++)
+    for (uint32_t id = 0; id < 4; id++) {
+      const bool f = id == 1 || (id == 2 && t == 4);
+      SmallFleet::Push(b, id, t * 1000000LL, f ? 0.8f : 0.2f, f);
+      b.asset.push_back(id < 2 ? pump : ReadingBatch::kNoAsset);
+    }
+  EXPECT_FALSE(fleet.has_devices());
+  fleet.OnBatch(b);
+  EXPECT_TRUE(fleet.has_devices());
+  EXPECT_TRUE(fleet.has_assets());
+  FleetHeatmap dev = fleet.Groups(10, 10, "device");
+  ASSERT_EQ(dev.rows, (std::vector<std::string>{"dev-a", "dev-b"}));
+  EXPECT_EQ(dev.row_flagged, (std::vector<int64_t>{5, 1}));
+  EXPECT_EQ(dev.cols, 5u);
+  EXPECT_EQ(dev.score[0], 80);      // dev-a/p's score over dev-a/t's
+  EXPECT_EQ(dev.score[5 + 3], 20);  // dev-b at 3 s
+  EXPECT_EQ(dev.score[5 + 4], 80);
+  EXPECT_EQ(fleet.Groups(10, 1, "device").rows, (std::vector<std::string>{"dev-a"}));
+  FleetHeatmap as = fleet.Groups(10, 10, "asset");
+  ASSERT_EQ(as.rows, (std::vector<std::string>{"pump-1"}));
+  EXPECT_EQ(as.row_flagged, (std::vector<int64_t>{5}));
 }
 
 TEST(Listen, ParsesAddresses) {
@@ -434,6 +559,143 @@ TEST(Api, SensorsReadingsAnomaliesModelsHealth) {
   EXPECT_EQ(cli.Post("/api/models/promote", R"({"detector":"nope"})", "application/json")->status, 400);
   EXPECT_EQ(cli.Post("/api/models/rollback", "", "application/json")->status, 200);
   srv.Stop();
+}
+
+// The fleet endpoints over a finished run: the figures agree with the pipeline, the alerts and each other.
+TEST(Api, FleetSummaryHeatmapAndRankingFromMemoryAndStore) {
+  RanPipeline rp("fleet", 20000, 0);
+  Server srv(LocalOptions(rp.dir), rp.Deps());
+  ASSERT_TRUE(srv.Start().ok());
+  httplib::Client cli("127.0.0.1", srv.port());
+  auto get = [&](const std::string& path) {
+    auto r = cli.Get(path);
+    EXPECT_TRUE(r && r->status == 200) << path;
+    return r ? json::parse(r->body) : json();
+  };
+  const json s = get("/api/fleet/summary");
+  EXPECT_EQ(s["time_zone"], "UTC");
+  EXPECT_EQ(s["sensors"], 50);
+  EXPECT_EQ(s["readings_window"], rp.p->metrics().parsed.load());  // 400 s of sensor time < the 600 s window
+  EXPECT_EQ(s["flagged_window"], rp.p->metrics().predicted.load());
+  EXPECT_GT(s["flagged_window"].get<int64_t>(), 0);
+  EXPECT_DOUBLE_EQ(s["anomaly_rate"].get<double>(),
+                   s["flagged_window"].get<double>() / s["readings_window"].get<double>());
+  const auto open = rp.alerts->OpenAlerts();
+  std::set<std::string> alerting;
+  for (auto& a : open) alerting.insert(a.sensor_id);
+  EXPECT_EQ(s["open_alerts"], rp.alerts->counters().open_now.load());
+  EXPECT_EQ(s["open_alerts"], open.size());
+  EXPECT_EQ(s["sensors_alerting"], alerting.size());
+  EXPECT_EQ(get("/api/alerts?state=open")["open"], open.size());
+  EXPECT_EQ(s["health"]["dead_letters"], 0);
+  EXPECT_EQ(s["health"]["drops"], 0);
+
+  // The heat map of the top 5 over the last 60 buckets ranks as the memory ranking of the same 300 s.
+  const json h = get("/api/fleet/heatmap?top=5&buckets=60");
+  EXPECT_EQ(h["mode"], "top");
+  EXPECT_EQ(h["cols"], 60);
+  EXPECT_EQ(h["bucket_s"], 5.0);
+  ASSERT_EQ(h["rows"].size(), 5u);
+  ASSERT_EQ(h["score"].size(), 5u);
+  EXPECT_EQ(h["score"][0].size(), 60u);
+  const json r = get("/api/fleet/top?range=300&limit=5");
+  ASSERT_EQ(r["sensors"].size(), 5u);
+  for (size_t i = 0; i < 5; i++) {
+    EXPECT_EQ(h["rows"][i], r["sensors"][i]["sensor_id"]) << i;
+    EXPECT_EQ(h["row_flagged"][i], r["sensors"][i]["flagged"]) << i;
+    int64_t sum = 0;
+    for (auto& c : h["flagged"][i]) sum += c.get<int64_t>();
+    EXPECT_EQ(sum, h["row_flagged"][i].get<int64_t>());
+  }
+  const json bands = get("/api/fleet/heatmap?mode=fleet&top=10&buckets=60");
+  EXPECT_EQ(bands["rows"].size(), 10u);
+  int64_t band_total = 0;  // every sensor in one band: the bands hold all flagged readings of the 300 s
+  for (auto& v : bands["row_flagged"]) band_total += v.get<int64_t>();
+  EXPECT_EQ(band_total, get("/api/fleet/heatmap?mode=fleet&top=1&buckets=60")["row_flagged"][0]);
+  EXPECT_NE(bands["rows"][0].get<std::string>().find(" … "), std::string::npos);
+
+  // Since the start: memory and the stored Parquet agree.
+  const json mem = get("/api/fleet/top?limit=10"), store = get("/api/fleet/top?limit=10&source=store");
+  EXPECT_EQ(store["source"], "store");
+  ASSERT_EQ(mem["sensors"].size(), 10u);
+  ASSERT_EQ(store["sensors"].size(), 10u);
+  for (size_t i = 0; i < 10; i++) {
+    EXPECT_EQ(mem["sensors"][i]["sensor_id"], store["sensors"][i]["sensor_id"]) << i;
+    EXPECT_EQ(mem["sensors"][i]["flagged"], store["sensors"][i]["flagged"]) << i;
+    EXPECT_EQ(mem["sensors"][i]["last_flagged"], store["sensors"][i]["last_flagged"]) << i;
+  }
+  // A stored range: only the readings in it.
+  const json early = get("/api/fleet/top?limit=50&source=store&from=2024-11-24T00:00:00Z&to=2024-11-24T00:01:00Z");
+  int64_t n = 0;
+  for (auto& e : early["sensors"]) n += e["flagged"].get<int64_t>();
+  EXPECT_GT(n, 0);
+  EXPECT_LT(n, s["flagged_window"].get<int64_t>());
+  EXPECT_EQ(cli.Get("/api/fleet/heatmap?mode=all")->status, 400);
+  EXPECT_EQ(s["has_assets"], false);
+  EXPECT_EQ(s["has_devices"], false);
+  EXPECT_EQ(get("/api/fleet/heatmap?mode=device")["rows"].size(), 0u);
+  EXPECT_EQ(cli.Get("/api/fleet/top?source=disk")->status, 400);
+  EXPECT_EQ(cli.Get("/api/fleet/top?from=yesterday")->status, 400);
+  // The chart of a sensor names the model version of its points.
+  const json rd = get("/api/sensors/" + mem["sensors"][0]["sensor_id"].get<std::string>() + "/readings");
+  EXPECT_EQ(rd["model_versions"], json::array({"baseline-v1"}));
+  EXPECT_EQ(rd["model"].size(), rd["t"].size());
+  srv.Stop();
+}
+
+// The model controls act on the registry's aliases; a worse model is refused unless forced.
+TEST(Api, RegistryPromoteRollbackShadowAndTheEvaluationCheck) {
+  RanPipeline rp("registry", 2000, 0);
+  ml::testutil::Tmp models("http_registry");
+  for (auto [v, loss] : {std::pair{"v1", 0.75}, {"v2", 15.6}, {"v3", 0.7}}) {
+    ml::Model m = ml::testutil::SmallModel(v);
+    m.card["best_val_loss"] = loss;
+    ASSERT_TRUE(m.Save(models.str()).ok());
+  }
+  ml::Registry reg(models.str());
+  ASSERT_TRUE(reg.Promote("v1").ok());
+  ASSERT_TRUE(reg.AddEvaluation("v3", json{{"kind", "shadow"}, {"f1", 0.8}, {"shadow_at_least_as_good", true}}).ok());
+  ServerOptions o = LocalOptions(rp.dir);
+  o.model_dir = models.str();
+  Server srv(o, rp.Deps());
+  ASSERT_TRUE(srv.Start().ok());
+  httplib::Client cli("127.0.0.1", srv.port());
+  auto post = [&](const std::string& path, const json& body) {
+    auto r = cli.Post(path, body.dump(), "application/json");
+    return r ? std::make_pair(r->status, json::parse(r->body)) : std::make_pair(0, json());
+  };
+  const json l = json::parse(cli.Get("/api/registry")->body);
+  ASSERT_EQ(l["versions"].size(), 3u);
+  EXPECT_EQ(l["aliases"]["production"], "v1");
+  EXPECT_EQ(l["versions"][0]["best_val_loss"], 0.75);
+  EXPECT_EQ(l["versions"][0]["aliases"], json::array({"production"}));
+  EXPECT_EQ(l["versions"][2]["evaluations"][0]["f1"], 0.8);
+  EXPECT_EQ(l["in_use"], "baseline-v1");
+
+  auto [st, body] = post("/api/registry/promote", {{"version", "v2"}});
+  EXPECT_EQ(st, 409);
+  EXPECT_NE(body["error"].get<std::string>().find("validation loss"), std::string::npos) << body;
+  EXPECT_EQ(reg.Alias("production"), "v1");
+  EXPECT_EQ(post("/api/registry/promote", {{"version", "v2"}, {"force", true}}).first, 200);
+  EXPECT_EQ(reg.Alias("production"), "v2");
+  auto rb = post("/api/registry/rollback", json::object());
+  EXPECT_EQ(rb.first, 200);
+  EXPECT_EQ(rb.second["version"], "v1");
+  EXPECT_EQ(reg.Alias("production"), "v1");
+  EXPECT_EQ(post("/api/registry/promote", {{"version", "v3"}, {"alias", "shadow"}}).first, 200);
+  EXPECT_EQ(reg.Alias("shadow"), "v3");
+  EXPECT_EQ(post("/api/registry/clear", {{"alias", "shadow"}}).first, 200);
+  EXPECT_EQ(reg.Alias("shadow"), "");
+  EXPECT_EQ(post("/api/registry/promote", json::object()).first, 400);
+  EXPECT_EQ(post("/api/registry/promote", {{"version", "v9"}}).first, 400);
+  srv.Stop();
+
+  Server none(LocalOptions(rp.dir), rp.Deps());  // no registry: listed as unavailable, actions refused
+  ASSERT_TRUE(none.Start().ok());
+  httplib::Client c2("127.0.0.1", none.port());
+  EXPECT_EQ(json::parse(c2.Get("/api/registry")->body)["available"], false);
+  EXPECT_EQ(c2.Post("/api/registry/promote", R"({"version":"v1"})", "application/json")->status, 501);
+  none.Stop();
 }
 
 TEST(Api, TokenIsRequiredWhenSetAndForNonLoopbackBinds) {

@@ -229,6 +229,7 @@ void AlertManager::OnBatch(const ReadingBatch& b) {
         s.alert.state = "closed";
         c_.closed++;
         c_.open_now--;
+        Track(s.alert, false);
         if (!s.flapping) Emit("close", s.alert);
         if (s.am_fired && am_) {
           AmAlert u = ToAm(s.alert);
@@ -258,6 +259,7 @@ void AlertManager::Open(SensorState& s, int64_t ts) {
   s.opens.push_back(ts);
   c_.opened++;
   c_.open_now++;
+  Track(a, true);
   if (s.flapping) {
     c_.suppressed++;
     return;
@@ -502,6 +504,21 @@ std::vector<AlertEvent> AlertManager::Recent(size_t max) const {
   std::lock_guard<std::mutex> g(recent_mu_);
   size_t n = std::min(max, recent_.size());
   return std::vector<AlertEvent>(recent_.end() - static_cast<std::ptrdiff_t>(n), recent_.end());
+}
+
+void AlertManager::Track(const Alert& a, bool open) {
+  std::lock_guard<std::mutex> g(recent_mu_);
+  if (open)
+    open_[a.alert_id] = a;
+  else
+    open_.erase(a.alert_id);
+}
+
+std::vector<Alert> AlertManager::OpenAlerts() const {
+  std::lock_guard<std::mutex> g(recent_mu_);
+  std::vector<Alert> out;
+  for (auto& [id, a] : open_) out.push_back(a);
+  return out;
 }
 
 }  // namespace iotpipe

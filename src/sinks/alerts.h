@@ -137,6 +137,8 @@ class AlertManager {
   void SetAssets(const Interner* assets) { assets_ = assets; }
   // Recent events, newest last (bounded), for the HTTP API.
   std::vector<AlertEvent> Recent(size_t max = 100) const;
+  // The alerts open now (any thread; as counted by open_now, suppressed ones of flapping groups included).
+  std::vector<Alert> OpenAlerts() const;
 
  private:
   struct SensorState {
@@ -152,6 +154,7 @@ class AlertManager {
   // The group of row i: its index in st_, with its name and label (sensor | device | asset).
   uint32_t GroupOf(const ReadingBatch& b, size_t i);
   void Open(SensorState& s, int64_t ts);
+  void Track(const Alert& a, bool open);  // open_, beside c_.open_now
   AmAlert ToAm(const Alert& a) const;
 
   AlertOptions opt_;
@@ -161,6 +164,7 @@ class AlertManager {
   std::vector<std::function<void(const AlertEvent&)>> sinks_;
   mutable std::mutex recent_mu_;
   std::deque<AlertEvent> recent_;
+  std::map<std::string, Alert> open_;  // by alert_id (under recent_mu_)
   std::vector<Alert> to_store_;
   int64_t last_store_mono_ = 0;
   int64_t log_window_mono_ = 0;

@@ -1,6 +1,9 @@
-// Browser test of the live dashboard: Debian's headless Chromium driven by playwright-core against a
-// running `iotpipe run --rate ... --http 127.0.0.1:<free port>`. Charts update, a sensor is picked,
-// an injected (labelled) anomaly appears in the table, and a screenshot is saved in the build dir.
+// Browser test of the dashboard: Debian's headless Chromium driven by playwright-core against a running
+// `iotpipe run ... --http 127.0.0.1:<free port>`. The fleet view of a 10k-sensor run with injected
+// anomalies: the alerting count matches the API, the heat map marks the anomalous sensors, the ranking
+// (memory and store) leads with them, and clicking one shows its flagged points; screenshots are saved in
+// the build dir (and in docs/img with IOTPIPE_SCREENSHOTS_TO_DOCS=1). Then the drift panel and the model
+// registry of a run with a trained model.
 //
 //   node --test tests/web/dashboard.test.mjs      (env: IOTPIPE_BIN, IOTPIPE_BUILD_DIR, IOTPIPE_SOURCE_DIR)
 import { test, before, after } from 'node:test';
@@ -51,20 +54,24 @@ before(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'iotpipe-web-'));
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
-  // 20 sensors, 40 events/s, 5 % point anomalies: anomalies every second or so; bounded by --events.
-  proc = spawn(bin, ['run', '--sensors', '20', '--rate', '40', '--events', '6000', '--anomaly-rate', '0.05',
-    '--data-dir', path.join(tmp, 'data'), '--http', `127.0.0.1:${port}`, '--no-checkpoint', '--quiet',
+  // 10,000 sensors, realistic profile, 1 anomaly episode per sensor-hour: 90 readings per sensor (the
+  // baseline's warm-up is 30), ~18 s at 50k events/s; then the dashboard stays up (--http-linger).
+  proc = spawn(bin, ['run', '--sensors', '10000', '--profile', 'realistic', '--anomaly-rate', '1', '--rate', '50000',
+    '--events', '900000', '--data-dir', path.join(tmp, 'data'), '--model-dir', path.join(tmp, 'models'),
+    '--http', `127.0.0.1:${port}`, '--http-linger', '240', '--no-checkpoint', '--quiet',
     '--web-dir', path.join(root, 'web')], { stdio: ['ignore', 'pipe', 'pipe'] });
   proc.stdout.on('data', (d) => { logs += d; });
-  proc.stderr.on('data', (d) => { logs += d; });
+  proc.stderr.on('data', (d) => { logs = (logs + d).slice(-20000); });
   await waitFor('the server', async () => (await fetch(base + '/api/health')).ok, 20000);
-  // A fresh profile directory for this run (playwright passes it as --user-data-dir).
+  // A fresh profile directory for this run (playwright passes it as --user-data-dir). The browser's own
+  // time zone is not UTC, so a chart in local time would show.
   browser = await pw.chromium.launchPersistentContext(path.join(tmp, 'chrome-profile'), {
     executablePath: chromium,
     headless: true,
     args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
       '--no-first-run', '--disable-dev-shm-usage'],
-    viewport: { width: 1280, height: 1100 },
+    viewport: { width: 1280, height: 900 },
+    timezoneId: 'Asia/Tokyo',
     timeout: 60000,
   });
 });
@@ -78,46 +85,100 @@ after(async () => {
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-test('dashboard shows live charts, a picked sensor and injected anomalies', { skip: missing || false, timeout: 120000 }, async () => {
+const getJson = async (url, opts) => { const r = await fetch(url, opts); assert.ok(r.ok, `${url}: ${r.status}`); return r.json(); };
+const sql = (url, q) => getJson(url + '/api/query', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ sql: q }) });
+
+async function screenshot(page, name, opts = {}) {
+  const shot = path.join(buildDir, name);
+  fs.mkdirSync(buildDir, { recursive: true });
+  await page.screenshot({ path: shot, ...opts });
+  const size = fs.statSync(shot).size;
+  assert.ok(size > 10000 && size < 200000, `${name}: ${size} bytes`);
+  if (process.env.IOTPIPE_SCREENSHOTS_TO_DOCS) fs.copyFileSync(shot, path.join(root, 'docs/img', name));
+}
+
+test('fleet view of a 10k-sensor run: alerting count, heat map, ranking, a sensor\'s flagged points', { skip: missing || false, timeout: 150000 }, async () => {
   const page = await browser.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
   await page.goto(base + '/', { waitUntil: 'load' });
-  assert.equal(await page.title(), 'iotpipe — live');
+  assert.equal(await page.title(), 'iotpipe — fleet');
   assert.equal(await page.evaluate(() => typeof window.uPlot), 'function', 'uPlot is served and loaded');
+  assert.match(await page.textContent('#tz'), /All times UTC/);
 
-  // Charts update: the throughput chart receives per-second figures from the event stream.
-  const u0 = await page.evaluate(() => window.__iotpipe.updates);
-  await page.waitForFunction((n) => window.__iotpipe.updates >= n + 2 && window.__iotpipe.tp[0].length >= 2, u0, { timeout: 30000 });
-  assert.match(await page.textContent('#status'), /live/);
-  const rate = await page.evaluate(() => Math.max(...window.__iotpipe.tp[1]));
-  assert.ok(rate > 0, 'events/s plotted');
-  assert.ok(await page.locator('#throughput-chart canvas').count() >= 1);
+  // Live: the figures refresh while the run goes on.
+  await page.waitForFunction(() => window.__iotpipe.ready && window.__iotpipe.summary && window.__iotpipe.summary.sensors > 0, null, { timeout: 30000 });
+  // The run ends (bounded by --events); from then on the figures are final and the store holds everything.
+  await waitFor('the run to finish', async () => (await getJson(base + '/api/health')).pipeline === 'done', 100000, 500);
+  await page.waitForFunction(() => window.__iotpipe.summary.health.pipeline === 'done', null, { timeout: 15000 });
+  await page.evaluate(() => window.__iotpipe.summary = null);
+  await page.waitForFunction(() => window.__iotpipe.summary !== null, null, { timeout: 15000 });
 
-  // Pick a sensor: its recent readings, scores and threshold are drawn.
-  await page.waitForFunction(() => document.querySelectorAll('#sensor-select option').length >= 5, null, { timeout: 30000 });
-  const pick = await page.evaluate(() => document.querySelectorAll('#sensor-select option')[3].value);
-  await page.selectOption('#sensor-select', pick);
-  await page.waitForFunction((id) => window.__iotpipe.sensor === id && window.__iotpipe.sensorPoints > 0, pick, { timeout: 15000 });
-  assert.match(await page.textContent('#sensor-info'), /recent readings/);
+  // The alerting count on the page is the API's, and it is the number of sensors with open alerts.
+  const api = await getJson(base + '/api/fleet/summary');
+  const open = await getJson(base + '/api/alerts?state=open');
+  assert.ok(api.sensors_alerting > 0, JSON.stringify(api));
+  assert.equal(api.sensors, 10000);
+  assert.equal(await page.textContent('#f-alerting'), String(api.sensors_alerting));
+  assert.equal(await page.textContent('#f-open'), String(api.open_alerts));
+  assert.equal(api.open_alerts, open.open);
+  assert.equal(new Set(open.alerts.map((a) => a.sensor_id)).size, Math.min(open.open, 200));
+  assert.match(await page.textContent('#f-arate'), /^\d+\.\d{3} %$/);
 
-  // An injected anomaly (labelled by the simulator, flagged by the detector) shows up in the table,
-  // with its type and the model version.
-  await page.waitForFunction(() => [...document.querySelectorAll('#anomaly-table tbody tr')]
-    .some((tr) => tr.cells[4] && tr.cells[4].textContent !== '—'), null, { timeout: 60000 });
-  const row = await page.evaluate(() => {
-    const tr = [...document.querySelectorAll('#anomaly-table tbody tr')].find((r) => r.cells[4].textContent !== '—');
-    return [...tr.cells].map((c) => c.textContent);
+  // The anomalous sensors, from the stored ground truth: labelled by the simulator (injected), and the
+  // ones most flagged among them.
+  const truth = await sql(base, 'SELECT sensor_id, count(*) FILTER (WHERE is_anomaly_ground_truth AND is_anomaly_predicted) AS hit ' +
+    'FROM sensor_readings GROUP BY sensor_id HAVING count(*) FILTER (WHERE is_anomaly_ground_truth) > 0 ORDER BY hit DESC, sensor_id');
+  const labelled = new Set(truth.rows.map((r) => r[0]));
+  const detected = truth.rows.filter((r) => r[1] >= 3).slice(0, 5).map((r) => r[0]);
+  assert.ok(detected.length >= 3, 'injected anomalies were detected: ' + JSON.stringify(truth.rows.slice(0, 10)));
+
+  // The ranked list leads with them, from memory and from the store alike.
+  for (const source of ['memory', 'store']) {
+    await page.selectOption('#rank-range', 'all');
+    await page.selectOption('#rank-source', source);
+    await page.waitForFunction((s) => window.__iotpipe.rank && window.__iotpipe.rank.source === s && !window.__iotpipe.rank.from, source, { timeout: 15000 });
+    const ranked = await page.evaluate(() => [...document.querySelectorAll('#rank-table tbody tr')].map((tr) => tr.cells[1].textContent));
+    assert.ok(ranked.length >= 5, source);
+    for (const id of ranked.slice(0, 5)) assert.ok(labelled.has(id), `${source}: ${id} leads the ranking but has no injected anomaly`);
+    const msg = `${source}: ranking ${ranked.slice(0, 5)} vs most detected injected ${detected}`;
+    assert.ok(detected.includes(ranked[0]) && ranked.slice(0, 5).includes(detected[0]), msg);
+  }
+
+  // The heat map marks them: each has a row with a cell at or above the threshold.
+  await page.waitForFunction(() => window.__iotpipe.heat && window.__iotpipe.heat.mode === 'top', null, { timeout: 15000 });
+  const marked = await page.evaluate(() => [...document.querySelectorAll('#heat-labels li.marked')].map((li) => li.dataset.sensor));
+  for (const id of detected) assert.ok(marked.includes(id), `heat map marks ${id} (marked: ${marked.slice(0, 10)})`);
+  const heat = await page.evaluate(() => window.__iotpipe.heat);
+  assert.ok(heat.rows.length <= 40 && heat.cols >= 1 && heat.cols <= 60, 'bounded: at most 40 rows x 60 columns');
+  await screenshot(page, 'dashboard-fleet.png');
+
+  // Clicking one opens its chart with its flagged points, the threshold and the model version.
+  const pick = detected[1];
+  await page.click(`#heat-labels li[data-sensor="${pick}"]`);
+  await page.waitForFunction((id) => window.__iotpipe.sensor === id && window.__iotpipe.sensorFlagged > 0, pick, { timeout: 15000 });
+  const info = await page.textContent('#sensor-info');
+  assert.match(info, /[1-9]\d* flagged · threshold 0\.5 · model baseline-v1/);
+  const clicked = await page.textContent('#rank-table tbody tr:first-child td:nth-child(2)');
+  assert.ok(detected.includes(clicked), clicked);
+  await page.click(`#rank-table tbody tr:first-child`);
+  await page.waitForFunction((id) => window.__iotpipe.sensor === id && window.__iotpipe.sensorFlagged >= 3, clicked, { timeout: 15000 });
+  // One time zone: the chart's time axis is UTC although the browser's zone is Tokyo (UTC+9).
+  const legend = await page.evaluate(() => {
+    const u = window.__iotpipe.charts.sensor;
+    u.setCursor({ left: u.over.clientWidth / 2, top: 10 });
+    const t = u.data[0][u.cursor.idx];
+    return { t, text: u.root.querySelector('.u-legend .u-series:first-child .u-value').textContent };
   });
-  assert.match(row[1], /^sensor_\d+$/);
-  assert.notEqual(row[4], '—');
-  assert.match(row[5], /baseline/);
-  assert.match(await page.textContent('#model-version'), /baseline/);
+  const utc = new Date(legend.t * 1000).toISOString().replace('T', ' ').slice(0, 19);
+  assert.equal(legend.text, utc + ' UTC', 'the chart shows UTC, not the browser\'s zone');
+  await screenshot(page, 'dashboard-sensor.png', { clip: await page.locator('#sensor-card').boundingBox() });
 
-  const shot = path.join(buildDir, 'dashboard.png');
-  fs.mkdirSync(buildDir, { recursive: true });
-  await page.screenshot({ path: shot, fullPage: true });
-  assert.ok(fs.statSync(shot).size > 10000, 'screenshot written');
+  // The whole fleet in bands: 10,000 sensors in 40 rows, the anomalous bands marked.
+  await page.selectOption('#heat-mode', 'fleet');
+  await page.waitForFunction(() => window.__iotpipe.heat.mode === 'fleet', null, { timeout: 15000 });
+  assert.equal(await page.locator('#heat-labels li').count(), 40);
+  assert.ok(await page.locator('#heat-labels li.marked').count() >= 1);
   assert.deepEqual(errors, [], 'no page errors');
   await page.close();
 });
@@ -170,6 +231,12 @@ test('drift panel shows the live monitor of a model detector', { skip: missing |
     assert.match(panel.input, /^\d+\.\d{3} \/ \d\.\d{3}$/);
     assert.match(panel['alert-rate'], /^\d\.\d{4}$/);
     assert.match(panel.status, /no drift|DRIFT for \d+ s|warming up \(\d+ \/ 500 windows\)/);
+    // The model controls list the registry's versions with their aliases and evaluation.
+    await page.waitForFunction(() => window.__iotpipe.registry && window.__iotpipe.registry.versions.length > 0, null, { timeout: 15000 });
+    const reg = await page.evaluate(() => [...document.querySelectorAll('#registry-table tbody tr')].map((tr) => [...tr.cells].map((c) => c.textContent)));
+    assert.equal(reg[0][0], 'v1', JSON.stringify(reg));
+    assert.match(reg[0][1], /production/);
+    assert.match(reg[0][2], /^\d+\.\d{4}$/);
     await page.screenshot({ path: path.join(buildDir, 'dashboard-drift.png'), fullPage: true });
     assert.deepEqual(errors, [], 'no page errors');
     await page.close();
