@@ -10,6 +10,7 @@
 #include "sinks/sink.h"
 
 namespace iotpipe {
+class HttpSource;
 namespace http {
 class LiveView;
 class Server;
@@ -61,6 +62,8 @@ class Serving {
   void SetExtraMetrics(std::function<std::string()> f) { extra_metrics_ = std::move(f); }
   // Before Start: the ML drift monitor's snapshot as JSON text (dashboard drift panel).
   void SetDrift(std::function<std::string()> f) { drift_ = std::move(f); }
+  // Before Start: the HTTP ingestion source the server feeds (the server is then mandatory).
+  void SetIngest(HttpSource* s) { ingest_ = s; }
 
  private:
   ServeArgs args_;
@@ -73,6 +76,7 @@ class Serving {
   std::atomic<bool> done_{false};
   std::function<std::string()> extra_metrics_;
   std::function<std::string()> drift_;
+  HttpSource* ingest_ = nullptr;
 };
 
 }  // namespace iotpipe::cli

@@ -26,6 +26,9 @@ struct RawBatch {
   std::vector<uint32_t> offsets{0};
   std::vector<Origin> origins;  // empty, or one per record
   int64_t sent = 0;             // records the producer counts as sent (== size() normally)
+  // Which input mapping decodes every record of the batch: 0 the pipeline's, k > 0 the one the
+  // processor registered as k (Processor::SetInputMapping; e.g. HTTP bodies by Content-Type).
+  uint16_t mapping = 0;
 
   size_t size() const { return offsets.size() - 1; }
   std::string_view record(size_t i) const {
@@ -46,6 +49,7 @@ struct RawBatch {
     offsets.assign(1, 0);
     origins.clear();
     sent = 0;
+    mapping = 0;
   }
 };
 

@@ -35,6 +35,7 @@ namespace iotpipe {
 
 class Processor;
 class Detector;
+class HttpSource;
 struct Dictionaries;
 class AlertManager;
 
@@ -126,6 +127,7 @@ struct ServerDeps {
   std::function<std::string()> pipeline_state;  // "running" / "done"; default "running"
   std::function<std::string()> extra_metrics;   // Prometheus text appended to /metrics (ML drift monitor)
   std::function<std::string()> drift;           // JSON object of the ML drift monitor (GET /api/drift, SSE "drift")
+  HttpSource* ingest = nullptr;                 // --source http: POST /api/ingest, /api/v2/write (http/ingest.h)
 };
 
 using iotpipe::QueryService;
