@@ -39,8 +39,8 @@ std::optional<BodyFormat> FormatOf(const std::string& media) {
 
 // Errors: ours {"error"}, InfluxDB's {"code","message"} (what its clients print).
 void Fail(httplib::Response& res, bool influx, int status, const std::string& msg, int retry_after_s = 0) {
-  static const std::map<int, std::string> kCodes = {{400, "invalid"},     {401, "unauthorized"},
-                                                    {413, "too large"},   {415, "unsupported media type"},
+  static const std::map<int, std::string> kCodes = {{400, "invalid"},           {401, "unauthorized"},
+                                                    {413, "too large"},         {415, "unsupported media type"},
                                                     {429, "too many requests"}, {503, "unavailable"}};
   res.status = status;
   if (retry_after_s > 0) res.set_header("Retry-After", std::to_string(retry_after_s));

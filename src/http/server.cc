@@ -624,7 +624,8 @@ void Server::Routes() {
       // The body is not read yet here: decide from the headers (a chunked body has no Content-Length).
       const std::string len = req.get_header_value("Content-Length");
       const bool has_body = (!len.empty() && len != "0") || req.has_header("Transfer-Encoding");
-      if (has_body && !IsIngestPath(req.path) && req.get_header_value("Content-Type").rfind("application/json", 0) != 0) {
+      if (has_body && !IsIngestPath(req.path) &&
+          req.get_header_value("Content-Type").rfind("application/json", 0) != 0) {
         SendError(res, 415, "expected Content-Type: application/json");
         return httplib::Server::HandlerResponse::Handled;
       }

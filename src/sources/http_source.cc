@@ -78,8 +78,8 @@ class HttpSource::Observer final : public Sink {
 
 HttpSource::HttpSource(HttpSourceOptions opt) : opt_(std::move(opt)), observer_(std::make_unique<Observer>(this)) {
   const InputFormat f = opt_.mapping.format;
-  json_is_pipelines_ = f == InputFormat::kOriginal || f == InputFormat::kJson || f == InputFormat::kTelegraf ||
-                       f == InputFormat::kFlat;
+  json_is_pipelines_ =
+      f == InputFormat::kOriginal || f == InputFormat::kJson || f == InputFormat::kTelegraf || f == InputFormat::kFlat;
 }
 
 HttpSource::~HttpSource() { (void)Stop(); }
@@ -110,9 +110,8 @@ PositionNames HttpSource::position_names() const {
 }
 
 std::map<std::string, int64_t> HttpSource::Counters() const {
-  return {{"http_requests", requests_.load()},
-          {"http_records", records_.load()},
-          {"http_queue_full", queue_full_.load()}};
+  return {
+      {"http_requests", requests_.load()}, {"http_records", records_.load()}, {"http_queue_full", queue_full_.load()}};
 }
 
 bool HttpSource::SplitBody(std::string_view body, BodyFormat format, RawBatch* out, std::string* error) {
