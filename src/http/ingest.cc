@@ -118,6 +118,11 @@ void RegisterIngest(httplib::Server& s, HttpSource* src) {
                       "(line protocol)");
     Handle(src, req, res, reader, *format, false);
   });
+  // InfluxDB's liveness probe, which some clients send before writing.
+  s.Get("/ping", [](const httplib::Request&, httplib::Response& res) {
+    res.status = 204;
+    res.set_header("X-Influxdb-Build", "iotpipe");
+  });
   s.Post(kInfluxWrite,
          [src](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
            Handle(src, req, res, reader, BodyFormat::kLineProtocol, true);  // any Content-Type, as InfluxDB

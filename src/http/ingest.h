@@ -4,6 +4,7 @@
 //        200 {"records","accepted","dead_letters","readings"} once every record is durable.
 //   POST /api/v2/write?org=&bucket=&precision=  InfluxDB v2 write path (line protocol, precision
 //        default ns, gzip bodies through cpp-httplib): 204 once durable, errors as {"code","message"}.
+//   GET /ping  204, InfluxDB's liveness probe.
 // Statuses: 400 body not JSON / bad precision, 413 body over the limit, 415 other content types,
 // 429 (Retry-After) ingest queue full, 503 (Retry-After) shutting down or not durable in time.
 // Authentication (Bearer or "Token <t>", InfluxDB style) is the server's pre-routing handler's.
