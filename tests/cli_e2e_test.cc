@@ -57,6 +57,20 @@ TEST(CliE2E, RunAccountsForEveryRecordAndQueryAgrees) {
   EXPECT_GE(rows.size(), 8u) << rows.dump();
 }
 
+// A finite run's progress line shows its percentage and an ETA (issue 19); an unbounded one cannot.
+TEST(CliE2E, FiniteRunsShowPercentageAndEta) {
+  TempDir d("e2e_progress");
+  auto r = Sh(Bin() + " run --http off --no-checkpoint --sensors 20 --rate 20000 --events 60000 --data-dir " + d.str() +
+              "/data");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const size_t at = r.err.find("% ETA ");
+  ASSERT_NE(at, std::string::npos) << r.err;
+  const size_t start = r.err.rfind("[iotpipe] ", at);
+  const int pct = std::stoi(r.err.substr(start + 10, at - start - 10));
+  EXPECT_GT(pct, 0);
+  EXPECT_LT(pct, 100);
+}
+
 TEST(CliE2E, EvaluateReportsTheDocumentedKeys) {
   TempDir d("e2e_eval");
   ASSERT_EQ(Sh(Bin() + " run --http off --sensors 50 --profile realistic --duration 2h --rate max --quiet --data-dir " +

@@ -109,7 +109,7 @@ void Rewrite(const std::string& in, const std::string& out, const std::function<
   }
 }
 
-TEST(Records, EvaluateUsesLabelledRowsOnly) {
+TEST(Records, EvaluateAndMonitorUseLabelledRowsOnly) {
   TempDir d("records_eval");
   const std::string all = d.str() + "/all.jsonl";
   auto s =
@@ -147,6 +147,27 @@ TEST(Records, EvaluateUsesLabelledRowsOnly) {
   auto t = Sh(Bin() + " evaluate --data-dir " + d.str() + "/none");
   EXPECT_EQ(t.code, 0);
   EXPECT_NE(t.out.find("no labelled rows"), std::string::npos) << t.out;
+  // monitor: one model (trained on the labelled half) over the three stores. Its stored-row figures use
+  // labelled rows only (half == labelled alone); with no label it reports the alert rate, not a failure.
+  auto tr = Sh(Bin() + " train --data-dir " + d.str() + "/labelled --model-dir " + d.str() +
+               "/models --since 2h --epochs 2 --max-windows 2000 --window 16 --hidden 16 --tod-bins 0");
+  ASSERT_EQ(tr.code, 0) << tr.err;
+  auto mon = [&](const std::string& n) {
+    auto r = Sh(Bin() + " monitor --json --window 2h --model v1 --model-dir " + d.str() + "/models --data-dir " +
+                d.str() + "/" + n);
+    EXPECT_TRUE(r.code == 0 || r.code == 3) << r.err;  // 3: drift, judged on errors, not labels
+    auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(r.code, j["drifted"].get<bool>() ? 3 : 0);
+    return j["stored"];
+  };
+  auto mhalf = mon("half"), mlab = mon("labelled"), mnone = mon("none");
+  EXPECT_GT(mhalf["unlabelled_rows_ignored"].get<int64_t>(), 0);
+  for (const char* k : {"labelled", "precision", "recall", "f1"}) EXPECT_EQ(mhalf[k], mlab[k]) << k;
+  EXPECT_GT(mlab["f1"].get<double>(), 0.1);
+  EXPECT_EQ(mnone["labelled"], 0);
+  EXPECT_TRUE(mnone["f1"].is_null());
+  EXPECT_EQ(mnone["unlabelled_rows_ignored"], mnone["rows"]);
+  EXPECT_GT(mnone["alert_rate"].get<double>(), 0);
   // Stored as NULL, read back as NULL.
   auto rows = Query(d.str() + "/half",
                     "select count(*) filter (where is_anomaly_ground_truth is null) as n, count(*) as t "

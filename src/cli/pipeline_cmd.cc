@@ -7,6 +7,7 @@
 #include "cli/common.h"
 #include "cli/ingest_cli.h"
 #include "cli/ml_run.h"
+#include "core/timeutil.h"
 #include "detect/detector.h"
 #include "eval/evaluate.h"
 #include "sinks/kafka_side_sink.h"
@@ -86,7 +87,15 @@ namespace {
 // The progress line of a running pipeline (every 2 s on stderr).
 class ProgressLine final : public ProgressReporter {
  public:
+  // A finite source's share done gives the line a percentage and an ETA (the time so far, scaled).
+  explicit ProgressLine(const SourceProgress* finite) : finite_(finite), t0_(MonoMicros()) {}
+
   void Report(const PipelineMetrics& m, double rate, size_t queue_capacity) override {
+    std::string done;
+    if (const double f = finite_ ? finite_->Done() : -1; f > 0) {
+      const double left = static_cast<double>(MonoMicros() - t0_) / 1e6 * (1 - std::min(f, 1.0)) / f;
+      done = " " + std::to_string(static_cast<int>(std::min(f, 1.0) * 100)) + "% ETA " + FormatSpan(left) + " |";
+    }
     std::string lag = m.lag.load() >= 0 ? " | lag " + FormatCount(static_cast<double>(m.lag.load())) : "";
     if (!lag.empty()) {  // per partition, compact: lag 1.2k (p0 200, p1 1.0k, ...)
       auto parts = m.lag_by_partition.Get();
@@ -103,14 +112,18 @@ class ProgressLine final : public ProgressReporter {
     std::string figures;  // the source's own (MQTT: connected, reconnects, duplicates)
     for (auto& [name, v] : m.source_figures.Get())
       figures += (figures.empty() ? " | " : ", ") + name + " " + FormatCount(static_cast<double>(v));
-    std::fprintf(stderr, "[iotpipe] events %s | %s ev/s | stored %s | dead %s | anomalies %s | queue %lld/%zu%s%s\n",
-                 FormatCount(static_cast<double>(m.sent.load())).c_str(), FormatCount(rate).c_str(),
+    std::fprintf(stderr, "[iotpipe]%s events %s | %s ev/s | stored %s | dead %s | anomalies %s | queue %lld/%zu%s%s\n",
+                 done.c_str(), FormatCount(static_cast<double>(m.sent.load())).c_str(), FormatCount(rate).c_str(),
                  FormatCount(static_cast<double>(m.stored.load())).c_str(),
                  FormatCount(static_cast<double>(m.dead_stored.load())).c_str(),
                  FormatCount(static_cast<double>(m.predicted.load())).c_str(),
                  static_cast<long long>(m.queue_raw.load() + m.queue_processed.load()), queue_capacity, lag.c_str(),
                  figures.c_str());
   }
+
+ private:
+  const SourceProgress* finite_;
+  int64_t t0_;
 };
 
 }  // namespace
@@ -124,7 +137,7 @@ int RunPipeline(Source* source, const PipelineArgs& args, const KafkaSourceOptio
   dopt.threads = LstmThreads(args);
   auto det = MakeDetector(args.detector, dopt);
   if (!det.ok()) Fail(det.status().message(), 2);
-  ProgressLine progress_line;
+  ProgressLine progress_line(dynamic_cast<const SourceProgress*>(source));
   PipelineOptions po;
   po.batch_size = args.batch_size;
   po.queue_depth = args.queue_depth;

@@ -123,4 +123,18 @@ std::string HourPartition(int64_t hour_index) {
   return buf;
 }
 
+std::string FormatSpan(double seconds) {
+  if (!(seconds >= 0) || seconds > 1e9) return "?";
+  const int64_t t = static_cast<int64_t>(seconds + 0.5);
+  char buf[32];
+  if (t < 60)
+    std::snprintf(buf, sizeof buf, "%llds", static_cast<long long>(t));
+  else if (t < 3600)
+    std::snprintf(buf, sizeof buf, "%lldm%02llds", static_cast<long long>(t / 60), static_cast<long long>(t % 60));
+  else
+    std::snprintf(buf, sizeof buf, "%lldh%02lldm", static_cast<long long>(t / 3600),
+                  static_cast<long long>(t / 60 % 60));
+  return buf;
+}
+
 }  // namespace iotpipe

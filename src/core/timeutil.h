@@ -17,6 +17,8 @@ void CivilFromDays(int64_t z, int* y, unsigned* m, unsigned* d);
 int64_t DaysFromCivil(int y, unsigned m, unsigned d);
 // "2024-11-24T00:00:00.123456Z"
 std::string FormatIsoMicros(int64_t us);
+// A span for people: 45s, 3m05s, 2h07m (rounded to the second; negative or not finite: "?").
+std::string FormatSpan(double seconds);
 // Hive partition path for an hour: "date=2024-11-24/hour=07".
 std::string HourPartition(int64_t hour_index);
 inline int64_t HourIndex(int64_t us) { return us >= 0 ? us / 3600000000LL : (us - 3599999999LL) / 3600000000LL; }

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 namespace iotpipe {
 namespace {
 
@@ -38,4 +40,13 @@ TEST(TimeUtil, HourPartitionsAndFormatting) {
 }
 
 }  // namespace
+TEST(TimeUtil, FormatSpanForPeople) {
+  EXPECT_EQ(FormatSpan(0), "0s");
+  EXPECT_EQ(FormatSpan(44.6), "45s");
+  EXPECT_EQ(FormatSpan(185), "3m05s");
+  EXPECT_EQ(FormatSpan(7620), "2h07m");
+  EXPECT_EQ(FormatSpan(-1), "?");
+  EXPECT_EQ(FormatSpan(std::nan("")), "?");
+}
+
 }  // namespace iotpipe

@@ -30,6 +30,7 @@
 //   missing_field: /payload/temp        wrong_type: /ts is an object
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -37,6 +38,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/interner.h"
 #include "parse/parser.h"
 #include "parse/timestamp.h"
 
@@ -122,10 +124,20 @@ class MappedDecoder {
   std::vector<std::string> header_;  // csv: the header, once read
   std::vector<std::string> csv_cells_;
   int id_col_ = -1, time_col_ = -1, value_col_ = -1, label_col_ = -1, asset_col_ = -1, unit_col_ = -1;
-  std::vector<std::pair<std::string, double>> fields_;  // line protocol
   std::string scratch_, tags_;
-  // Line protocol: series key -> its tags JSON and their hash (built once per series).
-  std::unordered_map<std::string, std::pair<std::string, uint64_t>> influx_tags_;
+  // Line protocol. A field's key is a view into the line, or into lp_keys_ when it had escapes.
+  struct LpField {
+    std::string_view key;
+    double value;
+  };
+  std::vector<LpField> fields_;
+  std::string lp_keys_;
+  // Series key -> its tags JSON and their hash (built once per series); looked up by view.
+  struct ViewHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return Interner::HashBytes(s.data(), s.size()); }
+  };
+  std::unordered_map<std::string, std::pair<std::string, uint64_t>, ViewHash, std::equal_to<>> influx_tags_;
 };
 
 bool GlobMatch(std::string_view pattern, std::string_view s);

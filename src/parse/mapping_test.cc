@@ -230,6 +230,23 @@ TEST_F(MappingTest, InfluxLineProtocol) {
   EXPECT_EQ(dead[3], "wrong_type: timestamp '12x' is not an integer");
 }
 
+// Escaped keys are unescaped into the decoder's buffer; several in one line must all stay intact.
+TEST_F(MappingTest, InfluxEscapedKeysStayIntact) {
+  InputMapping m;
+  m.format = InputFormat::kInflux;
+  Parse(m, {"m\\,x,t\\=1=a\\ b a\\ b=1,c\\,d=2,e\\=f=3,plain=4 1465839830",
+            "m\\,x,t\\=1=a\\ b long\\ key\\ with\\ many\\ escapes=5 1465839831"});
+  ASSERT_EQ(rows.size(), 5u);
+  EXPECT_EQ(rows[0].id, "m,x,t=1=a b/a b");
+  EXPECT_EQ(rows[1].id, "m,x,t=1=a b/c,d");
+  EXPECT_EQ(rows[2].id, "m,x,t=1=a b/e=f");
+  EXPECT_EQ(rows[3].id, "m,x,t=1=a b/plain");
+  EXPECT_EQ(rows[3].value, 4);
+  EXPECT_EQ(rows[4].id, "m,x,t=1=a b/long key with many escapes");
+  EXPECT_EQ(rows[4].asset, "m,x,t=1=a b");
+  EXPECT_TRUE(dead.empty());
+}
+
 TEST_F(MappingTest, CsvSingleAndMultiField) {
   InputMapping m;
   m.format = InputFormat::kCsv;

@@ -44,6 +44,10 @@ PollResult SimSource::Poll(RawBatch& out, size_t max) {
     if (!sim_.Encode(r, out)) malformed_++;
   }
   sent_ += static_cast<int64_t>(out.size());
+  if (opt_.max_events > 0)
+    done_.store(static_cast<double>(sent_) / static_cast<double>(opt_.max_events), std::memory_order_relaxed);
+  else if (opt_.max_steps > 0)
+    done_.store(static_cast<double>(sim_.step()) / static_cast<double>(opt_.max_steps), std::memory_order_relaxed);
   out.sent = static_cast<int64_t>(out.size());
   out.Seal();
   return out.size() ? PollResult::kData : PollResult::kEnd;
@@ -58,7 +62,9 @@ Status FileSource::Start() {
     own_ = true;
   }
   struct stat st;
-  if (fstat(fileno(f_), &st) == 0 && !S_ISREG(st.st_mode)) fd_ = fileno(f_);  // a stream: read as it arrives
+  const bool known = fstat(fileno(f_), &st) == 0;
+  if (known && !S_ISREG(st.st_mode)) fd_ = fileno(f_);  // a stream: read as it arrives
+  if (known && fd_ < 0 && st.st_size > 0) size_ = st.st_size, done_.store(0);
   return Status::OK();
 }
 
@@ -139,6 +145,7 @@ PollResult FileSource::Poll(RawBatch& out, size_t max) {
     if (rec.empty()) continue;  // blank lines separate nothing and are not records
     out.Add(rec);
   }
+  if (size_ > 0) done_.store(f_ ? static_cast<double>(ftello(f_)) / static_cast<double>(size_) : 1.0);
   out.sent = static_cast<int64_t>(out.size());
   out.Seal();
   return out.size() ? PollResult::kData : PollResult::kEnd;

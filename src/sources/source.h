@@ -1,6 +1,7 @@
 // Sources hand out raw records in batches and learn, through Ack, which ones are durable.
 // A source never loses a record it handed out: failed records are routed, not dropped.
 #pragma once
+#include <atomic>
 #include <cstddef>
 #include <map>
 #include <memory>
@@ -48,6 +49,15 @@ class SourceFigures {
   virtual std::map<std::string, int64_t> Counters() const = 0;
 };
 
+// Optional, beside Source: a finite source that knows how much of its input it has handed out, as a
+// fraction in [0, 1] (negative: unknown, e.g. a stream), for the progress line's percentage and ETA.
+// Called from another thread.
+class SourceProgress {
+ public:
+  virtual ~SourceProgress() = default;
+  virtual double Done() const = 0;
+};
+
 // The embedded source: a simulated fleet, paced by a clock or as fast as possible.
 struct SimSourceOptions {
   SimConfig sim;
@@ -57,11 +67,12 @@ struct SimSourceOptions {
   double speedup = 0;       // realtime with sensor time running this many times faster than the clock (0: off)
 };
 
-class SimSource final : public Source {
+class SimSource final : public Source, public SourceProgress {
  public:
   SimSource(const SimSourceOptions& opt, Clock* clock);
   PollResult Poll(RawBatch& out, size_t max) override;
   std::string Describe() const override;
+  double Done() const override { return done_.load(std::memory_order_relaxed); }
   int64_t sent() const { return sent_; }
   int64_t malformed() const { return malformed_; }
 
@@ -72,6 +83,7 @@ class SimSource final : public Source {
   int64_t pace0_ = -1;  // clock time of the first poll (speedup pacing)
   int64_t Due();
   int64_t sent_ = 0, malformed_ = 0;
+  std::atomic<double> done_{-1};  // of max_events or max_steps; -1: unbounded
 };
 
 // JSON lines from a file or standard input ("-").
@@ -80,12 +92,13 @@ class SimSource final : public Source {
 // hands out the complete lines it has, so a record reaches the pipeline within a poll of its
 // arrival (never held back for a full batch or end of input), and a stop request (Ctrl-C) is
 // seen within 100 ms. A last line without a newline is handed out at end of input.
-class FileSource final : public Source {
+class FileSource final : public Source, public SourceProgress {
  public:
   explicit FileSource(std::string path) : path_(std::move(path)) {}
   Status Start() override;
   PollResult Poll(RawBatch& out, size_t max) override;
   std::string Describe() const override { return "file:" + path_; }
+  double Done() const override { return done_.load(std::memory_order_relaxed); }
   ~FileSource() override;
 
  private:
@@ -100,6 +113,8 @@ class FileSource final : public Source {
   bool eof_ = false;
   std::string pending_;
   size_t pending_pos_ = 0;
+  int64_t size_ = -1;             // a regular file's size in bytes
+  std::atomic<double> done_{-1};  // bytes read / size_; -1: a stream
 };
 
 }  // namespace iotpipe
