@@ -130,6 +130,13 @@ TEST(HttpIngest, OversizeUnknownTypeAndBadBodiesAreRefused) {
   EXPECT_EQ(ing.Stop(), 0);
 }
 
+TEST(HttpIngest, WithoutItsServerTheRunIsRefused) {
+  TempDir d("http_ingest_off");
+  CmdResult r = Sh(Bin() + " process --source http --http off --quiet --no-checkpoint --data-dir " + d.str());
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("--source http needs --http HOST:PORT"), std::string::npos) << r.err;
+}
+
 TEST(HttpIngest, BeyondLoopbackTheTokenIsRequiredBearerOrInfluxToken) {
   TempDir d("http_ingest_auth");
   Ingestor ing(d, {"--http-token", "s3cret"}, "0.0.0.0:0");
