@@ -36,6 +36,7 @@ void AddEvaluate(CLI::App& app) {
     auto db = Duck::Open("", 0);
     if (!db.ok()) Fail(db.status().message());
     Check(CreateDataViews(**db, *data_dir), "opening " + *data_dir);
+    Check((*db)->SetProgress(Duck::ProgressPrinter("evaluate")), "evaluate progress");
     auto rep = Evaluate(**db, "sensor_readings", *where);
     if (!rep.ok()) Fail("evaluate: " + rep.status().message());
     if (*json)

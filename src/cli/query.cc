@@ -99,6 +99,7 @@ void AddQuery(CLI::App& app) {
     // The same read-only door as POST /api/query (core/query_service.h), without its row limit.
     auto q = QueryService::Open(*data_dir, 0, *timeout, 0, /*create_dir=*/false);
     if (!q.ok()) Fail(q.status().message());
+    Check((*q)->SetProgress(Duck::ProgressPrinter("query")), "query progress");
     auto a = (*q)->Run(*sql);
     if (!a.ok())
       Fail(a.status().IsPermissionDenied() || a.status().IsTimedOut() ? a.status().message()

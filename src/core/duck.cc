@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -14,9 +15,12 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <thread>
 
+#include "core/clock.h"
 #include "core/tables.h"
 #include "core/thrift_compact.h"
+#include "core/timeutil.h"
 
 namespace iotpipe {
 
@@ -53,6 +57,9 @@ Result<std::unique_ptr<Duck>> Duck::Open(const std::string& path, int threads,
   }
   duckdb_destroy_config(&cfg);
   if (duckdb_connect(d->db_, &d->con_) != DuckDBSuccess) return Status::Error("duckdb: cannot connect");
+  // Progress estimates for SetProgress need the progress bar on (it never prints: we do). Set now, on
+  // the session: a read-only query service locks its configuration after opening.
+  if (Status s = d->Exec("SET enable_progress_bar = true; SET enable_progress_bar_print = false"); !s.ok()) return s;
   return d;
 }
 
@@ -62,6 +69,7 @@ Duck::~Duck() {
 }
 
 Status Duck::Exec(const std::string& sql) {
+  if (progress_) return RunWithProgress(sql).status();
   duckdb_result res;
   if (duckdb_query(con_, sql.c_str(), &res) != DuckDBSuccess) {
     std::string m = duckdb_result_error(&res) ? duckdb_result_error(&res) : "unknown error";
@@ -117,6 +125,7 @@ static Status ResultError(duckdb_result& res) {
 }
 
 Result<Table> Duck::Query(const std::string& sql) {
+  if (progress_) return RunWithProgress(sql);
   duckdb_result res;
   if (duckdb_query(con_, sql.c_str(), &res) != DuckDBSuccess) {
     Status s = ResultError(res);
@@ -139,15 +148,7 @@ Result<Table> Duck::QueryOfType(const std::string& sql, duckdb_statement_type al
     duckdb_destroy_prepare(&ps);
     return Status::PermissionDenied("read-only: refused a statement of another type");
   }
-  duckdb_result res;
-  if (duckdb_execute_prepared(ps, &res) != DuckDBSuccess) {
-    Status s = ResultError(res);
-    duckdb_destroy_result(&res);
-    duckdb_destroy_prepare(&ps);
-    return s;
-  }
-  Table t = ToTable(res);
-  duckdb_destroy_result(&res);
+  Result<Table> t = Execute(ps);
   duckdb_destroy_prepare(&ps);
   return t;
 }
@@ -318,6 +319,75 @@ Status CreateDataViews(Duck& db, const std::string& data_dir) {
     if (!s.ok()) return s.Prefixed("creating view " + name);
   }
   return Status::OK();
+}
+
+Status Duck::SetProgress(std::function<void(double, int, double)> fn, double after_s, double every_s) {
+  progress_ = std::move(fn);
+  progress_every_s_ = every_s;
+  if (after_s == 2) return Status::OK();  // DuckDB's default wait before it estimates
+  return Exec("SET progress_bar_time = " + std::to_string(static_cast<int64_t>(after_s * 1000)));
+}
+
+Result<Table> Duck::RunWithProgress(const std::string& sql) {
+  duckdb_extracted_statements stmts = nullptr;
+  const idx_t n = duckdb_extract_statements(con_, sql.c_str(), &stmts);
+  if (n == 0) {
+    std::string m = duckdb_extract_statements_error(stmts) ? duckdb_extract_statements_error(stmts) : "no statement";
+    duckdb_destroy_extracted(&stmts);
+    return Status::InvalidArgument(m);
+  }
+  Result<Table> last = Table{};
+  for (idx_t i = 0; i < n && last.ok(); i++) {
+    duckdb_prepared_statement ps = nullptr;
+    if (duckdb_prepare_extracted_statement(con_, stmts, i, &ps) != DuckDBSuccess)
+      last = Status::InvalidArgument(duckdb_prepare_error(ps) ? duckdb_prepare_error(ps) : "cannot prepare");
+    else
+      last = Execute(ps);
+    duckdb_destroy_prepare(&ps);
+  }
+  duckdb_destroy_extracted(&stmts);
+  return last;
+}
+
+// A prepared statement's result; with progress_ set, through the pending API, reporting between tasks.
+Result<Table> Duck::Execute(duckdb_prepared_statement ps) {
+  duckdb_result res;
+  duckdb_state state = DuckDBError;
+  duckdb_pending_result pending = nullptr;
+  if (!progress_) {
+    state = duckdb_execute_prepared(ps, &res);
+  } else if (duckdb_pending_prepared(ps, &pending) != DuckDBSuccess) {
+    std::string m = duckdb_pending_error(pending) ? duckdb_pending_error(pending) : "cannot execute";
+    duckdb_destroy_pending(&pending);
+    return Status::Error(m);
+  } else {
+    const int statement = ++statements_;
+    const int64_t t0 = MonoMicros(), every = static_cast<int64_t>(progress_every_s_ * 1e6);
+    int64_t next = t0 + every;
+    duckdb_pending_state st;
+    while ((st = duckdb_pending_execute_task(pending)) == DUCKDB_PENDING_RESULT_NOT_READY ||
+           st == DUCKDB_PENDING_NO_TASKS_AVAILABLE) {
+      if (st == DUCKDB_PENDING_NO_TASKS_AVAILABLE) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      if (const int64_t now = MonoMicros(); now >= next) {
+        next = now + every;
+        progress_(duckdb_query_progress(con_).percentage, statement, static_cast<double>(now - t0) / 1e6);
+      }
+    }
+    state = duckdb_execute_pending(pending, &res);  // also after a task error: res carries it and its type
+    duckdb_destroy_pending(&pending);
+  }
+  Result<Table> out = state == DuckDBSuccess ? Result<Table>(ToTable(res)) : Result<Table>(ResultError(res));
+  duckdb_destroy_result(&res);
+  return out;
+}
+
+std::function<void(double, int, double)> Duck::ProgressPrinter(std::string what) {
+  return [what = std::move(what)](double pct, int statement, double secs) {
+    if (pct >= 0)
+      std::fprintf(stderr, "[%s] statement %d: %.0f%% (%s)\n", what.c_str(), statement, pct, FormatSpan(secs).c_str());
+    else
+      std::fprintf(stderr, "[%s] statement %d: running (%s)\n", what.c_str(), statement, FormatSpan(secs).c_str());
+  };
 }
 
 }  // namespace iotpipe

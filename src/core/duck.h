@@ -2,6 +2,7 @@
 #pragma once
 #include <duckdb.h>
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -33,13 +34,24 @@ class Duck {
 
   Status Exec(const std::string& sql);
   Result<Table> Query(const std::string& sql);
+  // A stderr line for people every few seconds while a long statement runs: "[what] statement 2: 43% (12s)".
+  static std::function<void(double, int, double)> ProgressPrinter(std::string what);
   // Prepares sql (one statement), refuses it unless its type is `allowed`, then runs it.
   Result<Table> QueryOfType(const std::string& sql, duckdb_statement_type allowed);
   duckdb_connection conn() const { return con_; }
   void Interrupt() { duckdb_interrupt(con_); }
+  // From now on Exec and Query report a running statement's progress: fn(percent, statement, seconds)
+  // every `every_s` once it has run `after_s` (DuckDB's estimate; percent -1: unknown). Null: off.
+  Status SetProgress(std::function<void(double, int, double)> fn, double after_s = 2, double every_s = 2);
 
  private:
   Duck() = default;
+  // Runs sql statement by statement through the pending API, calling progress_ between tasks.
+  Result<Table> RunWithProgress(const std::string& sql);
+  Result<Table> Execute(duckdb_prepared_statement ps);
+  std::function<void(double, int, double)> progress_;
+  double progress_every_s_ = 2;
+  int statements_ = 0;  // run so far under SetProgress, for the callback
   duckdb_database db_ = nullptr;
   duckdb_connection con_ = nullptr;
 };

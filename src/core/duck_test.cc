@@ -100,5 +100,31 @@ TEST_F(DataViews, ACommittedCompactionHidesItsInputs) {
   EXPECT_EQ(d->Str(0, 1), "c");
 }
 
+// Long statements report progress (issue 19: evaluate over 29M rows printed nothing for minutes);
+// results, multiple statements and errors are as without it.
+TEST(DuckProgress, ReportsWhileRunningAndKeepsResultsAndErrors) {
+  auto db = Duck::Open("", 2);
+  ASSERT_TRUE(db.ok());
+  std::vector<double> seen;
+  ASSERT_TRUE((*db)->SetProgress([&](double pct, int, double) { seen.push_back(pct); }, 0.001, 0.001).ok());
+  auto t = (*db)->Query(
+      "CREATE TEMP TABLE x AS SELECT 7 AS v; "
+      "SELECT count(DISTINCT hash(i) % 5000000) AS n, max(v) AS v FROM range(3000000) t(i), x");
+  ASSERT_TRUE(t.ok()) << t.status().message();
+  EXPECT_GT(t->Int(0, 0), 2000000);
+  EXPECT_EQ(t->Int(0, 1), 7);
+  ASSERT_FALSE(seen.empty()) << "no progress reported during a statement of a few hundred ms";
+  for (double p : seen) {  // DuckDB's estimate, or -1 where it has none (it has none for some plans)
+    EXPECT_GE(p, -1);
+    EXPECT_LE(p, 100);
+  }
+  auto bad = (*db)->Query("SELECT * FROM no_such_table");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_TRUE(bad.status().IsInvalidArgument()) << bad.status().message();
+  EXPECT_FALSE((*db)->Exec("SELEC 1").ok());
+  ASSERT_TRUE((*db)->SetProgress(nullptr).ok());
+  EXPECT_EQ((*db)->Query("SELECT 41 + 1")->Int(), 42);
+}
+
 }  // namespace
 }  // namespace iotpipe

@@ -211,4 +211,9 @@ Result<QueryService::Answer> QueryService::Run(const std::string& sql_in) {
   return a;
 }
 
+Status QueryService::SetProgress(std::function<void(double, int, double)> fn) {
+  std::lock_guard<std::mutex> g(mu_);
+  return db_->SetProgress(std::move(fn));
+}
+
 }  // namespace iotpipe

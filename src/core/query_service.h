@@ -32,6 +32,8 @@ class QueryService {
   Result<Answer> Run(const std::string& sql);
   // For internal queries (readings history): built by iotpipe, not by a user; same limits.
   Result<Table> Internal(const std::string& sql);
+  // Progress of long statements (core/duck.h), for the command line; the HTTP endpoint leaves it off.
+  Status SetProgress(std::function<void(double, int, double)> fn);
 
  private:
   QueryService() = default;
