@@ -64,6 +64,25 @@ TEST(ConfigCli, EveryProblemIsNamedWithItsKeyAndLine) {
   EXPECT_NE(r.err.find("there is no command 'sensors'"), std::string::npos) << r.err;
 }
 
+// Values the command parses itself are checked by `config check` too (issue 14, finding 7: it said
+// "valid" for each of these, and `run` then refused them).
+TEST(ConfigCli, CheckRefusesWhatTheCommandWouldRefuse) {
+  TempDir d("cfg_values");
+  const std::string cfg = d.str() + "/values.toml";
+  Write(cfg,
+        "[run]\nrate = \"1e400\"\nduration = \"-5h\"\nstart = \"99999-01-01\"\nhttp = \"true\"\nevents = -5\n"
+        "regime-at = \"2200-01-01T00:00:00Z\"\n");
+  auto r = Sh(Bin() + " config check " + cfg);
+  EXPECT_EQ(r.code, 2);
+  for (const char* key : {"rate (line 2)", "duration (line 3)", "start (line 4)", "http (line 5)", "events (line 6)",
+                          "regime-at (line 7)"})
+    EXPECT_NE(r.err.find(std::string("[run] ") + key + ": invalid value"), std::string::npos) << key << r.err;
+  EXPECT_EQ(r.err.find("--http: --http"), std::string::npos) << r.err;
+  Write(cfg, "[run]\nrate = \"max\"\nduration = \"90m\"\nstart = \"2026-12-03T10:00:00Z\"\nhttp = \"off\"\n");
+  r = Sh(Bin() + " config check " + cfg);
+  EXPECT_EQ(r.code, 0) << r.err;
+}
+
 TEST(ConfigCli, SyntaxErrorsAndMissingFilesAreClear) {
   TempDir d("cfg_syntax");
   const std::string cfg = d.str() + "/broken.toml";

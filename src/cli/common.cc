@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <string_view>
@@ -41,15 +42,49 @@ void Check(const Status& s, const std::string& context, int code) {
   if (!s.ok()) Fail(context.empty() ? s.message() : context + ": " + s.message(), code);
 }
 
+namespace {
+
+// Checks of values the command parses itself, as CLI11 validators, so that `config check` (which runs
+// only CLI11's checks) refuses what the command would refuse (issue 14: it said "valid" for
+// rate = "1e400", duration = "-5h", start = "99999-01-01").
+const CLI::Validator kRate(
+    [](std::string& v) -> std::string {
+      if (v == "max" || v.empty()) return "";  // empty: the default
+      char* end = nullptr;
+      const double r = std::strtod(v.c_str(), &end);
+      return end && !*end && r > 0 && std::isfinite(r) ? "" : "must be a positive number or 'max', got '" + v + "'";
+    },
+    "NUMBER|max");
+const CLI::Validator kSpan(
+    [](std::string& v) -> std::string {
+      if (v.empty()) return "";
+      auto d = ParseDurationMicros(v);
+      if (!d.ok()) return d.status().message();
+      return d.value() > 0 ? "" : "must be a positive span, got '" + v + "'";
+    },
+    "SPAN");
+const CLI::Validator kTime(
+    [](std::string& v) -> std::string {
+      if (v.empty()) return "";
+      auto t = ParseTimeMicros(v);
+      if (!t.ok()) return t.status().message();
+      return t.value() >= 0 && t.value() < 4102444800000000LL ? "" : "must be in [1970, 2100), got '" + v + "'";
+    },
+    "TIME");
+
+}  // namespace
+
 void SimArgs::Add(CLI::App* app) {
   app->add_option("--sensors", sensors, "Number of simulated sensors")->check(CLI::Range(1u, 10000000u));
   app->add_option("--profile", profile, "Sensor profile: basic (N(25,5), point anomalies) or realistic")
       ->check(CLI::IsMember({"basic", "realistic"}));
-  app->add_option("--rate", rate, "Events per second overall, or 'max' (default: one reading/s per sensor, real time)");
-  app->add_option("--events", events, "Stop after this many events");
-  app->add_option("--duration", duration, "Span of sensor time to produce: 3600, 90m, 12h, 7d");
+  app->add_option("--rate", rate, "Events per second overall, or 'max' (default: one reading/s per sensor, real time)")
+      ->check(kRate);
+  app->add_option("--events", events, "Stop after this many events (-1: no limit)")
+      ->check(CLI::Range(int64_t{-1}, INT64_MAX));
+  app->add_option("--duration", duration, "Span of sensor time to produce: 3600, 90m, 12h, 7d")->check(kSpan);
   app->add_option("--seed", seed, "Random seed (the fleet depends only on it)");
-  app->add_option("--start", start, "Sensor time where the run begins (ISO 8601 UTC or epoch seconds)");
+  app->add_option("--start", start, "Sensor time where the run begins (ISO 8601 UTC or epoch seconds)")->check(kTime);
   app->add_option("--malformed-rate", malformed_rate, "Fraction of records replaced by malformed ones")
       ->check(CLI::Range(0.0, 1.0));
   app->add_option("--anomaly-rate", anomaly_rate,
@@ -65,7 +100,8 @@ void SimArgs::Add(CLI::App* app) {
       ->check(CLI::NonNegativeNumber);
   app->add_option("--regime-at", regime_at,
                   "Regime change from this sensor time (ISO 8601 UTC or epoch seconds): every sensor's level moves "
-                  "by --regime-shift noise sd and its deviations from baseline scale by --regime-scale");
+                  "by --regime-shift noise sd and its deviations from baseline scale by --regime-scale")
+      ->check(kTime);
   app->add_option("--regime-shift", regime_shift, "Regime change: level shift in units of each sensor's noise sd");
   app->add_option("--regime-scale", regime_scale, "Regime change: factor on deviations from each sensor's baseline");
 }

@@ -20,6 +20,8 @@ void AddRun(CLI::App& app) {
   cmd->add_option("--partitions", ka->partitions, "Partitions when the topic is created (--source kafka)");
   cmd->callback([sim, pa, source, ka] {
     SimSourceOptions so = sim->Resolve(RealClock::Get());
+    if (so.max_events < 0 && so.max_steps < 0 && !pa->quiet)  // say so: a config with every key commented out
+      std::fprintf(stderr, "[iotpipe] no --events or --duration: running until Ctrl-C\n");
     if (*source == "kafka") {
       // The producer runs beside the processor; a finite run ends once the consumer is idle.
       Check(EnsureKafkaTopic(ka->brokers, ka->topic, ka->partitions), "kafka");

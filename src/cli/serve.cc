@@ -20,7 +20,16 @@ namespace fs = std::filesystem;
 void ServeArgs::Add(CLI::App* app) {
   app->add_option("--http", http,
                   "Serve the dashboard, API and /metrics on HOST:PORT, or 'off' (default 127.0.0.1:8080; "
-                  "when that default is busy the run goes on without it)");
+                  "when that default is busy the run goes on without it)")
+      ->check(CLI::Validator(
+          [](std::string& v) -> std::string {
+            auto l = http::ParseListen(v);
+            if (v.empty() || l.ok()) return std::string();
+            std::string m = l.status().message();
+            if (m.rfind("--http: ", 0) == 0) m.erase(0, 8);
+            return m;
+          },
+          "HOST:PORT|off"));
   app->add_option("--http-token", http_token,
                   "Bearer token required by the API (mandatory when --http is not a loopback address)");
   app->add_option("--web-dir", web_dir,

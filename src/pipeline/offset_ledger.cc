@@ -168,8 +168,12 @@ void OffsetLedger::LoadStates(const std::set<int32_t>& parts, const std::functio
   bool drained = false;
   for (int32_t p : parts) {
     const std::string path = StatePath(data_dir_, names_.markers, p);
-    auto data = env_->ReadFile(path);
-    if (!data.ok()) continue;  // no state saved for this partition yet
+    auto data = ReadCheckpointFile(env_, path, path);
+    if (!data.ok()) {
+      if (env_->FileExists(path))
+        spdlog::warn("kafka: not restoring detector state of partition {}: {}", p, data.status().message());
+      continue;  // else: no state saved for this partition yet
+    }
     CheckpointView v;
     Status s = ParseCheckpoint(data.value(), path, &v);
     if (!s.ok()) {

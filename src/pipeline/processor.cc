@@ -184,9 +184,9 @@ Status Processor::LoadCheckpoint(const std::string& path, bool shadow) {
     det = shadow ? (shadow_change_ ? shadow_pending_ : shadow_) : (pending_ ? pending_ : det_);
   }
   if (!det) return Status::Error("no " + std::string(shadow ? "shadow " : "") + "detector to restore into");
-  auto data = ReadFile(path);
-  if (!data.ok()) return data.status();
   const std::string what = "checkpoint " + path;
+  auto data = ReadCheckpointFile(Env::Default(), path, what);
+  if (!data.ok()) return data.status();
   CheckpointView v;
   Status ps = ParseCheckpoint(data.value(), what, &v);  // everything is validated before touching the state
   if (!ps.ok()) return ps;

@@ -63,6 +63,7 @@ Status FileSource::Start() {
   }
   struct stat st;
   const bool known = fstat(fileno(f_), &st) == 0;
+  if (known && S_ISDIR(st.st_mode)) return Status::InvalidArgument("input " + path_ + " is a directory");
   if (known && !S_ISREG(st.st_mode)) fd_ = fileno(f_);  // a stream: read as it arrives
   if (known && fd_ < 0 && st.st_size > 0) size_ = st.st_size, done_.store(0);
   return Status::OK();

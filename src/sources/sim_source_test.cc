@@ -48,6 +48,10 @@ TEST(SourceProgress, FileByBytesStreamUnknown) {
   }
   EXPECT_DOUBLE_EQ(s.Done(), 1.0);
   std::remove(tmpl);
+  FileSource dir("/etc");  // issue 14: `process --input /etc` exited 0
+  Status st = dir.Start();
+  EXPECT_TRUE(st.IsInvalidArgument()) << st.message();
+  EXPECT_NE(st.message().find("is a directory"), std::string::npos) << st.message();
   int p[2];
   ASSERT_EQ(pipe(p), 0);
   FileSource stream("/dev/fd/" + std::to_string(p[0]));
