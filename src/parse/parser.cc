@@ -79,6 +79,28 @@ static const char* TypeName(od::json_type t) {
   return "unknown";
 }
 
+// RFC 8259's number grammar: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
+static bool IsJsonNumber(std::string_view t) {
+  size_t i = 0;
+  auto digits = [&] {
+    const size_t st = i;
+    while (i < t.size() && t[i] >= '0' && t[i] <= '9') i++;
+    return i > st;
+  };
+  if (i < t.size() && t[i] == '-') i++;
+  if (i < t.size() && t[i] == '0')
+    i++;
+  else if (!digits())
+    return false;
+  if (i < t.size() && t[i] == '.' && (++i, !digits())) return false;
+  if (i < t.size() && (t[i] == 'e' || t[i] == 'E')) {
+    i++;
+    if (i < t.size() && (t[i] == '+' || t[i] == '-')) i++;
+    if (!digits()) return false;
+  }
+  return i == t.size();
+}
+
 // Reads a finite double; classifies failures.
 static Reject ReadNumber(od::value& v, std::string_view field, double* out, std::string* detail) {
   od::json_type t;
@@ -100,8 +122,16 @@ static Reject ReadNumber(od::value& v, std::string_view field, double* out, std:
       *detail = std::string(field) + " is not finite";
       return Reject::kNonFiniteValue;
     }
-    *detail = std::string(field) + " is not a representable number";
-    return Reject::kValueOutOfRange;
+    std::string_view tok = v.raw_json_token();
+    while (!tok.empty() && (tok.back() == ' ' || tok.back() == '\n' || tok.back() == '\r' || tok.back() == '\t'))
+      tok.remove_suffix(1);
+    if (IsJsonNumber(tok)) {  // 1e400: a number, too large for a double
+      *detail = std::string(field) + " is not a representable number";
+      return Reject::kValueOutOfRange;
+    }
+    // 0x10, 01, 1., -: not JSON numbers at all (issue 14: they were reported as out of range)
+    *detail = std::string(field) + " = '" + std::string(tok.substr(0, 32)) + "' is not a JSON number";
+    return Reject::kInvalidJson;
   }
   if (!std::isfinite(*out)) {
     *detail = std::string(field) + " is not finite";

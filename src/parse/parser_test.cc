@@ -142,6 +142,23 @@ TEST_F(ParserTest, EveryRejectionReason) {
             "invalid_sensor_id");
 }
 
+// Tokens that are not JSON numbers are invalid_json, numbers too large for a double out of range
+// (issue 14, finding 7: 0x10, 01 and 1. were value_out_of_range).
+TEST_F(ParserTest, MalformedNumbersAreInvalidJsonHugeOnesOutOfRange) {
+  auto rec = [](const std::string& v) {
+    return R"({"sensor_id": "s", "timestamp": 1732406400, "value": )" + v + R"(, "is_anomaly_ground_truth": false})";
+  };
+  for (const char* bad : {"0x10", "01", "1.", "-", "1e", "+1", ".5"}) {
+    EXPECT_EQ(Reason(rec(bad)), "invalid_json") << bad << ": " << last_detail;
+    if (std::string(bad) == "0x10") {
+      EXPECT_NE(last_detail.find("'0x10' is not a JSON number"), std::string::npos);
+    }
+  }
+  EXPECT_EQ(Reason(rec("1e400")), "value_out_of_range") << last_detail;
+  EXPECT_EQ(Reason(rec("-0.5e-3")), "ok");
+  EXPECT_EQ(Reason(rec("0")), "ok");
+}
+
 TEST_F(ParserTest, TooManySensorsIsADeadLetterNotACrash) {
   Interner small(2), t(4);
   Parser p(&small, &t);
