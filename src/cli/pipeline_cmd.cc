@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/common.h"
+#include "cli/ingest_cli.h"
 #include "cli/ml_run.h"
 #include "core/timeutil.h"
 #include "detect/detector.h"
@@ -156,6 +157,10 @@ int RunPipeline(Source* source, const PipelineArgs& args, const KafkaSourceOptio
   Check(assets.Configure(po), "", 2);
   Pipeline p(source, d, po, RealClock::Get());
   Check(p.processor().SetInputMapping(args.input), "input mapping");
+  if (auto* ingest = dynamic_cast<HttpSource*>(source)) {  // POST /api/ingest feeds the source
+    Check(AttachHttpSource(ingest, p), "http ingest");
+    serving.SetIngest(ingest);
+  }
   Check(ml.Start(p), "", 2);
   Check(assets.Start(p, serving.alert_options()), "", 2);
   serving.SetExtraMetrics(ml.MetricsText());

@@ -114,7 +114,7 @@ Status Serving::Start(Pipeline& p) {
   }
   alerts_ = std::make_unique<AlertManager>(ao, &p.dicts().sensors, &p.dicts().types, &p.dicts().models);
   alerts_->SetAssets(&p.dicts().assets);
-  if (!listen.value()) return Status::OK();  // --http off
+  if (!listen.value()) return ingest_ ? Status::InvalidArgument("--source http needs --http HOST:PORT") : Status::OK();
   live_ = std::make_unique<http::LiveView>(&p.dicts());
   http::ServerOptions so;
   so.host = listen.value()->first;
@@ -137,12 +137,13 @@ Status Serving::Start(Pipeline& p) {
   deps.pipeline_state = [this] { return done_.load() ? std::string("done") : std::string("running"); };
   deps.extra_metrics = extra_metrics_;
   deps.drift = drift_;
+  deps.ingest = ingest_;
   server_ = std::make_unique<http::Server>(so, deps);
   Status s = server_->Start();
   if (!s.ok()) {
     server_.reset();
     live_.reset();
-    if (given) return s;
+    if (given || ingest_) return s;
     spdlog::warn("{}; going on without the dashboard", s.message());
     return Status::OK();
   }

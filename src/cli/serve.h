@@ -10,6 +10,7 @@
 #include "sinks/sink.h"
 
 namespace iotpipe {
+class HttpSource;
 namespace http {
 class LiveView;
 class Server;
@@ -63,6 +64,8 @@ class Serving {
   void SetDrift(std::function<std::string()> f) { drift_ = std::move(f); }
   // Before Start: the model registry the dashboard's model controls act on.
   void SetModelDir(std::string dir) { model_dir_ = std::move(dir); }
+  // Before Start: the HTTP ingestion source the server feeds (the server is then mandatory).
+  void SetIngest(HttpSource* s) { ingest_ = s; }
 
  private:
   ServeArgs args_;
@@ -76,6 +79,7 @@ class Serving {
   std::function<std::string()> extra_metrics_;
   std::function<std::string()> drift_;
   std::string model_dir_;
+  HttpSource* ingest_ = nullptr;
 };
 
 }  // namespace iotpipe::cli

@@ -30,6 +30,9 @@ struct RawBatch {
   // Records the source cut because they were too long to hold (index, bytes the whole record had), in
   // index order: only a prefix is in data, and the parser dead-letters them as oversize.
   std::vector<std::pair<uint32_t, uint64_t>> cut;
+  // Which input mapping decodes every record of the batch: 0 the pipeline's, k > 0 the one the
+  // processor registered as k (Processor::SetInputMapping; e.g. HTTP bodies by Content-Type).
+  uint16_t mapping = 0;
 
   size_t size() const { return offsets.size() - 1; }
   std::string_view record(size_t i) const {
@@ -51,6 +54,7 @@ struct RawBatch {
     origins.clear();
     cut.clear();
     sent = 0;
+    mapping = 0;
   }
 };
 

@@ -22,6 +22,7 @@
 #include "core/timeutil.h"
 #include "detect/detector.h"
 #include "http/api_util.h"
+#include "http/ingest.h"
 #include "parse/parser.h"
 #include "pipeline/processor.h"
 #include "sinks/alerts.h"
@@ -690,14 +691,17 @@ void Server::Routes() {
     // which a cross-site page cannot send without a CORS preflight that is never granted.
     const std::string host_hdr = req.get_header_value("Host");
     const std::string host_name = HostName(host_hdr);
-    if (!host_hdr.empty() && !IsLoopbackLiteral(host_name) && host_name != opt_.host) {
+    // "Token <t>" too: InfluxDB clients (Telegraf) send it. A request with the token is not a browser
+    // tricked by DNS rebinding: any Host (remote writers address the machine by its own name).
+    const std::string auth = req.get_header_value("Authorization");
+    const bool authorized = !token.empty() && (auth == "Bearer " + token || auth == "Token " + token);
+    if (!authorized && !host_hdr.empty() && !IsLoopbackLiteral(host_name) && host_name != opt_.host) {
       SendError(res, 403, "Host '" + host_hdr + "' is not served here");
       return httplib::Server::HandlerResponse::Handled;
     }
     const bool needs = req.path.rfind("/api/", 0) == 0 || req.path == "/metrics" || req.method != "GET";
     if (!token.empty() && needs) {
-      std::string auth = req.get_header_value("Authorization");
-      bool ok = auth == "Bearer " + token || (req.path == "/api/stream" && req.get_param_value("token") == token);
+      bool ok = authorized || (req.path == "/api/stream" && req.get_param_value("token") == token);
       if (!ok) {
         res.set_header("WWW-Authenticate", "Bearer");
         SendError(res, 401, "missing or wrong bearer token (Authorization: Bearer <token>)");
@@ -713,7 +717,8 @@ void Server::Routes() {
       // The body is not read yet here: decide from the headers (a chunked body has no Content-Length).
       const std::string len = req.get_header_value("Content-Length");
       const bool has_body = (!len.empty() && len != "0") || req.has_header("Transfer-Encoding");
-      if (has_body && req.get_header_value("Content-Type").rfind("application/json", 0) != 0) {
+      if (has_body && !IsIngestPath(req.path) &&
+          req.get_header_value("Content-Type").rfind("application/json", 0) != 0) {
         SendError(res, 415, "expected Content-Type: application/json");
         return httplib::Server::HandlerResponse::Handled;
       }
@@ -733,6 +738,7 @@ void Server::Routes() {
       res.set_content(body, GuessMime(path));
     };
   };
+  if (deps_.ingest) RegisterIngest(s, deps_.ingest);
   s.Get("/", file(opt_.web_dir + "/index.html"));
   s.Get("/index.html", file(opt_.web_dir + "/index.html"));
   s.Get("/app.js", file(opt_.web_dir + "/app.js"));

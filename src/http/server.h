@@ -36,6 +36,7 @@ namespace iotpipe {
 
 class Processor;
 class Detector;
+class HttpSource;
 struct Dictionaries;
 class AlertManager;
 
@@ -135,6 +136,7 @@ struct ServerDeps {
   std::function<std::string()> pipeline_state;  // "running" / "done"; default "running"
   std::function<std::string()> extra_metrics;   // Prometheus text appended to /metrics (ML drift monitor)
   std::function<std::string()> drift;           // JSON object of the ML drift monitor (GET /api/drift, SSE "drift")
+  HttpSource* ingest = nullptr;                 // --source http: POST /api/ingest, /api/v2/write (http/ingest.h)
 };
 
 using iotpipe::QueryService;

@@ -20,6 +20,36 @@ Processor::Processor(Dictionaries* dicts, std::shared_ptr<const Detector> det, P
   det_->Bind(&dicts_->sensors, &dicts_->models);
 }
 
+Status Processor::SetInputMapping(const InputMapping& m, uint16_t id) {
+  if (id == 0) return parser_.SetMapping(m);
+  auto p = std::make_unique<Parser>(&dicts_->sensors, &dicts_->types);
+  p->SetAssets(&dicts_->assets);
+  if (clock_) p->SetClock(clock_);
+  Status s = p->SetMapping(m);
+  if (s.ok()) alt_parsers_[id] = std::move(p);
+  return s;
+}
+
+Parser& Processor::ParserFor(uint16_t id) {
+  auto it = id == 0 ? alt_parsers_.end() : alt_parsers_.find(id);
+  return it == alt_parsers_.end() ? parser_ : *it->second;
+}
+
+void Processor::CountParsed() {
+  int64_t skipped = static_cast<int64_t>(parser_.skipped()), expanded = static_cast<int64_t>(parser_.expanded());
+  for (auto& [id, p] : alt_parsers_) {
+    skipped += static_cast<int64_t>(p->skipped());
+    expanded += static_cast<int64_t>(p->expanded());
+  }
+  m_->skipped = skipped;
+  m_->expanded = expanded;
+  for (int r = 1; r < static_cast<int>(Reject::kCount) && r < 16; r++) {
+    uint64_t n = parser_.rejected(static_cast<Reject>(r));
+    for (auto& [id, p] : alt_parsers_) n += p->rejected(static_cast<Reject>(r));
+    m_->rejected_by_reason[r] = static_cast<int64_t>(n);
+  }
+}
+
 void Processor::SetDetector(std::shared_ptr<const Detector> det) {
   std::lock_guard<std::mutex> g(det_mu_);
   pending_ = std::move(det);
@@ -75,7 +105,7 @@ void Processor::Process(const RawBatch& raw, ProcessedBatch& out) {
   out.sent = raw.sent;
   out.readings.processing_ts_us = clock_->NowMicros();
   out.dead.received_ts_us = out.readings.processing_ts_us;
-  parser_.Parse(raw, out);
+  ParserFor(raw.mapping).Parse(raw, out);
   ReadingBatch& b = out.readings;
   std::fill(b.model.begin(), b.model.end(), model_id_);
   det_->ScoreBatch(b, state_);
@@ -112,12 +142,9 @@ void Processor::Process(const RawBatch& raw, ProcessedBatch& out) {
   m_->truth += truth;
   m_->unlabelled += unl;
   m_->unlabelled_predicted += unl_pred;
-  m_->skipped = static_cast<int64_t>(parser_.skipped());
-  m_->expanded = static_cast<int64_t>(parser_.expanded());
+  CountParsed();
   m_->tp += tp;
   m_->sensors = dicts_->sensors.size();
-  for (int r = 1; r < static_cast<int>(Reject::kCount) && r < 16; r++)
-    m_->rejected_by_reason[r] = static_cast<int64_t>(parser_.rejected(static_cast<Reject>(r)));
   m_->batch_seconds.Observe(static_cast<double>(MonoMicros() - t0) / 1e6);
 }
 

@@ -1,6 +1,7 @@
 // The processing stage: decode, stamp processing time, score, count. Owns the per-sensor state.
 #pragma once
 #include <atomic>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -25,7 +26,9 @@ class Processor {
   void SetDetector(std::shared_ptr<const Detector> det);
   std::shared_ptr<const Detector> detector() const;
   // Records of another shape than the original wire record (parse/mapping.h). Before the first batch.
-  Status SetInputMapping(const InputMapping& m) { return parser_.SetMapping(m); }
+  // id 0 is the pipeline's mapping; id k > 0 decodes the batches whose RawBatch::mapping is k (a
+  // parser of its own, sharing the dictionaries).
+  Status SetInputMapping(const InputMapping& m, uint16_t id = 0);
   StateStore& state() { return state_; }
   // Shadow scoring: a second detector scores the same rows with its own state; its results go to
   // ProcessedBatch::shadow_*. Null stops it. Takes effect from the next batch (like SetDetector).
@@ -45,6 +48,9 @@ class Processor {
  private:
   Dictionaries* dicts_;
   Parser parser_;
+  std::map<uint16_t, std::unique_ptr<Parser>> alt_parsers_;  // RawBatch::mapping > 0
+  Parser& ParserFor(uint16_t id);
+  void CountParsed();  // the parsers' counters into m_
   mutable std::mutex det_mu_;
   std::shared_ptr<const Detector> det_, pending_;
   uint16_t model_id_ = 0;
