@@ -232,7 +232,7 @@ TEST(LifecycleE2E, AutoRetrainInsideARunningPipeline) {
   r = Sh("exec " + Bin() + " run --profile realistic --sensors 3 --speedup 1200 --duration 3d --start " +
          std::to_string(t_live) + " --regime-at " + std::to_string(t_change) +
          " --regime-shift 8 --regime-scale 1 --detector auto --model-dir " + models + " --data-dir " + data +
-         " --http off --quiet --auto-retrain --retrain-after 5 --retrain-span 1h --retrain-epochs 2 --shadow-period 4"
+         " --http off --quiet --auto-retrain --retrain-after 5 --retrain-span 1h --retrain-epochs 4 --shadow-period 4"
          " --summary-json " +
          summary + " >" + log + " 2>&1 & echo $!");
   ASSERT_EQ(r.code, 0);

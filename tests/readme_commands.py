@@ -4,7 +4,7 @@ README runs as written").
 
 Each block runs in order in one temporary working directory (later blocks use what earlier ones
 stored, as a reader following the guide would). Rewrites, and only these: sizes are capped
-(--sensors scaled down, --events, --duration, --epochs); `build/iotpipe` is the binary under test; `make ...`
+(--sensors scaled down, --events, --duration, --since, --epochs); `build/iotpipe` is the binary under test; `make ...`
 and `scripts/kafka|mqtt ...` lines are not run (the suite starts its own servers); Kafka commands get
 the suite's broker and a topic and group of their own (skipped without IOTPIPE_KAFKA_BROKERS); the
 datasets block is skipped when ../shared/datasets is absent. A `run` with no bound (no --events or
@@ -61,7 +61,8 @@ def cap(cmd):
         return f"{flag} {max(2, value // 50) if flag == '--sensors' else min(value, CAPS[flag])}"
 
     cmd = re.sub(r"(--sensors|--events|--epochs) (\d+)", num, cmd)
-    return re.sub(r"--duration (\d+)d\b", lambda m: "--duration " + ("1d" if int(m.group(1)) > 1 else m.group(0)[11:]), cmd)
+    # spans in days: at most one (the data of a capped --duration, and training spans over it)
+    return re.sub(r"--(duration|since) (\d+)d\b", lambda m: f"--{m.group(1)} {min(int(m.group(2)), 1)}d", cmd)
 
 
 def main():

@@ -28,8 +28,7 @@ void AddTrain(CLI::App& app) {
   auto promote = std::make_shared<std::string>();
   cmd->add_option("--data-dir", o->data_dir, "Data directory");
   cmd->add_option("--model-dir", o->model_dir, "Model registry directory");
-  cmd->add_option("--since", *since,
-                  "Train on the last span of stored data (e.g. 7d) ending at the newest row (all of it when shorter)");
+  cmd->add_option("--since", *since, "Train on the last span of stored data (e.g. 7d), ending at the newest row");
   cmd->add_option("--from", *from, "Span start (ISO 8601 or epoch seconds); with --to");
   cmd->add_option("--to", *to, "Span end");
   cmd->add_option("--window", o->window, "Window length (readings)");

@@ -288,20 +288,16 @@ Result<TrainReport> Train(const TrainOptions& opt) {
   if (!s.ok()) return s;
   int64_t from = opt.from_us, to = opt.to_us;
   if (to == 0) {
-    // The span ends at the newest row and starts --since before it, or at the oldest row when the
-    // history is shorter (else a week's span over a day of data left the 80 % training part empty).
-    auto bounds = [&] {
-      return db.Query("SELECT epoch_us(max(timestamp)), epoch_us(min(timestamp)) FROM sensor_readings");
-    };
-    auto t = bounds();
+    auto newest = [&] { return db.Query("SELECT epoch_us(max(timestamp)) FROM sensor_readings"); };
+    auto t = newest();
     for (int attempt = 0; opt.snapshot && !t.ok() && attempt < 20; attempt++) {  // see TrainOptions::snapshot
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      t = bounds();
+      t = newest();
     }
     if (!t.ok()) return t.status();
     if (t->rows.empty() || !t->rows[0][0]) return Status::Error("no stored readings under " + opt.data_dir);
-    to = t->Int(0, 0) + 1;
-    from = std::max(to - opt.since_us, t->Int(0, 1));
+    to = t->Int() + 1;
+    from = to - opt.since_us;
   }
   if (to <= from) return Status::Error("empty training span");
   if (opt.snapshot) {
