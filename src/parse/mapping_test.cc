@@ -269,6 +269,22 @@ TEST_F(MappingTest, CsvSingleAndMultiField) {
   EXPECT_EQ(rows[1].asset, "pump-3");
 }
 
+// The word-at-a-time check agrees with the byte loop: every byte value at every position of ids
+// of 1 to 24 bytes (around the 8-byte words and the tail).
+TEST(MappingCheck, ControlByteCheckEqualsTheByteLoop) {
+  for (size_t n = 1; n <= 24; n++) {
+    for (size_t at = 0; at < n; at++) {
+      for (int b = 0; b < 256; b++) {
+        std::string id(n, 'a');
+        id[at] = static_cast<char>(b);
+        const bool want = b < 0x20 || b == 0x7f;
+        ASSERT_EQ(HasControlByte(id), want) << "n " << n << " at " << at << " byte " << b;
+      }
+    }
+  }
+  EXPECT_FALSE(HasControlByte("sensor_\xc3\xa9t\xe2\x82\xac-\xff\x80 long enough"));
+}
+
 TEST(MappingResolve, RefusesBadDeclarations) {
   InputMapping m;
   m.format = InputFormat::kJson;
