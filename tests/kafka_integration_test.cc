@@ -277,6 +277,25 @@ TEST_F(KafkaTest, MalformedRecordsReachBothDeadLetterOutputs) {
   EXPECT_EQ(t.value().Int(0, 0), 0);
 }
 
+// --kafka-property reaches every client (issue 17 point 4): the producer (lz4), the consumer (its fetch
+// wait) and the admin client; a property librdkafka does not know fails at once, naming it.
+TEST_F(KafkaTest, KafkaPropertiesReachEveryClientUnknownOnesFail) {
+  REQUIRE_KAFKA();
+  const int64_t n = 5000;
+  auto sim = Simulate(n, "max", 0, 3);
+  sim.insert(sim.end(), {"--kafka-property", "compression.codec=lz4", "--kafka-property", "linger.ms=20"});
+  Child s(sim, Log("simulate"));
+  ASSERT_EQ(s.Wait(120), 0) << ReadAll(Log("simulate"));
+  Child proc(Process(3, {"--kafka-property", "fetch.wait.max.ms=20", "--kafka-property", "client.id=prop-test"}),
+             Log("process"));
+  ASSERT_EQ(proc.Wait(120), 0) << ReadAll(Log("process"));
+  ExpectExact(n);
+  Child bad(Process(3, {"--kafka-property", "no.such.property=1"}), Log("bad"));
+  EXPECT_EQ(bad.Wait(60), 1);
+  EXPECT_NE(ReadAll(Log("bad")).find("No such configuration property: \"no.such.property\""), std::string::npos)
+      << ReadAll(Log("bad"));
+}
+
 TEST_F(KafkaTest, ThirdPartyKafkaPythonRecordAcceptedUnchanged) {
   REQUIRE_KAFKA();
   const std::string py = SourceDir() + "/.deps/pyvenv/bin/python";

@@ -3,15 +3,36 @@
 #include <cstdio>
 
 #include "core/clock.h"
+#include "core/kafka_properties.h"
 #include "pipeline/pipeline.h"
 #include "sinks/kafka_producer.h"
 
 namespace iotpipe::cli {
 
+namespace {
+
+// --kafka-property k=v (repeatable, or an array in the config file): any librdkafka property, for every
+// Kafka client of the process (core/kafka_properties.h); librdkafka refuses unknown names and bad values
+// when the first client is made, naming them.
+void AddProperties(CLI::App* app, std::vector<std::string>* given) {
+  app->add_option("--kafka-property", *given,
+                  "Any librdkafka property for every Kafka client, e.g. security.protocol=SASL_SSL (repeatable)")
+      ->expected(0, CLI::detail::expected_max_vector_size)
+      ->each([](const std::string& kv) {
+        const size_t eq = kv.find('=');
+        if (eq == std::string::npos || eq == 0)
+          throw CLI::ValidationError("--kafka-property", "expected NAME=VALUE, got '" + kv + "'");
+        KafkaProperties().emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+      });
+}
+
+}  // namespace
+
 void KafkaArgs::AddProducer(CLI::App* app) {
   app->add_option("--brokers", brokers, "Kafka bootstrap servers (--output kafka)");
   app->add_option("--topic", topic, "Kafka topic (--output kafka)");
   app->add_option("--partitions", partitions, "Partitions when the topic is created")->check(CLI::Range(1, 1000));
+  AddProperties(app, &properties);
 }
 
 void KafkaArgs::AddConsumer(CLI::App* app) {
@@ -27,6 +48,7 @@ void KafkaArgs::AddConsumer(CLI::App* app) {
   app->add_option("--dlq-topic", dlq_topic, "With --source kafka: dead-letter topic (default <topic>.dlq; - for none)");
   app->add_option("--anomalies-topic", anomalies_topic,
                   "With --source kafka: topic for predicted anomalies (default iot-anomalies; - for none)");
+  AddProperties(app, &properties);
 }
 
 KafkaSourceOptions KafkaArgs::SourceOptions() const {

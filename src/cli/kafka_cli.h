@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/status.h"
 #include "sinks/kafka_producer.h"
@@ -21,6 +22,7 @@ struct KafkaArgs {
   std::string anomalies_topic = "iot-anomalies";
   int partitions = 6;
   double exit_when_idle = 0;
+  std::vector<std::string> properties;  // --kafka-property NAME=VALUE (into core/kafka_properties.h)
   void AddProducer(CLI::App* app);
   void AddConsumer(CLI::App* app);
   KafkaSourceOptions SourceOptions() const;

@@ -6,6 +6,8 @@
 #include <cstring>
 #include <thread>
 
+#include "core/kafka_properties.h"
+
 namespace iotpipe {
 
 namespace {
@@ -47,6 +49,7 @@ Result<std::unique_ptr<KafkaProducer>> KafkaProducer::Create(const KafkaProducer
       {"log_level", "3"},
   };
   for (auto& e : opt.extra) kv.push_back(e);
+  for (auto& e : KafkaProperties()) kv.push_back(e);  // the user's last: they win
   for (auto& [k, v] : kv) {
     Status s = SetConf(conf, k, v);
     if (!s.ok()) {
@@ -113,11 +116,15 @@ namespace {
 rd_kafka_t* AdminClient(const std::string& brokers, std::string* error) {
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   char err[512];
-  if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK ||
-      rd_kafka_conf_set(conf, "log_level", "3", err, sizeof err) != RD_KAFKA_CONF_OK) {
-    rd_kafka_conf_destroy(conf);
-    *error = err;
-    return nullptr;
+  std::vector<std::pair<std::string, std::string>> kv = {{"bootstrap.servers", brokers}, {"log_level", "3"}};
+  for (auto& e : KafkaProperties()) kv.push_back(e);
+  for (auto& [k, v] : kv) {
+    Status s = SetConf(conf, k, v);
+    if (!s.ok()) {
+      rd_kafka_conf_destroy(conf);
+      *error = s.message();
+      return nullptr;
+    }
   }
   rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
   if (!rk) {

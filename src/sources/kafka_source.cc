@@ -10,6 +10,7 @@
 
 #include "core/clock.h"
 #include "core/fsutil.h"
+#include "core/kafka_properties.h"
 #include "sinks/kafka_producer.h"
 
 namespace iotpipe {
@@ -129,6 +130,7 @@ Status KafkaSource::Start() {
       {"log_level", "3"},
   };
   if (!opt_.instance_id.empty()) kv.emplace_back("group.instance.id", opt_.instance_id);
+  for (auto& e : KafkaProperties()) kv.push_back(e);  // the user's last: they win
   for (auto& [k, v] : kv) {
     if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
       rd_kafka_conf_destroy(conf);
