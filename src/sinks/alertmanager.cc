@@ -105,17 +105,16 @@ std::string AlertmanagerClient::Body(const std::vector<AmAlert>& alerts, int64_t
 
 void AlertmanagerClient::Fire(AmAlert a) {
   a.ends_us = -1;
-  std::lock_guard<std::mutex> g(mu_);
-  if (!th_.joinable() || stop_ || q_.size() >= opt_.queue) {
-    c_.dropped++;
-    return;
-  }
-  q_.push_back(std::move(a));
-  cv_.notify_one();
+  Enqueue(std::move(a));
 }
 
 void AlertmanagerClient::Resolve(AmAlert a) {
   if (a.ends_us < 0) a.ends_us = RealClock::Get()->NowMicros();
+  Enqueue(std::move(a));
+}
+
+// To the sender thread, or counted as dropped when it is not running or its queue is full.
+void AlertmanagerClient::Enqueue(AmAlert a) {
   std::lock_guard<std::mutex> g(mu_);
   if (!th_.joinable() || stop_ || q_.size() >= opt_.queue) {
     c_.dropped++;

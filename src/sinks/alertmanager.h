@@ -96,6 +96,7 @@ class AlertmanagerClient {
   static std::string Key(const AmAlert& a);  // identity: the sorted label set
 
  private:
+  void Enqueue(AmAlert a);
   void Loop();
   bool Post(const std::string& body, std::string* err);
 

@@ -13,6 +13,16 @@
 namespace iotpipe {
 namespace {
 
+// A new temporary file holding text; its path.
+std::string TempFileWith(const std::string& text) {
+  char path[] = "/tmp/iotpipe_src_testXXXXXX";
+  const int fd = mkstemp(path);
+  EXPECT_GE(fd, 0);
+  close(fd);
+  std::ofstream(path, std::ios::binary) << text;
+  return path;
+}
+
 TEST(SourceProgress, SimulatorCountsTowardsItsEventBound) {
   SimSourceOptions o;
   o.sim.sensors = 10;
@@ -32,14 +42,9 @@ TEST(SourceProgress, SimulatorCountsTowardsItsEventBound) {
 }
 
 TEST(SourceProgress, FileByBytesStreamUnknown) {
-  char tmpl[] = "/tmp/iotpipe_src_progressXXXXXX";
-  const int fd = mkstemp(tmpl);
-  ASSERT_GE(fd, 0);
-  close(fd);
-  {
-    std::ofstream f(tmpl);
-    for (int i = 0; i < 100; i++) f << "{\"line\": " << 1000 + i << "}\n";  // 100 lines of equal length
-  }
+  std::string lines;
+  for (int i = 0; i < 100; i++) lines += "{\"line\": " + std::to_string(1000 + i) + "}\n";  // of equal length
+  const std::string tmpl = TempFileWith(lines);
   FileSource s(tmpl);
   ASSERT_TRUE(s.Start().ok());
   EXPECT_DOUBLE_EQ(s.Done(), 0);
@@ -49,7 +54,7 @@ TEST(SourceProgress, FileByBytesStreamUnknown) {
   while (s.Poll(b, 40) == PollResult::kData) {
   }
   EXPECT_DOUBLE_EQ(s.Done(), 1.0);
-  std::remove(tmpl);
+  std::remove(tmpl.c_str());
   FileSource dir("/etc");  // issue 14: `process --input /etc` exited 0
   Status st = dir.Start();
   EXPECT_TRUE(st.IsInvalidArgument()) << st.message();
@@ -67,14 +72,8 @@ TEST(SourceProgress, FileByBytesStreamUnknown) {
 // whole length, the lines around it are intact, and memory stays bounded (issue 14: a 300 MB line
 // cost 2.5 GB). Also through a pipe, and for input with no newline at all (/dev/zero).
 TEST(FileSourceLines, LongLinesAreCutNotHeld) {
-  char path[] = "/tmp/iotpipe_src_longXXXXXX";
-  const int fd = mkstemp(path);
-  ASSERT_GE(fd, 0);
-  close(fd);
-  {
-    std::ofstream f(path);
-    f << "first\n" << std::string(5 << 20, 'x') << "\nlast\n";  // a 5 MiB line between two short ones
-  }
+  const std::string path =  // a 5 MiB line between two short ones
+      TempFileWith("first\n" + std::string(5 << 20, 'x') + "\nlast\n");
   FileSource s(path, 1 << 20);
   ASSERT_TRUE(s.Start().ok());
   std::vector<std::string> recs;
@@ -92,7 +91,7 @@ TEST(FileSourceLines, LongLinesAreCutNotHeld) {
   EXPECT_EQ(recs[2], "last");
   ASSERT_EQ(cuts.size(), 1u);
   EXPECT_EQ(cuts[0], (std::pair<size_t, uint64_t>(1, 5 << 20)));
-  std::remove(path);
+  std::remove(path.c_str());
   // /dev/zero: no newline ever; polls hand out nothing and memory does not grow with what is read.
   FileSource zero("/dev/zero", 1 << 20);
   ASSERT_TRUE(zero.Start().ok());
